@@ -1,0 +1,3 @@
+from rolodex.cli.main import main
+
+main()

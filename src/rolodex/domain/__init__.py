@@ -1,0 +1,1 @@
+"""Pure domain: models, wire shapes, normalisation, provider profiles, vCard. No I/O."""

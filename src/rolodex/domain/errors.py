@@ -1,0 +1,108 @@
+"""Domain errors: plain nouns that carry their data.
+
+They are raised by domain, store and service code and turned into HTTP responses in exactly
+one place (``rolodex.api.errors``); nothing below the API knows about status codes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+class RolodexError(Exception):
+    """Base of every error this package raises on purpose."""
+
+
+@dataclass
+class NoSuchAccount(RolodexError):
+    account_id: str
+
+
+@dataclass
+class NoSuchContact(RolodexError):
+    contact_id: str
+
+
+@dataclass
+class NoSuchGroup(RolodexError):
+    group_id: str
+
+
+@dataclass
+class NoSuchPicture(RolodexError):
+    contact_id: str
+
+
+@dataclass
+class NoSuchToken(RolodexError):
+    pass
+
+
+@dataclass
+class Unauthenticated(RolodexError):
+    pass
+
+
+@dataclass(frozen=True)
+class Violation:
+    """One broken rule of a write: which field, which rule, and a sentence for humans."""
+
+    field: str
+    rule: str
+    message: str
+
+
+@dataclass
+class InvalidContact(RolodexError):
+    violations: list[Violation] = field(default_factory=list)
+
+    def __str__(self) -> str:
+        return "; ".join(v.message for v in self.violations)
+
+
+@dataclass
+class InvalidBody(RolodexError):
+    """The request body is not what the route takes (not JSON, not an object, empty...)."""
+
+    message: str
+
+
+@dataclass
+class InvalidQuery(RolodexError):
+    message: str
+
+
+@dataclass
+class BodyTooLarge(RolodexError):
+    limit: int
+
+
+@dataclass
+class InvalidPicture(RolodexError):
+    reason: str
+
+
+@dataclass
+class PictureTooLarge(RolodexError):
+    size: int
+    limit: int
+
+
+@dataclass
+class GroupsNotWritable(RolodexError):
+    provider: str
+
+
+@dataclass
+class DuplicateGroupName(RolodexError):
+    name: str
+
+
+@dataclass
+class InvalidGroup(RolodexError):
+    message: str
+
+
+@dataclass
+class InvalidAccount(RolodexError):
+    message: str

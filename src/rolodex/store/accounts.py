@@ -1,0 +1,164 @@
+"""Accounts and their access tokens."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import Connection, delete, insert, select, update
+
+from rolodex.domain.account import Account
+from rolodex.domain.errors import NoSuchAccount
+from rolodex.store.schema import access_tokens, accounts, settings
+
+_ACCOUNT_COLUMNS = (
+    accounts.c.id,
+    accounts.c.email_address,
+    accounts.c.name,
+    accounts.c.provider,
+    accounts.c.sandbox,
+    accounts.c.linked_at,
+    accounts.c.sync_state,
+    accounts.c.last_synced_at,
+    accounts.c.last_error,
+    accounts.c.contact_count,
+)
+
+
+def _account(row: Any) -> Account:
+    return Account(
+        id=row.id,
+        email_address=row.email_address,
+        name=row.name,
+        provider=row.provider,
+        sandbox=bool(row.sandbox),
+        linked_at=row.linked_at,
+        sync_state=row.sync_state,
+        last_synced_at=row.last_synced_at,
+        last_error=row.last_error,
+        contact_count=row.contact_count,
+    )
+
+
+class AccountRepository:
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+
+    def insert(self, account: Account, connection: bytes | None = None) -> None:
+        self.conn.execute(
+            insert(accounts).values(
+                id=account.id,
+                email_address=account.email_address,
+                name=account.name,
+                provider=account.provider,
+                sandbox=account.sandbox,
+                connection=connection,
+                sync_state=account.sync_state,
+                linked_at=account.linked_at,
+            )
+        )
+
+    def get(self, account_id: str) -> Account:
+        row = self.conn.execute(
+            select(*_ACCOUNT_COLUMNS).where(accounts.c.id == account_id)
+        ).first()
+        if row is None:
+            raise NoSuchAccount(account_id)
+        return _account(row)
+
+    def list(self) -> list[Account]:
+        rows = self.conn.execute(select(*_ACCOUNT_COLUMNS).order_by(accounts.c.linked_at))
+        return [_account(r) for r in rows]
+
+    def delete(self, account_id: str) -> None:
+        # Children go by ON DELETE CASCADE on PostgreSQL; SQLite needs foreign_keys=ON,
+        # which every connection sets.
+        if self.conn.execute(delete(accounts).where(accounts.c.id == account_id)).rowcount == 0:
+            raise NoSuchAccount(account_id)
+
+    def connection(self, account_id: str) -> bytes | None:
+        value = self.conn.execute(
+            select(accounts.c.connection).where(accounts.c.id == account_id)
+        ).scalar_one_or_none()
+        return value
+
+    def allocate(self, account_id: str, count: int = 1) -> int:
+        """Take ``count`` numbers from the account's sequence; returns the first.
+
+        This is the first write of every mutation: on PostgreSQL it locks the account row,
+        so writers of one account queue here instead of deadlocking later.
+        """
+        last = self.conn.execute(
+            update(accounts)
+            .where(accounts.c.id == account_id)
+            .values(generation=accounts.c.generation + count)
+            .returning(accounts.c.generation)
+        ).scalar_one_or_none()
+        if last is None:
+            raise NoSuchAccount(account_id)
+        return int(last) - count + 1
+
+    def generation(self, account_id: str) -> int:
+        value = self.conn.execute(
+            select(accounts.c.generation).where(accounts.c.id == account_id)
+        ).scalar_one_or_none()
+        if value is None:
+            raise NoSuchAccount(account_id)
+        return int(value)
+
+    def add_contacts(self, account_id: str, delta: int) -> None:
+        self.conn.execute(
+            update(accounts)
+            .where(accounts.c.id == account_id)
+            .values(contact_count=accounts.c.contact_count + delta)
+        )
+
+    def set_sync_status(self, account_id: str, **values: Any) -> None:
+        allowed = {"sync_state", "last_synced_at", "last_error", "connection"}
+        unknown = set(values) - allowed
+        if unknown:
+            raise ValueError(f"not sync status columns: {sorted(unknown)}")
+        self.conn.execute(update(accounts).where(accounts.c.id == account_id).values(**values))
+
+    # Access tokens -----------------------------------------------------------------------
+
+    def add_token(self, token_hash: str, account_id: str, created_at: float) -> None:
+        self.conn.execute(
+            insert(access_tokens).values(
+                token_hash=token_hash, account_id=account_id, created_at=created_at
+            )
+        )
+
+    def account_id_for_token(self, token_hash: str) -> str | None:
+        return self.conn.execute(
+            select(access_tokens.c.account_id).where(access_tokens.c.token_hash == token_hash)
+        ).scalar_one_or_none()
+
+    def delete_token(self, token_hash: str) -> bool:
+        result = self.conn.execute(
+            delete(access_tokens).where(access_tokens.c.token_hash == token_hash)
+        )
+        return result.rowcount > 0
+
+    def delete_tokens(self, account_id: str, keep: str | None = None) -> int:
+        statement = delete(access_tokens).where(access_tokens.c.account_id == account_id)
+        if keep is not None:
+            statement = statement.where(access_tokens.c.token_hash != keep)
+        return self.conn.execute(statement).rowcount
+
+
+class SettingsRepository:
+    """Server-wide settings kept in the database (the application's client id and secret)."""
+
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+
+    def get(self, key: str) -> str | None:
+        return self.conn.execute(
+            select(settings.c.value).where(settings.c.key == key)
+        ).scalar_one_or_none()
+
+    def put(self, key: str, value: str) -> None:
+        if self.get(key) is None:
+            self.conn.execute(insert(settings).values(key=key, value=value))
+        else:
+            self.conn.execute(update(settings).where(settings.c.key == key).values(value=value))

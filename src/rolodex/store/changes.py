@@ -1,0 +1,123 @@
+"""The per-account change log and the outbox of writes waiting to reach the provider."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+from sqlalchemy import Connection, delete, insert, select, update
+
+from rolodex.store.schema import changes, outbox
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    seq: int
+    object_type: str
+    object_id: str
+    event: str
+    created_at: float
+
+
+class ChangeRepository:
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+
+    def append(
+        self, account_id: str, seq: int, object_type: str, object_id: str, event: str, now: float
+    ) -> None:
+        self.conn.execute(
+            insert(changes).values(
+                account_id=account_id,
+                seq=seq,
+                object_type=object_type,
+                object_id=object_id,
+                event=event,
+                created_at=now,
+            )
+        )
+
+    def since(self, account_id: str, after_seq: int, limit: int) -> list[Change]:
+        rows = self.conn.execute(
+            select(changes)
+            .where(changes.c.account_id == account_id, changes.c.seq > after_seq)
+            .order_by(changes.c.seq)
+            .limit(limit)
+        )
+        return [Change(r.seq, r.object_type, r.object_id, r.event, r.created_at) for r in rows]
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxItem:
+    seq: int
+    account_id: str
+    object_type: str
+    object_id: str
+    operation: str
+    fields: tuple[str, ...]
+    attempts: int
+
+
+class OutboxRepository:
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+
+    def enqueue(
+        self,
+        account_id: str,
+        seq: int,
+        object_type: str,
+        object_id: str,
+        operation: str,
+        fields: tuple[str, ...],
+        now: float,
+    ) -> None:
+        self.conn.execute(
+            insert(outbox).values(
+                account_id=account_id,
+                seq=seq,
+                object_type=object_type,
+                object_id=object_id,
+                operation=operation,
+                fields=json.dumps(list(fields)),
+                created_at=now,
+                next_attempt_at=now,
+            )
+        )
+
+    def pending(self, account_id: str, now: float, limit: int = 100) -> list[OutboxItem]:
+        rows = self.conn.execute(
+            select(outbox)
+            .where(outbox.c.account_id == account_id, outbox.c.next_attempt_at <= now)
+            .order_by(outbox.c.seq)
+            .limit(limit)
+        )
+        return [
+            OutboxItem(
+                r.seq,
+                r.account_id,
+                r.object_type,
+                r.object_id,
+                r.operation,
+                tuple(json.loads(r.fields)),
+                r.attempts,
+            )
+            for r in rows
+        ]
+
+    def count(self, account_id: str) -> int:
+        return len(
+            self.conn.execute(select(outbox.c.seq).where(outbox.c.account_id == account_id)).all()
+        )
+
+    def done(self, account_id: str, seq: int) -> None:
+        self.conn.execute(
+            delete(outbox).where(outbox.c.account_id == account_id, outbox.c.seq == seq)
+        )
+
+    def retry_later(self, account_id: str, seq: int, at: float, error: str) -> None:
+        self.conn.execute(
+            update(outbox)
+            .where(outbox.c.account_id == account_id, outbox.c.seq == seq)
+            .values(attempts=outbox.c.attempts + 1, next_attempt_at=at, last_error=error)
+        )

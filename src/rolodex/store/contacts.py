@@ -1,0 +1,242 @@
+"""Contacts: one row with the rendered document each, plus the filter index tables."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from sqlalchemy import Connection, Select, and_, delete, func, insert, select, update
+
+from rolodex.domain.errors import NoSuchContact
+from rolodex.domain.query import ContactFilter
+from rolodex.store.schema import contact_groups, contact_terms, contacts, memberships
+
+
+@dataclass(frozen=True, slots=True)
+class ContactRow:
+    pk: int
+    id: str
+    doc: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class NewContact:
+    pk: int
+    id: str
+    doc: bytes
+    terms: frozenset[tuple[str, str]]
+    group_ids: tuple[str, ...]
+    source: str = "address_book"
+
+
+class ContactRepository:
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+
+    # Reads ---------------------------------------------------------------------------------
+
+    def get(self, account_id: str, contact_id: str) -> ContactRow:
+        row = self.conn.execute(
+            select(contacts.c.pk, contacts.c.id, contacts.c.doc).where(
+                contacts.c.account_id == account_id, contacts.c.id == contact_id
+            )
+        ).first()
+        if row is None:
+            raise NoSuchContact(contact_id)
+        return ContactRow(row.pk, row.id, row.doc)
+
+    def page(
+        self,
+        account_id: str,
+        where: ContactFilter,
+        limit: int,
+        offset: int = 0,
+        after_pk: int | None = None,
+    ) -> list[ContactRow]:
+        """One page in creation order; ``after_pk`` replaces the offset when known."""
+        keys = self._matching_pks(account_id, where)
+        if after_pk is not None:
+            keys = keys.where(contacts.c.pk > after_pk)
+        else:
+            keys = keys.offset(offset)
+        keys = keys.order_by(contacts.c.pk).limit(limit)
+        # Paging the narrow key index first and joining the documents after keeps a deep
+        # OFFSET from dragging every skipped document through memory.
+        rows = self.conn.execute(
+            select(contacts.c.pk, contacts.c.id, contacts.c.doc)
+            .where(contacts.c.account_id == account_id, contacts.c.pk.in_(keys.scalar_subquery()))
+            .order_by(contacts.c.pk)
+        )
+        return [ContactRow(r.pk, r.id, r.doc) for r in rows]
+
+    def page_ids(self, account_id: str, where: ContactFilter, limit: int, offset: int) -> list[str]:
+        keys = self._matching_pks(account_id, where).order_by(contacts.c.pk)
+        statement = (
+            select(contacts.c.id)
+            .where(contacts.c.account_id == account_id)
+            .where(contacts.c.pk.in_(keys.offset(offset).limit(limit).scalar_subquery()))
+            .order_by(contacts.c.pk)
+        )
+        return list(self.conn.execute(statement).scalars())
+
+    def count(self, account_id: str, where: ContactFilter) -> int:
+        keys = self._matching_pks(account_id, where).subquery()
+        return int(self.conn.execute(select(func.count()).select_from(keys)).scalar_one())
+
+    def _matching_pks(self, account_id: str, where: ContactFilter) -> Select[tuple[int]]:
+        statement = select(contacts.c.pk).where(contacts.c.account_id == account_id)
+        for kind, term in where.terms:
+            statement = statement.where(
+                contacts.c.pk.in_(
+                    select(contact_terms.c.contact_pk).where(
+                        contact_terms.c.account_id == account_id,
+                        contact_terms.c.kind == kind,
+                        contact_terms.c.term == term,
+                    )
+                )
+            )
+        if where.source is not None:
+            statement = statement.where(contacts.c.source == where.source)
+        if where.group_id is not None:
+            group_ids = self._group_and_descendants(account_id, where.group_id, where.recurse)
+            statement = statement.where(
+                contacts.c.pk.in_(
+                    select(memberships.c.contact_pk).where(
+                        memberships.c.account_id == account_id,
+                        memberships.c.group_id.in_(group_ids),
+                    )
+                )
+            )
+        return statement
+
+    def _group_and_descendants(self, account_id: str, group_id: str, recurse: bool) -> list[str]:
+        if not recurse:
+            return [group_id]
+        path = self.conn.execute(
+            select(contact_groups.c.path).where(
+                contact_groups.c.account_id == account_id, contact_groups.c.id == group_id
+            )
+        ).scalar_one_or_none()
+        if path is None:
+            return [group_id]
+        prefix = path.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "/%"
+        below = self.conn.execute(
+            select(contact_groups.c.id).where(
+                contact_groups.c.account_id == account_id,
+                contact_groups.c.path.like(prefix, escape="\\"),
+            )
+        ).scalars()
+        return [group_id, *below]
+
+    def group_ids_of(self, account_id: str, pk: int) -> list[str]:
+        return list(
+            self.conn.execute(
+                select(memberships.c.group_id).where(
+                    memberships.c.account_id == account_id, memberships.c.contact_pk == pk
+                )
+            ).scalars()
+        )
+
+    # Writes --------------------------------------------------------------------------------
+
+    def insert(self, account_id: str, new: NewContact, now: float) -> None:
+        self.insert_many(account_id, [new], now)
+
+    def insert_many(self, account_id: str, batch: Iterable[NewContact], now: float) -> None:
+        batch = list(batch)
+        if not batch:
+            return
+        self.conn.execute(
+            insert(contacts),
+            [
+                {
+                    "account_id": account_id,
+                    "pk": c.pk,
+                    "id": c.id,
+                    "source": c.source,
+                    "doc": c.doc,
+                    "created_at": now,
+                    "updated_at": now,
+                }
+                for c in batch
+            ],
+        )
+        self._insert_index(account_id, batch)
+
+    def update(
+        self,
+        account_id: str,
+        pk: int,
+        doc: bytes,
+        terms: frozenset[tuple[str, str]],
+        group_ids: tuple[str, ...],
+        now: float,
+    ) -> None:
+        self.conn.execute(
+            update(contacts)
+            .where(contacts.c.account_id == account_id, contacts.c.pk == pk)
+            .values(doc=doc, updated_at=now)
+        )
+        self._delete_index(account_id, [pk])
+        self._insert_index(
+            account_id, [NewContact(pk=pk, id="", doc=doc, terms=terms, group_ids=group_ids)]
+        )
+
+    def set_document(self, account_id: str, pk: int, doc: bytes, now: float) -> None:
+        """Replace only the rendered document (a group was renamed, a picture changed)."""
+        self.conn.execute(
+            update(contacts)
+            .where(contacts.c.account_id == account_id, contacts.c.pk == pk)
+            .values(doc=doc, updated_at=now)
+        )
+
+    def delete(self, account_id: str, contact_id: str) -> int:
+        row = self.get(account_id, contact_id)
+        self._delete_index(account_id, [row.pk])
+        self.conn.execute(
+            delete(contacts).where(contacts.c.account_id == account_id, contacts.c.pk == row.pk)
+        )
+        return row.pk
+
+    def rows_in_group(self, account_id: str, group_id: str) -> list[ContactRow]:
+        rows = self.conn.execute(
+            select(contacts.c.pk, contacts.c.id, contacts.c.doc)
+            .join(
+                memberships,
+                and_(
+                    memberships.c.account_id == contacts.c.account_id,
+                    memberships.c.contact_pk == contacts.c.pk,
+                ),
+            )
+            .where(contacts.c.account_id == account_id, memberships.c.group_id == group_id)
+            .order_by(contacts.c.pk)
+        )
+        return [ContactRow(r.pk, r.id, r.doc) for r in rows]
+
+    def _insert_index(self, account_id: str, batch: list[NewContact]) -> None:
+        term_rows = [
+            {"account_id": account_id, "kind": kind, "term": term, "contact_pk": c.pk}
+            for c in batch
+            for kind, term in c.terms
+        ]
+        if term_rows:
+            self.conn.execute(insert(contact_terms), term_rows)
+        member_rows = [
+            {"account_id": account_id, "group_id": g, "contact_pk": c.pk}
+            for c in batch
+            for g in dict.fromkeys(c.group_ids)
+        ]
+        if member_rows:
+            self.conn.execute(insert(memberships), member_rows)
+
+    def _delete_index(self, account_id: str, pks: list[int]) -> None:
+        self.conn.execute(
+            delete(contact_terms).where(
+                contact_terms.c.account_id == account_id, contact_terms.c.contact_pk.in_(pks)
+            )
+        )
+        self.conn.execute(
+            delete(memberships).where(
+                memberships.c.account_id == account_id, memberships.c.contact_pk.in_(pks)
+            )
+        )

@@ -1,0 +1,91 @@
+"""Contact groups of an account."""
+
+from __future__ import annotations
+
+from sqlalchemy import Connection, delete, insert, select, update
+from sqlalchemy.exc import IntegrityError
+
+from rolodex.domain.contact import Group
+from rolodex.domain.errors import DuplicateGroupName, NoSuchGroup
+from rolodex.store.schema import contact_groups, memberships
+
+
+class GroupRepository:
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+
+    def list(self, account_id: str) -> list[Group]:
+        rows = self.conn.execute(
+            select(contact_groups.c.id, contact_groups.c.name, contact_groups.c.path)
+            .where(contact_groups.c.account_id == account_id)
+            .order_by(contact_groups.c.path)
+        )
+        return [Group(r.id, account_id, r.name, r.path) for r in rows]
+
+    def by_id(self, account_id: str) -> dict[str, Group]:
+        return {g.id: g for g in self.list(account_id)}
+
+    def get(self, account_id: str, group_id: str) -> Group:
+        row = self.conn.execute(
+            select(contact_groups.c.name, contact_groups.c.path).where(
+                contact_groups.c.account_id == account_id, contact_groups.c.id == group_id
+            )
+        ).first()
+        if row is None:
+            raise NoSuchGroup(group_id)
+        return Group(group_id, account_id, row.name, row.path)
+
+    def insert(self, group: Group, now: float, remote_id: str | None = None) -> None:
+        try:
+            with self.conn.begin_nested():
+                self.conn.execute(
+                    insert(contact_groups).values(
+                        account_id=group.account_id,
+                        id=group.id,
+                        name=group.name,
+                        path=group.path,
+                        remote_id=remote_id,
+                        created_at=now,
+                    )
+                )
+        except IntegrityError:
+            raise DuplicateGroupName(group.name) from None
+
+    def rename(self, group: Group) -> None:
+        try:
+            with self.conn.begin_nested():
+                result = self.conn.execute(
+                    update(contact_groups)
+                    .where(
+                        contact_groups.c.account_id == group.account_id,
+                        contact_groups.c.id == group.id,
+                    )
+                    .values(name=group.name, path=group.path)
+                )
+        except IntegrityError:
+            raise DuplicateGroupName(group.name) from None
+        if result.rowcount == 0:
+            raise NoSuchGroup(group.id)
+
+    def delete(self, account_id: str, group_id: str) -> None:
+        self.conn.execute(
+            delete(memberships).where(
+                memberships.c.account_id == account_id, memberships.c.group_id == group_id
+            )
+        )
+        result = self.conn.execute(
+            delete(contact_groups).where(
+                contact_groups.c.account_id == account_id, contact_groups.c.id == group_id
+            )
+        )
+        if result.rowcount == 0:
+            raise NoSuchGroup(group_id)
+
+    def find_by_remote_id(self, account_id: str, remote_id: str) -> Group | None:
+        row = self.conn.execute(
+            select(contact_groups.c.id, contact_groups.c.name, contact_groups.c.path).where(
+                contact_groups.c.account_id == account_id,
+                contact_groups.c.remote_id == remote_id,
+            )
+        ).first()
+        return None if row is None else Group(row.id, account_id, row.name, row.path)

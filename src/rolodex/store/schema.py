@@ -1,0 +1,179 @@
+"""The one schema, for SQLite and PostgreSQL.
+
+Every table carries ``account_id`` and every index starts with it, so the data can be sharded
+by account without redesign. A contact is one row holding its rendered wire document; the
+filters read small index tables (``contact_terms``, ``contact_groups``).
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    Float,
+    ForeignKeyConstraint,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    PrimaryKeyConstraint,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+accounts = Table(
+    "accounts",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("email_address", String(320), nullable=False),
+    Column("name", String(1000), nullable=False, server_default=""),
+    Column("provider", String(32), nullable=False),
+    # True when the account has no remote address book: contacts live only in Rolodex
+    # but the provider's rules still apply.
+    Column("sandbox", Boolean, nullable=False),
+    # Provider connection settings (credentials included), encrypted at rest.
+    Column("connection", LargeBinary, nullable=True),
+    Column("sync_state", String(32), nullable=False, server_default="running"),
+    Column("last_synced_at", Float, nullable=True),
+    Column("last_error", Text, nullable=True),
+    Column("linked_at", Float, nullable=False),
+    # Maintained in the write transaction so `view=count` never scans.
+    Column("contact_count", BigInteger, nullable=False, server_default="0"),
+    # The account's sequence: every change takes the next numbers from it (contact creation
+    # order, change-log and outbox positions). Taking them locks the account row, which
+    # orders concurrent writers of one account; readers compare it to know whether what
+    # they cached about the account's lists still holds.
+    Column("generation", BigInteger, nullable=False, server_default="0"),
+)
+
+access_tokens = Table(
+    "access_tokens",
+    metadata,
+    Column("token_hash", String(64), primary_key=True),
+    Column("account_id", String(64), nullable=False),
+    Column("created_at", Float, nullable=False),
+    ForeignKeyConstraint(["account_id"], ["accounts.id"], ondelete="CASCADE"),
+    Index("ix_access_tokens_account", "account_id"),
+)
+
+contact_groups = Table(
+    "groups",
+    metadata,
+    Column("account_id", String(64), nullable=False),
+    Column("id", String(64), nullable=False),
+    Column("name", String(1000), nullable=False),
+    Column("path", String(4000), nullable=False),
+    Column("parent_id", String(64), nullable=True),
+    # The provider's own identity of the group (CardDAV group card UID, Google resourceName...).
+    Column("remote_id", String(1000), nullable=True),
+    Column("created_at", Float, nullable=False),
+    PrimaryKeyConstraint("account_id", "id"),
+    ForeignKeyConstraint(["account_id"], ["accounts.id"], ondelete="CASCADE"),
+    UniqueConstraint("account_id", "path"),
+)
+
+contacts = Table(
+    "contacts",
+    metadata,
+    Column("account_id", String(64), nullable=False),
+    # Creation order within the account (from accounts.generation): lists are ordered by it,
+    # so offset paging never skips or repeats.
+    Column("pk", BigInteger, nullable=False),
+    Column("id", String(64), nullable=False),
+    Column("source", String(32), nullable=False, server_default="address_book"),
+    # The rendered v2 JSON document, served as stored.
+    Column("doc", LargeBinary, nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("updated_at", Float, nullable=False),
+    PrimaryKeyConstraint("account_id", "pk"),
+    ForeignKeyConstraint(["account_id"], ["accounts.id"], ondelete="CASCADE"),
+    UniqueConstraint("account_id", "id"),
+)
+
+contact_terms = Table(
+    "contact_terms",
+    metadata,
+    Column("account_id", String(64), nullable=False),
+    # email | phone | street_address | postal_code | state | country
+    Column("kind", String(16), nullable=False),
+    Column("term", String(1000), nullable=False),
+    Column("contact_pk", BigInteger, nullable=False),
+    PrimaryKeyConstraint("account_id", "kind", "term", "contact_pk"),
+    Index("ix_contact_terms_account_contact", "account_id", "contact_pk"),
+    sqlite_with_rowid=False,
+)
+
+memberships = Table(
+    "contact_group_members",
+    metadata,
+    Column("account_id", String(64), nullable=False),
+    Column("group_id", String(64), nullable=False),
+    Column("contact_pk", BigInteger, nullable=False),
+    PrimaryKeyConstraint("account_id", "group_id", "contact_pk"),
+    Index("ix_contact_group_members_account_contact", "account_id", "contact_pk"),
+    sqlite_with_rowid=False,
+)
+
+pictures = Table(
+    "pictures",
+    metadata,
+    Column("account_id", String(64), nullable=False),
+    Column("contact_id", String(64), nullable=False),
+    Column("content_type", String(100), nullable=False),
+    Column("etag", String(64), nullable=False),
+    Column("data", LargeBinary, nullable=False),
+    PrimaryKeyConstraint("account_id", "contact_id"),
+    ForeignKeyConstraint(["account_id"], ["accounts.id"], ondelete="CASCADE"),
+)
+
+changes = Table(
+    "changes",
+    metadata,
+    Column("account_id", String(64), nullable=False),
+    Column("seq", BigInteger, nullable=False),
+    Column("object_type", String(32), nullable=False),
+    Column("object_id", String(64), nullable=False),
+    Column("event", String(16), nullable=False),
+    Column("created_at", Float, nullable=False),
+    PrimaryKeyConstraint("account_id", "seq"),
+    ForeignKeyConstraint(["account_id"], ["accounts.id"], ondelete="CASCADE"),
+)
+
+outbox = Table(
+    "outbox",
+    metadata,
+    Column("account_id", String(64), nullable=False),
+    Column("seq", BigInteger, nullable=False),
+    Column("object_type", String(32), nullable=False),
+    Column("object_id", String(64), nullable=False),
+    # create | update | delete | picture
+    Column("operation", String(16), nullable=False),
+    # JSON list of the wire fields the local change touched (for re-applying after a 412).
+    Column("fields", Text, nullable=False, server_default="[]"),
+    Column("created_at", Float, nullable=False),
+    Column("attempts", Integer, nullable=False, server_default="0"),
+    Column("next_attempt_at", Float, nullable=False),
+    Column("last_error", Text, nullable=True),
+    PrimaryKeyConstraint("account_id", "seq"),
+    ForeignKeyConstraint(["account_id"], ["accounts.id"], ondelete="CASCADE"),
+    Index("ix_outbox_account_next_attempt", "account_id", "next_attempt_at"),
+)
+
+settings = Table(
+    "settings",
+    metadata,
+    Column("key", String(200), primary_key=True),
+    Column("value", Text, nullable=False),
+)
