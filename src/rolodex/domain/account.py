@@ -25,5 +25,10 @@ class Account:
     contact_count: int = 0
 
     @property
-    def groups_live_in_rolodex(self) -> bool:
-        return self.sandbox or self.provider == "local"
+    def is_connected(self) -> bool:
+        """Its address book lives at a provider that Rolodex keeps in sync."""
+        return not self.sandbox and self.provider != "local"
+
+    @property
+    def organization_unit(self) -> str:
+        return "folder" if self.provider in ("exchange", "microsoft") else "label"

@@ -132,7 +132,7 @@ def _items(name: str, value: Any, errors: list[Violation]) -> tuple[ListItem, ..
         if not isinstance(raw, dict):
             errors.append(Violation(where, "type", f"{where} must be an object"))
             continue
-        item = {_ITEM_ALIASES.get(k, k): v for k, v in raw.items()}
+        item: dict[str, Any] = {_ITEM_ALIASES.get(str(k), str(k)): v for k, v in raw.items()}
         kind = item.get("type")
         if kind is not None and not isinstance(kind, str):
             errors.append(Violation(f"{where}.type", "type", f"{where}.type must be a string"))
@@ -168,13 +168,12 @@ def _address(
             )
         )
         return None
-    parts: dict[str, str | None] = {}
-    for part in ADDRESS_PARTS:
-        parts[part] = _string(item.get(part), f"{where}.{part}", errors)
-    if not any(parts.values()):
+    parts = [_string(item.get(part), f"{where}.{part}", errors) for part in ADDRESS_PARTS]
+    if not any(parts):
         errors.append(Violation(where, "required", f"{where} has no address parts"))
         return None
-    return PhysicalAddress(type=kind, **parts)
+    street_address, city, postal_code, state, country = parts
+    return PhysicalAddress(kind, street_address, city, postal_code, state, country)
 
 
 _ITEM_CLASSES: dict[str, Any] = {

@@ -1,0 +1,77 @@
+"""The caller's account: the v2 account object, capabilities, token revocation."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import Response
+
+from rolodex.api import schemas
+from rolodex.api.auth import token_from_authorization
+from rolodex.api.deps import Services, current_account, services
+from rolodex.domain.account import Account
+from rolodex.domain.profiles import profile_for
+
+router = APIRouter(tags=["account"])
+
+
+def render_account(account: Account) -> dict[str, Any]:
+    return {
+        "id": account.id,
+        "object": "account",
+        "account_id": account.id,
+        "name": account.name,
+        "email_address": account.email_address,
+        "provider": account.provider,
+        "organization_unit": account.organization_unit,
+        "sync_state": account.sync_state,
+        "linked_at": int(account.linked_at),
+        "sandbox": account.sandbox,
+        "last_synced_at": int(account.last_synced_at) if account.last_synced_at else None,
+        "last_error": account.last_error,
+    }
+
+
+def _json(value: Any) -> Response:
+    return Response(orjson.dumps(value), media_type="application/json")
+
+
+@router.get(
+    "/account",
+    summary="The account of the access token",
+    responses={200: {"model": schemas.Account}, **schemas.ERRORS},
+)
+def get_account(
+    account: Account = Depends(current_account), svc: Services = Depends(services)
+) -> Response:
+    return _json(render_account(svc.accounts.get(account.id)))
+
+
+@router.get(
+    "/account/capabilities",
+    summary="What the account's provider accepts (beyond v2)",
+    description="The provider profile that validates every write: allowed types and how many "
+    "of each, supported fields, group semantics.",
+    responses=dict(schemas.ERRORS),
+)
+def get_capabilities(account: Account = Depends(current_account)) -> Response:
+    capabilities = profile_for(account.provider).capabilities()
+    return _json({**capabilities, "sandbox": account.sandbox})
+
+
+@router.post(
+    "/oauth/revoke",
+    summary="Revoke the access token the request is made with",
+    responses={200: {"description": '`{"success": true}`'}, **schemas.ERRORS},
+)
+def revoke(
+    request: Request,
+    _account: Account = Depends(current_account),
+    svc: Services = Depends(services),
+) -> Response:
+    token = token_from_authorization(request.headers.get("authorization"))
+    assert token is not None  # current_account has authenticated it
+    svc.accounts.revoke(token)
+    return _json({"success": True})

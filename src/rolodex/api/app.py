@@ -1,0 +1,85 @@
+"""The application: FastAPI for routing and OpenAPI, behind the fast read path."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
+from pydantic.json_schema import models_json_schema
+
+import rolodex
+from rolodex.api import account, contacts, errors, groups, schemas
+from rolodex.api.deps import Services
+from rolodex.api.fastpath import ASGIApp, FastReads
+from rolodex.config import Settings
+from rolodex.service.accounts import AccountService
+from rolodex.service.contacts import ContactService
+from rolodex.service.credentials import CredentialBox
+from rolodex.service.groups import GroupService
+from rolodex.service.pictures import PictureService
+from rolodex.store import Store
+
+DESCRIPTION = """\
+Contacts in the wire format of the Nylas Contacts API v2: the v2 SDKs work unchanged.
+
+Authenticate with the account's access token as the HTTP Basic user name (empty password,
+`curl -u TOKEN: ...`) or as `Authorization: Bearer TOKEN`. Errors are
+`{"message": ..., "type": ...}` with the HTTP status.
+"""
+
+
+def build_services(settings: Settings, store: Store) -> Services:
+    return Services(
+        settings=settings,
+        store=store,
+        accounts=AccountService(store, CredentialBox.from_settings(settings)),
+        contacts=ContactService(store),
+        groups=GroupService(store),
+        pictures=PictureService(store),
+    )
+
+
+def create_app(
+    settings: Settings | None = None, store: Store | None = None, *, fast_reads: bool = True
+) -> ASGIApp:
+    settings = settings or Settings()
+    store = store or Store(settings.database_url)
+    svc = build_services(settings, store)
+    app = FastAPI(
+        title="Rolodex",
+        version=rolodex.__version__,
+        description=DESCRIPTION,
+        redirect_slashes=True,
+    )
+    app.state.services = svc
+    errors.install(app)
+    app.include_router(account.router)
+    app.include_router(groups.router)  # before /contacts/{contact_id}
+    app.include_router(contacts.router)
+    _document_request_bodies(app)
+    if not fast_reads:
+        return app
+    return FastReads(app, svc)
+
+
+def _document_request_bodies(app: FastAPI) -> None:
+    """Routes parse their own bodies; put the schemas they document into components."""
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema:
+            return app.openapi_schema
+        schema = get_openapi(
+            title=app.title, version=app.version, description=app.description, routes=app.routes
+        )
+        _, definitions = models_json_schema(
+            [(model, "validation") for model in schemas.REQUEST_SCHEMAS],
+            ref_template="#/components/schemas/{model}",
+        )
+        components = schema.setdefault("components", {}).setdefault("schemas", {})
+        for name, definition in definitions.get("$defs", {}).items():
+            components.setdefault(name, definition)
+        app.openapi_schema = schema
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]

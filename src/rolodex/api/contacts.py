@@ -1,0 +1,210 @@
+"""Contact routes: the v2 contacts endpoints, plus picture writes beyond v2."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+from urllib.parse import parse_qs
+
+import orjson
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import Response
+
+from rolodex.api import schemas
+from rolodex.api.deps import (
+    Services,
+    current_account,
+    json_body,
+    picture_body,
+    request_base_url,
+    services,
+)
+from rolodex.api.render import absolute, array
+from rolodex.domain.account import Account
+from rolodex.domain.query import parse_list_query
+
+router = APIRouter(tags=["contacts"])
+
+
+def json_response(body: bytes) -> Response:
+    return Response(body, media_type="application/json")
+
+
+# The two hot reads are shared with the ASGI fast path (rolodex.api.fastpath), which serves
+# them without FastAPI's per-request machinery; these routes document them and serve them
+# when the fast path is off.
+
+
+def list_body(
+    svc: Services, account: Account, params: Mapping[str, Sequence[str]], base: bytes
+) -> bytes:
+    query = parse_list_query(params)
+    if query.view == "count":
+        return orjson.dumps({"count": svc.contacts.count(account, query.filter)})
+    if query.view == "ids":
+        return orjson.dumps(svc.contacts.ids(account, query))
+    return array(svc.contacts.page(account, query), base)
+
+
+def get_body(svc: Services, account: Account, contact_id: str, base: bytes) -> bytes:
+    return absolute(svc.contacts.document(account, contact_id), base)
+
+
+def query_params(query_string: str) -> dict[str, list[str]]:
+    return parse_qs(query_string, keep_blank_values=True)
+
+
+@router.get(
+    "/contacts",
+    summary="List contacts",
+    description='A bare JSON array in creation order; `view=count` gives `{"count": N}`, '
+    "`view=ids` an array of ids. Filters match exactly (emails case-insensitively, phone "
+    "numbers on their digits) and combine with each other and with the views.",
+    responses={200: {"model": list[schemas.Contact]}, **schemas.ERRORS},
+)
+def list_contacts(
+    request: Request,
+    account: Account = Depends(current_account),
+    svc: Services = Depends(services),
+    limit: str | None = Query(None, description="Page size: default 100, at most 1000"),
+    offset: str | None = Query(None, description="How many contacts to skip"),
+    view: str | None = Query(None, description="count or ids"),
+    email: str | None = None,
+    phone_number: str | None = None,
+    street_address: str | None = None,
+    postal_code: str | None = None,
+    state: str | None = None,
+    country: str | None = None,
+    source: str | None = None,
+    group: str | None = Query(None, description="A contact group id"),
+    recurse: str | None = Query(None, description="With group: include subgroups"),
+) -> Response:
+    params = query_params(request.url.query)
+    return json_response(list_body(svc, account, params, request_base_url(request)))
+
+
+@router.post(
+    "/contacts",
+    summary="Create a contact",
+    responses={200: {"model": schemas.Contact}, **schemas.ERRORS},
+    openapi_extra=schemas.json_body(schemas.ContactWrite),
+)
+def create_contact(
+    request: Request,
+    body: dict[str, Any] = Depends(json_body),
+    account: Account = Depends(current_account),
+    svc: Services = Depends(services),
+) -> Response:
+    return json_response(absolute(svc.contacts.create(account, body), request_base_url(request)))
+
+
+@router.get(
+    "/contacts/{contact_id}",
+    summary="Get a contact",
+    description="Query parameters are ignored (the Python SDK sends a stray `offset=0`).",
+    responses={200: {"model": schemas.Contact}, **schemas.ERRORS},
+)
+def get_contact(
+    request: Request,
+    contact_id: str,
+    account: Account = Depends(current_account),
+    svc: Services = Depends(services),
+) -> Response:
+    return json_response(get_body(svc, account, contact_id, request_base_url(request)))
+
+
+@router.put(
+    "/contacts/{contact_id}",
+    summary="Update a contact",
+    description="Replaces the fields the body sends and keeps those it omits.",
+    responses={200: {"model": schemas.Contact}, **schemas.ERRORS},
+    openapi_extra=schemas.json_body(schemas.ContactWrite),
+)
+def update_contact(
+    request: Request,
+    contact_id: str,
+    body: dict[str, Any] = Depends(json_body),
+    account: Account = Depends(current_account),
+    svc: Services = Depends(services),
+) -> Response:
+    doc = svc.contacts.update(account, contact_id, body)
+    return json_response(absolute(doc, request_base_url(request)))
+
+
+@router.delete(
+    "/contacts/{contact_id}",
+    summary="Delete a contact",
+    responses={200: {"description": "Deleted; the body is `{}`"}, **schemas.ERRORS},
+)
+def delete_contact(
+    contact_id: str,
+    account: Account = Depends(current_account),
+    svc: Services = Depends(services),
+) -> Response:
+    svc.contacts.delete(account, contact_id)
+    return json_response(b"{}")
+
+
+_PICTURE_RESPONSE: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "The image bytes",
+        "content": {"image/jpeg": {}, "image/png": {}, "image/gif": {}, "image/webp": {}},
+    }
+}
+
+
+@router.get(
+    "/contacts/{contact_id}/picture",
+    summary="Get a contact's picture",
+    responses={**_PICTURE_RESPONSE, **schemas.ERRORS},
+)
+def get_picture(
+    contact_id: str,
+    account: Account = Depends(current_account),
+    svc: Services = Depends(services),
+) -> Response:
+    picture = svc.pictures.get(account, contact_id)
+    return Response(
+        picture.data,
+        media_type=picture.content_type,
+        headers={"ETag": f'"{picture.etag}"', "Cache-Control": "private, max-age=0"},
+    )
+
+
+@router.put(
+    "/contacts/{contact_id}/picture",
+    summary="Set a contact's picture (beyond v2)",
+    description="The body is the image: JPEG, PNG, GIF or WebP (judged by content), at most "
+    "5 MB. Returns the updated contact.",
+    responses={200: {"model": schemas.Contact}, **schemas.ERRORS},
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {"image/*": {"schema": {"type": "string", "format": "binary"}}},
+        }
+    },
+)
+def put_picture(
+    request: Request,
+    contact_id: str,
+    data: bytes = Depends(picture_body),
+    account: Account = Depends(current_account),
+    svc: Services = Depends(services),
+) -> Response:
+    doc = svc.pictures.put(account, contact_id, data)
+    return json_response(absolute(doc, request_base_url(request)))
+
+
+@router.delete(
+    "/contacts/{contact_id}/picture",
+    summary="Remove a contact's picture (beyond v2)",
+    responses={200: {"model": schemas.Contact}, **schemas.ERRORS},
+)
+def delete_picture(
+    request: Request,
+    contact_id: str,
+    account: Account = Depends(current_account),
+    svc: Services = Depends(services),
+) -> Response:
+    doc = svc.pictures.delete(account, contact_id)
+    return json_response(absolute(doc, request_base_url(request)))

@@ -1,0 +1,94 @@
+"""The one place where errors become HTTP responses in the v2 shape."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import orjson
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import Response
+from starlette.exceptions import HTTPException
+
+from rolodex.domain import errors as e
+
+log = logging.getLogger(__name__)
+
+INVALID_REQUEST = "invalid_request_error"
+API_ERROR = "api_error"
+
+
+def describe(exc: Exception) -> tuple[int, dict[str, Any]]:
+    """Status and v2 body (``{"message", "type"}`` plus extras) for any error."""
+    match exc:
+        case e.Unauthenticated():
+            return 401, _body("Could not verify access credential.")
+        case e.NoSuchContact(contact_id=cid):
+            return 404, _body(f"Couldn't find contact {cid}")
+        case e.NoSuchGroup(group_id=gid):
+            return 404, _body(f"Couldn't find contact group {gid}")
+        case e.NoSuchPicture(contact_id=cid):
+            return 404, _body(f"Contact {cid} has no picture")
+        case e.NoSuchAccount():
+            return 404, _body("The account does not exist.")
+        case e.NoSuchToken():
+            return 404, _body("No such token found")
+        case e.InvalidContact(violations=violations):
+            return 400, {
+                **_body("; ".join(v.message for v in violations)),
+                "violations": [
+                    {"field": v.field, "rule": v.rule, "message": v.message} for v in violations
+                ],
+            }
+        case e.InvalidBody(message=m) | e.InvalidQuery(message=m) | e.InvalidGroup(message=m):
+            return 400, _body(m)
+        case e.InvalidAccount(message=m):
+            return 400, _body(m)
+        case e.InvalidPicture(reason=reason):
+            return 400, _body(f"Invalid picture: {reason}")
+        case e.BodyTooLarge(limit=limit):
+            return 413, _body(f"Request body is larger than the limit of {limit} bytes")
+        case e.PictureTooLarge(size=size, limit=limit):
+            return 413, _body(f"Picture of {size} bytes is larger than the limit of {limit} bytes")
+        case e.GroupsNotWritable(provider=provider):
+            return 400, _body(
+                f"Groups of {provider} accounts live at the provider and cannot be changed "
+                "through this API"
+            )
+        case e.DuplicateGroupName(name=name):
+            return 409, _body(f"A contact group named {name!r} already exists")
+        case HTTPException(status_code=status, detail=detail):
+            kind = INVALID_REQUEST if status < 500 else API_ERROR
+            return status, _body(str(detail), kind)
+        case RequestValidationError():
+            return 400, _body(_validation_message(exc))
+    log.exception("unexpected error", exc_info=exc)
+    return 500, _body("Internal server error", API_ERROR)
+
+
+def _body(message: str, kind: str = INVALID_REQUEST) -> dict[str, Any]:
+    return {"message": message, "type": kind}
+
+
+def _validation_message(exc: RequestValidationError) -> str:
+    parts = []
+    for error in exc.errors():
+        where = ".".join(str(p) for p in error.get("loc", ()) if p not in ("body", "query"))
+        parts.append(f"{where}: {error.get('msg', 'invalid')}")
+    return "; ".join(parts) or "Invalid request"
+
+
+def error_response(exc: Exception) -> Response:
+    status, body = describe(exc)
+    return Response(orjson.dumps(body), status_code=status, media_type="application/json")
+
+
+def install(app: FastAPI) -> None:
+    async def handle(_request: Request, exc: Exception) -> Response:
+        return error_response(exc)
+
+    app.add_exception_handler(e.RolodexError, handle)
+    app.add_exception_handler(HTTPException, handle)
+    app.add_exception_handler(RequestValidationError, handle)
+    app.add_exception_handler(Exception, handle)

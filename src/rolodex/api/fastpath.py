@@ -1,0 +1,88 @@
+"""The ASGI front of the server: serves the two hot reads directly, adds v2 headers.
+
+``GET /contacts`` and ``GET /contacts/{id}`` are most of an API's traffic and answer with
+stored bytes; FastAPI's per-request machinery (dependency solving, validation, response
+classes) would cost them more than the work itself (DESIGN.md, performance notes). They go
+through the same functions as the documented FastAPI routes, so behaviour cannot drift.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
+
+from anyio import to_thread
+
+from rolodex.api.auth import token_from_authorization
+from rolodex.api.contacts import get_body, list_body, query_params
+from rolodex.api.deps import Services, base_url
+from rolodex.api.errors import describe
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+API_VERSION_HEADER = (b"nylas-api-version", b"2.5")
+_JSON_HEADERS = [(b"content-type", b"application/json"), API_VERSION_HEADER]
+
+
+class FastReads:
+    def __init__(self, app: ASGIApp, services: Services) -> None:
+        self.app = app
+        self.services = services
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] == "GET":
+            path: str = scope["path"]
+            if path in ("/contacts", "/contacts/"):
+                await self._serve(scope, send, None)
+                return
+            if path.startswith("/contacts/"):
+                rest = path[len("/contacts/") :].rstrip("/")
+                if rest and "/" not in rest and rest != "groups":
+                    await self._serve(scope, send, rest)
+                    return
+        await self.app(scope, receive, _with_version_header(send))
+
+    async def _serve(self, scope: Scope, send: Send, contact_id: str | None) -> None:
+        status, body = await to_thread.run_sync(self._answer, scope, contact_id)
+        await send(
+            {
+                "type": "http.response.start",
+                "status": status,
+                "headers": [*_JSON_HEADERS, (b"content-length", str(len(body)).encode())],
+            }
+        )
+        await send({"type": "http.response.body", "body": body})
+
+    def _answer(self, scope: Scope, contact_id: str | None) -> tuple[int, bytes]:
+        import orjson
+
+        svc = self.services
+        headers = dict(scope["headers"])
+        try:
+            authorization = headers.get(b"authorization")
+            token = token_from_authorization(
+                authorization.decode("latin-1") if authorization else None
+            )
+            account = svc.accounts.authenticate(token)
+            host = headers.get(b"host")
+            base = base_url(svc.settings, scope["scheme"], host.decode("latin-1") if host else None)
+            if contact_id is None:
+                params = query_params(scope["query_string"].decode("latin-1"))
+                return 200, list_body(svc, account, params, base)
+            return 200, get_body(svc, account, contact_id, base)
+        except Exception as exc:
+            status, error = describe(exc)
+            return status, orjson.dumps(error)
+
+
+def _with_version_header(send: Send) -> Send:
+    async def wrapped(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            message["headers"] = [*message.get("headers", []), API_VERSION_HEADER]
+        await send(message)
+
+    return wrapped

@@ -1,0 +1,86 @@
+"""Contact groups: the v2 list, plus writes beyond v2 for groups that live in Rolodex."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from fastapi import APIRouter, Depends
+from fastapi.responses import Response
+
+from rolodex.api import schemas
+from rolodex.api.deps import Services, current_account, json_body, services
+from rolodex.domain.account import Account
+from rolodex.domain.wire import render_group
+
+router = APIRouter(tags=["groups"])
+
+
+def _json(value: Any) -> Response:
+    return Response(orjson.dumps(value), media_type="application/json")
+
+
+# Declared before /contacts/{contact_id} (the app includes this router first), or "groups"
+# would be taken for a contact id.
+@router.get(
+    "/contacts/groups",
+    summary="List contact groups",
+    responses={200: {"model": list[schemas.ContactGroup]}, **schemas.ERRORS},
+)
+def list_groups(
+    account: Account = Depends(current_account), svc: Services = Depends(services)
+) -> Response:
+    return _json([render_group(g) for g in svc.groups.list(account)])
+
+
+@router.post(
+    "/contacts/groups",
+    summary="Create a contact group (beyond v2)",
+    description="For accounts whose groups live in Rolodex (local and sandbox accounts).",
+    responses={
+        200: {"model": schemas.ContactGroup},
+        409: {"model": schemas.Error},
+        **schemas.ERRORS,
+    },
+    openapi_extra=schemas.json_body(schemas.GroupWrite),
+)
+def create_group(
+    body: dict[str, Any] = Depends(json_body),
+    account: Account = Depends(current_account),
+    svc: Services = Depends(services),
+) -> Response:
+    return _json(render_group(svc.groups.create(account, body)))
+
+
+@router.put(
+    "/contacts/groups/{group_id}",
+    summary="Rename a contact group (beyond v2)",
+    responses={
+        200: {"model": schemas.ContactGroup},
+        409: {"model": schemas.Error},
+        **schemas.ERRORS,
+    },
+    openapi_extra=schemas.json_body(schemas.GroupWrite),
+)
+def rename_group(
+    group_id: str,
+    body: dict[str, Any] = Depends(json_body),
+    account: Account = Depends(current_account),
+    svc: Services = Depends(services),
+) -> Response:
+    return _json(render_group(svc.groups.rename(account, group_id, body)))
+
+
+@router.delete(
+    "/contacts/groups/{group_id}",
+    summary="Delete a contact group (beyond v2)",
+    description="Removes the group and its memberships; the contacts stay.",
+    responses={200: {"description": "Deleted; the body is `{}`"}, **schemas.ERRORS},
+)
+def delete_group(
+    group_id: str,
+    account: Account = Depends(current_account),
+    svc: Services = Depends(services),
+) -> Response:
+    svc.groups.delete(account, group_id)
+    return _json({})

@@ -1,0 +1,1 @@
+"""The ``rolodex`` command line."""

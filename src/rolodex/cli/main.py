@@ -1,0 +1,75 @@
+"""``rolodex``: serve the API, manage accounts, migrate the database."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+import uvicorn
+from rich.console import Console
+
+from rolodex.cli import accounts
+from rolodex.cli.common import DatabaseUrl, open_store, settings_for
+
+app = typer.Typer(
+    help="Rolodex: a self-hosted contacts API in the Nylas Contacts API v2 wire format.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+app.add_typer(accounts.app, name="accounts")
+db = typer.Typer(help="Database schema.", no_args_is_help=True)
+app.add_typer(db, name="db")
+
+
+@db.command()
+def upgrade(database_url: DatabaseUrl = None) -> None:
+    """Apply the schema migrations (serve does this on start too)."""
+    store = open_store(settings_for(database_url))
+    typer.echo(f"database at {store.engine.url.render_as_string()} is up to date")
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 5555,
+    database_url: DatabaseUrl = None,
+    demo: Annotated[
+        bool,
+        typer.Option(
+            help="On a database without accounts, create a demo account and print its token."
+        ),
+    ] = True,
+) -> None:
+    """Serve the API (migrating the database first)."""
+    from rolodex.api.app import build_services, create_app
+
+    settings = settings_for(database_url)
+    store = open_store(settings)
+    console = Console(stderr=True)
+    base = f"http://{host}:{port}"
+    if demo:
+        svc = build_services(settings, store)
+        if not svc.accounts.list():
+            from rolodex.service.demo import seed_demo
+
+            created = svc.accounts.create("demo@example.com", name="Demo User")
+            seed_demo(created.account, svc.contacts, svc.groups, svc.pictures)
+            console.print(f"Created a demo account [bold]{created.account.id}[/bold].")
+            console.print(f"Its access token: [bold]{created.access_token}[/bold]")
+            console.print("Try it:")
+            console.print(
+                f"  curl -u {created.access_token}: '{base}/contacts?limit=5'",
+                soft_wrap=True,
+                highlight=False,
+            )
+        else:
+            console.print(
+                "Accounts exist; `rolodex accounts list` shows them and "
+                "`rolodex accounts token ACCOUNT_ID` issues a token."
+            )
+    console.print(f"API docs: {base}/docs")
+    uvicorn.run(create_app(settings, store), host=host, port=port, log_level="info")
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,29 @@
+"""Configuration from flags and the environment; one place for every setting's default."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+
+from rolodex.store.database import DEFAULT_DATABASE_URL
+
+
+def _env(name: str, default: str) -> str:
+    return os.environ.get(name) or default
+
+
+@dataclass(frozen=True)
+class Settings:
+    database_url: str = field(
+        default_factory=lambda: _env("ROLODEX_DATABASE_URL", DEFAULT_DATABASE_URL)
+    )
+    # Encrypts provider credentials at rest. ROLODEX_SECRET_KEY (a Fernet key) wins over the
+    # key file, which is created beside the working directory on first use.
+    secret_key: str | None = field(default_factory=lambda: os.environ.get("ROLODEX_SECRET_KEY"))
+    secret_key_file: str = field(
+        default_factory=lambda: _env("ROLODEX_SECRET_KEY_FILE", "rolodex.key")
+    )
+    # The absolute base URL clients reach the server at (for picture_url); when unset it
+    # is taken from each request's Host.
+    public_url: str | None = field(default_factory=lambda: os.environ.get("ROLODEX_PUBLIC_URL"))
+    sync_interval: float = field(default_factory=lambda: float(_env("ROLODEX_SYNC_INTERVAL", "30")))

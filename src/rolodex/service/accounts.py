@@ -1,0 +1,133 @@
+"""Accounts and access tokens."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from threading import Lock
+from typing import Any
+
+from rolodex.domain.account import Account
+from rolodex.domain.errors import InvalidAccount, NoSuchAccount, NoSuchToken, Unauthenticated
+from rolodex.domain.ids import hash_token, new_id, new_token
+from rolodex.domain.profiles import PROVIDERS
+from rolodex.service.credentials import CredentialBox
+from rolodex.store import Store
+
+# How long a process trusts a token it has already checked. Revocation in this process is
+# immediate; other processes of a scaled deployment see it within this many seconds.
+TOKEN_CACHE_SECONDS = 5.0
+
+
+@dataclass(frozen=True)
+class NewAccount:
+    account: Account
+    access_token: str
+
+
+class AccountService:
+    def __init__(self, store: Store, credentials: CredentialBox | None = None) -> None:
+        self.store = store
+        self.credentials = credentials
+        self._token_cache: dict[str, tuple[float, Account]] = {}
+        self._lock = Lock()
+
+    def create(
+        self,
+        email_address: str,
+        *,
+        name: str = "",
+        provider: str = "local",
+        connection: dict[str, Any] | None = None,
+    ) -> NewAccount:
+        email_address = email_address.strip()
+        if not email_address or "@" not in email_address:
+            raise InvalidAccount(f"not an email address: {email_address!r}")
+        if provider not in PROVIDERS:
+            raise InvalidAccount(
+                f"unknown provider {provider!r}; choose one of {', '.join(PROVIDERS)}"
+            )
+        sealed = None
+        if connection is not None:
+            if self.credentials is None:
+                raise InvalidAccount("no secret key configured to seal provider credentials")
+            sealed = self.credentials.seal(connection)
+        account = Account(
+            id=new_id(),
+            email_address=email_address,
+            name=name,
+            provider=provider,
+            sandbox=provider != "local" and connection is None,
+            linked_at=time.time(),
+        )
+        token = new_token()
+        with self.store.write() as tx:
+            tx.accounts.insert(account, sealed)
+            tx.accounts.add_token(hash_token(token), account.id, account.linked_at)
+        return NewAccount(account, token)
+
+    def get(self, account_id: str) -> Account:
+        with self.store.read() as tx:
+            return tx.accounts.get(account_id)
+
+    def list(self) -> list[Account]:
+        with self.store.read() as tx:
+            return tx.accounts.list()
+
+    def connection(self, account_id: str) -> dict[str, Any] | None:
+        with self.store.read() as tx:
+            sealed = tx.accounts.connection(account_id)
+        if sealed is None or self.credentials is None:
+            return None
+        return self.credentials.open(sealed)
+
+    def issue_token(self, account_id: str) -> str:
+        token = new_token()
+        with self.store.write() as tx:
+            tx.accounts.get(account_id)
+            tx.accounts.add_token(hash_token(token), account_id, time.time())
+        return token
+
+    def revoke(self, token: str) -> None:
+        digest = hash_token(token)
+        with self.store.write() as tx:
+            if not tx.accounts.delete_token(digest):
+                raise NoSuchToken()
+        with self._lock:
+            self._token_cache.pop(digest, None)
+
+    def delete(self, account_id: str) -> None:
+        with self.store.write() as tx:
+            tx.accounts.delete(account_id)
+        with self._lock:
+            self._token_cache = {
+                k: v for k, v in self._token_cache.items() if v[1].id != account_id
+            }
+
+    def authenticate(self, token: str | None) -> Account:
+        """The account a token belongs to; ``Unauthenticated`` for anything else.
+
+        The account is cached with the token for a few seconds: the hot read paths need
+        only its id, and ``GET /account`` reads it afresh.
+        """
+        if not token:
+            raise Unauthenticated()
+        digest = hash_token(token)
+        now = time.monotonic()
+        with self._lock:
+            cached = self._token_cache.get(digest)
+        if cached is not None and now - cached[0] < TOKEN_CACHE_SECONDS:
+            return cached[1]
+        with self.store.read() as tx:
+            account_id = tx.accounts.account_id_for_token(digest)
+            if account_id is None:
+                raise Unauthenticated()
+            try:
+                account = tx.accounts.get(account_id)
+            except NoSuchAccount:
+                raise Unauthenticated() from None
+        with self._lock:
+            if len(self._token_cache) > 10_000:
+                self._token_cache.clear()
+            self._token_cache[digest] = (now, account)
+        return account

@@ -1,0 +1,78 @@
+"""Contact pictures: served as stored; set and removed beyond v2."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import time
+
+import filetype
+import orjson
+
+from rolodex.domain.account import Account
+from rolodex.domain.errors import InvalidPicture, NoSuchPicture, PictureTooLarge
+from rolodex.domain.wire import contact_document, contact_from_document
+from rolodex.service.records import CONTACT, record_change
+from rolodex.store import Store
+from rolodex.store.pictures import Picture
+
+MAX_PICTURE_BYTES = 5 * 1024 * 1024
+ACCEPTED_TYPES = frozenset({"image/jpeg", "image/png", "image/gif", "image/webp"})
+
+
+def check_picture(data: bytes) -> str:
+    """The image's content type, judged by its bytes, never by what the client claims."""
+    if len(data) > MAX_PICTURE_BYTES:
+        raise PictureTooLarge(len(data), MAX_PICTURE_BYTES)
+    if not data:
+        raise InvalidPicture("the picture is empty")
+    kind = filetype.guess(data)
+    if kind is None or kind.mime not in ACCEPTED_TYPES:
+        found = kind.mime if kind else "unrecognised data"
+        raise InvalidPicture(f"a picture must be JPEG, PNG, GIF or WebP; got {found}")
+    return str(kind.mime)
+
+
+class PictureService:
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    def get(self, account: Account, contact_id: str) -> Picture:
+        with self.store.read() as tx:
+            tx.contacts.get(account.id, contact_id)
+            return tx.pictures.get(account.id, contact_id)
+
+    def put(self, account: Account, contact_id: str, data: bytes) -> bytes:
+        content_type = check_picture(data)
+        picture = Picture(content_type, hashlib.sha256(data).hexdigest()[:32], data)
+        return self._write(account, contact_id, picture)
+
+    def delete(self, account: Account, contact_id: str) -> bytes:
+        return self._write(account, contact_id, None)
+
+    def _write(self, account: Account, contact_id: str, picture: Picture | None) -> bytes:
+        now = time.time()
+        with self.store.write() as tx:
+            row = tx.contacts.get(account.id, contact_id)
+            if picture is None:
+                if not tx.pictures.delete(account.id, contact_id):
+                    raise NoSuchPicture(contact_id)
+            else:
+                tx.pictures.put(account.id, contact_id, picture)
+            contact = contact_from_document(orjson.loads(row.doc))
+            contact = dataclasses.replace(contact, has_picture=picture is not None)
+            doc = contact_document(contact, tx.groups.by_id(account.id))
+            tx.contacts.set_document(account.id, row.pk, doc, now)
+            seq = tx.accounts.allocate(account.id)
+            record_change(
+                tx,
+                account,
+                seq,
+                CONTACT,
+                contact_id,
+                "modify",
+                now,
+                push="update",
+                fields=("picture",),
+            )
+        return doc
