@@ -24,7 +24,8 @@ from rolodex.domain.contact import (
 from rolodex.domain.errors import Violation
 
 # Bounds every provider shares. They protect Rolodex itself (index rows, stored documents,
-# request cost) rather than mirror a provider, so a profile may only lower them.
+# request cost) rather than mirror a provider, so every profile applies them; a provider's
+# own list limits (ListRule.max_items) can only be lower.
 MAX_SCALAR_LENGTH = 1000
 MAX_NOTES_LENGTH = 10_000
 MAX_LIST_ITEMS = 100
