@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from rolodex.domain.profiles import profile_for
+
 # sync_state values shown by GET /account (wire reference, auth §4.2, plus the CardDAV work).
 SYNC_RUNNING = "running"
 SYNC_INVALID_CREDENTIALS = "invalid-credentials"
@@ -31,4 +33,4 @@ class Account:
 
     @property
     def organization_unit(self) -> str:
-        return "folder" if self.provider in ("exchange", "microsoft") else "label"
+        return "folder" if profile_for(self.provider).groups.model == "folders" else "label"

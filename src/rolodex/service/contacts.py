@@ -141,7 +141,7 @@ class ContactService:
             current = contact_from_document(orjson.loads(row.doc))
             fields = patch.apply(current.fields)
             group_ids = self._groups_after(tx, account, current.group_ids, patch)
-            _check(account, fields, group_ids)
+            _check(account, fields, group_ids, before=(current.fields, len(current.group_ids)))
             updated = Contact(
                 id=current.id,
                 account_id=account.id,
@@ -198,8 +198,23 @@ class ContactService:
         return tuple(dict.fromkeys((*current, patch.group_id)))
 
 
-def _check(account: Account, fields: ContactFields, group_ids: tuple[str, ...]) -> None:
-    violations = profile_for(account.provider).violations(fields, len(group_ids))
+def _check(
+    account: Account,
+    fields: ContactFields,
+    group_ids: tuple[str, ...],
+    before: tuple[ContactFields, int] | None = None,
+) -> None:
+    """Refuse a write that breaks the provider's rules.
+
+    On an update, what the stored contact already broke is let through: a provider may hold
+    what it cannot accept through its API, and the SDKs save whole objects, so otherwise such
+    a contact could never be saved again, not even to change an unrelated field.
+    """
+    profile = profile_for(account.provider)
+    violations = profile.violations(fields, len(group_ids))
+    if violations and before is not None:
+        already = set(profile.violations(*before))
+        violations = [v for v in violations if v not in already]
     if violations:
         raise InvalidContact(violations)
 
