@@ -1,0 +1,1 @@
+"""CardDAV: the protocol client (``client``) and the connector built on it (``connector``)."""

@@ -1,0 +1,399 @@
+"""A CardDAV protocol client (RFC 6352, RFC 6578, RFC 6764) over httpx.
+
+It moves raw vCard bytes and knows nothing of the contact model. Every href it returns or
+accepts is an absolute URL in one canonical form, so hrefs from different responses (sync,
+PROPFIND, multiget) compare equal and stay valid when the address books live on another host
+than the one configured (iCloud's home set does).
+
+Failures are raised as the classified errors of ``rolodex.connectors.base`` (see
+``errors.classify``). Idempotent reads are retried a few times here; writes never are, because
+only the sync engine knows whether repeating a write is safe.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterable, Iterator
+from types import TracebackType
+from typing import Self
+
+import httpx
+import tenacity
+
+from rolodex.connectors.base import ConnectorError, PermanentError, RemoteNotFound, TransientError
+from rolodex.connectors.carddav import xml
+from rolodex.connectors.carddav.errors import Phase, classify
+from rolodex.connectors.carddav.hrefs import canonical_href, crlf, wire_href
+from rolodex.connectors.carddav.xml import CARDDAV, CS, DAV, q
+
+_READS = frozenset({"GET", "PROPFIND", "REPORT"})
+_REDIRECTS = frozenset({301, 302, 303, 307, 308})
+_LIST_PROPS = (
+    "<d:resourcetype/><d:displayname/><d:sync-token/><cs:getctag/><d:supported-report-set/>"
+)
+# A server that keeps truncating without moving its token would loop forever otherwise.
+_MAX_SYNC_ROUNDS = 1000
+
+
+@dataclasses.dataclass(frozen=True)
+class AddressBook:
+    url: str
+    displayname: str | None
+    supports_sync: bool  # sync-collection is in supported-report-set
+    sync_token: str | None
+    ctag: str | None
+
+
+@dataclasses.dataclass(frozen=True)
+class SyncResult:
+    changed: dict[str, str]  # href -> etag (the etag may be "" if the server omitted it)
+    removed: tuple[str, ...]
+    token: str
+
+
+@dataclasses.dataclass(frozen=True)
+class CardResource:
+    href: str
+    etag: str
+    data: bytes
+
+
+class CardDAVClient:
+    def __init__(
+        self,
+        url: str,
+        username: str | None = None,
+        password: str | None = None,
+        *,
+        transport: httpx.BaseTransport | None = None,
+        timeout: float = 30.0,
+        read_retries: int = 2,
+        retry_wait: float = 0.5,
+        max_retry_after: float = 10.0,
+        max_redirects: int = 5,
+    ) -> None:
+        self.url = canonical_href(url, url)
+        self._read_retries = read_retries
+        self._retry_wait = retry_wait
+        self._max_retry_after = max_retry_after
+        self._max_redirects = max_redirects
+        auth = httpx.BasicAuth(username, password or "") if username is not None else None
+        self._http = httpx.Client(
+            auth=auth,
+            transport=transport,
+            timeout=timeout,
+            follow_redirects=False,  # httpx turns a redirected PROPFIND into a GET
+            headers={"User-Agent": "rolodex-carddav/0.1"},
+        )
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    # --- Transport ------------------------------------------------------------------------------
+
+    def _send_once(
+        self, method: str, url: str, phase: Phase, content: bytes | None, headers: dict[str, str]
+    ) -> httpx.Response:
+        target = httpx.URL(url)
+        for _ in range(self._max_redirects + 1):
+            try:
+                resp = self._http.request(method, target, content=content, headers=headers)
+            except httpx.HTTPError as exc:
+                raise classify(exc, href=url, phase=phase) from exc
+            location: str | None = resp.headers.get("Location")
+            if resp.status_code not in _REDIRECTS or not location:
+                return resp
+            nxt = target.join(location)
+            if target.scheme == "https" and nxt.scheme != "https":
+                raise PermanentError(f"refusing redirect from HTTPS to {nxt}", resp.status_code)
+            if resp.status_code == 303:
+                method, content = "GET", None
+            target = nxt
+        raise PermanentError(f"too many redirects from {url}")
+
+    def _retry_wait_for(self, state: tenacity.RetryCallState) -> float:
+        exc = state.outcome.exception() if state.outcome else None
+        backoff = self._retry_wait * 2.0 ** (state.attempt_number - 1)
+        if isinstance(exc, TransientError) and exc.retry_after is not None:
+            return max(exc.retry_after, backoff)
+        return backoff
+
+    def _retryable(self, exc: BaseException) -> bool:
+        # A long Retry-After is the sync engine's business: it can schedule instead of sleeping.
+        return isinstance(exc, TransientError) and (
+            exc.retry_after is None or exc.retry_after <= self._max_retry_after
+        )
+
+    def _request(
+        self,
+        method: str,
+        url: str,
+        *,
+        phase: Phase,
+        content: bytes | None = None,
+        headers: dict[str, str] | None = None,
+        ok: Iterable[int] = (200, 207),
+    ) -> httpx.Response:
+        accepted = frozenset(ok)
+        hdrs = dict(headers or {})
+
+        def once() -> httpx.Response:
+            resp = self._send_once(method, url, phase, content, hdrs)
+            if resp.status_code not in accepted:
+                raise classify(resp, href=url, phase=phase)
+            return resp
+
+        if method not in _READS or self._read_retries <= 0:
+            return once()
+        retrying = tenacity.Retrying(
+            stop=tenacity.stop_after_attempt(self._read_retries + 1),
+            wait=self._retry_wait_for,
+            retry=tenacity.retry_if_exception(self._retryable),
+            reraise=True,
+        )
+        return retrying(once)
+
+    def _dav(
+        self, method: str, url: str, body: bytes, *, depth: str, phase: Phase
+    ) -> tuple[xml.Multistatus, httpx.URL]:
+        """A PROPFIND/REPORT; returns the multistatus and the URL that answered (after
+        redirects), against which the response's hrefs resolve."""
+        resp = self._request(
+            method,
+            url,
+            phase=phase,
+            content=body,
+            headers={"Depth": depth, "Content-Type": "application/xml; charset=utf-8"},
+            ok=(207,),
+        )
+        try:
+            return xml.parse_multistatus(resp.content), resp.request.url
+        except xml.XMLError as exc:
+            raise PermanentError(f"{method} {url}: {exc}", resp.status_code) from exc
+
+    # --- Discovery ------------------------------------------------------------------------------
+
+    def discover(self) -> list[AddressBook]:
+        """Address books reachable from the configured URL, which may be a server root, a
+        principal, a home set or an address book itself."""
+        start = httpx.URL(self.url)
+        well_known = canonical_href(start, "/.well-known/carddav")
+        at_root = start.path in ("", "/")
+        candidates = [well_known, self.url] if at_root else [self.url, well_known]
+        for candidate in candidates:
+            try:
+                books = self._discover_from(candidate)
+            except (RemoteNotFound, PermanentError):
+                continue  # not a DAV resource here; try the other entry point
+            if books is not None:
+                return books
+        raise PermanentError(f"no CardDAV address book or principal found at {self.url}")
+
+    def _discover_from(self, url: str) -> list[AddressBook] | None:
+        props = xml.COLLECTION_PROPS
+        ms, base = self._dav("PROPFIND", url, xml.propfind(props), depth="0", phase=Phase.DISCOVERY)
+        if not ms.responses:
+            return None
+        here = ms.responses[0]
+        here_url = canonical_href(base, here.href)
+        if q(CARDDAV, "addressbook") in here.resourcetypes():
+            return [self._book(here_url, here)]
+        homes = [canonical_href(base, h) for h in here.hrefs(q(CARDDAV, "addressbook-home-set"))]
+        principals = here.hrefs(q(DAV, "current-user-principal"))
+        if not homes and principals:
+            principal = canonical_href(base, principals[0])
+            if principal != here_url:
+                pms, pbase = self._dav(
+                    "PROPFIND", principal, xml.propfind(props), depth="0", phase=Phase.DISCOVERY
+                )
+                for resp in pms.responses[:1]:
+                    found = resp.hrefs(q(CARDDAV, "addressbook-home-set"))
+                    homes = [canonical_href(pbase, h) for h in found]
+        if homes:
+            books: list[AddressBook] = []
+            for home in dict.fromkeys(homes):
+                books.extend(self._list_books(home))
+            return books
+        # No principal information: the URL may still be a plain container of address books.
+        books = self._list_books(here_url)
+        return books or None
+
+    def _list_books(self, home: str) -> list[AddressBook]:
+        body = xml.propfind(_LIST_PROPS)
+        ms, base = self._dav("PROPFIND", home, body, depth="1", phase=Phase.DISCOVERY)
+        return [
+            self._book(canonical_href(base, r.href), r)
+            for r in ms.responses
+            if q(CARDDAV, "addressbook") in r.resourcetypes()
+        ]
+
+    @staticmethod
+    def _book(url: str, resp: xml.Response) -> AddressBook:
+        return AddressBook(
+            url=url,
+            displayname=resp.text(q(DAV, "displayname")) or None,
+            supports_sync=q(DAV, "sync-collection") in resp.supported_reports(),
+            sync_token=resp.text(q(DAV, "sync-token")) or None,
+            ctag=resp.text(q(CS, "getctag")) or resp.text(q(DAV, "getctag")) or None,
+        )
+
+    def addressbook(self, url: str) -> AddressBook:
+        """The properties of one address book (cheap "did anything change?" via its ctag)."""
+        href = canonical_href(self.url, url)
+        ms, base = self._dav(
+            "PROPFIND", href, xml.propfind(_LIST_PROPS), depth="0", phase=Phase.READ
+        )
+        for resp in ms.responses:
+            if q(CARDDAV, "addressbook") in resp.resourcetypes():
+                return self._book(canonical_href(base, resp.href), resp)
+        raise RemoteNotFound(href)
+
+    # --- Listing and reading ------------------------------------------------------------------
+
+    def sync_collection(self, url: str, token: str | None) -> SyncResult:
+        """RFC 6578 changes since ``token`` (None: every member). Raises ``CursorExpired``."""
+        book = canonical_href(self.url, url)
+        changed: dict[str, str] = {}
+        removed: dict[str, None] = {}
+        current = token or None
+        for _ in range(_MAX_SYNC_ROUNDS):
+            phase = Phase.SYNC if current else Phase.READ
+            body = xml.sync_collection(current)
+            ms, base = self._dav("REPORT", book, body, depth="0", phase=phase)
+            truncated = False
+            for resp in ms.responses:
+                href = canonical_href(base, resp.href)
+                if resp.status == 507:
+                    truncated = True
+                    continue
+                if href == book:
+                    continue
+                if resp.status == 404 and not resp.props:
+                    changed.pop(href, None)
+                    removed[href] = None
+                else:
+                    removed.pop(href, None)
+                    changed[href] = resp.text(q(DAV, "getetag")) or ""
+            if not ms.sync_token:
+                raise PermanentError(f"sync-collection on {book} returned no sync-token")
+            if not truncated:
+                return SyncResult(changed, tuple(removed), ms.sync_token)
+            if ms.sync_token == current:
+                raise PermanentError(f"sync-collection on {book} truncated without progress")
+            current = ms.sync_token
+        raise PermanentError(f"sync-collection on {book} did not finish")
+
+    def list_etags(self, url: str) -> dict[str, str]:
+        """href -> etag of every member, for servers without sync-collection."""
+        book = canonical_href(self.url, url)
+        body = xml.propfind("<d:resourcetype/><d:getetag/>")
+        ms, base = self._dav("PROPFIND", book, body, depth="1", phase=Phase.READ)
+        out: dict[str, str] = {}
+        for resp in ms.responses:
+            href = canonical_href(base, resp.href)
+            if href == book or q(DAV, "collection") in resp.resourcetypes():
+                continue
+            out[href] = resp.text(q(DAV, "getetag")) or ""
+        return out
+
+    def multiget(
+        self, url: str, hrefs: Iterable[str], *, batch_size: int = 100
+    ) -> Iterator[CardResource]:
+        """Current etag and body of each href; members gone meanwhile are skipped."""
+        book = canonical_href(self.url, url)
+        wanted = list(dict.fromkeys(canonical_href(book, h) for h in hrefs))
+        for start in range(0, len(wanted), batch_size):
+            batch = wanted[start : start + batch_size]
+            body = xml.addressbook_multiget([wire_href(book, h) for h in batch])
+            ms, base = self._dav("REPORT", book, body, depth="1", phase=Phase.READ)
+            for resp in ms.responses:
+                data = resp.props.get(q(CARDDAV, "address-data"))
+                if resp.status == 404 or data is None:
+                    continue
+                yield CardResource(
+                    href=canonical_href(base, resp.href),
+                    etag=resp.text(q(DAV, "getetag")) or "",
+                    data=crlf("".join(data.itertext())),
+                )
+
+    def get(self, href: str) -> CardResource:
+        url = canonical_href(self.url, href)
+        resp = self._request("GET", url, phase=Phase.READ, ok=(200,))
+        etag: str = resp.headers.get("ETag") or self._etag_of(url)
+        return CardResource(url, etag, resp.content)
+
+    def _etag_of(self, href: str) -> str:
+        body = xml.propfind("<d:getetag/>")
+        ms, _ = self._dav("PROPFIND", href, body, depth="0", phase=Phase.READ)
+        for resp in ms.responses:
+            etag = resp.text(q(DAV, "getetag"))
+            if etag:
+                return etag
+        return ""
+
+    # --- Writing -------------------------------------------------------------------------------
+
+    def put(
+        self,
+        href: str,
+        data: bytes,
+        *,
+        etag: str | None = None,
+        if_none_match: bool = False,
+    ) -> str:
+        """Create (``if_none_match=True``) or update (``etag``) a card; returns its new etag.
+
+        Raises ``PreconditionFailed`` if the href exists (create) or changed (update).
+        """
+        if (etag is None) == (not if_none_match):
+            raise ValueError("put needs exactly one of etag= (update) or if_none_match=True")
+        url = canonical_href(self.url, href)
+        headers = {"Content-Type": "text/vcard; charset=utf-8"}
+        if if_none_match:
+            headers["If-None-Match"] = "*"
+        else:
+            headers["If-Match"] = etag or ""  # exactly as received: quotes are part of it
+        resp = self._request(
+            "PUT", url, phase=Phase.WRITE, content=data, headers=headers, ok=(200, 201, 204)
+        )
+        new: str | None = resp.headers.get("ETag")
+        # Servers that rewrite the card may withhold the ETag (RFC 6352 §6.3.2.3) or give a
+        # weak one, which If-Match can never match: ask for the stored one instead.
+        if new and not new.startswith("W/"):
+            return new
+        try:
+            return self._etag_of(url) or self.get(url).etag
+        except ConnectorError as exc:
+            # The write happened; failing it now would make the engine repeat a done PUT.
+            raise TransientError(f"PUT {url} succeeded but its etag is unknown: {exc}") from exc
+
+    def delete(self, href: str, etag: str) -> None:
+        """Delete if unchanged; an href already gone counts as deleted."""
+        url = canonical_href(self.url, href)
+        self._request(
+            "DELETE", url, phase=Phase.WRITE, headers={"If-Match": etag}, ok=(200, 204, 404)
+        )
+
+    def mkcol_addressbook(self, url: str, displayname: str | None = None) -> str:
+        """Create an address book with extended MKCOL (RFC 5689); returns its URL."""
+        target = canonical_href(self.url, url.rstrip("/") + "/")
+        self._request(
+            "MKCOL",
+            target,
+            phase=Phase.WRITE,
+            content=xml.mkcol_addressbook(displayname),
+            headers={"Content-Type": "application/xml; charset=utf-8"},
+            ok=(201,),
+        )
+        return target
