@@ -90,16 +90,29 @@ class RemoteContact:
     picture: bytes | None = None
     picture_type: str | None = None
     raw: bytes | None = None
+    # The provider's stable identity of the contact where it differs from remote_id (a
+    # vCard's UID); group cards name their members by it.
+    uid: str | None = None
 
 
 @dataclass(frozen=True)
 class RemoteGroup:
-    """A group as the provider holds it (a CardDAV group card, a Google contact group...)."""
+    """A group that is an item of its own at the provider (an Apple group vCard with
+    X-ADDRESSBOOKSERVER-KIND:group or a vCard 4 KIND:group card, a Google contact group...).
+
+    Groups that exist only as names on contacts (vCard CATEGORIES) are not items: they come
+    as ``RemoteContact.group_names``.
+    """
 
     remote_id: str
+    etag: str
+    collection: str
     name: str
-    etag: str = ""
-    member_remote_ids: tuple[str, ...] = ()
+    member_uids: tuple[str, ...] = ()
+    raw: bytes | None = None
+
+
+RemoteItem = RemoteContact | RemoteGroup
 
 
 @dataclass(frozen=True)
@@ -116,6 +129,9 @@ class ChangeSet:
     changed: dict[str, str] = field(default_factory=dict)  # remote_id -> etag
     removed: tuple[str, ...] = ()
     complete: bool = False
+    # Items whose current state came with the listing itself (``with_data``); the engine
+    # does not fetch these again. Anything in ``changed`` but not here must be fetched.
+    fetched: tuple[RemoteItem, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -152,11 +168,20 @@ class Connector(Protocol):
 
     def collections(self) -> list[Collection]: ...
 
-    def changes(self, collection: str, cursor: str | None) -> ChangeSet:
-        """Changes since ``cursor`` (None: everything). Raises ``CursorExpired``."""
+    def changes(self, collection: str, cursor: str | None, *, with_data: bool = False) -> ChangeSet:
+        """Changes since ``cursor`` (None: everything). Raises ``CursorExpired``.
 
-    def fetch(self, collection: str, remote_ids: Iterable[str]) -> Iterator[RemoteContact]:
-        """The current state of these items; items gone meanwhile are skipped."""
+        ``with_data`` asks for the changed items' content in the same round trip where the
+        protocol allows it (CardDAV: address-data inside sync-collection), for incremental
+        syncs, where one request instead of two is most of the cost on servers such as
+        Radicale that read the whole book per request. The engine asks for it only with a
+        cursor, so a first sync never holds a whole book in memory.
+        """
+
+    def fetch(self, collection: str, remote_ids: Iterable[str]) -> Iterator[RemoteItem]:
+        """The current state of these items, streamed (few round trips, memory flat in the
+        number of items); items gone meanwhile are skipped. Group items come as
+        ``RemoteGroup``."""
 
     def create(self, collection: str, contact: LocalContact, uid: str) -> WriteResult:
         """Create an item. ``uid`` is Rolodex's stable identity for the contact, so that a
