@@ -142,6 +142,9 @@ class LocalContact:
     group_names: tuple[str, ...] = ()
     picture: bytes | None = None
     picture_type: str | None = None
+    # The wire fields the local change touched ("groups" and "picture" included); an update
+    # rewrites only these and keeps the rest of the remote item as it was. None: all.
+    touched: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True)
