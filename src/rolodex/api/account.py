@@ -62,6 +62,21 @@ def get_capabilities(account: Account = Depends(current_account)) -> Response:
 
 
 @router.post(
+    "/account/sync",
+    summary="Ask for a sync of the account now (beyond v2)",
+    description="For accounts connected to a provider; the sync starts within seconds. "
+    "GET /account shows its progress in sync_state, last_synced_at and last_error.",
+    responses={200: {"model": schemas.Account}, **schemas.ERRORS},
+)
+def request_sync(
+    account: Account = Depends(current_account), svc: Services = Depends(services)
+) -> Response:
+    if account.is_connected:
+        svc.mirror.request_sync(account.id)
+    return _json(render_account(svc.accounts.get(account.id)))
+
+
+@router.post(
     "/oauth/revoke",
     summary="Revoke the access token the request is made with",
     responses={200: {"description": '`{"success": true}`'}, **schemas.ERRORS},

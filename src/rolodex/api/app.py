@@ -9,14 +9,16 @@ from fastapi.openapi.utils import get_openapi
 from pydantic.json_schema import models_json_schema
 
 import rolodex
-from rolodex.api import account, contacts, errors, groups, schemas
+from rolodex.api import account, connect, contacts, errors, groups, schemas
 from rolodex.api.deps import Services
 from rolodex.api.fastpath import ASGIApp, FastReads
 from rolodex.config import Settings
 from rolodex.service.accounts import AccountService
+from rolodex.service.application import ApplicationService
 from rolodex.service.contacts import ContactService
 from rolodex.service.credentials import CredentialBox
 from rolodex.service.groups import GroupService
+from rolodex.service.mirror import Mirror
 from rolodex.service.pictures import PictureService
 from rolodex.store import Store
 
@@ -30,13 +32,17 @@ Authenticate with the account's access token as the HTTP Basic user name (empty 
 
 
 def build_services(settings: Settings, store: Store) -> Services:
+    credentials = CredentialBox.from_settings(settings)
+    accounts = AccountService(store, credentials)
     return Services(
         settings=settings,
         store=store,
-        accounts=AccountService(store, CredentialBox.from_settings(settings)),
+        accounts=accounts,
         contacts=ContactService(store),
         groups=GroupService(store),
         pictures=PictureService(store),
+        application=ApplicationService(store, accounts, credentials),
+        mirror=Mirror(store),
     )
 
 
@@ -55,6 +61,7 @@ def create_app(
     app.state.services = svc
     errors.install(app)
     app.include_router(account.router)
+    app.include_router(connect.router)
     app.include_router(groups.router)  # before /contacts/{contact_id}
     app.include_router(contacts.router)
     _document_request_bodies(app)

@@ -13,8 +13,10 @@ from rolodex.domain.account import Account
 from rolodex.domain.errors import BodyTooLarge, InvalidBody
 from rolodex.domain.wire import parse_json_object
 from rolodex.service.accounts import AccountService
+from rolodex.service.application import ApplicationService
 from rolodex.service.contacts import ContactService
 from rolodex.service.groups import GroupService
+from rolodex.service.mirror import Mirror
 from rolodex.service.pictures import MAX_PICTURE_BYTES, PictureService
 from rolodex.store import Store
 
@@ -29,6 +31,8 @@ class Services:
     contacts: ContactService
     groups: GroupService
     pictures: PictureService
+    application: ApplicationService
+    mirror: Mirror
 
 
 def services(request: Request) -> Services:

@@ -17,6 +17,8 @@ log = logging.getLogger(__name__)
 
 INVALID_REQUEST = "invalid_request_error"
 API_ERROR = "api_error"
+AUTH_ERROR = "auth_error"
+PROVIDER_ERROR = "provider_error"
 
 
 def describe(exc: Exception) -> tuple[int, dict[str, Any]]:
@@ -58,6 +60,26 @@ def describe(exc: Exception) -> tuple[int, dict[str, Any]]:
             )
         case e.DuplicateGroupName(name=name):
             return 409, _body(f"A contact group named {name!r} already exists")
+        case e.BadCredentials(message=m):
+            return 403, {
+                **_body("You've entered invalid credentials", AUTH_ERROR),
+                "error": m,
+            }
+        case e.ProviderUnreachable(message=m):
+            return 502, {
+                **_body(f"The provider could not be reached: {m}", PROVIDER_ERROR),
+                "server_error": m,
+            }
+        case e.MissingFields(fields=fields):
+            return 400, {
+                **_body("Please include the missing fields", AUTH_ERROR),
+                "missing_fields": fields,
+                "error": "Missing fields.",
+            }
+        case e.InvalidClient(message=m):
+            return 401, _body(m, AUTH_ERROR)
+        case e.InvalidCode():
+            return 400, _body("The code is unknown, already used, or expired", AUTH_ERROR)
         case HTTPException(status_code=status, detail=detail):
             kind = INVALID_REQUEST if status < 500 else API_ERROR
             return status, _body(str(detail), kind)

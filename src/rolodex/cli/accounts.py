@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
+from rolodex.api.errors import describe
 from rolodex.cli.common import DatabaseUrl, open_store, print_json, settings_for
 from rolodex.domain.errors import RolodexError
 from rolodex.domain.profiles import PROVIDERS
@@ -23,8 +26,19 @@ def _service(database_url: str | None) -> AccountService:
 
 
 def _fail(error: Exception) -> typer.Exit:
-    Console(stderr=True).print(f"[red]error:[/red] {error!r}")
+    Console(stderr=True).print(f"[red]error:[/red] {describe(error)[1]['message']}")
     return typer.Exit(1)
+
+
+def _password(path: Path | None, env: str | None) -> str:
+    if path is not None:
+        return path.read_text().rstrip("\n")
+    if env is not None:
+        value = os.environ.get(env)
+        if value is None:
+            raise typer.BadParameter(f"environment variable {env} is not set")
+        return value
+    raise typer.BadParameter("a connected account needs --password-file or --password-env")
 
 
 @app.command()
@@ -40,11 +54,42 @@ def create(
             "Rolodex, under that provider's rules.",
         ),
     ] = "local",
+    url: Annotated[
+        str | None,
+        typer.Option(
+            "--url",
+            help="CardDAV: the server (discovered by RFC 6764) or an address book's URL.",
+        ),
+    ] = None,
+    username: Annotated[str | None, typer.Option("--username", help="CardDAV user name.")] = None,
+    password_file: Annotated[
+        Path | None,
+        typer.Option("--password-file", help="Read the password from this file.", dir_okay=False),
+    ] = None,
+    password_env: Annotated[
+        str | None,
+        typer.Option("--password-env", help="Read the password from this environment variable."),
+    ] = None,
     database_url: DatabaseUrl = None,
 ) -> None:
-    """Create an account and print its first access token as JSON."""
+    """Create an account and print its first access token as JSON.
+
+    With --url (and credentials) the account is connected: its address book lives at the
+    provider and is kept in sync both ways. The credentials are checked first; nothing is
+    saved if they do not work. They are stored encrypted.
+    """
+    service = _service(database_url)
     try:
-        created = _service(database_url).create(email, name=name, provider=provider)
+        if url is None:
+            created = service.create(email, name=name, provider=provider)
+        else:
+            password = _password(password_file, password_env)
+            created = service.connect(
+                email,
+                name=name,
+                provider=provider,
+                settings={"url": url, "username": username or email, "password": password},
+            )
     except RolodexError as error:
         raise _fail(error) from None
     print_json(

@@ -8,7 +8,8 @@ import typer
 import uvicorn
 from rich.console import Console
 
-from rolodex.cli import accounts
+from rolodex.cli import accounts, app_cmd
+from rolodex.cli import sync as sync_cmd
 from rolodex.cli.common import DatabaseUrl, open_store, settings_for
 
 app = typer.Typer(
@@ -17,6 +18,9 @@ app = typer.Typer(
     add_completion=False,
 )
 app.add_typer(accounts.app, name="accounts")
+app.add_typer(app_cmd.app, name="app")
+app.command("sync")(sync_cmd.sync)
+app.command("worker")(sync_cmd.worker)
 db = typer.Typer(help="Database schema.", no_args_is_help=True)
 app.add_typer(db, name="db")
 
@@ -33,6 +37,13 @@ def serve(
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 5555,
     database_url: DatabaseUrl = None,
+    sync_interval: Annotated[
+        float,
+        typer.Option(
+            help="Seconds between syncs of each connected account; 0 runs no sync in this "
+            "process (run `rolodex worker` processes instead)."
+        ),
+    ] = 30.0,
     demo: Annotated[
         bool,
         typer.Option(
@@ -68,7 +79,18 @@ def serve(
                 "`rolodex accounts token ACCOUNT_ID` issues a token."
             )
     console.print(f"API docs: {base}/docs")
-    uvicorn.run(create_app(settings, store), host=host, port=port, log_level="info")
+    worker = None
+    if sync_interval > 0:
+        from rolodex.cli.sync import make_runner
+        from rolodex.worker import Worker
+
+        worker = Worker(make_runner(settings, store, sync_interval))
+        worker.start()
+    try:
+        uvicorn.run(create_app(settings, store), host=host, port=port, log_level="info")
+    finally:
+        if worker is not None:
+            worker.stop()
 
 
 def main() -> None:

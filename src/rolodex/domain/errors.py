@@ -106,3 +106,34 @@ class InvalidGroup(RolodexError):
 @dataclass
 class InvalidAccount(RolodexError):
     message: str
+
+
+@dataclass
+class BadCredentials(RolodexError):
+    """The provider refused the credentials an account was connected with."""
+
+    message: str
+
+
+@dataclass
+class ProviderUnreachable(RolodexError):
+    """The provider could not be reached or answered with an error while connecting."""
+
+    message: str
+
+
+@dataclass
+class InvalidClient(RolodexError):
+    """An application route was called without the application's client id and secret."""
+
+    message: str
+
+
+@dataclass
+class InvalidCode(RolodexError):
+    """A native-authentication code that is unknown, used, or expired."""
+
+
+@dataclass
+class MissingFields(RolodexError):
+    fields: list[str]

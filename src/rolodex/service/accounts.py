@@ -3,12 +3,20 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from threading import Lock
 from typing import Any
 
 from rolodex.domain.account import Account
-from rolodex.domain.errors import InvalidAccount, NoSuchAccount, NoSuchToken, Unauthenticated
+from rolodex.domain.errors import (
+    BadCredentials,
+    InvalidAccount,
+    NoSuchAccount,
+    NoSuchToken,
+    ProviderUnreachable,
+    Unauthenticated,
+)
 from rolodex.domain.ids import hash_token, new_id, new_token
 from rolodex.domain.profiles import PROVIDERS
 from rolodex.service.credentials import CredentialBox
@@ -25,10 +33,41 @@ class NewAccount:
     access_token: str
 
 
+# Checks that connection settings reach the provider; raises the connector's errors.
+Verifier = Callable[[str, dict[str, Any]], None]
+
+# Settings each provider's connection needs, and well-known servers that are CardDAV with
+# their address filled in.
+REQUIRED_SETTINGS = {"carddav": ("url", "username", "password")}
+KNOWN_CARDDAV_SERVERS = {"icloud": "https://contacts.icloud.com"}
+
+
+def verify_with_connector(provider: str, settings: dict[str, Any]) -> None:
+    from rolodex.connectors.base import InvalidCredentials, PermanentError, TransientError
+    from rolodex.connectors.registry import open_connector
+
+    try:
+        connector = open_connector(provider, settings)
+        try:
+            connector.verify()
+        finally:
+            connector.close()
+    except InvalidCredentials as error:
+        raise BadCredentials(error.message) from None
+    except (TransientError, PermanentError) as error:
+        raise ProviderUnreachable(error.message) from None
+
+
 class AccountService:
-    def __init__(self, store: Store, credentials: CredentialBox | None = None) -> None:
+    def __init__(
+        self,
+        store: Store,
+        credentials: CredentialBox | None = None,
+        verify: Verifier = verify_with_connector,
+    ) -> None:
         self.store = store
         self.credentials = credentials
+        self.verify = verify
         self._token_cache: dict[str, tuple[float, Account]] = {}
         self._lock = Lock()
 
@@ -64,7 +103,18 @@ class AccountService:
         with self.store.write() as tx:
             tx.accounts.insert(account, sealed)
             tx.accounts.add_token(hash_token(token), account.id, account.linked_at)
+            if account.is_connected:
+                tx.accounts.schedule_sync(account.id, account.linked_at)
         return NewAccount(account, token)
+
+    def connect(
+        self, email_address: str, *, name: str, provider: str, settings: dict[str, Any]
+    ) -> NewAccount:
+        """Create an account whose address book lives at a provider, after checking that
+        the settings reach it and the credentials work: nothing is saved otherwise."""
+        settings = normalize_settings(provider, settings)
+        self.verify(provider, settings)
+        return self.create(email_address, name=name, provider=provider, connection=settings)
 
     def get(self, account_id: str) -> Account:
         with self.store.read() as tx:
@@ -72,7 +122,7 @@ class AccountService:
 
     def list(self) -> list[Account]:
         with self.store.read() as tx:
-            return tx.accounts.list()
+            return tx.accounts.all()
 
     def connection(self, account_id: str) -> dict[str, Any] | None:
         with self.store.read() as tx:
@@ -131,3 +181,15 @@ class AccountService:
                 self._token_cache.clear()
             self._token_cache[digest] = (now, account)
         return account
+
+
+def normalize_settings(provider: str, settings: dict[str, Any]) -> dict[str, Any]:
+    if provider not in REQUIRED_SETTINGS:
+        raise InvalidAccount(f"connecting {provider!r} accounts is not supported yet")
+    missing = [k for k in REQUIRED_SETTINGS[provider] if not settings.get(k)]
+    if missing:
+        raise InvalidAccount(f"{provider} accounts need the settings: {', '.join(missing)}")
+    wrong = [k for k in REQUIRED_SETTINGS[provider] if not isinstance(settings[k], str)]
+    if wrong:
+        raise InvalidAccount(f"settings must be strings: {', '.join(wrong)}")
+    return {k: settings[k] for k in REQUIRED_SETTINGS[provider]}

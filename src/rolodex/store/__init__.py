@@ -7,7 +7,7 @@ from contextlib import contextmanager
 
 from sqlalchemy import Connection, Engine
 
-from rolodex.store.accounts import AccountRepository, SettingsRepository
+from rolodex.store.accounts import AccountRepository, AuthCodeRepository, SettingsRepository
 from rolodex.store.changes import ChangeRepository, OutboxRepository
 from rolodex.store.contacts import ContactRepository
 from rolodex.store.database import (
@@ -19,6 +19,7 @@ from rolodex.store.database import (
 )
 from rolodex.store.groups import GroupRepository
 from rolodex.store.pictures import PictureRepository
+from rolodex.store.remotes import RemoteRepository
 
 
 class Tx:
@@ -33,6 +34,8 @@ class Tx:
         self.pictures = PictureRepository(conn)
         self.changes = ChangeRepository(conn)
         self.outbox = OutboxRepository(conn)
+        self.remotes = RemoteRepository(conn)
+        self.auth_codes = AuthCodeRepository(conn)
 
 
 class Store:

@@ -4,11 +4,18 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Connection, delete, insert, select, update
+from sqlalchemy import Connection, delete, insert, or_, select, update
 
 from rolodex.domain.account import Account
 from rolodex.domain.errors import NoSuchAccount
-from rolodex.store.schema import access_tokens, accounts, settings
+from rolodex.store.schema import (
+    access_tokens,
+    accounts,
+    auth_codes,
+    contact_terms,
+    memberships,
+    settings,
+)
 
 _ACCOUNT_COLUMNS = (
     accounts.c.id,
@@ -65,13 +72,17 @@ class AccountRepository:
             raise NoSuchAccount(account_id)
         return _account(row)
 
-    def list(self) -> list[Account]:
+    def all(self) -> list[Account]:
         rows = self.conn.execute(select(*_ACCOUNT_COLUMNS).order_by(accounts.c.linked_at))
         return [_account(r) for r in rows]
 
     def delete(self, account_id: str) -> None:
         # Children go by ON DELETE CASCADE on PostgreSQL; SQLite needs foreign_keys=ON,
-        # which every connection sets.
+        # which every connection sets. The two index tables have no foreign key (they are
+        # written on every contact write and keyed for lookups, not for the parent), so
+        # they are emptied here or they would outlive the account.
+        for table in (contact_terms, memberships):
+            self.conn.execute(delete(table).where(table.c.account_id == account_id))
         if self.conn.execute(delete(accounts).where(accounts.c.id == account_id)).rowcount == 0:
             raise NoSuchAccount(account_id)
 
@@ -119,6 +130,53 @@ class AccountRepository:
             raise ValueError(f"not sync status columns: {sorted(unknown)}")
         self.conn.execute(update(accounts).where(accounts.c.id == account_id).values(**values))
 
+    # Sync scheduling ---------------------------------------------------------------------
+
+    def due_for_sync(self, now: float, limit: int = 100) -> list[str]:
+        """Connected accounts whose sync is due and whose lease is free or expired."""
+        rows = self.conn.execute(
+            select(accounts.c.id)
+            .where(
+                accounts.c.sandbox.is_(False),
+                accounts.c.provider != "local",
+                accounts.c.next_sync_at.is_not(None),
+                accounts.c.next_sync_at <= now,
+                or_(accounts.c.lease_until.is_(None), accounts.c.lease_until < now),
+            )
+            .order_by(accounts.c.next_sync_at)
+            .limit(limit)
+        )
+        return list(rows.scalars())
+
+    def acquire_lease(self, account_id: str, owner: str, now: float, seconds: float) -> bool:
+        """Take (or extend) the account's sync lease; False if another worker holds it."""
+        result = self.conn.execute(
+            update(accounts)
+            .where(
+                accounts.c.id == account_id,
+                or_(
+                    accounts.c.lease_owner.is_(None),
+                    accounts.c.lease_owner == owner,
+                    accounts.c.lease_until < now,
+                ),
+            )
+            .values(lease_owner=owner, lease_until=now + seconds)
+        )
+        return result.rowcount == 1
+
+    def release_lease(self, account_id: str, owner: str) -> None:
+        self.conn.execute(
+            update(accounts)
+            .where(accounts.c.id == account_id, accounts.c.lease_owner == owner)
+            .values(lease_owner=None, lease_until=None)
+        )
+
+    def schedule_sync(self, account_id: str, at: float | None) -> None:
+        """When the account is next due; ``None`` stops its syncing (bad credentials)."""
+        self.conn.execute(
+            update(accounts).where(accounts.c.id == account_id).values(next_sync_at=at)
+        )
+
     # Access tokens -----------------------------------------------------------------------
 
     def add_token(self, token_hash: str, account_id: str, created_at: float) -> None:
@@ -162,3 +220,33 @@ class SettingsRepository:
             self.conn.execute(insert(settings).values(key=key, value=value))
         else:
             self.conn.execute(update(settings).where(settings.c.key == key).values(value=value))
+
+
+class AuthCodeRepository:
+    """One-time codes of native authentication."""
+
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+
+    def put(self, code_hash: str, client_id: str, payload: bytes, expires_at: float) -> None:
+        self.conn.execute(
+            insert(auth_codes).values(
+                code_hash=code_hash, client_id=client_id, payload=payload, expires_at=expires_at
+            )
+        )
+
+    def take(self, code_hash: str, client_id: str, now: float) -> bytes | None:
+        """The code's payload, deleting it: a code works once, and only before it expires."""
+        payload = self.conn.execute(
+            select(auth_codes.c.payload).where(
+                auth_codes.c.code_hash == code_hash,
+                auth_codes.c.client_id == client_id,
+                auth_codes.c.expires_at > now,
+            )
+        ).scalar_one_or_none()
+        self.conn.execute(
+            delete(auth_codes).where(
+                or_(auth_codes.c.code_hash == code_hash, auth_codes.c.expires_at <= now)
+            )
+        )
+        return payload

@@ -105,6 +105,26 @@ class OutboxRepository:
             for r in rows
         ]
 
+    def has_pending(self, account_id: str, object_id: str) -> bool:
+        return (
+            self.conn.execute(
+                select(outbox.c.seq)
+                .where(outbox.c.account_id == account_id, outbox.c.object_id == object_id)
+                .limit(1)
+            ).first()
+            is not None
+        )
+
+    def accounts_due(self, now: float, limit: int = 100) -> list[str]:
+        """Accounts with writes waiting for the provider whose next attempt is due."""
+        rows = self.conn.execute(
+            select(outbox.c.account_id)
+            .where(outbox.c.next_attempt_at <= now)
+            .group_by(outbox.c.account_id)
+            .limit(limit)
+        )
+        return list(rows.scalars())
+
     def count(self, account_id: str) -> int:
         return len(
             self.conn.execute(select(outbox.c.seq).where(outbox.c.account_id == account_id)).all()

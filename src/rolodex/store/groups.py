@@ -7,6 +7,7 @@ from sqlalchemy.exc import IntegrityError
 
 from rolodex.domain.contact import Group
 from rolodex.domain.errors import DuplicateGroupName, NoSuchGroup
+from rolodex.store.contacts import storable
 from rolodex.store.schema import contact_groups, memberships
 
 
@@ -26,6 +27,8 @@ class GroupRepository:
         return {g.id: g for g in self.list(account_id)}
 
     def get(self, account_id: str, group_id: str) -> Group:
+        if not storable(group_id):
+            raise NoSuchGroup(group_id)
         row = self.conn.execute(
             select(contact_groups.c.name, contact_groups.c.path).where(
                 contact_groups.c.account_id == account_id, contact_groups.c.id == group_id
@@ -80,6 +83,32 @@ class GroupRepository:
         )
         if result.rowcount == 0:
             raise NoSuchGroup(group_id)
+
+    def find_by_path(self, account_id: str, path: str) -> Group | None:
+        row = self.conn.execute(
+            select(contact_groups.c.id, contact_groups.c.name).where(
+                contact_groups.c.account_id == account_id, contact_groups.c.path == path
+            )
+        ).first()
+        return None if row is None else Group(row.id, account_id, row.name, path)
+
+    def remote_ids(self, account_id: str) -> dict[str, tuple[str | None, str | None]]:
+        """group id -> (remote_id, remote_etag) of every group of the account."""
+        rows = self.conn.execute(
+            select(
+                contact_groups.c.id, contact_groups.c.remote_id, contact_groups.c.remote_etag
+            ).where(contact_groups.c.account_id == account_id)
+        )
+        return {r.id: (r.remote_id, r.remote_etag) for r in rows}
+
+    def set_remote(
+        self, account_id: str, group_id: str, remote_id: str | None, etag: str | None
+    ) -> None:
+        self.conn.execute(
+            update(contact_groups)
+            .where(contact_groups.c.account_id == account_id, contact_groups.c.id == group_id)
+            .values(remote_id=remote_id, remote_etag=etag)
+        )
 
     def find_by_remote_id(self, account_id: str, remote_id: str) -> Group | None:
         row = self.conn.execute(

@@ -56,6 +56,11 @@ accounts = Table(
     # orders concurrent writers of one account; readers compare it to know whether what
     # they cached about the account's lists still holds.
     Column("generation", BigInteger, nullable=False, server_default="0"),
+    # Sync scheduling: when the account is next due, and which worker holds it until when.
+    # A crashed worker's lease runs out, so no account is forgotten or synced twice at once.
+    Column("next_sync_at", Float, nullable=True),
+    Column("lease_owner", String(64), nullable=True),
+    Column("lease_until", Float, nullable=True),
 )
 
 access_tokens = Table(
@@ -78,10 +83,12 @@ contact_groups = Table(
     Column("parent_id", String(64), nullable=True),
     # The provider's own identity of the group (CardDAV group card UID, Google resourceName...).
     Column("remote_id", String(1000), nullable=True),
+    Column("remote_etag", String(1000), nullable=True),
     Column("created_at", Float, nullable=False),
     PrimaryKeyConstraint("account_id", "id"),
     ForeignKeyConstraint(["account_id"], ["accounts.id"], ondelete="CASCADE"),
     UniqueConstraint("account_id", "path"),
+    Index("ix_groups_account_remote_id", "account_id", "remote_id"),
 )
 
 contacts = Table(
@@ -169,6 +176,47 @@ outbox = Table(
     PrimaryKeyConstraint("account_id", "seq"),
     ForeignKeyConstraint(["account_id"], ["accounts.id"], ondelete="CASCADE"),
     Index("ix_outbox_account_next_attempt", "account_id", "next_attempt_at"),
+)
+
+# Where each synced contact lives at the provider, and the representation last read or
+# written there (kept whole so that updates rewrite only what Rolodex changed).
+contact_remotes = Table(
+    "contact_remotes",
+    metadata,
+    Column("account_id", String(64), nullable=False),
+    Column("contact_id", String(64), nullable=False),
+    Column("collection", String(2000), nullable=False),
+    Column("remote_id", String(2000), nullable=False),
+    Column("uid", String(1000), nullable=True),
+    Column("etag", String(1000), nullable=False),
+    Column("raw", LargeBinary, nullable=True),
+    PrimaryKeyConstraint("account_id", "contact_id"),
+    ForeignKeyConstraint(["account_id"], ["accounts.id"], ondelete="CASCADE"),
+    UniqueConstraint("account_id", "remote_id"),
+    Index("ix_contact_remotes_account_uid", "account_id", "uid"),
+)
+
+# The provider's change cursor per collection (CardDAV sync-token, People syncToken,
+# Graph deltaLink).
+sync_cursors = Table(
+    "sync_cursors",
+    metadata,
+    Column("account_id", String(64), nullable=False),
+    Column("collection", String(2000), nullable=False),
+    Column("cursor", Text, nullable=True),
+    PrimaryKeyConstraint("account_id", "collection"),
+    ForeignKeyConstraint(["account_id"], ["accounts.id"], ondelete="CASCADE"),
+)
+
+# One-time codes of native authentication (POST /connect/authorize), before an account
+# exists: the connection settings they carry are sealed like stored credentials.
+auth_codes = Table(
+    "auth_codes",
+    metadata,
+    Column("code_hash", String(64), primary_key=True),
+    Column("client_id", String(200), nullable=False),
+    Column("payload", LargeBinary, nullable=False),
+    Column("expires_at", Float, nullable=False),
 )
 
 settings = Table(

@@ -1,0 +1,58 @@
+"""v2 native authentication: connect an account over HTTP, without the CLI."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from fastapi import APIRouter, Depends
+from fastapi.responses import Response
+
+from rolodex.api import schemas
+from rolodex.api.account import render_account
+from rolodex.api.deps import Services, json_body, services
+
+router = APIRouter(tags=["authentication"])
+
+_AUTH_ERRORS: dict[int | str, dict[str, Any]] = {
+    400: {"model": schemas.Error, "description": "Missing fields or unsupported provider"},
+    401: {"model": schemas.Error, "description": "Unknown client id or wrong client secret"},
+    403: {"model": schemas.Error, "description": "The provider refused the credentials"},
+    502: {"model": schemas.Error, "description": "The provider could not be reached"},
+}
+
+
+def _json(value: Any) -> Response:
+    return Response(orjson.dumps(value), media_type="application/json")
+
+
+@router.post(
+    "/connect/authorize",
+    summary="Check a provider's settings and get a one-time code",
+    description='Body: `{"client_id", "name", "email_address", "provider", "settings", '
+    '"scopes"}`. Providers: `carddav` with settings `{"url", "username", "password"}`, and '
+    '`icloud` with `{"password"}` (an app password). The credentials are checked now.',
+    responses={200: {"description": '`{"code": "..."}`'}, **_AUTH_ERRORS},
+)
+def authorize(
+    body: dict[str, Any] = Depends(json_body), svc: Services = Depends(services)
+) -> Response:
+    return _json({"code": svc.application.authorize(body)})
+
+
+@router.post(
+    "/connect/token",
+    summary="Trade a code for an account and its access token",
+    description='Body: `{"client_id", "client_secret", "code"}`. Answers the account object '
+    "with `access_token`.",
+    responses={200: {"description": "The account with its access token"}, **_AUTH_ERRORS},
+)
+def token(body: dict[str, Any] = Depends(json_body), svc: Services = Depends(services)) -> Response:
+    created = svc.application.token(body)
+    return _json(
+        {
+            **render_account(created.account),
+            "access_token": created.access_token,
+            "billing_state": "paid",
+        }
+    )

@@ -1,0 +1,145 @@
+"""The application's own credentials and v2 native authentication.
+
+An application onboards its users without the CLI: ``POST /connect/authorize`` with the
+provider settings (checked against the provider at once) gives a one-time code, and
+``POST /connect/token`` with the application's client id and secret trades it for an
+account and its access token.
+"""
+
+from __future__ import annotations
+
+import hmac
+import os
+import secrets
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from rolodex.domain.errors import InvalidAccount, InvalidClient, InvalidCode, MissingFields
+from rolodex.domain.ids import hash_token, new_token
+from rolodex.service.accounts import (
+    KNOWN_CARDDAV_SERVERS,
+    AccountService,
+    NewAccount,
+    normalize_settings,
+)
+from rolodex.service.credentials import CredentialBox
+from rolodex.store import Store
+
+CODE_SECONDS = 600.0
+
+
+@dataclass(frozen=True)
+class ClientCredentials:
+    client_id: str
+    client_secret: str
+
+
+class ApplicationService:
+    def __init__(self, store: Store, accounts: AccountService, credentials: CredentialBox) -> None:
+        self.store = store
+        self.accounts = accounts
+        self.credentials = credentials
+
+    def client(self) -> ClientCredentials:
+        """ROLODEX_CLIENT_ID / ROLODEX_CLIENT_SECRET, else a pair made once and kept in the
+        database (``rolodex app show`` prints it)."""
+        env_id, env_secret = (
+            os.environ.get("ROLODEX_CLIENT_ID"),
+            os.environ.get("ROLODEX_CLIENT_SECRET"),
+        )
+        if env_id and env_secret:
+            return ClientCredentials(env_id, env_secret)
+        with self.store.write() as tx:
+            client_id = tx.settings.get("client_id")
+            client_secret = tx.settings.get("client_secret")
+            if client_id is None or client_secret is None:
+                client_id, client_secret = secrets.token_hex(12), new_token()
+                tx.settings.put("client_id", client_id)
+                tx.settings.put("client_secret", client_secret)
+        return ClientCredentials(client_id, client_secret)
+
+    def check_client(self, client_id: Any, client_secret: Any | None = None) -> None:
+        client = self.client()
+        if not isinstance(client_id, str) or not hmac.compare_digest(client_id, client.client_id):
+            raise InvalidClient("Unknown client_id")
+        if client_secret is not None and (
+            not isinstance(client_secret, str)
+            or not hmac.compare_digest(client_secret, client.client_secret)
+        ):
+            raise InvalidClient("Invalid client_secret")
+
+    def authorize(self, body: dict[str, Any]) -> str:
+        """Check the provider settings and return a one-time code for them."""
+        email = body.get("email_address") or body.get("email")
+        missing = [
+            name
+            for name, value in (
+                ("client_id", body.get("client_id")),
+                ("email_address", email),
+                ("provider", body.get("provider")),
+                ("settings", body.get("settings")),
+            )
+            if not value
+        ]
+        if missing:
+            raise MissingFields(missing)
+        self.check_client(body["client_id"])
+        if not isinstance(body["settings"], dict) or not isinstance(email, str):
+            raise InvalidAccount("settings must be an object and email_address a string")
+        provider, settings = _native_provider(body["provider"], email, body["settings"])
+        settings = normalize_settings(provider, settings)
+        self.accounts.verify(provider, settings)
+        payload = {
+            "email_address": email,
+            "name": body.get("name") if isinstance(body.get("name"), str) else "",
+            "provider": provider,
+            "settings": settings,
+        }
+        code = new_token()
+        with self.store.write() as tx:
+            tx.auth_codes.put(
+                hash_token(code),
+                body["client_id"],
+                self.credentials.seal(payload),
+                time.time() + CODE_SECONDS,
+            )
+        return code
+
+    def token(self, body: dict[str, Any]) -> NewAccount:
+        missing = [k for k in ("client_id", "client_secret", "code") if not body.get(k)]
+        if missing:
+            raise MissingFields(missing)
+        self.check_client(body["client_id"], body["client_secret"])
+        code = body["code"]
+        if not isinstance(code, str):
+            raise InvalidCode()
+        with self.store.write() as tx:
+            sealed = tx.auth_codes.take(hash_token(code), body["client_id"], time.time())
+        if sealed is None:
+            raise InvalidCode()
+        payload = self.credentials.open(sealed)
+        return self.accounts.create(
+            payload["email_address"],
+            name=payload["name"],
+            provider=payload["provider"],
+            connection=payload["settings"],
+        )
+
+
+def _native_provider(
+    provider: Any, email: str, settings: dict[str, Any]
+) -> tuple[str, dict[str, Any]]:
+    """v2's provider names and settings, in Rolodex's terms."""
+    if provider in KNOWN_CARDDAV_SERVERS:
+        return "carddav", {
+            "url": KNOWN_CARDDAV_SERVERS[provider],
+            "username": settings.get("username") or email,
+            "password": settings.get("password"),
+        }
+    if provider == "carddav":
+        return "carddav", settings
+    raise InvalidAccount(
+        f"provider {provider!r} cannot be connected yet; use carddav (with url, username, "
+        f"password) or {', '.join(KNOWN_CARDDAV_SERVERS)}"
+    )

@@ -1,0 +1,415 @@
+"""The local side of sync: applies what a provider holds, and records what was pushed.
+
+The sync engine calls these; each call is one transaction that writes the contact rows,
+their index rows, the change log and the remote links together. Changes applied here came
+from the provider, so they are never queued for the provider again. Provider rules are not
+checked: what a provider holds is shown as it is.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+import orjson
+
+from rolodex.connectors.base import RemoteContact, RemoteGroup, WriteResult
+from rolodex.domain.account import Account
+from rolodex.domain.contact import Contact, ContactFields, Group
+from rolodex.domain.errors import NoSuchContact, NoSuchPicture
+from rolodex.domain.ids import new_id
+from rolodex.domain.normalize import index_terms
+from rolodex.domain.wire import contact_document, contact_from_document
+from rolodex.service.groups import create_group, delete_group, rename_group, set_membership
+from rolodex.service.records import CONTACT
+from rolodex.store import Store, Tx
+from rolodex.store.changes import OutboxItem
+from rolodex.store.contacts import NewContact
+from rolodex.store.pictures import Picture
+from rolodex.store.remotes import RemoteLink
+
+# Groups that are items of their own at the provider (group cards) carry this prefix in
+# their remote_id; groups that exist as names on contacts (CATEGORIES) carry "category:".
+CARD_GROUP = "card:"
+CATEGORY_GROUP = "category:"
+
+
+@dataclass(frozen=True)
+class LocalState:
+    """A contact as the push side needs it."""
+
+    contact: Contact
+    group_names: tuple[str, ...]
+    picture: Picture | None
+    link: RemoteLink | None
+
+
+class Mirror:
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    # Scheduling and status -------------------------------------------------------------
+
+    def due(self, now: float) -> tuple[list[str], list[str]]:
+        """Accounts due for a whole sync, and accounts with writes due for the provider."""
+        with self.store.read() as tx:
+            return tx.accounts.due_for_sync(now), tx.outbox.accounts_due(now)
+
+    def lease(self, account_id: str, owner: str, seconds: float) -> bool:
+        with self.store.write() as tx:
+            return tx.accounts.acquire_lease(account_id, owner, time.time(), seconds)
+
+    def release(self, account_id: str, owner: str) -> None:
+        with self.store.write() as tx:
+            tx.accounts.release_lease(account_id, owner)
+
+    def request_sync(self, account_id: str) -> None:
+        with self.store.write() as tx:
+            tx.accounts.schedule_sync(account_id, time.time())
+
+    def record_status(
+        self,
+        account_id: str,
+        *,
+        state: str,
+        error: str | None,
+        next_sync_at: float | None,
+        succeeded: bool,
+    ) -> None:
+        with self.store.write() as tx:
+            values: dict[str, object] = {"sync_state": state, "last_error": error}
+            if succeeded:
+                values["last_synced_at"] = time.time()
+            tx.accounts.set_sync_status(account_id, **values)
+            tx.accounts.schedule_sync(account_id, next_sync_at)
+
+    # Pull ----------------------------------------------------------------------------------
+
+    def cursor(self, account_id: str, collection: str) -> str | None:
+        with self.store.read() as tx:
+            return tx.remotes.cursor(account_id, collection)
+
+    def set_cursor(self, account_id: str, collection: str, cursor: str | None) -> None:
+        with self.store.write() as tx:
+            tx.remotes.set_cursor(account_id, collection, cursor)
+
+    def known_etags(self, account_id: str, collection: str) -> dict[str, str]:
+        with self.store.read() as tx:
+            etags = tx.remotes.etags(account_id, collection)
+            for remote_id, etag in tx.groups.remote_ids(account_id).values():
+                if remote_id and remote_id.startswith(CARD_GROUP):
+                    etags[remote_id[len(CARD_GROUP) :]] = etag or ""
+            return etags
+
+    def etags_of(self, account_id: str, remote_ids: Iterable[str]) -> dict[str, str]:
+        with self.store.read() as tx:
+            links = tx.remotes.for_remote_ids(account_id, remote_ids)
+            return {rid: link.etag for rid, link in links.items()}
+
+    def apply(self, account: Account, items: Sequence[RemoteContact]) -> int:
+        """Create or update the local copies of remote contacts; returns how many changed.
+
+        A contact with local writes still waiting for the provider is left alone: the push
+        merges the two, and the next pull brings the result.
+        """
+        if not items:
+            return 0
+        now = time.time()
+        changed = 0
+        with self.store.write() as tx:
+            links = tx.remotes.for_remote_ids(account.id, (i.remote_id for i in items))
+            groups = tx.groups.by_id(account.id)
+            card_groups = _card_group_ids(tx, account.id)
+            first = tx.accounts.allocate(account.id, len(items))
+            for offset, item in enumerate(items):
+                seq = first + offset
+                link = links.get(item.remote_id)
+                if link is not None and tx.outbox.has_pending(account.id, link.contact_id):
+                    continue
+                group_ids = _category_groups(tx, account, item.group_names, groups, now)
+                if link is None:
+                    contact_id = self._create(tx, account, item, group_ids, groups, seq, now)
+                    changed += 1
+                else:
+                    contact_id = link.contact_id
+                    changed += self._update(
+                        tx, account, item, contact_id, group_ids, card_groups, groups, seq, now
+                    )
+                tx.remotes.put(
+                    account.id,
+                    RemoteLink(
+                        contact_id, item.collection, item.remote_id, item.uid, item.etag, item.raw
+                    ),
+                )
+        return changed
+
+    def _create(
+        self,
+        tx: Tx,
+        account: Account,
+        item: RemoteContact,
+        group_ids: tuple[str, ...],
+        groups: dict[str, Group],
+        seq: int,
+        now: float,
+    ) -> str:
+        contact = Contact(
+            id=new_id(),
+            account_id=account.id,
+            fields=item.fields,
+            group_ids=group_ids,
+            has_picture=item.picture is not None,
+        )
+        if item.picture is not None:
+            tx.pictures.put(account.id, contact.id, _picture(item))
+        tx.contacts.insert(
+            account.id,
+            NewContact(
+                pk=seq,
+                id=contact.id,
+                doc=contact_document(contact, groups),
+                terms=frozenset(index_terms(item.fields)),
+                group_ids=group_ids,
+            ),
+            now,
+        )
+        tx.accounts.add_contacts(account.id, 1)
+        tx.changes.append(account.id, seq, CONTACT, contact.id, "create", now)
+        return contact.id
+
+    def _update(
+        self,
+        tx: Tx,
+        account: Account,
+        item: RemoteContact,
+        contact_id: str,
+        group_ids: tuple[str, ...],
+        card_groups: set[str],
+        groups: dict[str, Group],
+        seq: int,
+        now: float,
+    ) -> bool:
+        try:
+            row = tx.contacts.get(account.id, contact_id)
+        except NoSuchContact:
+            return False
+        current = contact_from_document(orjson.loads(row.doc))
+        # Memberships in group cards are the group cards' business (apply_groups).
+        kept = tuple(g for g in current.group_ids if g in card_groups)
+        picture_changed = self._sync_picture(tx, account.id, contact_id, item)
+        updated = dataclasses.replace(
+            current,
+            fields=item.fields,
+            group_ids=tuple(dict.fromkeys((*group_ids, *kept))),
+            has_picture=item.picture is not None,
+        )
+        doc = contact_document(updated, groups)
+        if doc == row.doc and not picture_changed:
+            return False
+        tx.contacts.update(
+            account.id,
+            row.pk,
+            doc,
+            frozenset(index_terms(updated.fields)),
+            updated.group_ids,
+            now,
+        )
+        tx.changes.append(account.id, seq, CONTACT, contact_id, "modify", now)
+        return True
+
+    def _sync_picture(self, tx: Tx, account_id: str, contact_id: str, item: RemoteContact) -> bool:
+        if item.picture is None:
+            return tx.pictures.delete(account_id, contact_id)
+        picture = _picture(item)
+        try:
+            if tx.pictures.get(account_id, contact_id).etag == picture.etag:
+                return False
+        except NoSuchPicture:
+            pass
+        tx.pictures.put(account_id, contact_id, picture)
+        return True
+
+    def apply_groups(self, account: Account, items: Sequence[RemoteGroup]) -> None:
+        """Group cards: the group (by name), with exactly the members the card lists."""
+        if not items:
+            return
+        now = time.time()
+        with self.store.write() as tx:
+            for item in items:
+                group = _group_for_card(tx, account, item, now)
+                wanted = set(tx.remotes.contact_ids_for_uids(account.id, item.member_uids))
+                present = {r.id for r in tx.contacts.rows_in_group(account.id, group.id)}
+                for contact_id in wanted ^ present:
+                    set_membership(tx, account, contact_id, group.id, contact_id in wanted, now)
+
+    def remove(self, account: Account, remote_ids: Iterable[str]) -> int:
+        """Delete the local copies of items deleted at the provider; returns how many."""
+        ids = list(remote_ids)
+        if not ids:
+            return 0
+        now = time.time()
+        removed = 0
+        with self.store.write() as tx:
+            links = tx.remotes.for_remote_ids(account.id, ids)
+            for remote_id in ids:
+                group = tx.groups.find_by_remote_id(account.id, CARD_GROUP + remote_id)
+                if group is not None:
+                    delete_group(tx, account, group.id, now)
+                link = links.get(remote_id)
+                if link is None:
+                    continue
+                tx.remotes.delete(account.id, link.contact_id)
+                if tx.outbox.has_pending(account.id, link.contact_id):
+                    # Edited here, deleted there: the pending push re-creates it rather than
+                    # losing the edit.
+                    continue
+                try:
+                    tx.contacts.delete(account.id, link.contact_id)
+                except NoSuchContact:
+                    continue
+                tx.pictures.delete(account.id, link.contact_id)
+                tx.accounts.add_contacts(account.id, -1)
+                seq = tx.accounts.allocate(account.id)
+                tx.changes.append(account.id, seq, CONTACT, link.contact_id, "delete", now)
+                removed += 1
+        return removed
+
+    # Push ----------------------------------------------------------------------------------
+
+    def pending(self, account_id: str, limit: int = 100) -> list[OutboxItem]:
+        with self.store.read() as tx:
+            return tx.outbox.pending(account_id, time.time(), limit)
+
+    def local_state(self, account_id: str, contact_id: str) -> LocalState | None:
+        with self.store.read() as tx:
+            try:
+                row = tx.contacts.get(account_id, contact_id)
+            except NoSuchContact:
+                return None
+            contact = contact_from_document(orjson.loads(row.doc))
+            groups = tx.groups.by_id(account_id)
+            card_groups = _card_group_ids(tx, account_id)
+            names = tuple(
+                groups[g].name for g in contact.group_ids if g in groups and g not in card_groups
+            )
+            picture = None
+            if contact.has_picture:
+                try:
+                    picture = tx.pictures.get(account_id, contact_id)
+                except NoSuchPicture:
+                    picture = None
+            return LocalState(
+                contact, names, picture, tx.remotes.for_contact(account_id, contact_id)
+            )
+
+    def link_of(self, account_id: str, contact_id: str) -> RemoteLink | None:
+        with self.store.read() as tx:
+            return tx.remotes.for_contact(account_id, contact_id)
+
+    def pushed(
+        self,
+        account: Account,
+        item: OutboxItem,
+        collection: str,
+        uid: str | None,
+        result: WriteResult | None,
+        merged: ContactFields | None = None,
+    ) -> None:
+        """Record a delivered write and drop it from the outbox, in one transaction.
+
+        ``merged`` is what the provider now holds when the write had to be merged with a
+        change made there meanwhile; the local copy becomes that too.
+        """
+        now = time.time()
+        with self.store.write() as tx:
+            if result is None:
+                tx.remotes.delete(account.id, item.object_id)
+            else:
+                tx.remotes.put(
+                    account.id,
+                    RemoteLink(
+                        item.object_id, collection, result.remote_id, uid, result.etag, result.raw
+                    ),
+                )
+            if merged is not None:
+                self._replace_fields(tx, account, item.object_id, merged, now)
+            tx.outbox.done(account.id, item.seq)
+
+    def _replace_fields(
+        self, tx: Tx, account: Account, contact_id: str, fields: ContactFields, now: float
+    ) -> None:
+        try:
+            row = tx.contacts.get(account.id, contact_id)
+        except NoSuchContact:
+            return
+        contact = dataclasses.replace(contact_from_document(orjson.loads(row.doc)), fields=fields)
+        doc = contact_document(contact, tx.groups.by_id(account.id))
+        if doc == row.doc:
+            return
+        tx.contacts.update(
+            account.id, row.pk, doc, frozenset(index_terms(fields)), contact.group_ids, now
+        )
+        seq = tx.accounts.allocate(account.id)
+        tx.changes.append(account.id, seq, CONTACT, contact_id, "modify", now)
+
+    def dropped(self, account_id: str, item: OutboxItem) -> None:
+        """A write with nothing left to deliver (its contact is gone)."""
+        with self.store.write() as tx:
+            tx.outbox.done(account_id, item.seq)
+
+    def retry_later(self, account_id: str, item: OutboxItem, at: float, error: str) -> None:
+        with self.store.write() as tx:
+            tx.outbox.retry_later(account_id, item.seq, at, error)
+
+
+def _picture(item: RemoteContact) -> Picture:
+    assert item.picture is not None
+    return Picture(
+        item.picture_type or "image/jpeg",
+        hashlib.sha256(item.picture).hexdigest()[:32],
+        item.picture,
+    )
+
+
+def _card_group_ids(tx: Tx, account_id: str) -> set[str]:
+    return {
+        group_id
+        for group_id, (remote_id, _etag) in tx.groups.remote_ids(account_id).items()
+        if remote_id and remote_id.startswith(CARD_GROUP)
+    }
+
+
+def _category_groups(
+    tx: Tx, account: Account, names: Iterable[str], groups: dict[str, Group], now: float
+) -> tuple[str, ...]:
+    """The ids of the groups named on a contact, creating those not seen before.
+
+    Groups are matched by name: a category and a group card of the same name are one group.
+    """
+    by_path = {g.path: g.id for g in groups.values()}
+    ids: list[str] = []
+    for raw_name in names:
+        name = raw_name.replace("/", "-").strip()[:1000]
+        if not name:
+            continue
+        if name not in by_path:
+            group = create_group(tx, account, name, now, remote_id=CATEGORY_GROUP + name)
+            groups[group.id] = group
+            by_path[name] = group.id
+        ids.append(by_path[name])
+    return tuple(dict.fromkeys(ids))
+
+
+def _group_for_card(tx: Tx, account: Account, item: RemoteGroup, now: float) -> Group:
+    remote_id = CARD_GROUP + item.remote_id
+    name = item.name.replace("/", "-").strip()[:1000] or "Unnamed group"
+    group = tx.groups.find_by_remote_id(account.id, remote_id)
+    if group is None:
+        group = tx.groups.find_by_path(account.id, name) or create_group(tx, account, name, now)
+    elif group.name != name and tx.groups.find_by_path(account.id, name) is None:
+        group = rename_group(tx, account, group.id, name, now)
+    tx.groups.set_remote(account.id, group.id, remote_id, item.etag)
+    return group

@@ -1,0 +1,141 @@
+"""The provider side of synced accounts: where each contact lives remotely, cursors."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Connection, delete, insert, select, update
+
+from rolodex.store.schema import contact_remotes, sync_cursors
+
+
+@dataclass(frozen=True, slots=True)
+class RemoteLink:
+    contact_id: str
+    collection: str
+    remote_id: str
+    uid: str | None
+    etag: str
+    raw: bytes | None
+
+
+def _link(row: Any) -> RemoteLink:
+    return RemoteLink(row.contact_id, row.collection, row.remote_id, row.uid, row.etag, row.raw)
+
+
+_COLUMNS = (
+    contact_remotes.c.contact_id,
+    contact_remotes.c.collection,
+    contact_remotes.c.remote_id,
+    contact_remotes.c.uid,
+    contact_remotes.c.etag,
+    contact_remotes.c.raw,
+)
+
+
+class RemoteRepository:
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+
+    def for_contact(self, account_id: str, contact_id: str) -> RemoteLink | None:
+        row = self.conn.execute(
+            select(*_COLUMNS).where(
+                contact_remotes.c.account_id == account_id,
+                contact_remotes.c.contact_id == contact_id,
+            )
+        ).first()
+        return None if row is None else _link(row)
+
+    def for_remote_ids(self, account_id: str, remote_ids: Iterable[str]) -> dict[str, RemoteLink]:
+        found: dict[str, RemoteLink] = {}
+        ids = list(remote_ids)
+        # Chunked: SQLite caps bound parameters, and PostgreSQL plans long IN lists poorly.
+        for start in range(0, len(ids), 500):
+            rows = self.conn.execute(
+                select(*_COLUMNS).where(
+                    contact_remotes.c.account_id == account_id,
+                    contact_remotes.c.remote_id.in_(ids[start : start + 500]),
+                )
+            )
+            for row in rows:
+                found[row.remote_id] = _link(row)
+        return found
+
+    def etags(self, account_id: str, collection: str) -> dict[str, str]:
+        """remote_id -> etag of every contact known in a collection (for full listings)."""
+        rows = self.conn.execute(
+            select(contact_remotes.c.remote_id, contact_remotes.c.etag).where(
+                contact_remotes.c.account_id == account_id,
+                contact_remotes.c.collection == collection,
+            )
+        )
+        return {r.remote_id: r.etag for r in rows}
+
+    def contact_ids_for_uids(self, account_id: str, uids: Iterable[str]) -> list[str]:
+        wanted = list(uids)
+        found: list[str] = []
+        for start in range(0, len(wanted), 500):
+            found.extend(
+                self.conn.execute(
+                    select(contact_remotes.c.contact_id).where(
+                        contact_remotes.c.account_id == account_id,
+                        contact_remotes.c.uid.in_(wanted[start : start + 500]),
+                    )
+                ).scalars()
+            )
+        return found
+
+    def put(self, account_id: str, link: RemoteLink) -> None:
+        values = {
+            "collection": link.collection,
+            "remote_id": link.remote_id,
+            "uid": link.uid,
+            "etag": link.etag,
+            "raw": link.raw,
+        }
+        changed = self.conn.execute(
+            update(contact_remotes)
+            .where(
+                contact_remotes.c.account_id == account_id,
+                contact_remotes.c.contact_id == link.contact_id,
+            )
+            .values(**values)
+        ).rowcount
+        if not changed:
+            self.conn.execute(
+                insert(contact_remotes).values(
+                    account_id=account_id, contact_id=link.contact_id, **values
+                )
+            )
+
+    def delete(self, account_id: str, contact_id: str) -> None:
+        self.conn.execute(
+            delete(contact_remotes).where(
+                contact_remotes.c.account_id == account_id,
+                contact_remotes.c.contact_id == contact_id,
+            )
+        )
+
+    # Cursors -------------------------------------------------------------------------------
+
+    def cursor(self, account_id: str, collection: str) -> str | None:
+        return self.conn.execute(
+            select(sync_cursors.c.cursor).where(
+                sync_cursors.c.account_id == account_id, sync_cursors.c.collection == collection
+            )
+        ).scalar_one_or_none()
+
+    def set_cursor(self, account_id: str, collection: str, cursor: str | None) -> None:
+        changed = self.conn.execute(
+            update(sync_cursors)
+            .where(sync_cursors.c.account_id == account_id, sync_cursors.c.collection == collection)
+            .values(cursor=cursor)
+        ).rowcount
+        if not changed:
+            self.conn.execute(
+                insert(sync_cursors).values(
+                    account_id=account_id, collection=collection, cursor=cursor
+                )
+            )

@@ -1,0 +1,288 @@
+"""One sync of one account: push what is waiting in the outbox, then pull changes."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+from rolodex.connectors.base import (
+    Collection,
+    Connector,
+    CursorExpired,
+    LocalContact,
+    PermanentError,
+    PreconditionFailed,
+    RemoteContact,
+    RemoteGroup,
+    RemoteItem,
+    RemoteNotFound,
+    TransientError,
+)
+from rolodex.domain.account import Account
+from rolodex.service.mirror import LocalState, Mirror
+from rolodex.service.records import CONTACT
+from rolodex.store.changes import OutboxItem
+from rolodex.sync.merge import merge
+
+BATCH = 500
+MAX_BACKOFF = 3600.0
+# A write the provider refused outright is tried again only this rarely, and stays visible
+# in the outbox (and in the account's last_error) meanwhile: nothing is silently dropped.
+REFUSED_RETRY = 3600.0
+
+Progress = Callable[[str, int, int | None], None]
+
+
+def _quiet(_phase: str, _done: int, _total: int | None) -> None:
+    pass
+
+
+@dataclass
+class SyncReport:
+    pushed: int = 0
+    push_failures: int = 0
+    created_or_updated: int = 0
+    deleted: int = 0
+    full_resyncs: int = 0
+    last_push_error: str | None = None
+
+
+def backoff(attempts: int, retry_after: float | None = None) -> float:
+    if retry_after is not None:
+        return min(max(retry_after, 1.0), MAX_BACKOFF)
+    return float(min(MAX_BACKOFF, 5 * 2**attempts))
+
+
+class SyncEngine:
+    def __init__(self, mirror: Mirror, batch: int = BATCH) -> None:
+        self.mirror = mirror
+        self.batch = batch
+
+    def sync(
+        self,
+        account: Account,
+        connector: Connector,
+        progress: Progress = _quiet,
+        *,
+        pull: bool = True,
+    ) -> SyncReport:
+        report = SyncReport()
+        # Push first: a pull must not overwrite local edits the provider has not seen yet.
+        self.push(account, connector, report)
+        if pull:
+            for collection in connector.collections():
+                self.pull(account, connector, collection, report, progress)
+        return report
+
+    # Pull --------------------------------------------------------------------------------
+
+    def pull(
+        self,
+        account: Account,
+        connector: Connector,
+        collection: Collection,
+        report: SyncReport,
+        progress: Progress = _quiet,
+    ) -> None:
+        cursor = self.mirror.cursor(account.id, collection.id)
+        try:
+            changes = connector.changes(collection.id, cursor, with_data=cursor is not None)
+        except CursorExpired:
+            report.full_resyncs += 1
+            changes = connector.changes(collection.id, None)
+        if changes.complete:
+            known = self.mirror.known_etags(account.id, collection.id)
+            removed = [rid for rid in known if rid not in changes.changed]
+        else:
+            known = self.mirror.etags_of(account.id, changes.changed)
+            removed = list(changes.removed)
+        inline = {item.remote_id for item in changes.fetched}
+        wanted = [
+            rid
+            for rid, etag in changes.changed.items()
+            if rid not in inline and known.get(rid) != etag
+        ]
+        total = len(wanted) + len(changes.fetched)
+        progress(f"pull {collection.name}", 0, total)
+        items: Iterator[RemoteItem] = iter(changes.fetched)
+        done = self._apply_stream(account, items, report, progress, collection.name, 0, total)
+        if wanted:
+            stream = connector.fetch(collection.id, wanted)
+            self._apply_stream(account, stream, report, progress, collection.name, done, total)
+        report.deleted += self.mirror.remove(account, removed)
+        # Only now: a crash before this line repeats the pull, and applying is idempotent.
+        self.mirror.set_cursor(account.id, collection.id, changes.cursor)
+
+    def _apply_stream(
+        self,
+        account: Account,
+        items: Iterator[RemoteItem],
+        report: SyncReport,
+        progress: Progress,
+        name: str,
+        done: int,
+        total: int,
+    ) -> int:
+        contacts: list[RemoteContact] = []
+        groups: list[RemoteGroup] = []
+        for item in items:
+            if isinstance(item, RemoteGroup):
+                groups.append(item)
+                continue
+            contacts.append(item)
+            if len(contacts) >= self.batch:
+                report.created_or_updated += self.mirror.apply(account, contacts)
+                done += len(contacts)
+                progress(f"pull {name}", done, total)
+                contacts = []
+        report.created_or_updated += self.mirror.apply(account, contacts)
+        done += len(contacts)
+        # Group cards last: their members are named by UID and must exist locally first.
+        self.mirror.apply_groups(account, groups)
+        done += len(groups)
+        progress(f"pull {name}", done, total)
+        return done
+
+    # Push --------------------------------------------------------------------------------
+
+    def push(self, account: Account, connector: Connector, report: SyncReport) -> None:
+        """Deliver the outbox in order. A transient failure stops the push (later writes of
+        the same contact must not overtake it); a refusal is parked and the rest goes on."""
+        seen: set[int] = set()
+        while True:
+            items = [i for i in self.mirror.pending(account.id) if i.seq not in seen]
+            if not items:
+                return
+            for item in items:
+                seen.add(item.seq)
+                try:
+                    self._push_one(account, connector, item)
+                    report.pushed += 1
+                except TransientError as error:
+                    delay = backoff(item.attempts, error.retry_after)
+                    self.mirror.retry_later(account.id, item, time.time() + delay, error.message)
+                    report.push_failures += 1
+                    report.last_push_error = error.message
+                    return
+                except PermanentError as error:
+                    message = f"the provider refused {item.operation} of {item.object_id}: "
+                    message += error.message
+                    self.mirror.retry_later(account.id, item, time.time() + REFUSED_RETRY, message)
+                    report.push_failures += 1
+                    report.last_push_error = message
+
+    def _push_one(self, account: Account, connector: Connector, item: OutboxItem) -> None:
+        if item.object_type != CONTACT:
+            self.mirror.dropped(account.id, item)  # groups of connected accounts are read-only
+            return
+        if item.operation == "delete":
+            self._push_delete(account, connector, item)
+            return
+        state = self.mirror.local_state(account.id, item.object_id)
+        if state is None:
+            # Deleted here since; the delete that follows in the outbox says the rest.
+            self.mirror.dropped(account.id, item)
+            return
+        link = state.link
+        if link is None:
+            self._push_create(account, connector, item, state, self._default(connector))
+            return
+        local = _local(state, touched=item.fields)
+        try:
+            result = connector.update(link.remote_id, link.etag, local, link.raw)
+        except RemoteNotFound:
+            # Deleted there, edited here: the edit wins and the contact is made again.
+            self._push_create(account, connector, item, state, link.collection)
+            return
+        except PreconditionFailed:
+            self._push_merged(account, connector, item, state)
+            return
+        self.mirror.pushed(account, item, link.collection, link.uid, result)
+
+    def _push_create(
+        self,
+        account: Account,
+        connector: Connector,
+        item: OutboxItem,
+        state: LocalState,
+        collection: str,
+    ) -> None:
+        # The contact id is the card's UID: a retried create finds the card it already
+        # made instead of making a second one.
+        result = connector.create(collection, _local(state, touched=None), state.contact.id)
+        self.mirror.pushed(account, item, collection, state.contact.id, result)
+
+    def _push_merged(
+        self, account: Account, connector: Connector, item: OutboxItem, state: LocalState
+    ) -> None:
+        """The provider's copy changed since we read it: re-read it, re-apply the fields
+        the local change touched, and write that with the fresh etag."""
+        link = state.link
+        assert link is not None
+        current = next(
+            (
+                i
+                for i in connector.fetch(link.collection, [link.remote_id])
+                if isinstance(i, RemoteContact)
+            ),
+            None,
+        )
+        if current is None:
+            self._push_create(account, connector, item, state, link.collection)
+            return
+        touched = item.fields
+        fields = merge(current.fields, state.contact.fields, touched)
+        local = LocalContact(
+            fields=fields,
+            group_names=state.group_names if "groups" in touched else current.group_names,
+            picture=(state.picture.data if state.picture else None)
+            if "picture" in touched
+            else current.picture,
+            picture_type=(state.picture.content_type if state.picture else None)
+            if "picture" in touched
+            else current.picture_type,
+            touched=touched,
+        )
+        result = connector.update(current.remote_id, current.etag, local, current.raw)
+        self.mirror.pushed(account, item, link.collection, link.uid, result, merged=fields)
+
+    def _push_delete(self, account: Account, connector: Connector, item: OutboxItem) -> None:
+        link = self.mirror.link_of(account.id, item.object_id)
+        if link is None:
+            self.mirror.dropped(account.id, item)  # never reached the provider
+            return
+        try:
+            connector.delete(link.remote_id, link.etag)
+        except PreconditionFailed:
+            # Changed there since; the user deleted it here after seeing it, so the delete
+            # stands, with the etag the provider has now.
+            fresh = self.mirror_etag(connector, link.collection, link.remote_id)
+            if fresh is not None:
+                connector.delete(link.remote_id, fresh)
+        except RemoteNotFound:
+            pass
+        self.mirror.pushed(account, item, link.collection, link.uid, None)
+
+    @staticmethod
+    def mirror_etag(connector: Connector, collection: str, remote_id: str) -> str | None:
+        for found in connector.fetch(collection, [remote_id]):
+            return found.etag
+        return None
+
+    @staticmethod
+    def _default(connector: Connector) -> str:
+        collections = connector.collections()
+        if not collections:
+            raise PermanentError("the account has no address book to create contacts in")
+        return next((c.id for c in collections if c.is_default), collections[0].id)
+
+
+def _local(state: LocalState, touched: tuple[str, ...] | None) -> LocalContact:
+    return LocalContact(
+        fields=state.contact.fields,
+        group_names=state.group_names,
+        picture=state.picture.data if state.picture else None,
+        picture_type=state.picture.content_type if state.picture else None,
+        touched=touched,
+    )
