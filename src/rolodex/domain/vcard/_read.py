@@ -58,7 +58,7 @@ _DATA_URI = re.compile(r"^data:([^,;]*)((?:;[^,;]*)*),(.*)$", re.DOTALL | re.IGN
 
 @dataclass
 class Entry:
-    """One list item and the properties that carry it: the item's own, then its group's."""
+    """One list item and every property that carries it, with their item groups' labels."""
 
     item: ListItem
     props: list[Prop]
@@ -131,8 +131,15 @@ def read(props: list[Prop]) -> Reading:
         for prop in top:
             if prop.name in names:
                 item = _item(list_field, prop, groups.get(prop.group or "", []))
-                if item is not None and all(e.item != item for e in found):
-                    found.append(Entry(item, [prop, *reading.companions(prop)]))
+                if item is None:
+                    continue
+                carried = [prop, *reading.companions(prop)]
+                same = next((e for e in found if e.item == item), None)
+                if same is None:
+                    found.append(Entry(item, carried))
+                else:
+                    # Apple writes an IM both as X-AIM and IMPP: one item, kept as both.
+                    same.props.extend(carried)
         reading.entries[list_field] = found
     entries = reading.entries
     fields = ContactFields(

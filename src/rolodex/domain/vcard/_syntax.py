@@ -33,6 +33,8 @@ _ENCODING_SINGLETONS = frozenset({"base64", "b", "quoted-printable", "8bit", "7b
 _FOLD_AT = 75
 _NEWLINES = re.compile(r"\r\n|\r|\n")
 _PARAM_UNSAFE = re.compile(r'["\x00-\x1f\x7f]')
+_VERSION_21 = re.compile(r"^VERSION:[ \t]*2\.1[ \t]*\r?$", re.MULTILINE | re.IGNORECASE)
+_QP_PARAM = re.compile(r"^[^\s:][^:\r\n]*;(?:ENCODING=)?QUOTED-PRINTABLE[;:]", re.M | re.I)
 
 
 @dataclass(eq=False)
@@ -98,7 +100,9 @@ def _param_safe(value: str) -> str:
 
 
 def unescape(raw: str) -> str:
-    return str(stringToTextValues(raw, listSeparator=None, charList=_ESCAPABLE)[0])
+    # Quoted-printable 2.1 values carry raw CRLFs; one spelling of a line break round-trips.
+    text = str(stringToTextValues(raw, listSeparator=None, charList=_ESCAPABLE)[0])
+    return _NEWLINES.sub("\n", text)
 
 
 def unescape_list(raw: str) -> list[str]:
@@ -132,9 +136,10 @@ def decode_text(data: bytes | str) -> str:
 def read_props(data: bytes | str) -> list[Prop]:
     """The properties between the first BEGIN:VCARD and its END:VCARD, in order."""
     text = decode_text(data)
-    # vobject's quoted-printable reader treats a whitespace-only folded line as a card break,
-    # so it is used only where quoted-printable actually occurs.
-    allow_qp = "QUOTED-PRINTABLE" in text.upper()
+    # vobject's quoted-printable reader takes any line mentioning quoted-printable and ending
+    # in "=" as continued, and a whitespace-only folded line as a card break; so it is used
+    # only for 2.1 cards or where a parameter (not a value) asks for quoted-printable.
+    allow_qp = bool(_VERSION_21.search(text) or _QP_PARAM.search(text))
     props: list[Prop] = []
     depth = 0
     started = False
