@@ -10,9 +10,10 @@ from rolodex.connectors.carddav.client import CardDAVClient
 from tests.carddav_servers import SERVERS, DavServer, RadicaleServer
 
 
-@pytest.fixture(scope="module", params=sorted(SERVERS))
+@pytest.fixture(scope="session", params=sorted(SERVERS))
 def dav_server(request: pytest.FixtureRequest) -> Iterator[DavServer]:
-    """One server per module and kind; tests get fresh address books from ``book``."""
+    """One server per kind for the session (per xdist worker); tests stay apart by taking
+    fresh address books from ``book``, and a test that stops the server restarts it."""
     with SERVERS[request.param]() as server:
         yield server
 
@@ -31,7 +32,7 @@ def dav_client(dav_server: DavServer) -> Iterator[CardDAVClient]:
         yield client
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def radicale_htpasswd() -> Iterator[RadicaleServer]:
     """A Radicale that checks passwords (user "test", password "secret")."""
     with RadicaleServer(users={"test": "secret"}) as server:

@@ -278,3 +278,28 @@ def test_multiget_skips_404_members_and_restores_crlf() -> None:
     assert got[0].data == card.replace("\n", "\r\n").encode()
     sent = server.requests[0].content.decode()
     assert "<d:href>/u/book/a.vcf</d:href>" in sent and "<d:href>/u/book/b.vcf</d:href>" in sent
+
+
+def test_sync_with_data_keeps_bodies_only_of_members_still_changed() -> None:
+    def with_card(href: str, body: str) -> str:
+        return (
+            f"<d:response><d:href>{href}</d:href><d:propstat><d:prop>"
+            '<d:getetag>"1"</d:getetag>'
+            f'<c:address-data xmlns:c="urn:ietf:params:xml:ns:carddav">{body}</c:address-data>'
+            "</d:prop><d:status>HTTP/1.1 200 OK</d:status></d:propstat></d:response>"
+        )
+
+    server = Recorder(
+        multistatus(
+            with_card("/u/book/a.vcf", "BEGIN:VCARD\nUID:a\nEND:VCARD"),
+            with_card("/u/book/b.vcf", "BEGIN:VCARD\nUID:b\nEND:VCARD"),
+            gone("/u/book/", "507 Insufficient Storage"),
+            token="t1",
+        ),
+        multistatus(gone("/u/book/b.vcf"), changed("/u/book/c.vcf", '"2"'), token="t2"),
+    )
+    with client_for(server) as client:
+        result = client.sync_collection(BOOK, "t0", with_data=True)
+    assert result.data == {BOOK + "a.vcf": b"BEGIN:VCARD\r\nUID:a\r\nEND:VCARD\r\n"}
+    assert set(result.changed) == {BOOK + "a.vcf", BOOK + "c.vcf"}
+    assert all(b"<card:address-data/>" in r.content for r in server.requests)

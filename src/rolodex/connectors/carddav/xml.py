@@ -41,13 +41,15 @@ def propfind(props: str) -> bytes:
     return f"{_HEAD}<d:propfind {_NS}><d:prop>{props}</d:prop></d:propfind>".encode()
 
 
-def sync_collection(token: str | None) -> bytes:
+def sync_collection(token: str | None, *, with_data: bool = False) -> bytes:
     # DAV:limit is never sent: Xandikos (and older Nextcloud, sabre) truncate under a limit
     # while returning the final token, which silently loses changes.
     tok = escape(token) if token else ""
+    data = "<card:address-data/>" if with_data else ""
     return (
         f"{_HEAD}<d:sync-collection {_NS}><d:sync-token>{tok}</d:sync-token>"
-        "<d:sync-level>1</d:sync-level><d:prop><d:getetag/></d:prop></d:sync-collection>"
+        f"<d:sync-level>1</d:sync-level><d:prop><d:getetag/>{data}</d:prop>"
+        "</d:sync-collection>"
     ).encode()
 
 
