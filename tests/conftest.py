@@ -92,7 +92,7 @@ def sqlite_store(sqlite_url: str) -> Iterator[Store]:
     store.close()
 
 
-def test_settings(url: str) -> Settings:
+def settings_for_tests(url: str) -> Settings:
     return Settings(database_url=url, secret_key=TEST_SECRET_KEY, public_url=None)
 
 
@@ -133,7 +133,7 @@ class App:
 @pytest.fixture(scope="session")
 def app(sqlite_store: Store, sqlite_url: str) -> App:
     """The whole application in-process on SQLite."""
-    settings = test_settings(sqlite_url)
+    settings = settings_for_tests(sqlite_url)
     return App(sqlite_store, settings, TestClient(create_app(settings, sqlite_store)))
 
 
@@ -146,7 +146,7 @@ def api(app: App) -> ApiAccount:
 @pytest.fixture(scope="session")
 def any_app(store: Store) -> App:
     """The application on each backend (for the tests that must hold on both)."""
-    settings = test_settings(store.url)
+    settings = settings_for_tests(store.url)
     return App(store, settings, TestClient(create_app(settings, store)))
 
 
@@ -170,7 +170,7 @@ def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer
     url = f"sqlite:///{path}"
     store = Store(url)
     store.migrate()
-    settings = test_settings(url)
+    settings = settings_for_tests(url)
     port = free_port()
     config = uvicorn.Config(create_app(settings, store), host="127.0.0.1", port=port, log_level="warning")
     server = uvicorn.Server(config)

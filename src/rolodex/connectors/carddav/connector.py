@@ -222,7 +222,7 @@ class CardDAVConnector:
             photo=contact.picture,
             photo_type=contact.picture_type,
             base=base,
-            touched=None,  # LocalContact is the whole state, so every mapped field is written
+            touched=contact.touched,
             version=NEW_CARD_VERSION,
         )
 
