@@ -10,6 +10,7 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 import uvicorn
@@ -18,6 +19,7 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 from rolodex.api.app import create_app
+from rolodex.api.deps import Services
 from rolodex.config import Settings
 from rolodex.domain.account import Account
 from rolodex.service.accounts import AccountService
@@ -39,7 +41,7 @@ def _postgres_admin_url() -> str | None:
         with engine.connect() as conn:
             conn.execute(text("select 1"))
         engine.dispose()
-    except Exception as exc:  # noqa: BLE001 - any failure means "not available here"
+    except Exception as exc:
         if os.environ.get("ROLODEX_REQUIRE_POSTGRES") == "1":
             raise RuntimeError(f"PostgreSQL is required but unreachable at {url}: {exc}") from exc
         return None
@@ -73,7 +75,9 @@ def sqlite_url(tmp_path_factory: pytest.TempPathFactory) -> str:
     return f"sqlite:///{tmp_path_factory.mktemp('sqlite') / 'rolodex.db'}"
 
 
-@pytest.fixture(scope="session", params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+@pytest.fixture(
+    scope="session", params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+)
 def store(request: pytest.FixtureRequest) -> Iterator[Store]:
     """A migrated store on each backend. Tests isolate themselves by using their own
     accounts: every row of every table belongs to one account."""
@@ -121,13 +125,28 @@ class App:
 
         return AccountService(self.store, CredentialBox.from_settings(self.settings))
 
+    @property
+    def services(self) -> Services:
+        found: Services = _fastapi(self.client.app).state.services
+        return found
+
+    def client_for(self, token: str) -> TestClient:
+        client = TestClient(self.client.app, base_url="http://testserver")
+        client.auth = (token, "")
+        return client
+
     def new_account(self, provider: str = "local", email: str | None = None) -> ApiAccount:
         created = self.accounts.create(
             email or f"{uuid.uuid4().hex[:8]}@example.com", name="Test User", provider=provider
         )
-        client = TestClient(self.client.app, base_url="http://testserver")
-        client.auth = (created.access_token, "")
-        return ApiAccount(created.account, created.access_token, client)
+        return ApiAccount(
+            created.account, created.access_token, self.client_for(created.access_token)
+        )
+
+
+def _fastapi(app: Any) -> Any:
+    """The FastAPI app behind the fast read path."""
+    return getattr(app, "app", app)
 
 
 @pytest.fixture(scope="session")
@@ -172,7 +191,9 @@ def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer
     store.migrate()
     settings = settings_for_tests(url)
     port = free_port()
-    config = uvicorn.Config(create_app(settings, store), host="127.0.0.1", port=port, log_level="warning")
+    config = uvicorn.Config(
+        create_app(settings, store), host="127.0.0.1", port=port, log_level="warning"
+    )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
@@ -181,7 +202,9 @@ def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer
         if time.monotonic() > deadline:
             raise RuntimeError("live server did not start")
         time.sleep(0.02)
-    yield LiveServer(f"http://127.0.0.1:{port}", App(store, settings, TestClient(create_app(settings, store))))
+    yield LiveServer(
+        f"http://127.0.0.1:{port}", App(store, settings, TestClient(create_app(settings, store)))
+    )
     server.should_exit = True
     thread.join(timeout=5)
     store.close()
