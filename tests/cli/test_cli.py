@@ -1,0 +1,198 @@
+"""The command line, run as a user runs it."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import typer
+from typer.testing import CliRunner
+
+from rolodex.cli.main import app
+from tests.carddav_servers import RadicaleServer, vcard
+from tests.conftest import TEST_SECRET_KEY, free_port
+
+runner = CliRunner()
+
+
+@pytest.fixture
+def db(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    monkeypatch.setenv("ROLODEX_SECRET_KEY", TEST_SECRET_KEY)
+    return f"sqlite:///{tmp_path / 'cli.db'}"
+
+
+def run(*args: str) -> dict[str, object] | list[object] | str:
+    result = runner.invoke(app, list(args))
+    assert result.exit_code == 0, result.output
+    try:
+        parsed: dict[str, object] | list[object] = json.loads(result.stdout)
+        return parsed
+    except ValueError:
+        return result.stdout
+
+
+def _commands(group: Any, prefix: tuple[str, ...] = ()) -> Iterator[tuple[str, ...]]:
+    yield prefix
+    for name, command in group.commands.items():
+        if hasattr(command, "commands"):
+            yield from _commands(command, (*prefix, name))
+        else:
+            yield (*prefix, name)
+
+
+def test_every_command_has_help() -> None:
+    root = typer.main.get_command(app)
+    commands = list(_commands(root))
+    assert ("accounts", "create") in commands and ("sync",) in commands
+    for path in commands:
+        result = runner.invoke(app, [*path, "--help"])
+        assert result.exit_code == 0, (path, result.output)
+        assert "Usage" in result.output
+
+
+def test_account_lifecycle(db: str) -> None:
+    created = run("accounts", "create", "--email", "a@example.com", "--database-url", db)
+    assert isinstance(created, dict)
+    assert created["provider"] == "local" and created["sandbox"] is False
+    account_id = str(created["account_id"])
+    listed = run("accounts", "list", "--json", "--database-url", db)
+    assert isinstance(listed, list) and listed[0]["account_id"] == account_id  # type: ignore[index]
+    issued = run("accounts", "token", account_id, "--database-url", db)
+    assert isinstance(issued, dict) and issued["access_token"] != created["access_token"]
+    assert "revoked" in str(
+        run("accounts", "revoke", str(issued["access_token"]), "--database-url", db)
+    )
+    again = runner.invoke(
+        app, ["accounts", "revoke", str(issued["access_token"]), "--database-url", db]
+    )
+    assert again.exit_code == 1 and "No such token" in again.output
+    assert "deleted" in str(run("accounts", "delete", account_id, "--database-url", db))
+    assert run("accounts", "list", "--json", "--database-url", db) == []
+
+
+def test_sandbox_accounts_and_bad_input(db: str) -> None:
+    sandbox = run(
+        "accounts",
+        "create",
+        "--email",
+        "x@example.com",
+        "--provider",
+        "exchange",
+        "--database-url",
+        db,
+    )
+    assert isinstance(sandbox, dict) and sandbox["sandbox"] is True
+    bad = runner.invoke(
+        app, ["accounts", "create", "--email", "x@e.com", "--provider", "aol", "--database-url", db]
+    )
+    assert bad.exit_code == 1 and "unknown provider" in bad.output
+
+
+def test_connect_carddav_and_sync_with_progress(
+    db: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with RadicaleServer(users={"test": "secret"}) as server:
+        book = server.default_addressbook
+        for i in range(3):
+            server.put_card(book + f"c{i}.vcf", vcard(f"u{i}", f"Card{i} Person"))
+        monkeypatch.setenv("CARD_PASSWORD", "wrong")
+        refused = runner.invoke(
+            app,
+            [
+                "accounts",
+                "create",
+                "--email",
+                "t@example.com",
+                "--provider",
+                "carddav",
+                "--url",
+                server.base_url,
+                "--username",
+                "test",
+                "--password-env",
+                "CARD_PASSWORD",
+                "--database-url",
+                db,
+            ],
+        )
+        assert refused.exit_code == 1 and "invalid credentials" in refused.output
+        assert run("accounts", "list", "--json", "--database-url", db) == []
+        password_file = tmp_path / "password"
+        password_file.write_text("secret\n")
+        created = run(
+            "accounts",
+            "create",
+            "--email",
+            "t@example.com",
+            "--provider",
+            "carddav",
+            "--url",
+            server.base_url,
+            "--username",
+            "test",
+            "--password-file",
+            str(password_file),
+            "--database-url",
+            db,
+        )
+        assert isinstance(created, dict)
+        result = runner.invoke(app, ["sync", str(created["account_id"]), "--database-url", db])
+        assert result.exit_code == 0, result.output
+        assert "pull" in result.stderr and "3/3" in result.stderr
+        assert json.loads(result.stdout)["created_or_updated"] == 3
+
+
+def test_app_show_is_stable(db: str) -> None:
+    first = run("app", "show", "--database-url", db)
+    assert isinstance(first, dict) and first["client_id"] and first["client_secret"]
+    assert run("app", "show", "--database-url", db) == first
+
+
+def test_db_upgrade(db: str) -> None:
+    assert "up to date" in str(run("db", "upgrade", "--database-url", db))
+
+
+def test_serve_prints_a_working_curl_line(tmp_path: Path) -> None:
+    """What a newcomer does: start the server, paste the printed line."""
+    port = free_port()
+    env = {**os.environ, "ROLODEX_SECRET_KEY": TEST_SECRET_KEY, "COLUMNS": "60"}
+    server = subprocess.Popen(
+        [sys.executable, "-m", "rolodex", "serve", "--port", str(port), "--sync-interval", "0"],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        lines: list[str] = []
+        assert server.stdout is not None
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            line = server.stdout.readline()
+            lines.append(line)
+            if "Uvicorn running" in line or "Application startup complete" in line:
+                break
+        output = "".join(lines)
+        match = re.search(r"curl -u (\S+): '(\S+)'", output)
+        assert match, output
+        token, url = match.groups()
+        answer = httpx.get(url, auth=(token, ""))
+        assert answer.status_code == 200
+        contacts = answer.json()
+        assert len(contacts) == 3 and contacts[0]["picture_url"].startswith(
+            f"http://127.0.0.1:{port}/"
+        )
+        assert (tmp_path / "rolodex.db").exists()
+    finally:
+        server.terminate()
+        server.wait(10)
