@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -10,6 +11,9 @@ from rolodex.domain.normalize import email_term, phone_query_term, text_term
 
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 1000
+# OFFSET is a signed 64-bit integer in both databases; past this, binding it is an error
+# (a 500), and no account holds that many contacts anyway.
+MAX_OFFSET = 2**63 - 1
 
 # Filter parameter -> the term kind it looks up in the contact index.
 TERM_FILTERS: dict[str, str] = {
@@ -22,6 +26,7 @@ TERM_FILTERS: dict[str, str] = {
 }
 PARAMETERS = frozenset({"limit", "offset", "view", *TERM_FILTERS, "source", "group", "recurse"})
 VIEWS = frozenset({"count", "ids"})
+_INTEGER = re.compile(r"[+-]?[0-9]+")
 
 
 @dataclass(frozen=True)
@@ -57,12 +62,17 @@ def parse_list_query(params: Mapping[str, Sequence[str]]) -> ListQuery:
             return None
         if len(values) > 1:
             raise InvalidQuery(f"Parameter {name} may be given only once")
+        if "\x00" in values[0]:
+            # Nothing stored can contain NUL (PostgreSQL text refuses it outright).
+            raise InvalidQuery(f"Parameter {name} may not contain NUL characters")
         return values[0]
 
     limit = _non_negative_int(one("limit"), "Limit", DEFAULT_LIMIT)
     if limit > MAX_LIMIT:
         raise InvalidQuery(f"Cannot request more than {MAX_LIMIT} resources at once.")
     offset = _non_negative_int(one("offset"), "Offset", 0)
+    if offset > MAX_OFFSET:
+        raise InvalidQuery(f"Offset parameter must be at most {MAX_OFFSET}.")
     view = one("view") or None
     if view is not None and view not in VIEWS:
         raise InvalidQuery(f"Unknown view {view!r}; use view=count or view=ids")
@@ -99,10 +109,11 @@ def parse_list_query(params: Mapping[str, Sequence[str]]) -> ListQuery:
 def _non_negative_int(text: str | None, label: str, default: int) -> int:
     if text is None or text == "":
         return default
-    try:
-        value = int(text)
-    except ValueError:
-        raise InvalidQuery(f"{label} parameter must be an integer.") from None
+    # Plain ASCII digits only: int() would also take "1_000", " 5 " and non-ASCII digits,
+    # which no client means as a page size.
+    if not _INTEGER.fullmatch(text):
+        raise InvalidQuery(f"{label} parameter must be an integer.")
+    value = int(text)
     if value < 0:
         raise InvalidQuery(f"{label} parameter must be nonnegative.")
     return value

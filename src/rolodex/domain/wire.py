@@ -84,7 +84,8 @@ def parse_contact_patch(body: Mapping[str, Any]) -> ContactPatch:
     group = body.get("group")
     if group not in (None, ""):
         if isinstance(group, str):
-            patch.group_id = group
+            if _nul_free(group, "group", errors):
+                patch.group_id = group
         else:
             errors.append(Violation("group", "type", "group must be a contact group id (a string)"))
     if errors:
@@ -98,7 +99,18 @@ def _string(value: Any, name: str, errors: list[Violation]) -> str | None:
     if not isinstance(value, str):
         errors.append(Violation(name, "type", f"{name} must be a string or null"))
         return None
+    if not _nul_free(value, name, errors):
+        return None
     return value if value.strip() else None
+
+
+def _nul_free(value: str, name: str, errors: list[Violation]) -> bool:
+    """NUL has no place in contact data: PostgreSQL text and vCard cannot carry it, so it
+    is refused here, naming the field, rather than failing deep in a write."""
+    if "\x00" in value:
+        errors.append(Violation(name, "characters", f"{name} may not contain NUL characters"))
+        return False
+    return True
 
 
 def _birthday(value: Any, errors: list[Violation]) -> dt.date | None:
@@ -137,6 +149,8 @@ def _items(name: str, value: Any, errors: list[Violation]) -> tuple[ListItem, ..
         if kind is not None and not isinstance(kind, str):
             errors.append(Violation(f"{where}.type", "type", f"{where}.type must be a string"))
             continue
+        if kind is not None and not _nul_free(kind, f"{where}.type", errors):
+            continue
         kind = kind.strip() if kind and kind.strip() else None
         if name == "physical_addresses":
             address = _address(where, kind, item, errors)
@@ -149,6 +163,8 @@ def _items(name: str, value: Any, errors: list[Violation]) -> tuple[ListItem, ..
             errors.append(
                 Violation(f"{where}.{key}", "required", f"{where}.{key} must be a non-empty string")
             )
+            continue
+        if not _nul_free(text, f"{where}.{key}", errors):
             continue
         items.append(_ITEM_CLASSES[name](kind, text.strip()))
     return tuple(items)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections import OrderedDict
+from dataclasses import dataclass
 from threading import Lock
 from typing import Any
 
@@ -24,34 +25,55 @@ from rolodex.domain.wire import (
 )
 from rolodex.service.records import CONTACT, record_change
 from rolodex.store import Store, Tx
-from rolodex.store.contacts import NewContact
+from rolodex.store.contacts import ContactRow, NewContact
+
+# How long a remembered page end may continue a list that has changed since: a client
+# paging through a list asks for the next page within moments, while an offset asked for
+# much later is more likely a fresh jump that means plain OFFSET.
+CURSOR_TTL_SECONDS = 300.0
+
+
+@dataclass(frozen=True, slots=True)
+class _PageEnd:
+    pk: int
+    generation: int
+    at: float
 
 
 class PageCursors:
-    """Remembers where each page of a list ended, so the next page is a keyset seek.
+    """Remembers where each page of a list ended, so the next page continues from there.
 
-    The SDKs page with ``offset``; a deep OFFSET costs a walk over every skipped key. A page
-    that starts where a remembered page ended (same account, filter and generation) seeks
-    straight to the last key instead. Creations only append after every existing key, but
-    any other change may shift positions, so entries are valid only for the generation they
-    were made in.
+    The SDKs page with ``offset``. Served as a plain OFFSET, a contact deleted (or changed
+    out of a filter) before a page the client already has shifts every later position, and
+    the next page skips one; a deep OFFSET also costs a walk over every skipped key. A page
+    that starts where a remembered page ended (same account and filter) instead seeks
+    straight past that page's last key: the client gets what follows what it has seen,
+    whatever was created (new contacts come last), deleted or changed in between. In the
+    generation the page was read in, this is exactly OFFSET; across later changes it is
+    honoured for ``CURSOR_TTL_SECONDS``.
     """
 
-    def __init__(self, capacity: int = 4096) -> None:
-        self._entries: OrderedDict[tuple[Any, ...], int] = OrderedDict()
+    def __init__(self, capacity: int = 4096, ttl: float = CURSOR_TTL_SECONDS) -> None:
+        self._entries: OrderedDict[tuple[Any, ...], _PageEnd] = OrderedDict()
         self._capacity = capacity
+        self._ttl = ttl
         self._lock = Lock()
 
-    def get(self, key: tuple[Any, ...]) -> int | None:
+    def get(self, key: tuple[Any, ...], generation: int) -> int | None:
+        now = time.monotonic()
         with self._lock:
-            pk = self._entries.get(key)
-            if pk is not None:
-                self._entries.move_to_end(key)
-            return pk
+            end = self._entries.get(key)
+            if end is None:
+                return None
+            if end.generation != generation and now - end.at > self._ttl:
+                del self._entries[key]
+                return None
+            self._entries.move_to_end(key)
+            return end.pk
 
-    def put(self, key: tuple[Any, ...], pk: int) -> None:
+    def put(self, key: tuple[Any, ...], pk: int, generation: int) -> None:
         with self._lock:
-            self._entries[key] = pk
+            self._entries[key] = _PageEnd(pk, generation, time.monotonic())
             self._entries.move_to_end(key)
             while len(self._entries) > self._capacity:
                 self._entries.popitem(last=False)
@@ -66,20 +88,31 @@ class ContactService:
 
     def page(self, account: Account, query: ListQuery) -> list[bytes]:
         """The stored documents of one page, in creation order."""
-        with self.store.read() as tx:
-            generation = tx.accounts.generation(account.id)
-            key = (account.id, query.filter, generation)
-            after = self.cursors.get((*key, query.offset)) if query.offset else None
-            rows = tx.contacts.page(
-                account.id, query.filter, query.limit, query.offset, after_pk=after
-            )
-        if rows:
-            self.cursors.put((*key, query.offset + len(rows)), rows[-1].pk)
+        rows = self._page(account, query, ids_only=False)
         return [row.doc for row in rows]
 
     def ids(self, account: Account, query: ListQuery) -> list[str]:
+        """The ids of one page, paged exactly like ``page`` (Node pages ``view=ids``)."""
+        return [row.id for row in self._page(account, query, ids_only=True)]
+
+    def _page(self, account: Account, query: ListQuery, *, ids_only: bool) -> list[ContactRow]:
         with self.store.read() as tx:
-            return tx.contacts.page_ids(account.id, query.filter, query.limit, query.offset)
+            generation = tx.accounts.generation(account.id)
+            after = None
+            if query.offset:
+                after = self.cursors.get((account.id, query.filter, query.offset), generation)
+            rows = tx.contacts.page(
+                account.id,
+                query.filter,
+                query.limit,
+                query.offset,
+                after_pk=after,
+                documents=not ids_only,
+            )
+        if rows:
+            end = (account.id, query.filter, query.offset + len(rows))
+            self.cursors.put(end, rows[-1].pk, generation)
+        return rows
 
     def count(self, account: Account, where: ContactFilter) -> int:
         with self.store.read() as tx:

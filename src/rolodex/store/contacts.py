@@ -5,11 +5,29 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from sqlalchemy import Connection, Select, and_, delete, func, insert, select, update
+from sqlalchemy import (
+    Connection,
+    LargeBinary,
+    Select,
+    and_,
+    delete,
+    func,
+    insert,
+    literal,
+    select,
+    update,
+)
 
 from rolodex.domain.errors import NoSuchContact
 from rolodex.domain.query import ContactFilter
 from rolodex.store.schema import contact_groups, contact_terms, contacts, memberships
+
+
+def storable(value: str) -> bool:
+    """Whether a string can be a stored key at all: PostgreSQL text cannot hold NUL, and
+    binding one there is an error rather than a miss, so lookups of such ids answer "no
+    such object" before reaching SQL, as they do on SQLite."""
+    return "\x00" not in value
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,6 +54,8 @@ class ContactRepository:
     # Reads ---------------------------------------------------------------------------------
 
     def get(self, account_id: str, contact_id: str) -> ContactRow:
+        if not storable(contact_id):
+            raise NoSuchContact(contact_id)
         row = self.conn.execute(
             select(contacts.c.pk, contacts.c.id, contacts.c.doc).where(
                 contacts.c.account_id == account_id, contacts.c.id == contact_id
@@ -52,8 +72,14 @@ class ContactRepository:
         limit: int,
         offset: int = 0,
         after_pk: int | None = None,
+        *,
+        documents: bool = True,
     ) -> list[ContactRow]:
-        """One page in creation order; ``after_pk`` replaces the offset when known."""
+        """One page in creation order; ``after_pk`` replaces the offset when known.
+
+        Without ``documents`` the rows carry an empty ``doc`` (``view=ids`` needs only ids
+        and keys, and documents are most of the bytes).
+        """
         keys = self._matching_pks(account_id, where)
         if after_pk is not None:
             keys = keys.where(contacts.c.pk > after_pk)
@@ -62,22 +88,13 @@ class ContactRepository:
         keys = keys.order_by(contacts.c.pk).limit(limit)
         # Paging the narrow key index first and joining the documents after keeps a deep
         # OFFSET from dragging every skipped document through memory.
+        doc = contacts.c.doc if documents else literal(b"", LargeBinary).label("doc")
         rows = self.conn.execute(
-            select(contacts.c.pk, contacts.c.id, contacts.c.doc)
+            select(contacts.c.pk, contacts.c.id, doc)
             .where(contacts.c.account_id == account_id, contacts.c.pk.in_(keys.scalar_subquery()))
             .order_by(contacts.c.pk)
         )
         return [ContactRow(r.pk, r.id, r.doc) for r in rows]
-
-    def page_ids(self, account_id: str, where: ContactFilter, limit: int, offset: int) -> list[str]:
-        keys = self._matching_pks(account_id, where).order_by(contacts.c.pk)
-        statement = (
-            select(contacts.c.id)
-            .where(contacts.c.account_id == account_id)
-            .where(contacts.c.pk.in_(keys.offset(offset).limit(limit).scalar_subquery()))
-            .order_by(contacts.c.pk)
-        )
-        return list(self.conn.execute(statement).scalars())
 
     def count(self, account_id: str, where: ContactFilter) -> int:
         keys = self._matching_pks(account_id, where).subquery()
