@@ -32,6 +32,11 @@ class FastReads:
     def __init__(self, app: ASGIApp, services: Services) -> None:
         self.app = app
         self.services = services
+        # SQLite answers a hot read from its page cache in less time than handing the
+        # request to a worker thread and back costs, so those are answered on the event
+        # loop; anything that may take longer (filters, PostgreSQL's network round trips)
+        # goes to a thread.
+        self.inline_hot_reads = services.store.is_sqlite
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["method"] == "GET":
@@ -47,7 +52,12 @@ class FastReads:
         await self.app(scope, receive, _with_version_header(send))
 
     async def _serve(self, scope: Scope, send: Send, contact_id: str | None) -> None:
-        status, body = await to_thread.run_sync(self._answer, scope, contact_id)
+        if self.inline_hot_reads and (
+            contact_id is not None or _only_paging(scope["query_string"])
+        ):
+            status, body = self._answer(scope, contact_id)
+        else:
+            status, body = await to_thread.run_sync(self._answer, scope, contact_id)
         await send(
             {
                 "type": "http.response.start",
@@ -77,6 +87,16 @@ class FastReads:
         except Exception as exc:
             status, error = describe(exc)
             return status, orjson.dumps(error)
+
+
+_PAGING = (b"limit", b"offset")
+
+
+def _only_paging(query_string: bytes) -> bool:
+    """Whether a list query is the unfiltered list (the hot read): only limit and offset."""
+    if not query_string:
+        return True
+    return all(pair.partition(b"=")[0] in _PAGING for pair in query_string.split(b"&"))
 
 
 def _with_version_header(send: Send) -> Send:

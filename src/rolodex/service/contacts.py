@@ -26,6 +26,7 @@ from rolodex.domain.wire import (
 from rolodex.service.records import CONTACT, record_change
 from rolodex.store import Store, Tx
 from rolodex.store.contacts import ContactRow, NewContact
+from rolodex.store.hot import HotReads
 
 # How long a remembered page end may continue a list that has changed since: a client
 # paging through a list asks for the next page within moments, while an offset asked for
@@ -83,6 +84,7 @@ class ContactService:
     def __init__(self, store: Store) -> None:
         self.store = store
         self.cursors = PageCursors()
+        self.hot = HotReads(store.engine)
 
     # Reads -------------------------------------------------------------------------------
 
@@ -96,7 +98,9 @@ class ContactService:
         return [row.id for row in self._page(account, query, ids_only=True)]
 
     def _page(self, account: Account, query: ListQuery, *, ids_only: bool) -> list[ContactRow]:
-        with self.store.read() as tx:
+        # The unfiltered list is the hot read: raw DBAPI (rolodex.store.hot), same queries.
+        reads = self.hot.read() if query.filter.is_empty else self.store.read()
+        with reads as tx:
             generation = tx.accounts.generation(account.id)
             after = None
             if query.offset:
@@ -121,8 +125,8 @@ class ContactService:
             return tx.contacts.count(account.id, where)
 
     def document(self, account: Account, contact_id: str) -> bytes:
-        with self.store.read() as tx:
-            return tx.contacts.get(account.id, contact_id).doc
+        with self.hot.read() as tx:
+            return tx.get(account.id, contact_id).doc
 
     def get(self, account: Account, contact_id: str) -> Contact:
         return contact_from_document(orjson.loads(self.document(account, contact_id)))

@@ -7,12 +7,13 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.pool import NullPool
 
 DEFAULT_DATABASE_URL = "sqlite:///rolodex.db"
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+SQLITE_CACHE_SIZE = -65536  # KiB
 
 
 def normalize_url(url: str) -> str:
@@ -53,7 +54,7 @@ def _sqlite_engine(url: str, pool_size: int) -> Engine:
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
-        cursor.execute("PRAGMA cache_size=-65536")
+        cursor.execute(f"PRAGMA cache_size={SQLITE_CACHE_SIZE}")
         cursor.execute("PRAGMA mmap_size=268435456")
         cursor.close()
 
@@ -84,3 +85,55 @@ def read_connection(engine: Engine) -> Iterator[Connection]:
     """A connection in a read transaction: one consistent snapshot for several queries."""
     with engine.connect() as conn, conn.begin():
         yield conn
+
+
+def ensure_database(url: str, *, timeout: float = 3.0) -> None:
+    """Create the PostgreSQL database ``url`` names if it is missing (SQLite files are
+    created on first use). Raises if the server cannot be reached."""
+    url = normalize_url(url)
+    if is_sqlite(url):
+        return
+    target = make_url(url)
+    name = target.database
+    if not name:
+        raise ValueError(f"no database name in {target.render_as_string()}")
+    admin = create_engine(
+        target.set(database="postgres"),
+        isolation_level="AUTOCOMMIT",
+        poolclass=NullPool,
+        connect_args={"connect_timeout": int(max(1, timeout))},
+    )
+    try:
+        with admin.connect() as conn:
+            exists = conn.execute(
+                text("SELECT 1 FROM pg_database WHERE datname = :name"), {"name": name}
+            ).first()
+            if exists is None:
+                quoted = conn.dialect.identifier_preparer.quote(name)
+                conn.exec_driver_sql(f"CREATE DATABASE {quoted}")
+    finally:
+        admin.dispose()
+
+
+# Page cache of a bulk load on SQLite. Index rows of a big load land all over the index
+# B-trees; with the default cache every commit rewrites most of their pages, so a load gets
+# slower with every batch. A large cache for the load's one transaction writes each page once.
+BULK_CACHE_KIB = 1024 * 1024
+
+
+@contextmanager
+def bulk_write_connection(engine: Engine) -> Iterator[Connection]:
+    """A write transaction for loading many rows at once (imports, benchmark data)."""
+    with engine.connect() as conn:
+        sqlite = engine.dialect.name == "sqlite"
+        if sqlite:
+            conn.exec_driver_sql(f"PRAGMA cache_size=-{BULK_CACHE_KIB}")
+            conn.commit()
+            conn = conn.execution_options(sqlite_begin="IMMEDIATE")
+        try:
+            with conn.begin():
+                yield conn
+        finally:
+            if sqlite:
+                conn.exec_driver_sql(f"PRAGMA cache_size={SQLITE_CACHE_SIZE}")
+                conn.commit()
