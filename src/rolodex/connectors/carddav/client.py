@@ -27,6 +27,8 @@ from rolodex.connectors.carddav.hrefs import canonical_href, crlf, wire_href
 from rolodex.connectors.carddav.xml import CARDDAV, CS, DAV, q
 
 _READS = frozenset({"GET", "PROPFIND", "REPORT"})
+# Hrefs per addressbook-multiget: few round trips, and a request body of a few hundred KB.
+MULTIGET_BATCH = 5000
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
 _LIST_PROPS = (
     "<d:resourcetype/><d:displayname/><d:sync-token/><cs:getctag/><d:supported-report-set/>"
@@ -322,24 +324,46 @@ class CardDAVClient:
         return out
 
     def multiget(
-        self, url: str, hrefs: Iterable[str], *, batch_size: int = 100
+        self, url: str, hrefs: Iterable[str], *, batch_size: int = MULTIGET_BATCH
     ) -> Iterator[CardResource]:
-        """Current etag and body of each href; members gone meanwhile are skipped."""
+        """Current etag and body of each href; members gone meanwhile are skipped.
+
+        Batches are large and their answers parsed as they stream in: servers such as
+        Radicale read the whole book for every request, so round trips are what costs.
+        """
         book = canonical_href(self.url, url)
         wanted = list(dict.fromkeys(canonical_href(book, h) for h in hrefs))
         for start in range(0, len(wanted), batch_size):
             batch = wanted[start : start + batch_size]
             body = xml.addressbook_multiget([wire_href(book, h) for h in batch])
-            ms, base = self._dav("REPORT", book, body, depth="1", phase=Phase.READ)
-            for resp in ms.responses:
-                data = resp.props.get(q(CARDDAV, "address-data"))
-                if resp.status == 404 or data is None:
-                    continue
-                yield CardResource(
-                    href=canonical_href(base, resp.href),
-                    etag=resp.text(q(DAV, "getetag")) or "",
-                    data=crlf("".join(data.itertext())),
-                )
+            yield from self._cards("REPORT", book, body, depth="1")
+
+    def all_cards(self, url: str) -> Iterator[CardResource]:
+        """Every card of the book in one addressbook-query REPORT, streamed."""
+        book = canonical_href(self.url, url)
+        yield from self._cards("REPORT", book, xml.addressbook_query(), depth="1")
+
+    def _cards(self, method: str, url: str, body: bytes, *, depth: str) -> Iterator[CardResource]:
+        headers = {"Depth": depth, "Content-Type": "application/xml; charset=utf-8"}
+        try:
+            with self._http.stream(method, url, content=body, headers=headers) as resp:
+                if resp.status_code != 207:
+                    resp.read()
+                    raise classify(resp, href=url, phase=Phase.READ)
+                base = resp.request.url
+                for item in xml.iter_multistatus(resp.iter_bytes()):
+                    data = item.props.get(q(CARDDAV, "address-data"))
+                    if item.status == 404 or data is None:
+                        continue
+                    yield CardResource(
+                        href=canonical_href(base, item.href),
+                        etag=item.text(q(DAV, "getetag")) or "",
+                        data=crlf("".join(data.itertext())),
+                    )
+        except httpx.HTTPError as exc:
+            raise classify(exc, href=url, phase=Phase.READ) from exc
+        except xml.XMLError as exc:
+            raise PermanentError(f"{method} {url}: {exc}") from exc
 
     def get(self, href: str) -> CardResource:
         url = canonical_href(self.url, href)

@@ -33,7 +33,7 @@ from rolodex.connectors.base import (
     RemoteNotFound,
     WriteResult,
 )
-from rolodex.connectors.carddav.client import AddressBook, CardDAVClient
+from rolodex.connectors.carddav.client import AddressBook, CardDAVClient, CardResource
 from rolodex.connectors.carddav.hrefs import canonical_href
 from rolodex.domain.vcard import KIND_GROUP, InvalidCard, parse_card, render_card
 
@@ -44,6 +44,8 @@ log = logging.getLogger(__name__)
 NEW_CARD_VERSION = "3.0"
 # Names servers and clients give the main address book, to mark one collection as default.
 _DEFAULT_NAMES = ("contacts", "addressbook", "default", "card", "personal")
+# From this many cards on, fetch reads the whole book with one addressbook-query.
+WHOLE_BOOK_FETCH = 1000
 # Prefix of cursors for servers without sync-collection: the ctag seen at the last listing.
 _CTAG_CURSOR = "ctag:"
 
@@ -134,7 +136,16 @@ class CardDAVConnector:
         return ChangeSet(collection=collection, cursor=new_cursor, changed=etags, complete=True)
 
     def fetch(self, collection: str, remote_ids: Iterable[str]) -> Iterator[RemoteItem]:
-        for res in self._client.multiget(collection, remote_ids):
+        wanted = list(remote_ids)
+        cards: Iterator[CardResource]
+        if len(wanted) >= WHOLE_BOOK_FETCH:
+            # Many cards (a first sync): reading the whole book in one query costs one
+            # round trip where multiget would cost one per batch.
+            keep = set(wanted)
+            cards = (c for c in self._client.all_cards(collection) if c.href in keep)
+        else:
+            cards = self._client.multiget(collection, wanted)
+        for res in cards:
             item = self._item(collection, res.href, res.etag, res.data)
             if item is not None:
                 yield item

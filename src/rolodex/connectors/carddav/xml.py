@@ -8,7 +8,9 @@ entities and the bundled expat (>= 2.4) refuses entity-expansion bombs.
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from typing import Any, cast
 from xml.sax.saxutils import escape
 
 DAV = "DAV:"
@@ -58,6 +60,16 @@ def addressbook_multiget(hrefs: list[str]) -> bytes:
     return (
         f"{_HEAD}<card:addressbook-multiget {_NS}>"
         f"<d:prop><d:getetag/><card:address-data/></d:prop>{body}</card:addressbook-multiget>"
+    ).encode()
+
+
+def addressbook_query() -> bytes:
+    """Every card of the book with its etag and data: one round trip for a whole book (an
+    empty filter matches every card, RFC 6352 §10.5)."""
+    return (
+        f"{_HEAD}<card:addressbook-query {_NS}>"
+        f"<d:prop><d:getetag/><card:address-data/></d:prop><card:filter/>"
+        f"</card:addressbook-query>"
     ).encode()
 
 
@@ -133,25 +145,62 @@ def parse_multistatus(body: bytes) -> Multistatus:
     root = _parse(body)
     if root.tag != q(DAV, "multistatus"):
         raise XMLError(f"expected DAV:multistatus, got {root.tag}")
-    responses: list[Response] = []
-    for resp in root.findall(q(DAV, "response")):
-        href_el = resp.find(q(DAV, "href"))
-        if href_el is None or not (href_el.text or "").strip():
-            continue
-        item = Response(href=(href_el.text or "").strip())
-        item.status = parse_status(resp.findtext(q(DAV, "status")))
-        for propstat in resp.findall(q(DAV, "propstat")):
-            code = parse_status(propstat.findtext(q(DAV, "status")))
-            prop = propstat.find(q(DAV, "prop"))
-            # Properties under a 404/403 propstat are the ones the server does not have;
-            # treating them as present would make every server look fully featured.
-            if prop is None or code is None or not 200 <= code < 300:
-                continue
-            for child in prop:
-                item.props[child.tag] = child
-        responses.append(item)
+    responses = [r for r in map(_response, root.findall(q(DAV, "response"))) if r is not None]
     token = root.findtext(q(DAV, "sync-token"))
     return Multistatus(responses, token.strip() if token is not None else None)
+
+
+def iter_multistatus(chunks: Iterable[bytes]) -> Iterator[Response]:
+    """The responses of a multistatus body as they arrive, each dropped once yielded, so a
+    REPORT over a whole address book is read in memory flat in the number of cards."""
+    parser: ET.XMLPullParser[ET.Element] = ET.XMLPullParser(events=("start", "end"))
+    root: ET.Element | None = None
+    response_tag = q(DAV, "response")
+
+    def drain() -> Iterator[Response]:
+        nonlocal root
+        # With only start/end events requested, every event is (name, element).
+        events = cast(Iterator[tuple[str, Any]], parser.read_events())
+        for event, element in events:
+            if not isinstance(element, ET.Element):
+                continue
+            if event == "start" and root is None:
+                root = element
+                if root.tag != q(DAV, "multistatus"):
+                    raise XMLError(f"expected DAV:multistatus, got {root.tag}")
+            elif event == "end" and element.tag == response_tag:
+                item = _response(element)
+                if root is not None:
+                    root.remove(element)
+                if item is not None:
+                    yield item
+
+    try:
+        for chunk in chunks:
+            parser.feed(chunk)
+            yield from drain()
+        parser.close()
+        yield from drain()
+    except ET.ParseError as exc:
+        raise XMLError(f"malformed XML: {exc}") from exc
+
+
+def _response(resp: ET.Element) -> Response | None:
+    href_el = resp.find(q(DAV, "href"))
+    if href_el is None or not (href_el.text or "").strip():
+        return None
+    item = Response(href=(href_el.text or "").strip())
+    item.status = parse_status(resp.findtext(q(DAV, "status")))
+    for propstat in resp.findall(q(DAV, "propstat")):
+        code = parse_status(propstat.findtext(q(DAV, "status")))
+        prop = propstat.find(q(DAV, "prop"))
+        # Properties under a 404/403 propstat are the ones the server does not have;
+        # treating them as present would make every server look fully featured.
+        if prop is None or code is None or not 200 <= code < 300:
+            continue
+        for child in prop:
+            item.props[child.tag] = child
+    return item
 
 
 def error_conditions(body: bytes) -> set[str]:
