@@ -1,0 +1,1 @@
+"""Rolodex benchmarks: ``python -m bench --quick|--full [names...]`` (see bench/README.md)."""

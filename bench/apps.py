@@ -1,0 +1,39 @@
+"""The two ASGI apps the HTTP benchmarks serve, both through ``python -m uvicorn --factory``
+with the same settings: Rolodex itself, and the baseline, a bare ASGI app answering every
+request with a body of the same size from memory."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from rolodex.api.fastpath import ASGIApp, Receive, Scope, Send
+
+
+def rolodex_app() -> ASGIApp:
+    from rolodex.api.app import create_app
+    from rolodex.config import Settings
+    from rolodex.store import Store
+
+    settings = Settings()
+    return create_app(settings, Store(settings.database_url))
+
+
+def baseline_app() -> ASGIApp:
+    with open(os.environ["BENCH_BODY_FILE"], "rb") as f:
+        body = f.read()
+    headers = [
+        (b"content-type", b"application/json"),
+        (b"nylas-api-version", b"2.5"),
+        (b"content-length", str(len(body)).encode()),
+    ]
+    start: dict[str, Any] = {"type": "http.response.start", "status": 200, "headers": headers}
+    message: dict[str, Any] = {"type": "http.response.body", "body": body}
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return
+        await send(start)
+        await send(message)
+
+    return app

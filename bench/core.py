@@ -1,0 +1,132 @@
+"""What every benchmark shares: the run context, result rows, the table and the JSON."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent
+RESULTS = ROOT / "results"
+
+
+@dataclass
+class Target:
+    op: str  # ">=" or "<="
+    value: float
+
+    def met(self, ratio: float) -> bool:
+        return ratio >= self.value if self.op == ">=" else ratio <= self.value
+
+    def __str__(self) -> str:
+        return f"{self.op} {self.value:g}"
+
+
+@dataclass
+class Row:
+    """One comparison: Rolodex against its baseline, side by side in this run."""
+
+    benchmark: str
+    case: str
+    backend: str
+    rolodex: str  # human-readable measurement
+    baseline: str
+    ratio: float | None = None
+    target: Target | None = None
+    pending: str | None = None  # why there is no measurement
+    note: str = ""
+    data: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def status(self) -> str:
+        if self.pending:
+            return f"pending: {self.pending}"
+        if self.ratio is None:
+            return "error"
+        if self.target is None:
+            return "info (no target)"
+        return "met" if self.target.met(self.ratio) else "NOT MET"
+
+    def as_json(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["target"] = str(self.target) if self.target else None
+        out["status"] = self.status
+        return out
+
+
+@dataclass
+class Context:
+    mode: str  # quick | full
+    seed: int
+    postgres: str | None  # URL, or None when no server answers
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def quick(self) -> bool:
+        return self.mode == "quick"
+
+    def pick(self, quick: Any, full: Any) -> Any:
+        return quick if self.quick else full
+
+    @property
+    def backends(self) -> list[str]:
+        return ["sqlite", "postgres"] if self.postgres else ["sqlite"]
+
+    def say(self, text: str) -> None:
+        print(f"  {text}", flush=True)
+
+
+def fmt_rate(value: float, unit: str) -> str:
+    return f"{value:,.0f} {unit}"
+
+
+def fmt_ms(seconds: float) -> str:
+    return f"{seconds * 1000:,.2f} ms" if seconds < 1 else f"{seconds:,.2f} s"
+
+
+def table(rows: list[Row]) -> str:
+    header = ("case", "backend", "rolodex", "baseline", "ratio", "target", "status")
+    lines = [
+        (
+            r.case,
+            r.backend,
+            r.rolodex,
+            r.baseline,
+            "-" if r.ratio is None else f"{r.ratio:.2f}",
+            str(r.target) if r.target else "-",
+            r.status,
+        )
+        for r in rows
+    ]
+    widths = [max(len(str(x)) for x in col) for col in zip(header, *lines, strict=False)]
+    out = []
+    for i, line in enumerate([header, *lines]):
+        out.append("  ".join(str(v).ljust(w) for v, w in zip(line, widths, strict=True)).rstrip())
+        if i == 0:
+            out.append("  ".join("-" * w for w in widths))
+    return "\n".join(out)
+
+
+def write_json(name: str, ctx: Context, rows: list[Row], seconds: float) -> Path:
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    stamp = time.strftime("%Y%m%dT%H%M%S")
+    path = RESULTS / f"{name}-{ctx.mode}-{stamp}.json"
+    payload = {
+        "benchmark": name,
+        "mode": ctx.mode,
+        "seed": ctx.seed,
+        "seconds": round(seconds, 2),
+        "machine": {
+            "python": platform.python_version(),
+            "platform": platform.platform(),
+            "cpus": os.cpu_count(),
+        },
+        "notes": ctx.notes,
+        "rows": [r.as_json() for r in rows],
+    }
+    path.write_text(json.dumps(payload, indent=2) + "\n")
+    return path
