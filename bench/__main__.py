@@ -45,6 +45,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"Rolodex benchmarks, {ctx.mode} mode, seed {ctx.seed}")
     if ctx.postgres:
         print(f"PostgreSQL: {ctx.postgres}")
+    elif args.no_postgres:
+        print("PostgreSQL: skipped (--no-postgres); SQLite only")
     else:
         print(f"PostgreSQL: not reachable at {postgres_url()} (BENCH_POSTGRES_URL); SQLite only")
     everything: list[Row] = []
