@@ -44,14 +44,11 @@ class Prop:
     line: Any
     nested: bool = False  # inside an embedded vCard (2.1 AGENT): carried along, never mapped
 
-    @property
-    def name(self) -> str:
-        return str(self.line.name).upper()
-
-    @property
-    def group(self) -> str | None:
+    def __post_init__(self) -> None:
+        # Read for every property by every field's mapping: computed once.
+        self.name: str = str(self.line.name).upper()
         group = self.line.group
-        return str(group).lower() if group else None
+        self.group: str | None = str(group).lower() if group else None
 
     @property
     def raw(self) -> str:
@@ -99,20 +96,38 @@ def _param_safe(value: str) -> str:
     return _PARAM_UNSAFE.sub("", value)
 
 
+# Most values have no backslash: they need no unescaping, and splitting them needs no
+# character-by-character scan. A sync of a whole book decodes every value, so this matters.
+
+
 def unescape(raw: str) -> str:
+    if "\\" not in raw:
+        return raw if "\r" not in raw else _NEWLINES.sub("\n", raw)
     # Quoted-printable 2.1 values carry raw CRLFs; one spelling of a line break round-trips.
     text = str(stringToTextValues(raw, listSeparator=None, charList=_ESCAPABLE)[0])
     return _NEWLINES.sub("\n", text)
 
 
 def unescape_list(raw: str) -> list[str]:
+    if "\\" not in raw:
+        return _split(raw, ",")
     return [str(v) for v in stringToTextValues(raw, listSeparator=",", charList=_ESCAPABLE)]
 
 
 def split_components(raw: str) -> list[str]:
     """The ';'-separated components of N, ADR or ORG, each unescaped."""
+    if "\\" not in raw:
+        return [unescape(p) for p in _split(raw, ";")]
     parts = stringToTextValues(raw, listSeparator=";", charList=";")
     return [unescape(str(p)) for p in parts]
+
+
+def _split(raw: str, separator: str) -> list[str]:
+    """``raw.split`` as vobject splits: a trailing separator adds no empty item."""
+    parts = raw.split(separator)
+    if len(parts) > 1 and parts[-1] == "":
+        parts.pop()
+    return parts
 
 
 def escape(text: str) -> str:
@@ -145,7 +160,7 @@ def read_props(data: bytes | str) -> list[Prop]:
     started = False
     try:
         for logical, number in getLogicalLines(io.StringIO(text), allow_qp):
-            line = textLineToContentLine(logical, number)
+            line = _content_line(logical, number)
             name = str(line.name).upper()
             value = str(line.value).strip().upper()
             if not started:
@@ -168,6 +183,58 @@ def read_props(data: bytes | str) -> list[Prop]:
         # A quoted-printable value that does not decode, or in an unknown CHARSET.
         raise InvalidCard(f"undecodable value: {exc}") from None
     raise InvalidCard("no END:VCARD" if started else "no BEGIN:VCARD")
+
+
+_NAME = re.compile(r"^(?:([A-Za-z0-9-]+)\.)?([A-Za-z0-9_-]+)$")
+# A parameter the fast path takes: a name, and plain comma-separated values if any.
+_PLAIN_PARAM = re.compile(r"^[A-Za-z0-9-]+(?:=[\w./+-]+(?:,[\w./+-]+)*)?$", re.ASCII)
+
+
+def _content_line(logical: str, number: int) -> Any:
+    """vobject's ``textLineToContentLine``, without its regular expressions for the plain
+    lines nearly every card consists of (no quoted parameter values).
+
+    The result is the same ContentLine (tests/domain/test_vcard_syntax.py compares the two on
+    every fixture and on generated cards); anything unusual goes to vobject itself.
+    """
+    head, colon, value = logical.partition(":")
+    if not colon or '"' in head:
+        return textLineToContentLine(logical, number)
+    name_part, *param_parts = head.split(";")
+    match = _NAME.match(name_part)
+    if match is None:
+        return textLineToContentLine(logical, number)
+    group, name = match.groups()
+    params: dict[str, list[str]] = {}
+    singles: list[str] = []
+    for part in param_parts:
+        if _PLAIN_PARAM.match(part) is None:
+            return textLineToContentLine(logical, number)
+        key, equals, values = part.partition("=")
+        if not equals:
+            singles.append(key)
+        elif key.upper() == "ENCODING" and values.upper() == "QUOTED-PRINTABLE":
+            return textLineToContentLine(logical, number)
+        else:
+            params.setdefault(key.upper(), []).extend(values.split(","))
+    if "QUOTED-PRINTABLE" in singles:
+        return textLineToContentLine(logical, number)
+    # The same attributes ContentLine.__init__ sets, without its per-attribute __setattr__
+    # hook, which costs more than the whole parse of a plain line.
+    line = ContentLine.__new__(ContentLine)
+    line.__dict__.update(
+        group=group,
+        behavior=None,
+        parentBehavior=None,
+        isNative=False,
+        name=name.replace("_", "-").upper(),
+        encoded=True,
+        params=params,
+        singletonparams=singles,
+        lineNumber=number,
+        value=value,
+    )
+    return line
 
 
 def serialize(props: Iterable[Prop]) -> bytes:
