@@ -10,8 +10,14 @@ ID_LENGTH = 25
 
 
 def new_id() -> str:
-    """A random lowercase base36 id of 25 characters, the shape of v2 ids (~129 bits)."""
-    return "".join(secrets.choice(_ALPHABET) for _ in range(ID_LENGTH))
+    """A random lowercase base36 id of 25 characters, the shape of v2 ids (128 random bits;
+    36**25 > 2**128, so every value fits)."""
+    number = int.from_bytes(secrets.token_bytes(16))
+    digits = []
+    while number:
+        number, digit = divmod(number, 36)
+        digits.append(_ALPHABET[digit])
+    return "".join(reversed(digits)).rjust(ID_LENGTH, "0")
 
 
 def looks_like_id(value: str) -> bool:
