@@ -467,9 +467,11 @@ def dataset(backend: str, size: int, seed: int = DEFAULT_SEED, *, log: bool = Tr
             found = accounts.create(email, name=f"Bench {size}").account
             load(store, found, seed, size)
             found = accounts.get(found.id)
+            _analyze(store, force=True)
             built = time.perf_counter() - started
             if log:
                 print(f"  built in {built:.1f}s, cached for the next run", flush=True)
+        _analyze(store)
         token = accounts.issue_token(found.id)
         return Dataset(
             url,
@@ -483,6 +485,24 @@ def dataset(backend: str, size: int, seed: int = DEFAULT_SEED, *, log: bool = Tr
         )
     finally:
         store.close()
+
+
+def _analyze(store: Store, *, force: bool = False) -> None:
+    """Planner statistics after a bulk load on PostgreSQL (after the load, or for a dataset
+    never analyzed). Without them (autovacuum may be off, or not have come round yet) the
+    planner takes the account's 100,000 rows for a few hundred and sorts them for every
+    deep page instead of walking the key index: ~200 ms a page instead of ~10 ms."""
+    if store.is_sqlite:
+        return
+    with store.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        if not force:
+            analyzed = conn.exec_driver_sql(
+                "SELECT last_analyze IS NOT NULL OR last_autoanalyze IS NOT NULL"
+                " FROM pg_stat_user_tables WHERE relname = 'contacts'"
+            ).scalar()
+            if analyzed:
+                return
+        conn.exec_driver_sql("VACUUM ANALYZE")
 
 
 def scratch_account(url: str, name: str) -> tuple[Account, str]:

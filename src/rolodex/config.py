@@ -27,3 +27,13 @@ class Settings:
     # is taken from each request's Host.
     public_url: str | None = field(default_factory=lambda: os.environ.get("ROLODEX_PUBLIC_URL"))
     sync_interval: float = field(default_factory=lambda: float(_env("ROLODEX_SYNC_INTERVAL", "30")))
+    # Bound of each API process's in-process cache of hot reads (pages of the unfiltered
+    # list, single contacts), in MiB; 0 turns it off. Entries hold for one account
+    # generation, so writes from any process invalidate them (rolodex.service.readcache).
+    read_cache_mb: float = field(
+        default_factory=lambda: float(_env("ROLODEX_READ_CACHE_MB", "128"))
+    )
+
+    @property
+    def read_cache_bytes(self) -> int:
+        return max(0, int(self.read_cache_mb * 1024 * 1024))

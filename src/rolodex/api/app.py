@@ -38,7 +38,7 @@ def build_services(settings: Settings, store: Store) -> Services:
         settings=settings,
         store=store,
         accounts=accounts,
-        contacts=ContactService(store),
+        contacts=ContactService(store, cache_bytes=settings.read_cache_bytes),
         groups=GroupService(store),
         pictures=PictureService(store),
         application=ApplicationService(store, accounts, credentials),

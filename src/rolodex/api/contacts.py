@@ -19,9 +19,10 @@ from rolodex.api.deps import (
     request_base_url,
     services,
 )
-from rolodex.api.render import absolute, array
+from rolodex.api.render import absolute
 from rolodex.domain.account import Account
-from rolodex.domain.query import parse_list_query
+from rolodex.domain.documents import join
+from rolodex.domain.query import ListQuery, parse_list_query
 
 router = APIRouter(tags=["contacts"])
 
@@ -36,14 +37,14 @@ def json_response(body: bytes) -> Response:
 
 
 def list_body(
-    svc: Services, account: Account, params: Mapping[str, Sequence[str]], base: bytes
+    svc: Services, account: Account, params: Mapping[str, Sequence[str]] | ListQuery, base: bytes
 ) -> bytes:
-    query = parse_list_query(params)
+    query = params if isinstance(params, ListQuery) else parse_list_query(params)
     if query.view == "count":
         return orjson.dumps({"count": svc.contacts.count(account, query.filter)})
     if query.view == "ids":
         return orjson.dumps(svc.contacts.ids(account, query))
-    return array(svc.contacts.page(account, query), base)
+    return join(svc.contacts.page_parts(account, query), base)
 
 
 def get_body(svc: Services, account: Account, contact_id: str, base: bytes) -> bytes:

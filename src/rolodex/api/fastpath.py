@@ -17,6 +17,15 @@ from rolodex.api.auth import token_from_authorization
 from rolodex.api.contacts import get_body, list_body, query_params
 from rolodex.api.deps import Services, base_url
 from rolodex.api.errors import describe
+from rolodex.domain.query import (
+    DEFAULT_LIMIT,
+    MAX_LIMIT,
+    MAX_OFFSET,
+    ContactFilter,
+    ListQuery,
+)
+
+_NO_FILTER = ContactFilter()
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -81,8 +90,12 @@ class FastReads:
             host = headers.get(b"host")
             base = base_url(svc.settings, scope["scheme"], host.decode("latin-1") if host else None)
             if contact_id is None:
-                params = query_params(scope["query_string"].decode("latin-1"))
-                return 200, list_body(svc, account, params, base)
+                query_string: bytes = scope["query_string"]
+                query = paging_query(query_string)
+                if query is None:
+                    params = query_params(query_string.decode("latin-1"))
+                    return 200, list_body(svc, account, params, base)
+                return 200, list_body(svc, account, query, base)
             return 200, get_body(svc, account, contact_id, base)
         except Exception as exc:
             status, error = describe(exc)
@@ -90,6 +103,31 @@ class FastReads:
 
 
 _PAGING = (b"limit", b"offset")
+# The largest values the shortcut below takes; anything else goes the general way.
+_SHORT_LIMIT = len(str(MAX_LIMIT))
+_SHORT_OFFSET = len(str(MAX_OFFSET)) - 1
+
+
+def paging_query(query_string: bytes) -> ListQuery | None:
+    """The plain list query (``limit`` and/or ``offset``, each once, plain decimal digits,
+    in range) without the general parser; None for anything else, which
+    ``parse_list_query`` answers (errors included), so both give the same result."""
+    limit, offset = DEFAULT_LIMIT, 0
+    seen_limit = seen_offset = False
+    if query_string:
+        for pair in query_string.split(b"&"):
+            name, _, value = pair.partition(b"=")
+            if not value.isdigit():  # ASCII digits only, as the parser's pattern
+                return None
+            if name == b"offset" and not seen_offset and len(value) <= _SHORT_OFFSET:
+                offset, seen_offset = int(value), True
+            elif name == b"limit" and not seen_limit and len(value) <= _SHORT_LIMIT:
+                limit, seen_limit = int(value), True
+                if limit > MAX_LIMIT:
+                    return None
+            else:
+                return None
+    return ListQuery(filter=_NO_FILTER, limit=limit, offset=offset)
 
 
 def _only_paging(query_string: bytes) -> bool:

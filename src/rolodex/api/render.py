@@ -4,18 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-_RELATIVE_PICTURE = b'"picture_url":"/contacts/'
+from rolodex.domain.documents import absolute
 
-
-def absolute(doc: bytes, base: bytes) -> bytes:
-    """Stored documents carry picture_url as a path; clients get an absolute URL.
-
-    A JSON string value cannot contain an unescaped quote, so the marker can only match the
-    picture_url key itself.
-    """
-    if _RELATIVE_PICTURE not in doc:
-        return doc
-    return doc.replace(_RELATIVE_PICTURE, b'"picture_url":"' + base + b"/contacts/")
+__all__ = ["absolute", "array"]
 
 
 def array(docs: Sequence[bytes], base: bytes) -> bytes:

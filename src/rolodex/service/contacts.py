@@ -6,12 +6,13 @@ import time
 from collections import OrderedDict
 from dataclasses import dataclass
 from threading import Lock
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 
 from rolodex.domain.account import Account
 from rolodex.domain.contact import Contact, ContactFields
+from rolodex.domain.documents import Parts, split
 from rolodex.domain.errors import InvalidContact, NoSuchGroup, Violation
 from rolodex.domain.ids import new_id
 from rolodex.domain.normalize import index_terms
@@ -23,10 +24,14 @@ from rolodex.domain.wire import (
     contact_from_document,
     parse_contact_patch,
 )
+from rolodex.service.readcache import ReadCache
 from rolodex.service.records import CONTACT, record_change
 from rolodex.store import Store, Tx
-from rolodex.store.contacts import ContactRow, NewContact
+from rolodex.store.contacts import ContactRow, NewContact, storable
 from rolodex.store.hot import HotReads
+
+# Default bound of the in-process read cache (Settings.read_cache_mb).
+DEFAULT_READ_CACHE_BYTES = 128 * 1024 * 1024
 
 # How long a remembered page end may continue a list that has changed since: a client
 # paging through a list asks for the next page within moments, while an offset asked for
@@ -80,13 +85,66 @@ class PageCursors:
                 self._entries.popitem(last=False)
 
 
+class _CachedPage(NamedTuple):
+    parts: Parts
+    length: int
+    last_pk: int | None
+
+
+def _page_key(query: ListQuery, after: int | None) -> tuple[Any, ...]:
+    # A page is fixed by where it starts (a remembered page end, else the offset) and its
+    # length, within one generation.
+    return ("page", query.limit, query.offset if after is None else None, after)
+
+
 class ContactService:
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, *, cache_bytes: int = DEFAULT_READ_CACHE_BYTES) -> None:
         self.store = store
         self.cursors = PageCursors()
         self.hot = HotReads(store.engine)
+        # Pages of the unfiltered list and single documents, as read in a snapshot of the
+        # account's generation (rolodex.service.readcache); 0 bytes turns it off.
+        self.cache = ReadCache(cache_bytes)
 
     # Reads -------------------------------------------------------------------------------
+
+    def page_parts(self, account: Account, query: ListQuery) -> Parts:
+        """One page as a JSON array of the stored documents, split at their relative
+        picture URLs (``rolodex.domain.documents``): ``join(parts, base)`` is the body.
+
+        The unfiltered list, the hot read, is answered from the read cache when the account
+        has not changed since the page was read. Paging is exactly as uncached: the page
+        cursor (``PageCursors``) decides which page is meant, the generation whether the
+        cached copy of it still holds.
+        """
+        if not query.filter.is_empty:
+            return split(b"[" + b",".join(self.page(account, query)) + b"]")
+        page: _CachedPage | None = None
+        if self.cache.enabled:
+            generation = self.hot.generation(account.id)
+            after = self._after(account.id, query, generation)
+            page = self.cache.get(account.id, generation, _page_key(query, after))
+        if page is None:
+            # One snapshot for the generation, the cursor it selects and the page, so the
+            # page is cached (and its end remembered) under the generation it was read in.
+            with self.hot.read() as tx:
+                generation = tx.generation(account.id)
+                after = self._after(account.id, query, generation)
+                read = tx.page_body(account.id, query.limit, query.offset, after)
+            page = _CachedPage(split(read.body), read.length, read.last_pk)
+            if self.cache.enabled:
+                key = _page_key(query, after)
+                self.cache.put(account.id, generation, key, page, len(read.body))
+        if page.last_pk is not None:
+            end = (account.id, query.filter, query.offset + page.length)
+            self.cursors.put(end, page.last_pk, generation)
+        return page.parts
+
+    def _after(self, account_id: str, query: ListQuery, generation: int) -> int | None:
+        """Where a remembered page ended, if this page continues it."""
+        if not query.offset:
+            return None
+        return self.cursors.get((account_id, query.filter, query.offset), generation)
 
     def page(self, account: Account, query: ListQuery) -> list[bytes]:
         """The stored documents of one page, in creation order."""
@@ -102,9 +160,7 @@ class ContactService:
         reads = self.hot.read() if query.filter.is_empty else self.store.read()
         with reads as tx:
             generation = tx.accounts.generation(account.id)
-            after = None
-            if query.offset:
-                after = self.cursors.get((account.id, query.filter, query.offset), generation)
+            after = self._after(account.id, query, generation)
             rows = tx.contacts.page(
                 account.id,
                 query.filter,
@@ -125,8 +181,19 @@ class ContactService:
             return tx.contacts.count(account.id, where)
 
     def document(self, account: Account, contact_id: str) -> bytes:
-        with self.hot.read() as tx:
-            return tx.get(account.id, contact_id).doc
+        if not self.cache.enabled or not storable(contact_id):
+            with self.hot.read() as tx:
+                return tx.get(account.id, contact_id).doc
+        generation = self.hot.generation(account.id)
+        key = ("doc", contact_id)
+        doc: bytes | None = self.cache.get(account.id, generation, key)
+        if doc is None:
+            # Read after the generation, so at least as new as it: a write committed in
+            # between has moved the generation on, and requests that start after it never
+            # look under this one again.
+            doc = self.hot.document(account.id, contact_id)
+            self.cache.put(account.id, generation, key, doc, len(doc))
+        return doc
 
     def get(self, account: Account, contact_id: str) -> Contact:
         return contact_from_document(orjson.loads(self.document(account, contact_id)))

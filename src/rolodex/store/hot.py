@@ -5,7 +5,11 @@ SQLAlchemy's Connection each costs a pool checkout, an event-driven BEGIN, state
 construction, result processing and a reset on return: several times the query itself
 (bench/README.md). Here the same statements, built once with SQLAlchemy Core from the same
 schema and compiled for the engine's dialect, run on DBAPI connections kept aside for this
-purpose, in a transaction of their own (one snapshot per ``read()``, as ``Store.read``).
+purpose, in a transaction of their own (one snapshot per ``read()``, as ``Store.read``;
+REPEATABLE READ on PostgreSQL, whose default would take a new snapshot per statement).
+
+Outside a transaction, ``generation()`` reads an account's generation with one statement:
+all a read answered from the in-process cache needs (rolodex.service.readcache).
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import Engine, bindparam, select
 from sqlalchemy.sql.elements import BindParameter, ClauseElement
@@ -51,6 +55,8 @@ _PAGE_OFFSET = (
 )
 _IDS_AFTER = _PAGE_AFTER.with_only_columns(contacts.c.pk, contacts.c.id)
 _IDS_OFFSET = _PAGE_OFFSET.with_only_columns(contacts.c.pk, contacts.c.id)
+_DOCS_AFTER = _PAGE_AFTER.with_only_columns(contacts.c.pk, contacts.c.doc)
+_DOCS_OFFSET = _PAGE_OFFSET.with_only_columns(contacts.c.pk, contacts.c.doc)
 
 # Connections kept for hot reads; more are opened when more threads read at once.
 MAX_IDLE_CONNECTIONS = 16
@@ -74,6 +80,14 @@ class _Statement:
         if self.positional:
             return tuple(merged[name] for name in self.order)
         return merged
+
+
+class PageBody(NamedTuple):
+    """A page as the list endpoint sends it: the stored documents as one JSON array."""
+
+    body: bytes
+    length: int
+    last_pk: int | None
 
 
 class HotTx:
@@ -132,6 +146,25 @@ class HotTx:
             return list(map(ContactRow._make, rows))
         return [ContactRow(pk, id_, bytes(doc)) for pk, id_, doc in rows]
 
+    def page_body(
+        self, account_id: str, limit: int, offset: int = 0, after_pk: int | None = None
+    ) -> PageBody:
+        """The unfiltered page of ``page``, joined into the JSON array (documents as stored).
+
+        Builds no row objects: a hundred of them cost more than joining the bytes.
+        """
+        r = self._reads
+        if after_pk is not None:
+            rows = self._rows(
+                r.docs_after_sql, account_id=account_id, after_pk=after_pk, limit=limit
+            )
+        else:
+            rows = self._rows(r.docs_offset_sql, account_id=account_id, limit=limit, offset=offset)
+        if not rows:
+            return PageBody(b"[]", 0, None)
+        body = b"[" + b",".join([row[1] for row in rows]) + b"]"
+        return PageBody(body, len(rows), rows[-1][0])
+
 
 class HotReads:
     def __init__(self, engine: Engine) -> None:
@@ -143,6 +176,11 @@ class HotReads:
         self.page_offset_sql = _Statement(_PAGE_OFFSET, engine)
         self.ids_after_sql = _Statement(_IDS_AFTER, engine)
         self.ids_offset_sql = _Statement(_IDS_OFFSET, engine)
+        self.docs_after_sql = _Statement(_DOCS_AFTER, engine)
+        self.docs_offset_sql = _Statement(_DOCS_OFFSET, engine)
+        # Hot connections run in autocommit mode, so a lone statement (``generation``) is
+        # one round trip; ``read`` opens its transaction explicitly.
+        self._begin = "BEGIN" if self.sqlite else "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"
         self._idle: list[Any] = []
         self._lock = threading.Lock()
 
@@ -154,7 +192,47 @@ class HotReads:
         # the pool's management: it is ours until closed.
         proxy = self.engine.raw_connection()
         proxy.detach()
+        if not self.sqlite:
+            # (The engine's SQLite connections are in autocommit mode already.)
+            driver: Any = proxy.dbapi_connection
+            driver.autocommit = True
         return proxy
+
+    def _cursor(self, conn: Any) -> Any:
+        # PostgreSQL's binary format sends bytea as is, not as hex text twice its size.
+        return conn.cursor() if self.sqlite else conn.cursor(binary=True)
+
+    def _lone(self, statement: _Statement, values: dict[str, Any]) -> list[Any]:
+        """One statement on its own, outside a transaction (its own snapshot)."""
+        conn = self._acquire()
+        try:
+            cursor = self._cursor(conn)
+            try:
+                cursor.execute(statement.sql, statement.params(values))
+                rows: list[Any] = cursor.fetchall()
+            finally:
+                cursor.close()
+        except Exception:
+            conn.close()  # a broken connection is not reused
+            raise
+        self._release(conn)
+        return rows
+
+    def generation(self, account_id: str) -> int:
+        """The account's generation now (one statement, no transaction)."""
+        rows = self._lone(self.generation_sql, {"account_id": account_id})
+        if not rows:
+            raise NoSuchAccount(account_id)
+        return int(rows[0][0])
+
+    def document(self, account_id: str, contact_id: str) -> bytes:
+        """One contact's stored document now (one statement, no transaction)."""
+        if not storable(contact_id):
+            raise NoSuchContact(contact_id)
+        rows = self._lone(self.get_sql, {"account_id": account_id, "contact_id": contact_id})
+        if not rows:
+            raise NoSuchContact(contact_id)
+        return bytes(rows[0][2])
 
     def _release(self, conn: Any) -> None:
         with self._lock:
@@ -167,15 +245,18 @@ class HotReads:
     def read(self) -> Iterator[HotTx]:
         """A read transaction: one snapshot for the reads made in it."""
         conn = self._acquire()
-        cursor = conn.cursor()
         try:
-            if self.sqlite:
-                cursor.execute("BEGIN")  # the engine's connections leave BEGIN to us
+            cursor = self._cursor(conn)
+            cursor.execute(self._begin)
+        except Exception:
+            conn.close()
+            raise
+        try:
             yield HotTx(self, cursor)
         finally:
             try:
+                cursor.execute("ROLLBACK")  # a read: ending it is all there is to do
                 cursor.close()
-                conn.rollback()  # a read: ending it is all there is to do
             except Exception:
                 conn.close()  # a broken connection is not reused
                 raise
