@@ -18,9 +18,9 @@ import orjson
 
 from rolodex.connectors.base import RemoteContact, RemoteGroup, WriteResult
 from rolodex.domain.account import Account
-from rolodex.domain.contact import Contact, ContactFields, Group
+from rolodex.domain.contact import Contact, Group
 from rolodex.domain.errors import NoSuchContact, NoSuchPicture
-from rolodex.domain.ids import new_id
+from rolodex.domain.ids import looks_like_id, new_id
 from rolodex.domain.normalize import index_terms
 from rolodex.domain.wire import contact_document, contact_from_document
 from rolodex.service.groups import create_group, delete_group, rename_group, set_membership
@@ -35,6 +35,9 @@ from rolodex.store.remotes import RemoteLink
 # their remote_id; groups that exist as names on contacts (CATEGORIES) carry "category:".
 CARD_GROUP = "card:"
 CATEGORY_GROUP = "category:"
+# The etag of a link whose remote version is not known: no provider's etag matches it, so a
+# write with it fails its precondition and is merged with what the provider holds.
+UNKNOWN_ETAG = '"rolodex:unknown"'
 
 
 @dataclass(frozen=True)
@@ -127,6 +130,10 @@ class Mirror:
             for offset, item in enumerate(items):
                 seq = first + offset
                 link = links.get(item.remote_id)
+                if link is None and _is_own_create(tx, account.id, item):
+                    link = self._claim(tx, account, item, seq, now)
+                    if link is None:
+                        continue
                 if link is not None and tx.outbox.has_pending(account.id, link.contact_id):
                     continue
                 group_ids = _category_groups(tx, account, item.group_names, groups, now)
@@ -145,6 +152,28 @@ class Mirror:
                     ),
                 )
         return changed
+
+    def _claim(
+        self, tx: Tx, account: Account, item: RemoteContact, seq: int, now: float
+    ) -> RemoteLink | None:
+        """Link an item made by a create of our own whose reply was lost to its contact.
+
+        The link is recorded even while writes wait: a later local delete must reach the
+        item. Its etag is left unknown, so the next push re-reads the item and re-applies
+        the local change (the item may have been edited there since). When the contact was
+        deleted here meanwhile, the item is queued for deletion (None: nothing to apply).
+        """
+        contact_id = item.uid
+        assert contact_id is not None
+        link = RemoteLink(
+            contact_id, item.collection, item.remote_id, item.uid, UNKNOWN_ETAG, item.raw
+        )
+        if _exists(tx, account.id, contact_id):
+            tx.remotes.put(account.id, link)
+            return link
+        tx.remotes.put(account.id, dataclasses.replace(link, etag=item.etag))
+        tx.outbox.enqueue(account.id, seq, CONTACT, contact_id, "delete", (), now)
+        return None
 
     def _create(
         self,
@@ -305,6 +334,14 @@ class Mirror:
                 contact, names, picture, tx.remotes.for_contact(account_id, contact_id)
             )
 
+    def pending_fields(
+        self, account_id: str, contact_id: str, fields: tuple[str, ...]
+    ) -> tuple[str, ...]:
+        """``fields`` and those of every other local change of the contact still waiting."""
+        with self.store.read() as tx:
+            waiting = tx.outbox.fields_of(account_id, contact_id)
+        return tuple(dict.fromkeys((*fields, *waiting)))
+
     def link_of(self, account_id: str, contact_id: str) -> RemoteLink | None:
         with self.store.read() as tx:
             return tx.remotes.for_contact(account_id, contact_id)
@@ -316,12 +353,13 @@ class Mirror:
         collection: str,
         uid: str | None,
         result: WriteResult | None,
-        merged: ContactFields | None = None,
+        merged: RemoteContact | None = None,
     ) -> None:
         """Record a delivered write and drop it from the outbox, in one transaction.
 
         ``merged`` is what the provider now holds when the write had to be merged with a
-        change made there meanwhile; the local copy becomes that too.
+        change made there meanwhile; the local copy becomes that too (fields, categories
+        and picture).
         """
         now = time.time()
         with self.store.write() as tx:
@@ -335,25 +373,14 @@ class Mirror:
                     ),
                 )
             if merged is not None:
-                self._replace_fields(tx, account, item.object_id, merged, now)
+                groups = tx.groups.by_id(account.id)
+                group_ids = _category_groups(tx, account, merged.group_names, groups, now)
+                card_groups = _card_group_ids(tx, account.id)
+                seq = tx.accounts.allocate(account.id)
+                self._update(
+                    tx, account, merged, item.object_id, group_ids, card_groups, groups, seq, now
+                )
             tx.outbox.done(account.id, item.seq)
-
-    def _replace_fields(
-        self, tx: Tx, account: Account, contact_id: str, fields: ContactFields, now: float
-    ) -> None:
-        try:
-            row = tx.contacts.get(account.id, contact_id)
-        except NoSuchContact:
-            return
-        contact = dataclasses.replace(contact_from_document(orjson.loads(row.doc)), fields=fields)
-        doc = contact_document(contact, tx.groups.by_id(account.id))
-        if doc == row.doc:
-            return
-        tx.contacts.update(
-            account.id, row.pk, doc, frozenset(index_terms(fields)), contact.group_ids, now
-        )
-        seq = tx.accounts.allocate(account.id)
-        tx.changes.append(account.id, seq, CONTACT, contact_id, "modify", now)
 
     def dropped(self, account_id: str, item: OutboxItem) -> None:
         """A write with nothing left to deliver (its contact is gone)."""
@@ -372,6 +399,28 @@ def _picture(item: RemoteContact) -> Picture:
         hashlib.sha256(item.picture).hexdigest()[:32],
         item.picture,
     )
+
+
+def _is_own_create(tx: Tx, account_id: str, item: RemoteContact) -> bool:
+    """Whether an item no contact links to was made by a create of Rolodex's own.
+
+    Rolodex creates items with the contact's id as their UID. When a create landed but its
+    reply was lost (or the process died before recording it), the item comes back in a
+    pull before the push has linked it: it is that contact, not a new one.
+    """
+    if not item.uid or not looks_like_id(item.uid):
+        return False
+    if tx.remotes.for_contact(account_id, item.uid) is not None:
+        return False  # linked to another item: this one is not its copy
+    return _exists(tx, account_id, item.uid) or tx.changes.was_deleted(account_id, item.uid)
+
+
+def _exists(tx: Tx, account_id: str, contact_id: str) -> bool:
+    try:
+        tx.contacts.get(account_id, contact_id)
+    except NoSuchContact:
+        return False
+    return True
 
 
 def _card_group_ids(tx: Tx, account_id: str) -> set[str]:

@@ -37,6 +37,21 @@ class ChangeRepository:
             )
         )
 
+    def was_deleted(self, account_id: str, object_id: str) -> bool:
+        """Whether the change log records the deletion of this object."""
+        return (
+            self.conn.execute(
+                select(changes.c.seq)
+                .where(
+                    changes.c.account_id == account_id,
+                    changes.c.object_id == object_id,
+                    changes.c.event == "delete",
+                )
+                .limit(1)
+            ).first()
+            is not None
+        )
+
     def since(self, account_id: str, after_seq: int, limit: int) -> list[Change]:
         rows = self.conn.execute(
             select(changes)
@@ -114,6 +129,15 @@ class OutboxRepository:
             ).first()
             is not None
         )
+
+    def fields_of(self, account_id: str, object_id: str) -> list[str]:
+        """The fields touched by every write of the object waiting in the outbox."""
+        rows = self.conn.execute(
+            select(outbox.c.fields)
+            .where(outbox.c.account_id == account_id, outbox.c.object_id == object_id)
+            .order_by(outbox.c.seq)
+        )
+        return [name for text in rows.scalars() for name in json.loads(text)]
 
     def accounts_due(self, now: float, limit: int = 100) -> list[str]:
         """Accounts with writes waiting for the provider whose next attempt is due."""

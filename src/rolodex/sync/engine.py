@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -231,7 +232,9 @@ class SyncEngine:
         if current is None:
             self._push_create(account, connector, item, state, link.collection)
             return
-        touched = item.fields
+        # Every local change still waiting is re-applied, not only this one: the local copy
+        # becomes what this write leaves there, and must not lose the later changes.
+        touched = self.mirror.pending_fields(account.id, item.object_id, item.fields)
         fields = merge(current.fields, state.contact.fields, touched)
         local = LocalContact(
             fields=fields,
@@ -245,7 +248,16 @@ class SyncEngine:
             touched=touched,
         )
         result = connector.update(current.remote_id, current.etag, local, current.raw)
-        self.mirror.pushed(account, item, link.collection, link.uid, result, merged=fields)
+        merged = dataclasses.replace(
+            current,
+            etag=result.etag,
+            raw=result.raw,
+            fields=fields,
+            group_names=local.group_names,
+            picture=local.picture,
+            picture_type=local.picture_type,
+        )
+        self.mirror.pushed(account, item, link.collection, link.uid, result, merged=merged)
 
     def _push_delete(self, account: Account, connector: Connector, item: OutboxItem) -> None:
         link = self.mirror.link_of(account.id, item.object_id)

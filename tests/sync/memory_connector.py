@@ -1,0 +1,328 @@
+"""An in-memory ``Connector`` that keeps the interface's promises, with fault injection.
+
+It behaves like a well-behaved provider (see ``rolodex.connectors.base``):
+
+- every write gives the item a new etag; writes carry the etag they expect
+  (``PreconditionFailed`` when it is stale) and ``update`` of a missing item raises
+  ``RemoteNotFound``; deleting an item already gone is not an error;
+- each collection has a change log; cursors name a position in it, and ``expire_cursors``
+  makes every cursor handed out so far unknown (``CursorExpired``), like a server that
+  dropped its sync-token history;
+- ``create`` is idempotent by uid: a second create with the same uid in the same
+  collection returns the existing item instead of making another;
+- ``changes(..., with_data=True)`` returns the changed items inline;
+- an update rewrites only the fields the ``LocalContact`` says it touched.
+
+Faults: ``plan.fail(op, ...)`` makes the next matching call raise ``TransientError`` either
+``before`` the call does anything or ``after`` its side effect happened (the write landed,
+the reply was lost). ``plan.down = True`` fails every call, like a server that is gone.
+
+Tests act as "another client" with ``remote_create`` / ``remote_update`` / ``remote_delete``,
+which never fail.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+
+from rolodex.connectors.base import (
+    Capabilities,
+    ChangeSet,
+    Collection,
+    Connector,
+    CursorExpired,
+    LocalContact,
+    PreconditionFailed,
+    RemoteContact,
+    RemoteItem,
+    RemoteNotFound,
+    TransientError,
+    WriteResult,
+)
+from rolodex.domain.contact import WRITABLE_FIELDS, ContactFields
+
+OPERATIONS = ("collections", "changes", "fetch", "create", "update", "delete")
+
+
+@dataclass
+class Fault:
+    operation: str
+    when: str = "before"  # "before": nothing happened; "after": the side effect landed
+    times: int = 1
+
+
+@dataclass
+class FailurePlan:
+    faults: list[Fault] = field(default_factory=list)
+    down: bool = False
+    injected: int = 0
+
+    def fail(self, operation: str, when: str = "before", times: int = 1) -> None:
+        assert operation in OPERATIONS, operation
+        assert when in ("before", "after"), when
+        self.faults.append(Fault(operation, when, times))
+
+    def clear(self) -> None:
+        self.faults.clear()
+        self.down = False
+
+    def check(self, operation: str, when: str) -> None:
+        if self.down:
+            self.injected += 1
+            raise TransientError(f"{operation}: connection refused (server down)")
+        for fault in self.faults:
+            if fault.operation == operation and fault.when == when:
+                fault.times -= 1
+                if fault.times <= 0:
+                    self.faults.remove(fault)
+                self.injected += 1
+                raise TransientError(f"{operation}: injected failure {when} the call")
+
+
+@dataclass
+class Item:
+    remote_id: str
+    uid: str
+    etag: str
+    collection: str
+    fields: ContactFields
+    group_names: tuple[str, ...] = ()
+    picture: bytes | None = None
+    picture_type: str | None = None
+    born: int = 0  # creation order, for tests that pick items reproducibly
+
+    def remote(self) -> RemoteContact:
+        return RemoteContact(
+            remote_id=self.remote_id,
+            etag=self.etag,
+            collection=self.collection,
+            fields=self.fields,
+            group_names=self.group_names,
+            picture=self.picture,
+            picture_type=self.picture_type,
+            raw=f"{self.uid}@{self.etag}".encode(),
+            uid=self.uid,
+        )
+
+
+class MemoryConnector:
+    def __init__(self, collections: Iterable[str] = ("contacts",)) -> None:
+        names = list(collections)
+        self.books = [
+            Collection(id=n, name=n.title(), is_default=i == 0) for i, n in enumerate(names)
+        ]
+        self.items: dict[str, Item] = {}  # remote_id -> item, every collection
+        # Per collection: the change log as (position, remote_id); positions are global.
+        self.log: dict[str, list[tuple[int, str]]] = {n: [] for n in names}
+        self.epoch = 0  # part of every cursor; expire_cursors moves it on
+        self.plan = FailurePlan()
+        # False: changes() leaves the data out even when asked (Xandikos does).
+        self.inline_data = True
+        self.calls: list[str] = []
+        self._position = itertools.count(1)
+        self._last_position = 0
+        self._etags = itertools.count(1)
+        self._ids = itertools.count(1)
+        self._others = itertools.count(1)
+        self.closed = 0
+
+    # --- Helpers for tests ---------------------------------------------------------------------
+
+    def _new_etag(self) -> str:
+        return f'"e{next(self._etags)}"'
+
+    def _touch(self, collection: str, remote_id: str) -> None:
+        self._last_position = next(self._position)
+        self.log[collection].append((self._last_position, remote_id))
+
+    def _put(self, item: Item) -> Item:
+        if item.remote_id not in self.items:
+            item.born = next(self._ids)
+        self.items[item.remote_id] = item
+        self._touch(item.collection, item.remote_id)
+        return item
+
+    def ordered(self) -> list[str]:
+        """The remote ids, oldest item first."""
+        return sorted(self.items, key=lambda rid: self.items[rid].born)
+
+    def by_uid(self, uid: str, collection: str | None = None) -> Item | None:
+        for item in self.items.values():
+            if item.uid == uid and (collection is None or item.collection == collection):
+                return item
+        return None
+
+    def expire_cursors(self) -> None:
+        """Forget the change history: every cursor handed out so far is refused."""
+        self.epoch += 1
+
+    # "Another client": never fails, bypasses the plan.
+
+    def remote_create(
+        self,
+        fields: ContactFields,
+        *,
+        uid: str | None = None,
+        picture: bytes | None = None,
+        collection: str | None = None,
+    ) -> Item:
+        collection = collection or self.books[0].id
+        uid = uid or f"other-{next(self._others)}"
+        remote_id = f"{collection}/{uid}.vcf"
+        assert remote_id not in self.items
+        return self._put(
+            Item(
+                remote_id,
+                uid,
+                self._new_etag(),
+                collection,
+                fields,
+                picture=picture,
+                picture_type="image/png" if picture else None,
+            )
+        )
+
+    def remote_update(
+        self, remote_id: str, *, picture: bytes | bool | None = False, **values: object
+    ) -> Item:
+        item = self.items[remote_id]
+        fields = dataclasses.replace(item.fields, **values)  # type: ignore[arg-type]
+        changed = dataclasses.replace(item, fields=fields, etag=self._new_etag())
+        if picture is not False:
+            assert picture is None or isinstance(picture, bytes)
+            changed.picture = picture
+            changed.picture_type = "image/png" if picture else None
+        return self._put(changed)
+
+    def remote_delete(self, remote_id: str) -> None:
+        item = self.items.pop(remote_id)
+        self._touch(item.collection, remote_id)
+
+    # --- The Connector interface ------------------------------------------------------------
+
+    def _enter(self, operation: str) -> None:
+        self.calls.append(operation)
+        self.plan.check(operation, "before")
+
+    def capabilities(self) -> Capabilities:
+        return Capabilities(incremental=True, groups="categories", pictures=True)
+
+    def verify(self) -> None:
+        self._enter("collections")
+
+    def collections(self) -> list[Collection]:
+        self._enter("collections")
+        return list(self.books)
+
+    def changes(self, collection: str, cursor: str | None, *, with_data: bool = False) -> ChangeSet:
+        self._enter("changes")
+        if collection not in self.log:
+            raise RemoteNotFound(collection)
+        new_cursor = f"{collection}@{self.epoch}:{self._last_position}"
+        members = [i for i in self.items.values() if i.collection == collection]
+        if cursor is None:
+            result = ChangeSet(
+                collection=collection,
+                cursor=new_cursor,
+                changed={i.remote_id: i.etag for i in members},
+                complete=True,
+            )
+        else:
+            name, _, mark = cursor.rpartition("@")
+            epoch, _, position_text = mark.partition(":")
+            if name != collection or epoch != str(self.epoch) or not position_text.isdigit():
+                raise CursorExpired(collection)
+            position = int(position_text)
+            touched = dict.fromkeys(rid for pos, rid in self.log[collection] if pos > position)
+            changed = {rid: self.items[rid].etag for rid in touched if rid in self.items}
+            result = ChangeSet(
+                collection=collection,
+                cursor=new_cursor,
+                changed=changed,
+                removed=tuple(rid for rid in touched if rid not in self.items),
+                fetched=tuple(self.items[rid].remote() for rid in changed)
+                if with_data and self.inline_data
+                else (),
+            )
+        self.plan.check("changes", "after")
+        return result
+
+    def fetch(self, collection: str, remote_ids: Iterable[str]) -> Iterator[RemoteItem]:
+        self._enter("fetch")
+        wanted = list(remote_ids)
+        found = [
+            self.items[rid].remote()
+            for rid in wanted
+            if rid in self.items and self.items[rid].collection == collection
+        ]
+        self.plan.check("fetch", "after")
+        yield from found
+
+    def create(self, collection: str, contact: LocalContact, uid: str) -> WriteResult:
+        self._enter("create")
+        if collection not in self.log:
+            raise RemoteNotFound(collection)
+        existing = self.by_uid(uid, collection)
+        if existing is not None:
+            # Our own earlier create whose reply was lost: the same item, not a second one.
+            result = WriteResult(existing.remote_id, existing.etag, existing.remote().raw)
+        else:
+            item = self._put(
+                Item(
+                    f"{collection}/{uid}.vcf",
+                    uid,
+                    self._new_etag(),
+                    collection,
+                    contact.fields,
+                    contact.group_names,
+                    contact.picture,
+                    contact.picture_type if contact.picture is not None else None,
+                )
+            )
+            result = WriteResult(item.remote_id, item.etag, item.remote().raw)
+        self.plan.check("create", "after")
+        return result
+
+    def update(
+        self, remote_id: str, etag: str, contact: LocalContact, raw: bytes | None
+    ) -> WriteResult:
+        self._enter("update")
+        item = self.items.get(remote_id)
+        if item is None:
+            raise RemoteNotFound(remote_id)
+        if item.etag != etag:
+            raise PreconditionFailed(remote_id)
+        touched = {*WRITABLE_FIELDS, "groups", "picture"}
+        if contact.touched is not None:
+            touched = set(contact.touched)
+        values = {n: getattr(contact.fields, n) for n in WRITABLE_FIELDS if n in touched}
+        changed = dataclasses.replace(
+            item, fields=dataclasses.replace(item.fields, **values), etag=self._new_etag()
+        )
+        if "groups" in touched:
+            changed.group_names = contact.group_names
+        if "picture" in touched:
+            changed.picture = contact.picture
+            changed.picture_type = contact.picture_type if contact.picture is not None else None
+        self._put(changed)
+        self.plan.check("update", "after")
+        return WriteResult(changed.remote_id, changed.etag, changed.remote().raw)
+
+    def delete(self, remote_id: str, etag: str) -> None:
+        self._enter("delete")
+        item = self.items.get(remote_id)
+        if item is not None:
+            if item.etag != etag:
+                raise PreconditionFailed(remote_id)
+            self.remote_delete(remote_id)
+        self.plan.check("delete", "after")
+
+    def close(self) -> None:
+        self.closed += 1
+
+
+def _conforms(connector: MemoryConnector) -> Connector:
+    return connector  # mypy checks the class against the Protocol here

@@ -1,0 +1,444 @@
+"""Sync converges under random edits on both sides, flaky calls and expired cursors.
+
+A Hypothesis state machine in the style of vdirsyncer's: rules edit contacts locally
+(through the service, as the API would) and remotely (on the in-memory connector, as
+another client would), make calls fail (before or after their side effect landed), expire
+the provider's cursors and run syncs. At the end the faults stop, syncs run until nothing
+moves, and then:
+
+- local and remote hold the same contacts (one remote item per local contact, linked, no
+  duplicate UIDs) with the same fields and pictures, and nothing waits in the outbox;
+- the engine's conflict policy holds exactly. Every write is tagged with a unique value
+  and a moment at which it takes effect: a remote write when the other client makes it,
+  a local write when the sync that delivers it completes (a pending local change is
+  re-applied over the provider's copy at push time, so it counts as the later write).
+  For each field, the value present must come from a write such that no other write of
+  that field of that contact took effect later (remote writes the other client itself
+  superseded by deleting the item do not count);
+- a contact deleted here is gone there (the local delete wins over remote edits); a
+  contact deleted there is gone here unless a local change to it took effect after the
+  remote delete (then it is made again from the local copy).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import orjson
+from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, precondition, rule
+from sqlalchemy import select, update
+
+from rolodex.api.app import Services, build_services
+from rolodex.config import Settings
+from rolodex.connectors.base import ConnectorError
+from rolodex.domain.account import Account
+from rolodex.domain.contact import ContactFields, Email
+from rolodex.domain.errors import NoSuchPicture
+from rolodex.domain.wire import contact_from_document
+from rolodex.service.mirror import Mirror
+from rolodex.store import Store
+from rolodex.store.schema import contact_remotes, contacts, outbox
+from rolodex.sync.runner import SyncRunner
+from tests.conftest import TEST_SECRET_KEY
+from tests.sync.memory_connector import MemoryConnector
+
+SCALARS = ("given_name", "surname", "notes")
+FIELDS = (*SCALARS, "emails", "picture")
+PNG = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR"
+# Operations a fault can hit, and when.
+FAULTS = st.tuples(
+    st.sampled_from(("collections", "changes", "fetch", "create", "update", "delete")),
+    st.sampled_from(("before", "after")),
+    st.integers(1, 2),
+)
+
+_STORE: tuple[Store, Services] | None = None
+
+
+def _services() -> tuple[Store, Services]:
+    global _STORE
+    if _STORE is None:
+        path = Path(tempfile.mkdtemp(prefix="rolodex-convergence-")) / "rolodex.db"
+        store = Store(f"sqlite:///{path}")
+        store.migrate()
+        _STORE = (
+            store,
+            build_services(
+                Settings(database_url=store.url, secret_key=TEST_SECRET_KEY, public_url=None), store
+            ),
+        )
+    return _STORE
+
+
+@dataclass
+class Write:
+    side: str  # "local" | "remote"
+    key: str  # local: the contact id; remote: the item's uid
+    field: str
+    value: object
+    at: int  # the step it was made in
+    seq: int | None = None  # local: its outbox row
+    effective: int | None = None  # local: the step of the sync that delivered it
+
+    def order(self) -> tuple[int, int]:
+        assert self.effective is not None
+        return (self.effective, self.at)
+
+
+def picture(tag: str) -> bytes:
+    return PNG + tag.encode()
+
+
+def comparable(name: str, fields: ContactFields, pic: bytes | None) -> object:
+    if name == "picture":
+        return pic
+    if name == "emails":
+        return tuple(e.email for e in fields.emails)
+    return getattr(fields, name)
+
+
+class SyncMachine(RuleBasedStateMachine):
+    def __init__(self) -> None:
+        super().__init__()
+        self.store, self.svc = _services()
+        created = self.svc.accounts.create(
+            "sync@example.com",
+            name="Sync",
+            provider="carddav",
+            connection={"url": "memory://", "username": "u", "password": "p"},
+        )
+        self.account: Account = created.account
+        self.remote = MemoryConnector()
+        self.runner = SyncRunner(
+            self.svc.accounts, Mirror(self.store), lambda _p, _s: self.remote, interval=60
+        )
+        self.step = 0
+        self.writes: list[Write] = []
+        self.local_deleted: set[str] = set()
+        self.remote_deleted: list[tuple[str, int]] = []  # (uid, step)
+        self.uids: dict[str, set[str]] = {}  # contact id -> every uid it was linked to
+
+    # --- Looking at both sides ----------------------------------------------------------------
+
+    def tick(self) -> int:
+        self.step += 1
+        return self.step
+
+    def local_ids(self) -> list[str]:
+        with self.store.read() as tx:
+            rows = tx.conn.execute(
+                select(contacts.c.id)
+                .where(contacts.c.account_id == self.account.id)
+                .order_by(contacts.c.pk)
+            )
+            # In creation order: ids are random, and picks must replay the same way.
+            return list(rows.scalars())
+
+    def local_contact(self, contact_id: str) -> tuple[ContactFields, bytes | None]:
+        with self.store.read() as tx:
+            doc = tx.contacts.get(self.account.id, contact_id).doc
+            try:
+                pic: bytes | None = tx.pictures.get(self.account.id, contact_id).data
+            except NoSuchPicture:
+                pic = None
+        return contact_from_document(orjson.loads(doc)).fields, pic
+
+    def outbox_seqs(self) -> set[int]:
+        with self.store.read() as tx:
+            rows = tx.conn.execute(
+                select(outbox.c.seq).where(outbox.c.account_id == self.account.id)
+            )
+            return set(rows.scalars())
+
+    def links(self) -> dict[str, tuple[str, str | None, str]]:
+        """contact id -> (remote id, uid, etag)"""
+        with self.store.read() as tx:
+            rows = tx.conn.execute(
+                select(
+                    contact_remotes.c.contact_id,
+                    contact_remotes.c.remote_id,
+                    contact_remotes.c.uid,
+                    contact_remotes.c.etag,
+                ).where(contact_remotes.c.account_id == self.account.id)
+            )
+            return {r.contact_id: (r.remote_id, r.uid, r.etag) for r in rows}
+
+    def local_write(
+        self, contact_id: str, names: tuple[str, ...], values: dict[str, object]
+    ) -> None:
+        # The write just queued its outbox row: the newest one (seqs only grow).
+        seq = max(self.outbox_seqs())
+        assert all(w.seq is None or w.seq < seq for w in self.writes)
+        for name in names:
+            self.writes.append(Write("local", contact_id, name, values.get(name), self.step, seq))
+
+    # --- Local edits (through the service, like the API) ------------------------------------
+
+    @rule(names=st.sets(st.sampled_from((*SCALARS, "emails")), min_size=1))
+    def local_create(self, names: set[str]) -> None:
+        step = self.tick()
+        body, values = self.body(sorted(names), f"L{step}")
+        doc = orjson.loads(self.svc.contacts.create(self.account, body))
+        contact_id = doc["id"]
+        self.uids.setdefault(contact_id, set()).add(contact_id)
+        self.local_write(contact_id, ("_create", *sorted(names)), values)
+
+    @precondition(lambda self: bool(self.local_ids()))
+    @rule(
+        pick=st.integers(0, 10_000),
+        names=st.sets(st.sampled_from((*SCALARS, "emails")), min_size=1),
+    )
+    def local_update(self, pick: int, names: set[str]) -> None:
+        ids = self.local_ids()
+        contact_id = ids[pick % len(ids)]
+        step = self.tick()
+        body, values = self.body(sorted(names), f"L{step}")
+        self.svc.contacts.update(self.account, contact_id, body)
+        self.local_write(contact_id, tuple(sorted(names)), values)
+
+    @precondition(lambda self: bool(self.local_ids()))
+    @rule(pick=st.integers(0, 10_000), remove=st.booleans())
+    def local_picture(self, pick: int, remove: bool) -> None:
+        ids = self.local_ids()
+        contact_id = ids[pick % len(ids)]
+        step = self.tick()
+        if remove and self.local_contact(contact_id)[1] is not None:
+            self.svc.pictures.delete(self.account, contact_id)
+            self.local_write(contact_id, ("picture",), {"picture": None})
+        else:
+            data = picture(f"L{step}")
+            self.svc.pictures.put(self.account, contact_id, data)
+            self.local_write(contact_id, ("picture",), {"picture": data})
+
+    @precondition(lambda self: bool(self.local_ids()))
+    @rule(pick=st.integers(0, 10_000))
+    def local_delete(self, pick: int) -> None:
+        ids = self.local_ids()
+        contact_id = ids[pick % len(ids)]
+        self.tick()
+        self.svc.contacts.delete(self.account, contact_id)
+        self.local_deleted.add(contact_id)
+
+    def body(self, names: list[str], tag: str) -> tuple[dict[str, Any], dict[str, object]]:
+        body: dict[str, Any] = {}
+        values: dict[str, object] = {}
+        for name in names:
+            if name == "emails":
+                body[name] = [{"type": "work", "email": f"{tag.lower()}@example.org"}]
+                values[name] = (f"{tag.lower()}@example.org",)
+            else:
+                body[name] = values[name] = f"{tag}-{name}"
+        return body, values
+
+    # --- Remote edits (another client) ---------------------------------------------------------
+
+    def remote_values(self, names: list[str], tag: str) -> tuple[dict[str, Any], dict[str, object]]:
+        fields: dict[str, Any] = {}
+        values: dict[str, object] = {}
+        for name in names:
+            if name == "emails":
+                email = f"{tag.lower()}@example.org"
+                fields[name] = (Email("work", email),)
+                values[name] = (email,)
+            else:
+                fields[name] = values[name] = f"{tag}-{name}"
+        return fields, values
+
+    @rule(
+        names=st.sets(st.sampled_from((*SCALARS, "emails")), min_size=1), with_picture=st.booleans()
+    )
+    def remote_create(self, names: set[str], with_picture: bool) -> None:
+        step = self.tick()
+        fields, values = self.remote_values(sorted(names), f"R{step}")
+        data = picture(f"R{step}") if with_picture else None
+        item = self.remote.remote_create(ContactFields(**fields), picture=data)
+        for name in sorted(names):
+            self.writes.append(Write("remote", item.uid, name, values[name], step, effective=step))
+        if data is not None:
+            self.writes.append(Write("remote", item.uid, "picture", data, step, effective=step))
+
+    @precondition(lambda self: bool(self.remote.items))
+    @rule(pick=st.integers(0, 10_000), names=st.sets(st.sampled_from(FIELDS), min_size=1))
+    def remote_update(self, pick: int, names: set[str]) -> None:
+        ids = self.remote.ordered()
+        item = self.remote.items[ids[pick % len(ids)]]
+        step = self.tick()
+        fields, values = self.remote_values(sorted(names - {"picture"}), f"R{step}")
+        if "picture" in names:
+            data = None if item.picture is not None and step % 2 else picture(f"R{step}")
+            self.remote.remote_update(item.remote_id, picture=data, **fields)
+            values["picture"] = data
+        else:
+            self.remote.remote_update(item.remote_id, **fields)
+        for name in sorted(names):
+            self.writes.append(Write("remote", item.uid, name, values[name], step, effective=step))
+
+    @precondition(lambda self: bool(self.remote.items))
+    @rule(pick=st.integers(0, 10_000))
+    def remote_delete(self, pick: int) -> None:
+        ids = self.remote.ordered()
+        item = self.remote.items[ids[pick % len(ids)]]
+        step = self.tick()
+        self.remote.remote_delete(item.remote_id)
+        self.remote_deleted.append((item.uid, step))
+
+    # --- Faults and syncs -----------------------------------------------------------------------
+
+    @rule(fault=FAULTS)
+    def flaky(self, fault: tuple[str, str, int]) -> None:
+        self.remote.plan.fail(*fault)
+
+    @rule()
+    def toggle_inline_data(self) -> None:
+        self.remote.inline_data = not self.remote.inline_data
+
+    @rule()
+    def expire_cursors(self) -> None:
+        self.remote.expire_cursors()
+
+    @rule()
+    def sync_while_down(self) -> None:
+        self.remote.plan.down = True
+        try:
+            self.sync()
+        finally:
+            self.remote.plan.down = False
+
+    @rule()
+    def sync(self) -> None:
+        step = self.tick()
+        # Time passes between syncs: writes that failed before are due again.
+        with self.store.write() as tx:
+            tx.conn.execute(
+                update(outbox)
+                .where(outbox.c.account_id == self.account.id)
+                .values(next_attempt_at=0)
+            )
+        with contextlib.suppress(ConnectorError):  # recorded on the account; syncs go on
+            self.runner.run(self.account.id)
+        remaining = self.outbox_seqs()
+        for write in self.writes:
+            if write.side == "local" and write.effective is None and write.seq not in remaining:
+                write.effective = step
+        for contact_id, (_rid, uid, _etag) in self.links().items():
+            if uid:
+                self.uids.setdefault(contact_id, set()).add(uid)
+
+    # --- The end ----------------------------------------------------------------------------
+
+    def teardown(self) -> None:
+        try:
+            self.converge()
+            self.check_same_on_both_sides()
+            self.check_policy()
+        finally:
+            self.svc.accounts.delete(self.account.id)
+
+    def converge(self) -> None:
+        self.remote.plan.clear()
+        for _ in range(6):
+            before = dict(self.remote.items)
+            self.sync()
+            if not self.outbox_seqs() and self.remote.items == before and self.quiet():
+                return
+        raise AssertionError("sync did not settle after the faults stopped")
+
+    def quiet(self) -> bool:
+        """One more sync changes nothing on either side."""
+        local = {cid: self.local_contact(cid) for cid in self.local_ids()}
+        remote = dict(self.remote.items)
+        self.sync()
+        after = {cid: self.local_contact(cid) for cid in self.local_ids()}
+        return local == after and remote == self.remote.items and not self.outbox_seqs()
+
+    def check_same_on_both_sides(self) -> None:
+        links = self.links()
+        ids = self.local_ids()
+        assert not self.outbox_seqs()
+        uids = [item.uid for item in self.remote.items.values()]
+        assert len(uids) == len(set(uids)), "duplicate UIDs at the provider"
+        linked_remote = [links[cid][0] for cid in ids if cid in links]
+        assert sorted(set(linked_remote)) == sorted(linked_remote), "two contacts, one item"
+        assert sorted(linked_remote) == sorted(self.remote.items), (
+            "local contacts and remote items differ",
+            sorted(set(ids) - set(links)),
+            sorted(set(self.remote.items) - set(linked_remote)),
+        )
+        for cid in ids:
+            remote_id, _uid, etag = links[cid]
+            item = self.remote.items[remote_id]
+            fields, pic = self.local_contact(cid)
+            assert fields == item.fields, (cid, fields, item.fields)
+            assert pic == item.picture, (cid, pic, item.picture)
+            assert etag == item.etag
+
+    def check_policy(self) -> None:
+        live = set(self.local_ids())
+        links = self.links()
+        for cid, (_rid, uid, _etag) in links.items():
+            if uid:
+                self.uids.setdefault(cid, set()).add(uid)
+        deleted_at: dict[str, int] = {}
+        for uid, step in self.remote_deleted:
+            deleted_at[uid] = max(step, deleted_at.get(uid, 0))
+        for w in self.writes:
+            assert w.effective is not None, ("never delivered", w)
+
+        for cid, uids in self.uids.items():
+            keys = uids | {cid}
+            mine = [w for w in self.writes if (w.side == "local" and w.key == cid)]
+            theirs = [w for w in self.writes if w.side == "remote" and w.key in keys]
+            if cid in self.local_deleted:
+                assert cid not in live
+                assert not any(i.uid in keys for i in self.remote.items.values()), (
+                    "deleted here, still there",
+                    cid,
+                )
+                continue
+            last_delete = max((deleted_at[u] for u in keys if u in deleted_at), default=None)
+            should_live = last_delete is None or any(w.order()[0] > last_delete for w in mine)
+            assert (cid in live) == should_live, (
+                "remote delete policy",
+                cid,
+                last_delete,
+                [(w.field, w.at, w.effective) for w in mine],
+            )
+            if cid not in live:
+                continue
+            fields, pic = self.local_contact(cid)
+            for name in FIELDS:
+                actual = comparable(name, fields, pic)
+                writes = [w for w in (*mine, *theirs) if w.field == name]
+
+                def binding(w: Write) -> bool:
+                    # The other client's own later delete superseded its edit.
+                    return not (w.side == "remote" and deleted_at.get(w.key, -1) > w.at)
+
+                winners = [w for w in writes if w.value == actual]
+                if not winners:
+                    assert actual in (None, ()), (cid, name, actual, writes)
+                    lost = [w for w in writes if binding(w)]
+                else:
+                    best = max(w.order() for w in winners)
+                    lost = [
+                        w for w in writes if binding(w) and w.value != actual and w.order() > best
+                    ]
+                assert not lost, ("a later write was lost", cid, name, actual, lost)
+        # Everything the other client made and did not delete arrived here.
+        for item in self.remote.items.values():
+            assert any(item.uid in u or item.uid == c for c, u in self.uids.items()), item
+
+
+SyncMachine.TestCase.settings = settings(
+    max_examples=50,
+    stateful_step_count=30,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
+)
+TestSyncConvergence = SyncMachine.TestCase

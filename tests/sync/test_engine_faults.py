@@ -1,0 +1,144 @@
+"""Focused cases found by the convergence state machine (test_convergence.py), each once
+a bug: a create whose reply was lost, and merges after a precondition failure."""
+
+from __future__ import annotations
+
+import contextlib
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import orjson
+import pytest
+from sqlalchemy import update
+
+from rolodex.api.app import Services, build_services
+from rolodex.config import Settings
+from rolodex.connectors.base import ConnectorError
+from rolodex.domain.account import Account
+from rolodex.domain.contact import ContactFields
+from rolodex.domain.query import ContactFilter
+from rolodex.domain.wire import contact_from_document
+from rolodex.service.mirror import Mirror
+from rolodex.store import Store
+from rolodex.store.schema import outbox
+from rolodex.sync.runner import SyncRunner
+from tests.conftest import TEST_SECRET_KEY
+from tests.sync.memory_connector import MemoryConnector
+
+PNG = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR"
+
+
+@dataclass
+class Rig:
+    store: Store
+    svc: Services
+    account: Account
+    remote: MemoryConnector
+    runner: SyncRunner
+
+    def sync(self) -> None:
+        with self.store.write() as tx:  # time passes: failed writes are due again
+            tx.conn.execute(
+                update(outbox)
+                .where(outbox.c.account_id == self.account.id)
+                .values(next_attempt_at=0)
+            )
+        with contextlib.suppress(ConnectorError):
+            self.runner.run(self.account.id)
+
+    def local(self) -> dict[str, ContactFields]:
+        with self.store.read() as tx:
+            rows = tx.contacts.page(self.account.id, ContactFilter(), 1000, 0)
+            return {r.id: contact_from_document(orjson.loads(r.doc)).fields for r in rows}
+
+    def outbox_size(self) -> int:
+        with self.store.read() as tx:
+            return tx.outbox.count(self.account.id)
+
+
+@pytest.fixture(scope="module")
+def services() -> Iterator[tuple[Store, Services]]:
+    path = Path(tempfile.mkdtemp(prefix="rolodex-faults-")) / "rolodex.db"
+    store = Store(f"sqlite:///{path}")
+    store.migrate()
+    settings = Settings(database_url=store.url, secret_key=TEST_SECRET_KEY, public_url=None)
+    yield store, build_services(settings, store)
+    store.close()
+
+
+@pytest.fixture
+def rig(services: tuple[Store, Services]) -> Rig:
+    store, svc = services
+    account = svc.accounts.create(
+        "faults@example.com",
+        name="Faults",
+        provider="carddav",
+        connection={"url": "memory://", "username": "u", "password": "p"},
+    ).account
+    remote = MemoryConnector()
+    runner = SyncRunner(svc.accounts, Mirror(store), lambda _p, _s: remote, interval=60)
+    return Rig(store, svc, account, remote, runner)
+
+
+def test_lost_create_reply_then_pull_makes_no_duplicate(rig: Rig) -> None:
+    contact_id = orjson.loads(rig.svc.contacts.create(rig.account, {"given_name": "Ada"}))["id"]
+    rig.remote.plan.fail("create", "after")  # the card lands, the reply is lost
+    rig.sync()  # the pull of the same sync sees the card before the push recorded it
+    rig.sync()
+    assert list(rig.local()) == [contact_id]
+    assert [i.uid for i in rig.remote.items.values()] == [contact_id]
+    assert rig.outbox_size() == 0
+
+
+def test_lost_create_reply_then_local_delete_deletes_the_card(rig: Rig) -> None:
+    contact_id = orjson.loads(rig.svc.contacts.create(rig.account, {"given_name": "Ada"}))["id"]
+    rig.remote.plan.fail("create", "after")
+    rig.sync()
+    rig.svc.contacts.delete(rig.account, contact_id)
+    rig.sync()
+    rig.sync()
+    assert rig.local() == {}
+    assert rig.remote.items == {}
+    assert rig.outbox_size() == 0
+
+
+def test_lost_create_reply_then_pull_failed_then_local_delete(rig: Rig) -> None:
+    contact_id = orjson.loads(rig.svc.contacts.create(rig.account, {"given_name": "Ada"}))["id"]
+    rig.remote.plan.fail("create", "after")
+    rig.remote.plan.fail("changes", "before")  # and the pull fails too
+    rig.sync()
+    rig.svc.contacts.delete(rig.account, contact_id)
+    rig.sync()  # nothing links the card yet: the pull finds it
+    rig.sync()
+    assert rig.local() == {}
+    assert rig.remote.items == {}
+
+
+def test_merge_keeps_every_waiting_local_change(rig: Rig) -> None:
+    item = rig.remote.remote_create(ContactFields(given_name="Ada", surname="Byron"))
+    rig.sync()
+    [contact_id] = rig.local()
+    rig.svc.contacts.update(rig.account, contact_id, {"given_name": "Augusta"})
+    rig.svc.contacts.update(rig.account, contact_id, {"surname": "King"})
+    rig.remote.remote_update(item.remote_id, notes="edited there")  # the push will get a 412
+    rig.sync()
+    rig.sync()
+    expected = ContactFields(given_name="Augusta", surname="King", notes="edited there")
+    assert rig.local() == {contact_id: expected}
+    assert rig.remote.items[item.remote_id].fields == expected
+
+
+def test_merge_brings_the_remote_picture_here(rig: Rig) -> None:
+    # Like Xandikos: changes come without their data, so the pull goes by etags alone.
+    rig.remote.inline_data = False
+    item = rig.remote.remote_create(ContactFields(given_name="Ada"))
+    rig.sync()
+    [contact_id] = rig.local()
+    rig.svc.contacts.update(rig.account, contact_id, {"surname": "Lovelace"})
+    rig.remote.remote_update(item.remote_id, picture=PNG + b"there")
+    rig.sync()
+    rig.sync()
+    assert rig.remote.items[item.remote_id].picture == PNG + b"there"
+    assert rig.svc.pictures.get(rig.account, contact_id).data == PNG + b"there"
