@@ -268,7 +268,9 @@ class MemoryConnector:
         existing = self.by_uid(uid, collection)
         if existing is not None:
             # Our own earlier create whose reply was lost: the same item, not a second one.
-            result = WriteResult(existing.remote_id, existing.etag, existing.remote().raw)
+            result = WriteResult(
+                existing.remote_id, existing.etag, existing.remote().raw, existed=True
+            )
         else:
             item = self._put(
                 Item(

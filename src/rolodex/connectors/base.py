@@ -152,6 +152,9 @@ class WriteResult:
     remote_id: str
     etag: str
     raw: bytes | None = None
+    # A create found the item an earlier attempt made (its reply was lost); it may have been
+    # edited there since, so what it holds is not necessarily what was sent.
+    existed: bool = False
 
 
 @dataclass(frozen=True)

@@ -24,6 +24,7 @@ from rolodex.domain.account import Account
 from rolodex.service.mirror import LocalState, Mirror
 from rolodex.service.records import CONTACT
 from rolodex.store.changes import OutboxItem
+from rolodex.store.remotes import RemoteLink
 from rolodex.sync.merge import merge
 
 BATCH = 500
@@ -212,10 +213,31 @@ class SyncEngine:
         # The contact id is the card's UID: a retried create finds the card it already
         # made instead of making a second one.
         result = connector.create(collection, _local(state, touched=None), state.contact.id)
+        if result.existed:
+            # An earlier attempt made it and its reply was lost; another client may have
+            # edited it since, so merge as after any precondition failure.
+            link = RemoteLink(
+                state.contact.id,
+                collection,
+                result.remote_id,
+                state.contact.id,
+                result.etag,
+                result.raw,
+            )
+            self._push_merged(
+                account, connector, item, dataclasses.replace(state, link=link), recreate=False
+            )
+            return
         self.mirror.pushed(account, item, collection, state.contact.id, result)
 
     def _push_merged(
-        self, account: Account, connector: Connector, item: OutboxItem, state: LocalState
+        self,
+        account: Account,
+        connector: Connector,
+        item: OutboxItem,
+        state: LocalState,
+        *,
+        recreate: bool = True,
     ) -> None:
         """The provider's copy changed since we read it: re-read it, re-apply the fields
         the local change touched, and write that with the fresh etag."""
@@ -230,6 +252,8 @@ class SyncEngine:
             None,
         )
         if current is None:
+            if not recreate:
+                raise TransientError(f"{link.remote_id} vanished while it was being written")
             self._push_create(account, connector, item, state, link.collection)
             return
         # Every local change still waiting is re-applied, not only this one: the local copy

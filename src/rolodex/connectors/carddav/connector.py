@@ -204,7 +204,7 @@ class CardDAVConnector:
             existing_uid = ""
         if existing_uid != uid:
             raise PermanentError(f"{href} already holds another card (UID {existing_uid!r})", 412)
-        return WriteResult(remote_id=href, etag=current.etag, raw=current.data)
+        return WriteResult(remote_id=href, etag=current.etag, raw=current.data, existed=True)
 
     def update(
         self, remote_id: str, etag: str, contact: LocalContact, raw: bytes | None
