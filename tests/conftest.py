@@ -121,9 +121,12 @@ class App:
 
     @property
     def accounts(self) -> AccountService:
+        from rolodex.connectors.registry import verify_connection
         from rolodex.service.credentials import CredentialBox
 
-        return AccountService(self.store, CredentialBox.from_settings(self.settings))
+        return AccountService(
+            self.store, CredentialBox.from_settings(self.settings), verify_connection
+        )
 
     @property
     def services(self) -> Services:

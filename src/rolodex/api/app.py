@@ -13,6 +13,7 @@ from rolodex.api import account, connect, contacts, errors, groups, schemas
 from rolodex.api.deps import Services
 from rolodex.api.fastpath import ASGIApp, FastReads
 from rolodex.config import Settings
+from rolodex.connectors.registry import verify_connection
 from rolodex.service.accounts import AccountService
 from rolodex.service.application import ApplicationService
 from rolodex.service.contacts import ContactService
@@ -33,7 +34,7 @@ Authenticate with the account's access token as the HTTP Basic user name (empty 
 
 def build_services(settings: Settings, store: Store) -> Services:
     credentials = CredentialBox.from_settings(settings)
-    accounts = AccountService(store, credentials)
+    accounts = AccountService(store, credentials, verify_connection)
     return Services(
         settings=settings,
         store=store,

@@ -12,6 +12,7 @@ from rich.table import Table
 
 from rolodex.api.errors import describe
 from rolodex.cli.common import DatabaseUrl, open_store, print_json, settings_for
+from rolodex.connectors.registry import verify_connection
 from rolodex.domain.errors import RolodexError
 from rolodex.domain.profiles import PROVIDERS
 from rolodex.service.accounts import AccountService
@@ -22,7 +23,9 @@ app = typer.Typer(help="Manage accounts and their access tokens.", no_args_is_he
 
 def _service(database_url: str | None) -> AccountService:
     settings = settings_for(database_url)
-    return AccountService(open_store(settings), CredentialBox.from_settings(settings))
+    return AccountService(
+        open_store(settings), CredentialBox.from_settings(settings), verify_connection
+    )
 
 
 def _fail(error: Exception) -> typer.Exit:

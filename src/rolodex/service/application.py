@@ -89,7 +89,7 @@ class ApplicationService:
             raise InvalidAccount("settings must be an object and email_address a string")
         provider, settings = _native_provider(body["provider"], email, body["settings"])
         settings = normalize_settings(provider, settings)
-        self.accounts.verify(provider, settings)
+        self.accounts.check_connection(provider, settings)
         payload = {
             "email_address": email,
             "name": body.get("name") if isinstance(body.get("name"), str) else "",
