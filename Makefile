@@ -7,9 +7,14 @@ NODE_COMPAT := tests/compat/node
 
 .PHONY: setup run test lint format bench bench-quick clean
 
-$(VENV)/.installed: pyproject.toml
+# Serving needs only the package; the tests and benchmarks need their extras too.
+$(VENV)/.installed-run: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e .
+	touch $@
+
+$(VENV)/.installed: $(VENV)/.installed-run
 	$(BIN)/python -m pip install --quiet -e '.[test,bench]'
 	touch $@
 
@@ -21,7 +26,7 @@ $(NODE_COMPAT)/node_modules/.installed: $(NODE_COMPAT)/package.json
 setup: $(VENV)/.installed $(NODE_COMPAT)/node_modules/.installed
 
 ## run: serve on http://127.0.0.1:$(PORT) with SQLite; a fresh database gets a demo account
-run: $(VENV)/.installed
+run: $(VENV)/.installed-run
 	$(BIN)/rolodex serve --port $(PORT)
 
 ## test: the whole suite (PostgreSQL tests skip without a server unless ROLODEX_REQUIRE_POSTGRES=1)
