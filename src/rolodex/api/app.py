@@ -9,13 +9,14 @@ from fastapi.openapi.utils import get_openapi
 from pydantic.json_schema import models_json_schema
 
 import rolodex
-from rolodex.api import account, connect, contacts, errors, groups, schemas
+from rolodex.api import account, connect, contacts, delta, errors, groups, schemas
 from rolodex.api.deps import Services
 from rolodex.api.fastpath import ASGIApp, FastReads
 from rolodex.config import Settings
 from rolodex.connectors.registry import verify_connection
 from rolodex.service.accounts import AccountService
 from rolodex.service.application import ApplicationService
+from rolodex.service.changefeed import ChangeFeed
 from rolodex.service.contacts import ContactService
 from rolodex.service.credentials import CredentialBox
 from rolodex.service.groups import GroupService
@@ -44,6 +45,7 @@ def build_services(settings: Settings, store: Store) -> Services:
         pictures=PictureService(store),
         application=ApplicationService(store, accounts, credentials),
         mirror=Mirror(store),
+        changes=ChangeFeed(store),
     )
 
 
@@ -63,6 +65,7 @@ def create_app(
     errors.install(app)
     app.include_router(account.router)
     app.include_router(connect.router)
+    app.include_router(delta.router)
     app.include_router(groups.router)  # before /contacts/{contact_id}
     app.include_router(contacts.router)
     _document_request_bodies(app)

@@ -14,6 +14,7 @@ from rolodex.domain.errors import BodyTooLarge, InvalidBody
 from rolodex.domain.wire import parse_json_object
 from rolodex.service.accounts import AccountService
 from rolodex.service.application import ApplicationService
+from rolodex.service.changefeed import ChangeFeed
 from rolodex.service.contacts import ContactService
 from rolodex.service.groups import GroupService
 from rolodex.service.mirror import Mirror
@@ -33,6 +34,7 @@ class Services:
     pictures: PictureService
     application: ApplicationService
     mirror: Mirror
+    changes: ChangeFeed
 
 
 def services(request: Request) -> Services:

@@ -1,0 +1,159 @@
+"""v2 deltas: the account's change feed, polled, long-polled or streamed."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+
+import orjson
+from anyio import to_thread
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import Response, StreamingResponse
+
+from rolodex.api import schemas
+from rolodex.api.deps import Services, current_account, request_base_url, services
+from rolodex.api.render import absolute
+from rolodex.domain.account import Account
+from rolodex.service.changefeed import Delta, DeltaPage, parse_types
+
+router = APIRouter(tags=["deltas"])
+
+# How often a waiting long-poll or stream looks at the change log again.
+POLL_SECONDS = 0.5
+MAX_LONGPOLL = 120.0
+MAX_STREAM = 1800.0
+
+
+def render_delta(delta: Delta, base: bytes) -> bytes:
+    head = orjson.dumps(
+        {
+            "cursor": delta.cursor,
+            "object": delta.object_type,
+            "id": delta.object_id,
+            "event": delta.event,
+        }
+    )
+    attributes = absolute(delta.document, base) if delta.document is not None else b"null"
+    return head[:-1] + b',"attributes":' + attributes + b"}"
+
+
+def render_page(page: DeltaPage, base: bytes) -> bytes:
+    head = orjson.dumps({"cursor_start": page.cursor_start, "cursor_end": page.cursor_end})
+    body = b",".join(render_delta(d, base) for d in page.deltas)
+    return head[:-1] + b',"deltas":[' + body + b"]}"
+
+
+def _types(include: str | None, excluded: str | None, exclude: str | None) -> frozenset[str]:
+    return parse_types(include, excluded or exclude)
+
+
+_TYPES = {
+    "include_types": Query(None, description="Comma list: contact, contact_group"),
+    "excluded_types": Query(None, description="Comma list of types to leave out"),
+}
+
+
+@router.post(
+    "/delta/latest_cursor",
+    summary="The cursor of the account's latest change",
+    responses={200: {"description": '`{"cursor": "..."}`'}, **schemas.ERRORS},
+)
+def latest_cursor(
+    account: Account = Depends(current_account), svc: Services = Depends(services)
+) -> Response:
+    return Response(
+        orjson.dumps({"cursor": svc.changes.latest_cursor(account)}), media_type="application/json"
+    )
+
+
+@router.get(
+    "/delta",
+    summary="Changes since a cursor",
+    description="`cursor=0` reads from the beginning. Each delta carries the object as it is "
+    "now (`attributes`, null once deleted). Page with `cursor_end`.",
+    responses={
+        200: {"description": "`{cursor_start, cursor_end, deltas: [...]}`"},
+        **schemas.ERRORS,
+    },
+)
+def since(
+    request: Request,
+    cursor: str = Query(..., description="From deltas or /delta/latest_cursor; 0 for all"),
+    include_types: str | None = _TYPES["include_types"],
+    excluded_types: str | None = _TYPES["excluded_types"],
+    exclude_types: str | None = Query(None, include_in_schema=False),
+    view: str | None = Query(None, include_in_schema=False),
+    account: Account = Depends(current_account),
+    svc: Services = Depends(services),
+) -> Response:
+    types = _types(include_types, excluded_types, exclude_types)
+    page = svc.changes.since(account, cursor, types)
+    return Response(render_page(page, request_base_url(request)), media_type="application/json")
+
+
+@router.get(
+    "/delta/longpoll",
+    summary="Changes since a cursor, waiting for the first one",
+    description="Answers as soon as there is a change after the cursor, or after `timeout` "
+    "seconds (default 30, at most 120) with no deltas.",
+    responses={200: {"description": "As GET /delta"}, **schemas.ERRORS},
+)
+async def longpoll(
+    request: Request,
+    cursor: str = Query(...),
+    timeout: float = Query(30.0, ge=0, le=MAX_LONGPOLL),
+    include_types: str | None = _TYPES["include_types"],
+    excluded_types: str | None = _TYPES["excluded_types"],
+    exclude_types: str | None = Query(None, include_in_schema=False),
+    view: str | None = Query(None, include_in_schema=False),
+    account: Account = Depends(current_account),
+    svc: Services = Depends(services),
+) -> Response:
+    types = _types(include_types, excluded_types, exclude_types)
+    deadline = time.monotonic() + timeout
+    while True:
+        page = await to_thread.run_sync(svc.changes.since, account, cursor, types)
+        if page.deltas or time.monotonic() >= deadline or await request.is_disconnected():
+            body = render_page(page, request_base_url(request))
+            return Response(body, media_type="application/json")
+        cursor = page.cursor_end
+        await asyncio.sleep(POLL_SECONDS)
+
+
+@router.get(
+    "/delta/streaming",
+    summary="Changes since a cursor, streamed as they happen",
+    description="One delta per line (newline-delimited JSON) for `timeout` seconds "
+    "(default 60, at most 1800).",
+    responses={200: {"description": "application/x-ndjson"}, **schemas.ERRORS},
+)
+async def streaming(
+    request: Request,
+    cursor: str = Query(...),
+    timeout: float = Query(60.0, ge=0, le=MAX_STREAM),
+    include_types: str | None = _TYPES["include_types"],
+    excluded_types: str | None = _TYPES["excluded_types"],
+    exclude_types: str | None = Query(None, include_in_schema=False),
+    view: str | None = Query(None, include_in_schema=False),
+    account: Account = Depends(current_account),
+    svc: Services = Depends(services),
+) -> StreamingResponse:
+    types = _types(include_types, excluded_types, exclude_types)
+    # A bad cursor is an error before the stream starts, not a broken stream.
+    first = await to_thread.run_sync(svc.changes.since, account, cursor, types)
+    base = request_base_url(request)
+
+    async def lines() -> AsyncIterator[bytes]:
+        page = first
+        deadline = time.monotonic() + timeout
+        while True:
+            for delta in page.deltas:
+                yield render_delta(delta, base) + b"\n"
+            if time.monotonic() >= deadline or await request.is_disconnected():
+                return
+            if not page.deltas:
+                await asyncio.sleep(POLL_SECONDS)
+            page = await to_thread.run_sync(svc.changes.since, account, page.cursor_end, types)
+
+    return StreamingResponse(lines(), media_type="application/x-ndjson")
