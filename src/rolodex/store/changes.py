@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from sqlalchemy import Connection, delete, insert, select, update
@@ -36,6 +37,24 @@ class ChangeRepository:
                 created_at=now,
             )
         )
+
+    def append_many(
+        self, account_id: str, rows: Iterable[tuple[int, str, str, str]], now: float
+    ) -> None:
+        """``append`` of many (seq, object_type, object_id, event) in one statement."""
+        values = [
+            {
+                "account_id": account_id,
+                "seq": seq,
+                "object_type": object_type,
+                "object_id": object_id,
+                "event": event,
+                "created_at": now,
+            }
+            for seq, object_type, object_id, event in rows
+        ]
+        if values:
+            self.conn.execute(insert(changes), values)
 
     def was_deleted(self, account_id: str, object_id: str) -> bool:
         """Whether the change log records the deletion of this object."""
@@ -129,6 +148,23 @@ class OutboxRepository:
             ).first()
             is not None
         )
+
+    def with_pending(self, account_id: str, object_ids: Iterable[str]) -> set[str]:
+        """Those of ``object_ids`` with writes waiting in the outbox (one query per 500)."""
+        ids = list(dict.fromkeys(object_ids))
+        found: set[str] = set()
+        for start in range(0, len(ids), 500):
+            found.update(
+                self.conn.execute(
+                    select(outbox.c.object_id)
+                    .where(
+                        outbox.c.account_id == account_id,
+                        outbox.c.object_id.in_(ids[start : start + 500]),
+                    )
+                    .distinct()
+                ).scalars()
+            )
+        return found
 
     def fields_of(self, account_id: str, object_id: str) -> list[str]:
         """The fields touched by every write of the object waiting in the outbox."""

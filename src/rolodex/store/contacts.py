@@ -11,6 +11,7 @@ from sqlalchemy import (
     LargeBinary,
     Select,
     and_,
+    bindparam,
     delete,
     func,
     insert,
@@ -66,6 +67,21 @@ class ContactRepository:
         if row is None:
             raise NoSuchContact(contact_id)
         return ContactRow(row.pk, row.id, row.doc)
+
+    def get_many(self, account_id: str, contact_ids: Iterable[str]) -> dict[str, ContactRow]:
+        """id -> row of those of ``contact_ids`` that exist (one query per 500 ids)."""
+        ids = [i for i in dict.fromkeys(contact_ids) if storable(i)]
+        found: dict[str, ContactRow] = {}
+        for start in range(0, len(ids), 500):
+            rows = self.conn.execute(
+                select(contacts.c.pk, contacts.c.id, contacts.c.doc).where(
+                    contacts.c.account_id == account_id,
+                    contacts.c.id.in_(ids[start : start + 500]),
+                )
+            )
+            for r in rows:
+                found[r.id] = ContactRow(r.pk, r.id, r.doc)
+        return found
 
     def page(
         self,
@@ -200,6 +216,21 @@ class ContactRepository:
         self._insert_index(
             account_id, [NewContact(pk=pk, id="", doc=doc, terms=terms, group_ids=group_ids)]
         )
+
+    def update_many(self, account_id: str, batch: list[NewContact], now: float) -> None:
+        """``update`` of many contacts (by ``pk``) in a few statements; ``id`` is unused."""
+        if not batch:
+            return
+        self.conn.execute(
+            update(contacts)
+            .where(contacts.c.account_id == account_id, contacts.c.pk == bindparam("b_pk"))
+            .values(doc=bindparam("b_doc"), updated_at=now),
+            [{"b_pk": c.pk, "b_doc": c.doc} for c in batch],
+        )
+        pks = [c.pk for c in batch]
+        for start in range(0, len(pks), 500):
+            self._delete_index(account_id, pks[start : start + 500])
+        self._insert_index(account_id, batch)
 
     def set_document(self, account_id: str, pk: int, doc: bytes, now: float) -> None:
         """Replace only the rendered document (a group was renamed, a picture changed)."""

@@ -6,7 +6,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, delete, insert, select, update
+from sqlalchemy import Connection, bindparam, delete, insert, select, update
 
 from rolodex.store.schema import contact_remotes, sync_cursors
 
@@ -109,6 +109,54 @@ class RemoteRepository:
                     account_id=account_id, contact_id=link.contact_id, **values
                 )
             )
+
+    def insert_many(self, account_id: str, links: Iterable[RemoteLink]) -> None:
+        """Links of contacts that have none yet, in one statement."""
+        values = [
+            {
+                "account_id": account_id,
+                "contact_id": link.contact_id,
+                "collection": link.collection,
+                "remote_id": link.remote_id,
+                "uid": link.uid,
+                "etag": link.etag,
+                "raw": link.raw,
+            }
+            for link in links
+        ]
+        if values:
+            self.conn.execute(insert(contact_remotes), values)
+
+    def update_many(self, account_id: str, links: Iterable[RemoteLink]) -> None:
+        """Replace the links of contacts that have one, in one statement."""
+        values = [
+            {
+                "b_contact_id": link.contact_id,
+                "b_collection": link.collection,
+                "b_remote_id": link.remote_id,
+                "b_uid": link.uid,
+                "b_etag": link.etag,
+                "b_raw": link.raw,
+            }
+            for link in links
+        ]
+        if not values:
+            return
+        self.conn.execute(
+            update(contact_remotes)
+            .where(
+                contact_remotes.c.account_id == account_id,
+                contact_remotes.c.contact_id == bindparam("b_contact_id"),
+            )
+            .values(
+                collection=bindparam("b_collection"),
+                remote_id=bindparam("b_remote_id"),
+                uid=bindparam("b_uid"),
+                etag=bindparam("b_etag"),
+                raw=bindparam("b_raw"),
+            ),
+            values,
+        )
 
     def delete(self, account_id: str, contact_id: str) -> None:
         self.conn.execute(
