@@ -6,6 +6,7 @@ from typing import Any
 
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
+from fastapi_offline import FastAPIOffline
 from pydantic.json_schema import models_json_schema
 
 import rolodex
@@ -55,7 +56,9 @@ def create_app(
     settings = settings or Settings()
     store = store or Store(settings.database_url)
     svc = build_services(settings, store)
-    app = FastAPI(
+    # Docs assets are served by Rolodex itself: a self-hosted server may have no way out to
+    # a CDN, and its docs page must still work.
+    app = FastAPIOffline(
         title="Rolodex",
         version=rolodex.__version__,
         description=DESCRIPTION,
