@@ -10,7 +10,6 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from rolodex.api.errors import describe
 from rolodex.cli.common import DatabaseUrl, open_store, print_json, settings_for
 from rolodex.connectors.registry import verify_connection
 from rolodex.domain.errors import RolodexError
@@ -29,6 +28,8 @@ def _service(database_url: str | None) -> AccountService:
 
 
 def _fail(error: Exception) -> typer.Exit:
+    from rolodex.api.errors import describe  # FastAPI: too slow to import for every command
+
     Console(stderr=True).print(f"[red]error:[/red] {describe(error)[1]['message']}")
     return typer.Exit(1)
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
-import uvicorn
 from rich.console import Console
 
 from rolodex.cli import accounts, app_cmd
@@ -87,6 +86,8 @@ def serve(
         worker = Worker(make_runner(settings, store, sync_interval))
         worker.start()
     try:
+        import uvicorn
+
         uvicorn.run(create_app(settings, store), host=host, port=port, log_level="info")
     finally:
         if worker is not None:

@@ -33,6 +33,17 @@ _REDIRECTS = frozenset({301, 302, 303, 307, 308})
 _LIST_PROPS = (
     "<d:resourcetype/><d:displayname/><d:sync-token/><cs:getctag/><d:supported-report-set/>"
 )
+# Discovery without the change markers: a server such as Radicale reads every card of a
+# book to compute its sync-token and ctag, which a sync asks for again in its own REPORT.
+_STATE_PROPS = ("<d:sync-token/>", "<cs:getctag/>")
+
+
+def _light(props: str) -> str:
+    for prop in _STATE_PROPS:
+        props = props.replace(prop, "")
+    return props
+
+
 # A server that keeps truncating without moving its token would loop forever otherwise.
 _MAX_SYNC_ROUNDS = 1000
 
@@ -188,24 +199,27 @@ class CardDAVClient:
 
     # --- Discovery ------------------------------------------------------------------------------
 
-    def discover(self) -> list[AddressBook]:
+    def discover(self, *, light: bool = False) -> list[AddressBook]:
         """Address books reachable from the configured URL, which may be a server root, a
-        principal, a home set or an address book itself."""
+        principal, a home set or an address book itself.
+
+        ``light`` leaves out each book's sync-token and ctag (``None`` then): cheaper on
+        servers that compute them from every card, for callers that do not need them."""
         start = httpx.URL(self.url)
         well_known = canonical_href(start, "/.well-known/carddav")
         at_root = start.path in ("", "/")
         candidates = [well_known, self.url] if at_root else [self.url, well_known]
         for candidate in candidates:
             try:
-                books = self._discover_from(candidate)
+                books = self._discover_from(candidate, light)
             except (RemoteNotFound, PermanentError):
                 continue  # not a DAV resource here; try the other entry point
             if books is not None:
                 return books
         raise PermanentError(f"no CardDAV address book or principal found at {self.url}")
 
-    def _discover_from(self, url: str) -> list[AddressBook] | None:
-        props = xml.COLLECTION_PROPS
+    def _discover_from(self, url: str, light: bool = False) -> list[AddressBook] | None:
+        props = _light(xml.COLLECTION_PROPS) if light else xml.COLLECTION_PROPS
         ms, base = self._dav("PROPFIND", url, xml.propfind(props), depth="0", phase=Phase.DISCOVERY)
         if not ms.responses:
             return None
@@ -227,14 +241,14 @@ class CardDAVClient:
         if homes:
             books: list[AddressBook] = []
             for home in dict.fromkeys(homes):
-                books.extend(self._list_books(home))
+                books.extend(self._list_books(home, light))
             return books
         # No principal information: the URL may still be a plain container of address books.
-        books = self._list_books(here_url)
+        books = self._list_books(here_url, light)
         return books or None
 
-    def _list_books(self, home: str) -> list[AddressBook]:
-        body = xml.propfind(_LIST_PROPS)
+    def _list_books(self, home: str, light: bool = False) -> list[AddressBook]:
+        body = xml.propfind(_light(_LIST_PROPS) if light else _LIST_PROPS)
         ms, base = self._dav("PROPFIND", home, body, depth="1", phase=Phase.DISCOVERY)
         return [
             self._book(canonical_href(base, r.href), r)

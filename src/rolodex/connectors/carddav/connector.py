@@ -74,7 +74,9 @@ class CardDAVConnector:
 
     def _address_books(self, refresh: bool = False) -> dict[str, AddressBook]:
         if self._books is None or refresh:
-            self._books = {b.url: b for b in self._client.discover()}
+            # Light: the books' sync-tokens and ctags are not used from here (``changes``
+            # asks for what it needs), and computing them costs Radicale a read of each book.
+            self._books = {b.url: b for b in self._client.discover(light=True)}
         return self._books
 
     def _book(self, collection: str) -> AddressBook:

@@ -2,18 +2,33 @@
 
 from __future__ import annotations
 
+import re
+from functools import lru_cache
 from urllib.parse import quote, unquote
 
 import httpx
 
 # RFC 3986 pchar minus "%": what a path may carry unescaped.
 _PATH_SAFE = "/:@!$&'()*+,;="
+# An absolute path that resolving and re-escaping leave as it is: no escapes, no dot
+# segments (checked apart), no query or fragment, nothing quote() would escape.
+_PLAIN_PATH = re.compile(r"/(?!/)[A-Za-z0-9\-._~/:@!$&'()*+,;=]*\Z")
+
+
+@lru_cache(maxsize=64)
+def _origin(base: str) -> str:
+    url = httpx.URL(base)
+    return f"{url.scheme}://{url.netloc.decode('ascii')}"
 
 
 def canonical_href(base: httpx.URL | str, href: str) -> str:
     """``href`` resolved against ``base``, without query or fragment, its path re-escaped
     one way (servers differ on escaping "@" and friends)."""
-    url = httpx.URL(str(base)).join(href.strip())
+    href = href.strip()
+    if _PLAIN_PATH.match(href) and "/." not in href:
+        # The common case (every card of a REPORT): joining is only prefixing the origin.
+        return _origin(str(base)) + href
+    url = httpx.URL(str(base)).join(href)
     path = quote(unquote(url.path or "/"), safe=_PATH_SAFE)
     return f"{url.scheme}://{url.netloc.decode('ascii')}{path}"
 
