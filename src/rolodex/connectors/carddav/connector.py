@@ -13,7 +13,11 @@ whose members are vCard UIDs (``RemoteContact.uid``). Rolodex writes CATEGORIES.
 from __future__ import annotations
 
 import logging
+import multiprocessing
+import os
+from collections import deque
 from collections.abc import Iterable, Iterator
+from concurrent.futures import Future, ProcessPoolExecutor
 from typing import TYPE_CHECKING
 from urllib.parse import quote
 
@@ -46,6 +50,10 @@ NEW_CARD_VERSION = "3.0"
 _DEFAULT_NAMES = ("contacts", "addressbook", "default", "card", "personal")
 # From this many cards on, fetch reads the whole book with one addressbook-query.
 WHOLE_BOOK_FETCH = 1000
+# From this many cards on, fetch parses them on every core (parsing is most of the CPU of a
+# first sync), in chunks of this many.
+PARALLEL_PARSE = 2000
+PARSE_CHUNK = 200
 # Prefix of cursors for servers without sync-collection: the ctag seen at the last listing.
 _CTAG_CURSOR = "ctag:"
 
@@ -145,6 +153,10 @@ class CardDAVConnector:
             # round trip where multiget would cost one per batch.
             keep = set(wanted)
             cards = (c for c in self._client.all_cards(collection) if c.href in keep)
+            workers = min(os.cpu_count() or 1, 4)
+            if len(wanted) >= PARALLEL_PARSE and workers > 1:
+                yield from _parse_in_parallel(collection, cards, workers)
+                return
         else:
             cards = self._client.multiget(collection, wanted)
         for res in cards:
@@ -238,6 +250,37 @@ class CardDAVConnector:
             touched=contact.touched,
             version=NEW_CARD_VERSION,
         )
+
+
+def _parse_chunk(collection: str, chunk: list[tuple[str, str, bytes]]) -> list[RemoteItem]:
+    items = (CardDAVConnector._item(collection, href, etag, data) for href, etag, data in chunk)
+    return [item for item in items if item is not None]
+
+
+def _parse_in_parallel(
+    collection: str, cards: Iterator[CardResource], workers: int
+) -> Iterator[RemoteItem]:
+    """The cards parsed by a pool of processes, in their order, while the rest streams in.
+
+    At most two chunks per worker are in flight, so memory stays flat in the book's size.
+    The workers start from a fork server (never a fork of this process, whose threads may
+    hold locks) and import only the vCard code.
+    """
+    context = multiprocessing.get_context("forkserver")
+    with ProcessPoolExecutor(workers, mp_context=context) as pool:
+        pending: deque[Future[list[RemoteItem]]] = deque()
+        chunk: list[tuple[str, str, bytes]] = []
+        for card in cards:
+            chunk.append((card.href, card.etag, card.data))
+            if len(chunk) >= PARSE_CHUNK:
+                pending.append(pool.submit(_parse_chunk, collection, chunk))
+                chunk = []
+                while len(pending) > 2 * workers or (pending and pending[0].done()):
+                    yield from pending.popleft().result()
+        if chunk:
+            pending.append(pool.submit(_parse_chunk, collection, chunk))
+        while pending:
+            yield from pending.popleft().result()
 
 
 def _last_segment(url: str) -> str:
