@@ -183,6 +183,9 @@ class HotReads:
         self._begin = "BEGIN" if self.sqlite else "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"
         self._idle: list[Any] = []
         self._lock = threading.Lock()
+        self._peek_lock = threading.Lock()
+        self._peek_conn: Any = None
+        self._peek_cursor: Any = None
 
     def _acquire(self) -> Any:
         with self._lock:
@@ -219,11 +222,40 @@ class HotReads:
         return rows
 
     def generation(self, account_id: str) -> int:
-        """The account's generation now (one statement, no transaction)."""
-        rows = self._lone(self.generation_sql, {"account_id": account_id})
+        """The account's generation now (one statement, no transaction).
+
+        Every cached read asks this first, so it has a connection and cursor of its own
+        (taking one from the idle list and making a cursor cost as much as the query); a
+        caller that finds it busy (another thread) uses a pooled connection instead.
+        """
+        if self._peek_lock.acquire(blocking=False):
+            try:
+                rows = self._peek(account_id)
+            finally:
+                self._peek_lock.release()
+        else:
+            rows = self._lone(self.generation_sql, {"account_id": account_id})
         if not rows:
             raise NoSuchAccount(account_id)
         return int(rows[0][0])
+
+    def _peek(self, account_id: str) -> list[Any]:
+        if self._peek_cursor is None:
+            self._peek_conn = self._acquire()
+            self._peek_cursor = self._cursor(self._peek_conn)
+        statement = self.generation_sql
+        try:
+            self._peek_cursor.execute(statement.sql, statement.params({"account_id": account_id}))
+            rows: list[Any] = self._peek_cursor.fetchall()
+        except Exception:
+            self._close_peek()  # a broken connection is not reused
+            raise
+        return rows
+
+    def _close_peek(self) -> None:
+        conn, self._peek_conn, self._peek_cursor = self._peek_conn, None, None
+        if conn is not None:
+            conn.close()
 
     def document(self, account_id: str, contact_id: str) -> bytes:
         """One contact's stored document now (one statement, no transaction)."""
@@ -263,6 +295,8 @@ class HotReads:
             self._release(conn)
 
     def close(self) -> None:
+        with self._peek_lock:
+            self._close_peek()
         with self._lock:
             idle, self._idle = self._idle, []
         for conn in idle:
