@@ -182,6 +182,7 @@ def _peak_via_wait4(url: str, work: Path) -> tuple[float, dict[str, float], floa
 def run(ctx: Context) -> list[Row]:
     sizes: tuple[int, int] = ctx.pick((20_000, 50_000), (20_000, 100_000))
     peaks: dict[int, float] = {}
+    anon: dict[int, float] = {}
     rows: list[Row] = []
     for cards in sizes:
         t0 = time.perf_counter()
@@ -201,6 +202,7 @@ def run(ctx: Context) -> list[Row]:
             server.server_close()
             shutil.rmtree(work, ignore_errors=True)
         peaks[cards] = peak
+        anon[cards] = polled["RssAnon"]
         rows.append(
             Row(
                 benchmark="memory",
@@ -221,18 +223,30 @@ def run(ctx: Context) -> list[Row]:
         )
     small, large = sizes
     ctx.notes.append(
-        "what grows between the sizes is SQLite's page cache filling up to its bound "
-        "(PRAGMA cache_size, 64 MiB): anonymous memory stops growing once it is full"
+        "flatness is judged on anonymous memory (the process's own heap and SQLite's page "
+        "cache, bounded by PRAGMA cache_size at 64 MiB); the file-backed part of RSS is the "
+        "database file mapped by SQLite (mmap_size 256 MiB), page cache the kernel can drop, "
+        "and it grows with the database"
     )
     rows.append(
         Row(
             benchmark="memory",
-            case=f"flatness: peak RSS at {large:,} / at {small:,} cards",
+            case=f"flatness: peak anonymous RSS at {large:,} / at {small:,} cards",
+            backend="sqlite",
+            rolodex=f"{anon[large]:,.0f} MB",
+            baseline=f"{anon[small]:,.0f} MB",
+            ratio=anon[large] / anon[small],
+            target=Target("<=", FLAT),
+        )
+    )
+    rows.append(
+        Row(
+            benchmark="memory",
+            case=f"peak RSS (with the mapped database) at {large:,} / at {small:,} cards",
             backend="sqlite",
             rolodex=f"{peaks[large]:,.0f} MB",
             baseline=f"{peaks[small]:,.0f} MB",
             ratio=peaks[large] / peaks[small],
-            target=Target("<=", FLAT),
         )
     )
     return rows

@@ -73,6 +73,13 @@ class CardResource:
     data: bytes
 
 
+def _checked(items: Iterator[xml.Response], what: str, status: int) -> Iterator[xml.Response]:
+    try:
+        yield from items
+    except xml.XMLError as exc:
+        raise PermanentError(f"{what}: {exc}", status) from exc
+
+
 class CardDAVClient:
     def __init__(
         self,
@@ -294,9 +301,21 @@ class CardDAVClient:
         for _ in range(_MAX_SYNC_ROUNDS):
             phase = Phase.SYNC if current else Phase.READ
             body = xml.sync_collection(current, with_data=with_data)
-            ms, base = self._dav("REPORT", book, body, depth="0", phase=phase)
+            # Parsed as a stream: a first sync lists every member, and a whole tree of
+            # 100,000 of them would cost more memory than everything else of the sync.
+            answer = self._request(
+                "REPORT",
+                book,
+                phase=phase,
+                content=body,
+                headers={"Depth": "0", "Content-Type": "application/xml; charset=utf-8"},
+                ok=(207,),
+            )
+            base = answer.request.url
+            ms = xml.Multistatus([], None)
+            responses = xml.iter_multistatus(xml.slices(answer.content), ms)
             truncated = False
-            for resp in ms.responses:
+            for resp in _checked(responses, f"REPORT {book}", answer.status_code):
                 href = canonical_href(base, resp.href)
                 if resp.status == 507:
                     truncated = True

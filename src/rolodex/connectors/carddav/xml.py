@@ -150,9 +150,11 @@ def parse_multistatus(body: bytes) -> Multistatus:
     return Multistatus(responses, token.strip() if token is not None else None)
 
 
-def iter_multistatus(chunks: Iterable[bytes]) -> Iterator[Response]:
+def iter_multistatus(chunks: Iterable[bytes], end: Multistatus | None = None) -> Iterator[Response]:
     """The responses of a multistatus body as they arrive, each dropped once yielded, so a
-    REPORT over a whole address book is read in memory flat in the number of cards."""
+    REPORT over a whole address book is read in memory flat in the number of cards.
+
+    ``end``, when given, receives the body's sync-token once the body is read."""
     parser: ET.XMLPullParser[ET.Element] = ET.XMLPullParser(events=("start", "end"))
     root: ET.Element | None = None
     response_tag = q(DAV, "response")
@@ -183,6 +185,19 @@ def iter_multistatus(chunks: Iterable[bytes]) -> Iterator[Response]:
         yield from drain()
     except ET.ParseError as exc:
         raise XMLError(f"malformed XML: {exc}") from exc
+    if root is None:
+        raise XMLError("empty body")
+    if end is not None:
+        token = root.findtext(q(DAV, "sync-token"))
+        end.sync_token = token.strip() if token is not None else None
+
+
+def slices(body: bytes, size: int = 1 << 16) -> Iterator[bytes]:
+    """A body read whole, fed to ``iter_multistatus`` in pieces (fed at once, the parser
+    would build the whole tree before any of it could be dropped)."""
+    view = memoryview(body)
+    for start in range(0, len(body), size):
+        yield bytes(view[start : start + size])
 
 
 def _response(resp: ET.Element) -> Response | None:
