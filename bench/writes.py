@@ -36,10 +36,11 @@ POST_LUA = """
 local bodies = {{}}
 for line in io.lines("{path}") do bodies[#bodies + 1] = line end
 local n = 0
+-- A header table given to wrk.format replaces wrk's own (-H) headers, so the token goes here.
+local headers = {{["Content-Type"] = "application/json", ["Authorization"] = "Bearer {token}"}}
 request = function()
   n = n + 1
-  return wrk.format("POST", "/contacts", {{["Content-Type"] = "application/json"}},
-                    bodies[(n % #bodies) + 1])
+  return wrk.format("POST", "/contacts", headers, bodies[(n % #bodies) + 1])
 end
 """
 
@@ -99,7 +100,7 @@ def run(ctx: Context) -> list[Row]:
             with rolodex_server(url) as server:
                 result = wrk(
                     server.url,
-                    POST_LUA.format(path=bodies_path),
+                    POST_LUA.format(path=bodies_path, token=token),
                     seconds,
                     connections=CONNECTIONS,
                     token=token,

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import threading
+import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -73,11 +75,29 @@ def write_connection(engine: Engine) -> Iterator[Connection]:
     On SQLite the transaction takes the write lock at BEGIN (IMMEDIATE), so it never fails
     half-way for want of a lock.
     """
-    with engine.connect() as conn:
-        if engine.dialect.name == "sqlite":
-            conn = conn.execution_options(sqlite_begin="IMMEDIATE")
+    if engine.dialect.name != "sqlite":
+        with engine.connect() as conn, conn.begin():
+            yield conn
+        return
+    # SQLite has one writer at a time. Threads of this process queue on a lock instead of
+    # in SQLite's busy handler, which sleeps in growing steps and turned eight concurrent
+    # writers into a few hundred writes a second; other processes still wait in the handler.
+    with _sqlite_write_lock(engine), engine.connect() as conn:
+        conn = conn.execution_options(sqlite_begin="IMMEDIATE")
         with conn.begin():
             yield conn
+
+
+_WRITE_LOCKS: weakref.WeakKeyDictionary[Engine, threading.Lock] = weakref.WeakKeyDictionary()
+_WRITE_LOCKS_GUARD = threading.Lock()
+
+
+def _sqlite_write_lock(engine: Engine) -> threading.Lock:
+    with _WRITE_LOCKS_GUARD:
+        lock = _WRITE_LOCKS.get(engine)
+        if lock is None:
+            lock = _WRITE_LOCKS[engine] = threading.Lock()
+        return lock
 
 
 @contextmanager
