@@ -44,14 +44,15 @@ def render_page(page: DeltaPage, base: bytes) -> bytes:
     return head[:-1] + b',"deltas":[' + body + b"]}"
 
 
-def _types(include: str | None, excluded: str | None, exclude: str | None) -> frozenset[str]:
-    return parse_types(include, excluded or exclude)
-
-
-_TYPES = {
-    "include_types": Query(None, description="Comma list: contact, contact_group"),
-    "excluded_types": Query(None, description="Comma list of types to leave out"),
-}
+def delta_types(
+    include_types: str | None = Query(None, description="Comma list: contact, contact_group"),
+    excluded_types: str | None = Query(None, description="Comma list of types to leave out"),
+    exclude_types: str | None = Query(None, include_in_schema=False),
+    view: str | None = Query(None, include_in_schema=False),
+) -> frozenset[str]:
+    """The object types a delta request asks for (v2 spells the exclusion both ways; views
+    expand messages and threads only, so ``view`` is accepted and ignored)."""
+    return parse_types(include_types, excluded_types or exclude_types)
 
 
 @router.post(
@@ -80,14 +81,10 @@ def latest_cursor(
 def since(
     request: Request,
     cursor: str = Query(..., description="From deltas or /delta/latest_cursor; 0 for all"),
-    include_types: str | None = _TYPES["include_types"],
-    excluded_types: str | None = _TYPES["excluded_types"],
-    exclude_types: str | None = Query(None, include_in_schema=False),
-    view: str | None = Query(None, include_in_schema=False),
+    types: frozenset[str] = Depends(delta_types),
     account: Account = Depends(current_account),
     svc: Services = Depends(services),
 ) -> Response:
-    types = _types(include_types, excluded_types, exclude_types)
     page = svc.changes.since(account, cursor, types)
     return Response(render_page(page, request_base_url(request)), media_type="application/json")
 
@@ -103,14 +100,10 @@ async def longpoll(
     request: Request,
     cursor: str = Query(...),
     timeout: float = Query(30.0, ge=0, le=MAX_LONGPOLL),
-    include_types: str | None = _TYPES["include_types"],
-    excluded_types: str | None = _TYPES["excluded_types"],
-    exclude_types: str | None = Query(None, include_in_schema=False),
-    view: str | None = Query(None, include_in_schema=False),
+    types: frozenset[str] = Depends(delta_types),
     account: Account = Depends(current_account),
     svc: Services = Depends(services),
 ) -> Response:
-    types = _types(include_types, excluded_types, exclude_types)
     deadline = time.monotonic() + timeout
     while True:
         page = await to_thread.run_sync(svc.changes.since, account, cursor, types)
@@ -132,14 +125,10 @@ async def streaming(
     request: Request,
     cursor: str = Query(...),
     timeout: float = Query(60.0, ge=0, le=MAX_STREAM),
-    include_types: str | None = _TYPES["include_types"],
-    excluded_types: str | None = _TYPES["excluded_types"],
-    exclude_types: str | None = Query(None, include_in_schema=False),
-    view: str | None = Query(None, include_in_schema=False),
+    types: frozenset[str] = Depends(delta_types),
     account: Account = Depends(current_account),
     svc: Services = Depends(services),
 ) -> StreamingResponse:
-    types = _types(include_types, excluded_types, exclude_types)
     # A bad cursor is an error before the stream starts, not a broken stream.
     first = await to_thread.run_sync(svc.changes.since, account, cursor, types)
     base = request_base_url(request)
