@@ -8,10 +8,21 @@ provider says so), everything else may not.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Protocol
 
-from rolodex.domain.contact import ContactFields
+# The data classes live in the domain (rolodex.domain.remote), shared with the local side
+# of sync; they are named here too, for connectors.
+from rolodex.domain.remote import (
+    Capabilities,
+    ChangeSet,
+    Collection,
+    LocalContact,
+    RemoteContact,
+    RemoteGroup,
+    RemoteItem,
+    WriteResult,
+)
 
 # --- Errors ----------------------------------------------------------------------------------
 
@@ -62,106 +73,24 @@ class RemoteNotFound(ConnectorError):
     remote_id: str
 
 
-# --- Data ------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Collection:
-    """One remote address book (a CardDAV collection, a Graph contact folder...)."""
-
-    id: str
-    name: str
-    is_default: bool = False
-
-
-@dataclass(frozen=True)
-class RemoteContact:
-    """A contact as the provider holds it, mapped to the domain.
-
-    ``raw`` is the provider's own representation (a vCard's text...), kept so that an update
-    rewrites only what Rolodex changed and keeps what v2 cannot show.
-    """
-
-    remote_id: str
-    etag: str
-    collection: str
-    fields: ContactFields
-    group_names: tuple[str, ...] = ()
-    picture: bytes | None = None
-    picture_type: str | None = None
-    raw: bytes | None = None
-    # The provider's stable identity of the contact where it differs from remote_id (a
-    # vCard's UID); group cards name their members by it.
-    uid: str | None = None
-
-
-@dataclass(frozen=True)
-class RemoteGroup:
-    """A group that is an item of its own at the provider (an Apple group vCard with
-    X-ADDRESSBOOKSERVER-KIND:group or a vCard 4 KIND:group card, a Google contact group...).
-
-    Groups that exist only as names on contacts (vCard CATEGORIES) are not items: they come
-    as ``RemoteContact.group_names``.
-    """
-
-    remote_id: str
-    etag: str
-    collection: str
-    name: str
-    member_uids: tuple[str, ...] = ()
-    raw: bytes | None = None
-
-
-RemoteItem = RemoteContact | RemoteGroup
-
-
-@dataclass(frozen=True)
-class ChangeSet:
-    """What changed in one collection since a cursor.
-
-    ``complete`` is True when ``changed`` lists every item of the collection (a full listing:
-    first sync, expired token, etag listing); then anything known locally but not listed was
-    deleted remotely.
-    """
-
-    collection: str
-    cursor: str | None
-    changed: dict[str, str] = field(default_factory=dict)  # remote_id -> etag
-    removed: tuple[str, ...] = ()
-    complete: bool = False
-    # Items whose current state came with the listing itself (``with_data``); the engine
-    # does not fetch these again. Anything in ``changed`` but not here must be fetched.
-    fetched: tuple[RemoteItem, ...] = ()
-
-
-@dataclass(frozen=True)
-class LocalContact:
-    """What the sync engine asks a connector to write."""
-
-    fields: ContactFields
-    group_names: tuple[str, ...] = ()
-    picture: bytes | None = None
-    picture_type: str | None = None
-    # The wire fields the local change touched ("groups" and "picture" included); an update
-    # rewrites only these and keeps the rest of the remote item as it was. None: all.
-    touched: tuple[str, ...] | None = None
-
-
-@dataclass(frozen=True)
-class WriteResult:
-    remote_id: str
-    etag: str
-    raw: bytes | None = None
-    # A create found the item an earlier attempt made (its reply was lost); it may have been
-    # edited there since, so what it holds is not necessarily what was sent.
-    existed: bool = False
-
-
-@dataclass(frozen=True)
-class Capabilities:
-    incremental: bool  # has a real change cursor (sync-collection, syncToken, deltaLink)
-    groups: str  # "categories" | "labels" | "folders" | "none"
-    pictures: bool = True
+__all__ = [
+    "Capabilities",
+    "ChangeSet",
+    "Collection",
+    "Connector",
+    "ConnectorError",
+    "CursorExpired",
+    "InvalidCredentials",
+    "LocalContact",
+    "PermanentError",
+    "PreconditionFailed",
+    "RemoteContact",
+    "RemoteGroup",
+    "RemoteItem",
+    "RemoteNotFound",
+    "TransientError",
+    "WriteResult",
+]
 
 
 class Connector(Protocol):

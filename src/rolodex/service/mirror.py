@@ -16,12 +16,12 @@ from dataclasses import dataclass
 
 import orjson
 
-from rolodex.connectors.base import RemoteContact, RemoteGroup, WriteResult
 from rolodex.domain.account import Account
 from rolodex.domain.contact import Contact, Group
 from rolodex.domain.errors import NoSuchContact, NoSuchPicture
 from rolodex.domain.ids import looks_like_id, new_id
 from rolodex.domain.normalize import index_terms
+from rolodex.domain.remote import RemoteContact, RemoteGroup, WriteResult
 from rolodex.domain.wire import contact_document, contact_from_document
 from rolodex.service.groups import create_group, delete_group, rename_group, set_membership
 from rolodex.service.records import CONTACT
