@@ -756,6 +756,8 @@ _TEXT = st.text(alphabet=_VCARD_ALPHABET, min_size=1, max_size=30).filter(
 _OPTIONAL_TEXT = st.none() | _TEXT
 # An EMAIL written as a mailto: URI (vCard 4) is read as the bare address, by design.
 _EMAIL = _TEXT.filter(lambda s: not s.lower().startswith("mailto:"))
+# Likewise a TEL written as a tel: URI is read as the bare number.
+_PHONE = _TEXT.filter(lambda s: not s.lower().startswith("tel:"))
 _NOTES = st.none() | st.lists(_TEXT, min_size=1, max_size=3).map("\n".join)
 # Types read from a card are lowercase (TYPE is case-insensitive), so only those round-trip.
 _CUSTOM_TYPE = st.text(alphabet="abcdefghijklmnopqrstuvwxyz _-", min_size=1, max_size=12).filter(
@@ -808,7 +810,7 @@ _FIELDS = st.builds(
                 "car",
                 "other",
             ),
-            _TEXT,
+            _PHONE,
         ),
         max_size=3,
         unique=True,
