@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
+import orjson
 from anyio import to_thread
 
 from rolodex.api.auth import token_from_authorization
@@ -77,8 +78,6 @@ class FastReads:
         await send({"type": "http.response.body", "body": body})
 
     def _answer(self, scope: Scope, contact_id: str | None) -> tuple[int, bytes]:
-        import orjson
-
         svc = self.services
         headers = dict(scope["headers"])
         try:

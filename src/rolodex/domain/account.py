@@ -10,7 +10,6 @@ from rolodex.domain.profiles import profile_for
 SYNC_RUNNING = "running"
 SYNC_INVALID_CREDENTIALS = "invalid-credentials"
 SYNC_ERROR = "sync-error"
-SYNC_STOPPED = "stopped"
 
 
 @dataclass(frozen=True, slots=True)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 
 SCALAR_FIELDS: tuple[str, ...] = (
     "given_name",
@@ -121,7 +121,3 @@ class Contact:
     group_ids: tuple[str, ...] = ()
     has_picture: bool = False
     source: str = SOURCE_ADDRESS_BOOK
-
-
-def field_names() -> tuple[str, ...]:
-    return tuple(f.name for f in fields(ContactFields))

@@ -195,9 +195,6 @@ class ContactService:
             self.cache.put(account.id, generation, key, doc, len(doc))
         return doc
 
-    def get(self, account: Account, contact_id: str) -> Contact:
-        return contact_from_document(orjson.loads(self.document(account, contact_id)))
-
     # Writes ------------------------------------------------------------------------------
 
     def create(self, account: Account, body: dict[str, Any]) -> bytes:

@@ -6,7 +6,7 @@ import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from sqlalchemy import Connection, delete, insert, select, update
+from sqlalchemy import Connection, delete, func, insert, select, update
 
 from rolodex.store.schema import changes, outbox
 
@@ -186,9 +186,10 @@ class OutboxRepository:
         return list(rows.scalars())
 
     def count(self, account_id: str) -> int:
-        return len(
-            self.conn.execute(select(outbox.c.seq).where(outbox.c.account_id == account_id)).all()
+        statement = (
+            select(func.count()).select_from(outbox).where(outbox.c.account_id == account_id)
         )
+        return int(self.conn.execute(statement).scalar_one())
 
     def done(self, account_id: str, seq: int) -> None:
         self.conn.execute(

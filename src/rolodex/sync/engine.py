@@ -36,7 +36,7 @@ REFUSED_RETRY = 3600.0
 Progress = Callable[[str, int, int | None], None]
 
 
-def _quiet(_phase: str, _done: int, _total: int | None) -> None:
+def no_progress(_phase: str, _done: int, _total: int | None) -> None:
     pass
 
 
@@ -65,7 +65,7 @@ class SyncEngine:
         self,
         account: Account,
         connector: Connector,
-        progress: Progress = _quiet,
+        progress: Progress = no_progress,
         *,
         pull: bool = True,
     ) -> SyncReport:
@@ -85,7 +85,7 @@ class SyncEngine:
         connector: Connector,
         collection: Collection,
         report: SyncReport,
-        progress: Progress = _quiet,
+        progress: Progress = no_progress,
     ) -> None:
         cursor = self.mirror.cursor(account.id, collection.id)
         try:
@@ -293,7 +293,7 @@ class SyncEngine:
         except PreconditionFailed:
             # Changed there since; the user deleted it here after seeing it, so the delete
             # stands, with the etag the provider has now.
-            fresh = self.mirror_etag(connector, link.collection, link.remote_id)
+            fresh = self._remote_etag(connector, link.collection, link.remote_id)
             if fresh is not None:
                 connector.delete(link.remote_id, fresh)
         except RemoteNotFound:
@@ -301,7 +301,7 @@ class SyncEngine:
         self.mirror.pushed(account, item, link.collection, link.uid, None)
 
     @staticmethod
-    def mirror_etag(connector: Connector, collection: str, remote_id: str) -> str | None:
+    def _remote_etag(connector: Connector, collection: str, remote_id: str) -> str | None:
         for found in connector.fetch(collection, [remote_id]):
             return found.etag
         return None

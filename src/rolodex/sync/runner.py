@@ -19,7 +19,7 @@ from rolodex.connectors.base import (
 from rolodex.domain.account import SYNC_ERROR, SYNC_INVALID_CREDENTIALS, SYNC_RUNNING
 from rolodex.service.accounts import AccountService
 from rolodex.service.mirror import Mirror
-from rolodex.sync.engine import MAX_BACKOFF, Progress, SyncEngine, SyncReport, _quiet
+from rolodex.sync.engine import MAX_BACKOFF, Progress, SyncEngine, SyncReport, no_progress
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +57,7 @@ class SyncRunner:
         return ran
 
     def run(
-        self, account_id: str, progress: Progress = _quiet, *, pull: bool = True
+        self, account_id: str, progress: Progress = no_progress, *, pull: bool = True
     ) -> SyncReport | None:
         """Sync one account now; None when another worker holds it."""
         if not self.mirror.lease(account_id, self.owner, LEASE_SECONDS):
