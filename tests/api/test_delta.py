@@ -8,7 +8,7 @@ import time
 import orjson
 import pytest
 
-from tests.conftest import ApiAccount, LiveServer
+from tests.conftest import ApiAccount, App, LiveServer
 
 
 def _cursor(api: ApiAccount) -> str:
@@ -68,10 +68,7 @@ def test_types_and_bad_cursors(api: ApiAccount) -> None:
         }
 
 
-def test_another_accounts_changes_never_show(app: object, api: ApiAccount) -> None:
-    from tests.conftest import App
-
-    assert isinstance(app, App)
+def test_another_accounts_changes_never_show(app: App, api: ApiAccount) -> None:
     other = app.new_account()
     start = _cursor(api)
     other.client.post("/contacts", json={"given_name": "Secret"})
