@@ -229,6 +229,36 @@ class TestStoreContract:
                 in_team.id,
             ]
 
+    def test_group_pages_in_creation_order_with_other_filters(self, store: Store) -> None:
+        # One group's pages are read from the membership key: the same order, offset and
+        # seek as every other page, and other filters still apply.
+        account_id = make_account(store)
+        group = add_group(store, account_id, "Friends")
+        state = frozenset({("state", "ca")})
+        members = [
+            add_contact(
+                store,
+                account_id,
+                group_ids=(group.id,),
+                terms=state if i % 2 else frozenset(),
+                source="inbox" if i % 3 == 0 else "address_book",
+            )
+            for i in range(7)
+        ]
+        add_contact(store, account_id, terms=state)  # not a member
+        ids = [m.id for m in members]
+        only = ContactFilter(group_id=group.id)
+        assert ids_of(store, account_id, only) == ids
+        assert ids_of(store, account_id, only, limit=3, offset=2) == ids[2:5]
+        assert ids_of(store, account_id, only, limit=3, after_pk=members[4].pk) == ids[5:]
+        in_ca = ContactFilter(group_id=group.id, terms=(("state", "ca"),))
+        assert ids_of(store, account_id, in_ca) == ids[1::2]
+        inbox = ContactFilter(group_id=group.id, source="inbox")
+        assert ids_of(store, account_id, inbox) == ids[::3]
+        with store.read() as tx:
+            assert tx.contacts.count(account_id, only) == 7
+            assert tx.contacts.count(account_id, in_ca) == 3
+
     def test_update_reindexes_terms_and_memberships(self, store: Store) -> None:
         account_id = make_account(store)
         group = add_group(store, account_id, "Friends")

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from sqlalchemy import (
+    Column,
     Connection,
     LargeBinary,
     Select,
@@ -98,12 +99,12 @@ class ContactRepository:
         Without ``documents`` the rows carry an empty ``doc`` (``view=ids`` needs only ids
         and keys, and documents are most of the bytes).
         """
-        keys = self._matching_pks(account_id, where)
+        keys, pk = self._matching_pks(account_id, where)
         if after_pk is not None:
-            keys = keys.where(contacts.c.pk > after_pk)
+            keys = keys.where(pk > after_pk)
         else:
             keys = keys.offset(offset)
-        keys = keys.order_by(contacts.c.pk).limit(limit)
+        keys = keys.order_by(pk).limit(limit)
         # Paging the narrow key index first and joining the documents after keeps a deep
         # OFFSET from dragging every skipped document through memory.
         doc = contacts.c.doc if documents else literal(b"", LargeBinary).label("doc")
@@ -115,14 +116,33 @@ class ContactRepository:
         return [ContactRow(r.pk, r.id, r.doc) for r in rows]
 
     def count(self, account_id: str, where: ContactFilter) -> int:
-        keys = self._matching_pks(account_id, where).subquery()
+        keys = self._matching_pks(account_id, where)[0].subquery()
         return int(self.conn.execute(select(func.count()).select_from(keys)).scalar_one())
 
-    def _matching_pks(self, account_id: str, where: ContactFilter) -> Select[tuple[int]]:
-        statement = select(contacts.c.pk).where(contacts.c.account_id == account_id)
+    def _matching_pks(
+        self, account_id: str, where: ContactFilter
+    ) -> tuple[Select[Any], Column[int]]:
+        """The keys of the matching contacts, and the column to order and page them by."""
+        group_ids = (
+            None
+            if where.group_id is None
+            else self._group_and_descendants(account_id, where.group_id, where.recurse)
+        )
+        if group_ids is not None and len(group_ids) == 1 and where.source is None:
+            # One group's members come out of the membership key already in creation
+            # order, so a page stops after its last row; going through the contacts instead
+            # would gather every member of a large group before taking the page.
+            pk: Column[int] = memberships.c.contact_pk
+            statement = select(pk).where(
+                memberships.c.account_id == account_id, memberships.c.group_id == group_ids[0]
+            )
+            group_ids = None
+        else:
+            pk = contacts.c.pk
+            statement = select(pk).where(contacts.c.account_id == account_id)
         for kind, term in where.terms:
             statement = statement.where(
-                contacts.c.pk.in_(
+                pk.in_(
                     select(contact_terms.c.contact_pk).where(
                         contact_terms.c.account_id == account_id,
                         contact_terms.c.kind == kind,
@@ -132,8 +152,7 @@ class ContactRepository:
             )
         if where.source is not None:
             statement = statement.where(contacts.c.source == where.source)
-        if where.group_id is not None:
-            group_ids = self._group_and_descendants(account_id, where.group_id, where.recurse)
+        if group_ids is not None:
             statement = statement.where(
                 contacts.c.pk.in_(
                     select(memberships.c.contact_pk).where(
@@ -142,7 +161,7 @@ class ContactRepository:
                     )
                 )
             )
-        return statement
+        return statement, pk
 
     def _group_and_descendants(self, account_id: str, group_id: str, recurse: bool) -> list[str]:
         if not recurse:
