@@ -9,7 +9,9 @@ purpose, in a transaction of their own (one snapshot per ``read()``, as ``Store.
 REPEATABLE READ on PostgreSQL, whose default would take a new snapshot per statement).
 
 Outside a transaction, ``generation()`` reads an account's generation with one statement:
-all a read answered from the in-process cache needs (rolodex.service.readcache).
+all a read answered from the in-process cache needs (rolodex.service.readcache). On SQLite
+it skips even that while the WAL-index header shows no commit since it last asked
+(rolodex.store.walstamp).
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from rolodex.domain.errors import NoSuchAccount, NoSuchContact
 from rolodex.domain.query import ContactFilter
 from rolodex.store.contacts import ContactRow, storable
 from rolodex.store.schema import accounts, contacts
+from rolodex.store.walstamp import WalStamp
 
 _ACCOUNT: BindParameter[str] = bindparam("account_id")
 
@@ -60,6 +63,8 @@ _DOCS_OFFSET = _PAGE_OFFSET.with_only_columns(contacts.c.pk, contacts.c.doc)
 
 # Connections kept for hot reads; more are opened when more threads read at once.
 MAX_IDLE_CONNECTIONS = 16
+# Accounts whose generation is remembered with the WAL stamp it was read under.
+MAX_KNOWN_GENERATIONS = 100_000
 
 
 class _Statement:
@@ -186,6 +191,15 @@ class HotReads:
         self._peek_lock = threading.Lock()
         self._peek_conn: Any = None
         self._peek_cursor: Any = None
+        database = engine.url.database if self.sqlite else None
+        self._wal = (
+            WalStamp(database)
+            if database and database != ":memory:" and not database.startswith("file:")
+            else None
+        )
+        self._wal_opened = False
+        # account id -> (WAL stamp read before the generation was, that generation)
+        self._known: dict[str, tuple[bytes, int]] = {}
 
     def _acquire(self) -> Any:
         with self._lock:
@@ -228,6 +242,13 @@ class HotReads:
         (taking one from the idle list and making a cursor cost as much as the query); a
         caller that finds it busy (another thread) uses a pooled connection instead.
         """
+        # The stamp is read before the generation: if it is unchanged later, nothing was
+        # committed since, so the generation read after it is still the current one.
+        stamp = self._wal.read() if self._wal is not None else None
+        if stamp is not None:
+            known = self._known.get(account_id)
+            if known is not None and known[0] == stamp:
+                return known[1]
         if self._peek_lock.acquire(blocking=False):
             try:
                 rows = self._peek(account_id)
@@ -237,7 +258,12 @@ class HotReads:
             rows = self._lone(self.generation_sql, {"account_id": account_id})
         if not rows:
             raise NoSuchAccount(account_id)
-        return int(rows[0][0])
+        generation = int(rows[0][0])
+        if stamp is not None:
+            if len(self._known) >= MAX_KNOWN_GENERATIONS:
+                self._known.clear()
+            self._known[account_id] = (stamp, generation)
+        return generation
 
     def _peek(self, account_id: str) -> list[Any]:
         if self._peek_cursor is None:
@@ -250,10 +276,19 @@ class HotReads:
         except Exception:
             self._close_peek()  # a broken connection is not reused
             raise
+        if self._wal is not None and not self._wal_opened:
+            # Now that this connection has read the database its -shm file exists, and it
+            # stays while the connection is open (the last connection to close removes it;
+            # a new one would not be the file mapped here): the map lives as long as it.
+            self._wal_opened = self._wal.open()
         return rows
 
     def _close_peek(self) -> None:
         conn, self._peek_conn, self._peek_cursor = self._peek_conn, None, None
+        if self._wal is not None:
+            self._wal.close()
+            self._wal_opened = False
+            self._known.clear()
         if conn is not None:
             conn.close()
 
@@ -297,6 +332,7 @@ class HotReads:
     def close(self) -> None:
         with self._peek_lock:
             self._close_peek()
+            self._wal = None
         with self._lock:
             idle, self._idle = self._idle, []
         for conn in idle:

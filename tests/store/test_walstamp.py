@@ -1,0 +1,85 @@
+"""The WAL stamp (rolodex.store.walstamp): moves with every commit, from any connection or
+process, through checkpoints; never claims to know when it cannot."""
+
+from __future__ import annotations
+
+import sqlite3
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from rolodex.store.walstamp import WalStamp
+
+
+@pytest.fixture
+def database(tmp_path: Path) -> Iterator[tuple[str, sqlite3.Connection]]:
+    path = str(tmp_path / "stamp.db")
+    writer = sqlite3.connect(path, isolation_level=None)
+    writer.execute("PRAGMA journal_mode=WAL")
+    writer.execute("CREATE TABLE t (x INTEGER)")
+    reader = sqlite3.connect(path, isolation_level=None)
+    reader.execute("SELECT count(*) FROM t").fetchall()  # the reader's -shm is there now
+    yield path, writer
+    reader.close()
+    writer.close()
+
+
+def test_every_commit_and_nothing_else_moves_the_stamp(
+    database: tuple[str, sqlite3.Connection],
+) -> None:
+    path, writer = database
+    stamp = WalStamp(path)
+    assert stamp.open()
+    seen = {stamp.read()}
+    assert stamp.read() in seen  # nothing committed: the same stamp
+    for i in range(300):
+        writer.execute("INSERT INTO t VALUES (?)", (i,))
+        now = stamp.read()
+        assert now is not None and now not in seen, i
+        seen.add(now)
+        if i % 100 == 99:  # a checkpoint restarts the WAL: the stamps stay new
+            writer.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            seen.add(stamp.read())
+        assert stamp.read() == stamp.read()
+    stamp.close()
+    assert stamp.read() is None
+
+
+def test_a_commit_in_another_process_moves_the_stamp(
+    database: tuple[str, sqlite3.Connection],
+) -> None:
+    path, _ = database
+    stamp = WalStamp(path)
+    assert stamp.open()
+    before = stamp.read()
+    code = "import sqlite3, sys; sqlite3.connect(sys.argv[1]).execute('INSERT INTO t VALUES (1)')"
+    subprocess.run([sys.executable, "-c", code + ".connection.commit()", path], check=True)
+    assert stamp.read() not in (None, before)
+
+
+def test_without_a_wal_index_there_is_no_stamp(tmp_path: Path) -> None:
+    assert not WalStamp(str(tmp_path / "missing.db")).open()
+    path = str(tmp_path / "rollback.db")
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute("CREATE TABLE t (x INTEGER)")  # rollback-journal mode: no -shm file
+    stamp = WalStamp(path)
+    assert not stamp.open()
+    assert stamp.read() is None
+    conn.close()
+
+
+def test_a_header_being_rewritten_is_not_trusted(
+    database: tuple[str, sqlite3.Connection], tmp_path: Path
+) -> None:
+    # SQLite writes the two copies of the header one after the other; a reader between the
+    # two writes sees copies that differ and must not take either.
+    path, _ = database
+    shm = Path(path + "-shm").read_bytes()
+    torn = tmp_path / "torn.db"
+    Path(str(torn) + "-shm").write_bytes(shm[:48] + bytes(48) + shm[96:])
+    stamp = WalStamp(str(torn))
+    assert stamp.open()
+    assert stamp.read() is None
