@@ -128,7 +128,7 @@ class AccountService:
             if not tx.accounts.delete_token(digest):
                 raise NoSuchToken()
         with self._lock:
-            self._token_cache.pop(digest, None)
+            self._token_cache.pop(token, None)
 
     def delete(self, account_id: str) -> None:
         with self.store.write() as tx:
@@ -146,12 +146,12 @@ class AccountService:
         """
         if not token:
             raise Unauthenticated()
-        digest = hash_token(token)
         now = time.monotonic()
-        with self._lock:
-            cached = self._token_cache.get(digest)
+        # Keyed by the token itself: hashing it costs as much as the rest of a cached read.
+        cached = self._token_cache.get(token)
         if cached is not None and now - cached[0] < TOKEN_CACHE_SECONDS:
             return cached[1]
+        digest = hash_token(token)
         with self.store.read() as tx:
             account_id = tx.accounts.account_id_for_token(digest)
             if account_id is None:
@@ -163,7 +163,7 @@ class AccountService:
         with self._lock:
             if len(self._token_cache) > 10_000:
                 self._token_cache.clear()
-            self._token_cache[digest] = (now, account)
+            self._token_cache[token] = (now, account)
         return account
 
 
