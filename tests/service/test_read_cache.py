@@ -14,7 +14,6 @@ import orjson
 import pytest
 
 from rolodex.domain.account import Account
-from rolodex.domain.documents import join
 from rolodex.domain.errors import NoSuchContact
 from rolodex.domain.query import ListQuery
 from rolodex.service.accounts import AccountService
@@ -33,7 +32,7 @@ def new_account(store: Store) -> Account:
 
 
 def names(svc: ContactService, account: Account, limit: int = 100, offset: int = 0) -> list[str]:
-    body = join(svc.page_parts(account, ListQuery(limit=limit, offset=offset)), b"http://x")
+    body = svc.page_body(account, ListQuery(limit=limit, offset=offset), b"http://x")
     return [c["given_name"] for c in orjson.loads(body)]
 
 
@@ -128,7 +127,7 @@ def test_writes_through_another_store_are_seen_at_once(store: Store) -> None:
         assert orjson.loads(cached.document(account, ids[2]))["groups"][0]["name"] == "Renamed"
         PictureService(other_store).put(account, ids[3], PNG)
         assert orjson.loads(cached.document(account, ids[3]))["picture_url"] is not None
-        page = orjson.loads(join(cached.page_parts(account, ListQuery()), b"http://h"))
+        page = orjson.loads(cached.page_body(account, ListQuery(), b"http://h"))
         assert page[2]["picture_url"] == f"http://h/contacts/{ids[3]}/picture"
     finally:
         other_store.close()
@@ -221,7 +220,7 @@ def test_the_bound_holds_for_pages_and_documents(store: Store) -> None:
         for _ in range(60)
     ]
     for offset in range(0, 60, 5):
-        svc.page_parts(account, ListQuery(limit=5, offset=offset))
+        svc.page_body(account, ListQuery(limit=5, offset=offset), b"http://x")
         assert svc.cache.size <= svc.cache.max_bytes
     for contact_id in ids:
         svc.document(account, contact_id)

@@ -21,7 +21,6 @@ from rolodex.api.deps import (
 )
 from rolodex.api.render import absolute
 from rolodex.domain.account import Account
-from rolodex.domain.documents import join
 from rolodex.domain.query import ListQuery, parse_list_query
 
 router = APIRouter(tags=["contacts"])
@@ -44,7 +43,7 @@ def list_body(
         return orjson.dumps({"count": svc.contacts.count(account, query.filter)})
     if query.view == "ids":
         return orjson.dumps(svc.contacts.ids(account, query))
-    return join(svc.contacts.page_parts(account, query), base)
+    return svc.contacts.page_body(account, query, base)
 
 
 def get_body(svc: Services, account: Account, contact_id: str, base: bytes) -> bytes:

@@ -8,6 +8,7 @@ through the same functions as the documented FastAPI routes, so behaviour cannot
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
@@ -63,7 +64,7 @@ class FastReads:
 
     async def _serve(self, scope: Scope, send: Send, contact_id: str | None) -> None:
         if self.inline_hot_reads and (
-            contact_id is not None or _only_paging(scope["query_string"])
+            contact_id is not None or paging_query(scope["query_string"]) is not None
         ):
             status, body = self._answer(scope, contact_id)
         else:
@@ -101,12 +102,12 @@ class FastReads:
             return status, orjson.dumps(error)
 
 
-_PAGING = (b"limit", b"offset")
 # The largest values the shortcut below takes; anything else goes the general way.
 _SHORT_LIMIT = len(str(MAX_LIMIT))
 _SHORT_OFFSET = len(str(MAX_OFFSET)) - 1
 
 
+@functools.lru_cache(maxsize=4096)  # walkers send the same few thousand query strings
 def paging_query(query_string: bytes) -> ListQuery | None:
     """The plain list query (``limit`` and/or ``offset``, each once, plain decimal digits,
     in range) without the general parser; None for anything else, which
@@ -127,13 +128,6 @@ def paging_query(query_string: bytes) -> ListQuery | None:
             else:
                 return None
     return ListQuery(filter=_NO_FILTER, limit=limit, offset=offset)
-
-
-def _only_paging(query_string: bytes) -> bool:
-    """Whether a list query is the unfiltered list (the hot read): only limit and offset."""
-    if not query_string:
-        return True
-    return all(pair.partition(b"=")[0] in _PAGING for pair in query_string.split(b"&"))
 
 
 def _with_version_header(send: Send) -> Send:

@@ -12,7 +12,7 @@ import orjson
 
 from rolodex.domain.account import Account
 from rolodex.domain.contact import Contact, ContactFields
-from rolodex.domain.documents import Parts, split
+from rolodex.domain.documents import absolute
 from rolodex.domain.errors import InvalidContact, NoSuchGroup, Violation
 from rolodex.domain.ids import new_id
 from rolodex.domain.normalize import index_terms
@@ -79,6 +79,11 @@ class PageCursors:
 
     def put(self, key: tuple[Any, ...], pk: int, generation: int) -> None:
         with self._lock:
+            known = self._entries.get(key)
+            if known is not None and known.generation == generation and known.pk == pk:
+                # The same end in the same generation, whose age no longer matters.
+                self._entries.move_to_end(key)
+                return
             self._entries[key] = _PageEnd(pk, generation, time.monotonic())
             self._entries.move_to_end(key)
             while len(self._entries) > self._capacity:
@@ -86,15 +91,15 @@ class PageCursors:
 
 
 class _CachedPage(NamedTuple):
-    parts: Parts
+    body: bytes
     length: int
     last_pk: int | None
 
 
-def _page_key(query: ListQuery, after: int | None) -> tuple[Any, ...]:
+def _page_key(query: ListQuery, after: int | None, base: bytes) -> tuple[Any, ...]:
     # A page is fixed by where it starts (a remembered page end, else the offset) and its
     # length, within one generation.
-    return ("page", query.limit, query.offset if after is None else None, after)
+    return ("page", query.limit, query.offset if after is None else None, after, base)
 
 
 class ContactService:
@@ -108,22 +113,23 @@ class ContactService:
 
     # Reads -------------------------------------------------------------------------------
 
-    def page_parts(self, account: Account, query: ListQuery) -> Parts:
-        """One page as a JSON array of the stored documents, split at their relative
-        picture URLs (``rolodex.domain.documents``): ``join(parts, base)`` is the body.
+    def page_body(self, account: Account, query: ListQuery, base: bytes) -> bytes:
+        """One page as the JSON array of its stored documents, picture URLs made absolute
+        under ``base`` (``rolodex.domain.documents``).
 
         The unfiltered list, the hot read, is answered from the read cache when the account
         has not changed since the page was read. Paging is exactly as uncached: the page
         cursor (``PageCursors``) decides which page is meant, the generation whether the
-        cached copy of it still holds.
+        cached copy of it still holds. Pages are cached as sent, so under each base URL
+        clients use (one, nearly always).
         """
         if not query.filter.is_empty:
-            return split(b"[" + b",".join(self.page(account, query)) + b"]")
+            return absolute(b"[" + b",".join(self.page(account, query)) + b"]", base)
         page: _CachedPage | None = None
         if self.cache.enabled:
             generation = self.hot.generation(account.id)
             after = self._after(account.id, query, generation)
-            page = self.cache.get(account.id, generation, _page_key(query, after))
+            page = self.cache.get(account.id, generation, _page_key(query, after, base))
         if page is None:
             # One snapshot for the generation, the cursor it selects and the page, so the
             # page is cached (and its end remembered) under the generation it was read in.
@@ -131,14 +137,14 @@ class ContactService:
                 generation = tx.generation(account.id)
                 after = self._after(account.id, query, generation)
                 read = tx.page_body(account.id, query.limit, query.offset, after)
-            page = _CachedPage(split(read.body), read.length, read.last_pk)
+            page = _CachedPage(absolute(read.body, base), read.length, read.last_pk)
             if self.cache.enabled:
-                key = _page_key(query, after)
-                self.cache.put(account.id, generation, key, page, len(read.body))
+                key = _page_key(query, after, base)
+                self.cache.put(account.id, generation, key, page, len(page.body))
         if page.last_pk is not None:
             end = (account.id, query.filter, query.offset + page.length)
             self.cursors.put(end, page.last_pk, generation)
-        return page.parts
+        return page.body
 
     def _after(self, account_id: str, query: ListQuery, generation: int) -> int | None:
         """Where a remembered page ended, if this page continues it."""
