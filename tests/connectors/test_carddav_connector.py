@@ -119,6 +119,26 @@ class TestCardDAVConnectorContract:
             assert rich.fetched, "Radicale sends address-data inside sync-collection"
         assert kept.remote_id not in rich.changed
 
+    def test_snapshot_streams_every_card_after_a_cursor_that_misses_nothing(
+        self, dav_server: DavServer, connector: CardDAVConnector, book: str
+    ) -> None:
+        written = [connector.create(book, ADA, _uid()) for _ in range(3)]
+        snapshot = connector.snapshot(book)
+        assert snapshot.complete and snapshot.cursor and snapshot.changed == {}
+        # A card changed after the cursor was taken, before the stream is read: it may or
+        # may not be in the stream, and it is reported after the cursor either way.
+        uid = _uid()
+        late = book + f"{uid}.vcf"
+        dav_server.put_card(late, vcard(uid, "Late Comer"))
+        assert snapshot.stream is not None
+        items = {i.remote_id: i for i in snapshot.stream}
+        assert {w.remote_id: w.etag for w in written}.items() <= {
+            h: i.etag for h, i in items.items()
+        }.items()
+        assert all(isinstance(i, RemoteContact) and i.collection == book for i in items.values())
+        after = connector.changes(book, snapshot.cursor)
+        assert late in after.changed and not after.removed
+
     def test_refused_cursor_is_cursor_expired(self, connector: CardDAVConnector, book: str) -> None:
         with pytest.raises(CursorExpired):
             connector.changes(book, "http://radicale.org/ns/sync/" + "0" * 64)

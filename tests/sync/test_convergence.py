@@ -46,14 +46,14 @@ from rolodex.store import Store
 from rolodex.store.schema import contact_remotes, contacts, outbox
 from rolodex.sync.runner import SyncRunner
 from tests.conftest import TEST_SECRET_KEY
-from tests.sync.memory_connector import MemoryConnector
+from tests.sync.memory_connector import OPERATIONS, MemoryConnector
 
 SCALARS = ("given_name", "surname", "notes")
 FIELDS = (*SCALARS, "emails", "picture")
 PNG = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR"
 # Operations a fault can hit, and when.
 FAULTS = st.tuples(
-    st.sampled_from(("collections", "changes", "fetch", "create", "update", "delete")),
+    st.sampled_from(OPERATIONS),
     st.sampled_from(("before", "after")),
     st.integers(1, 2),
 )

@@ -244,9 +244,9 @@ def test_server_going_down_mid_pull_backs_off_then_converges(
     account = connect(svc, radicale, big_book)
     runner = make_runner(settings, store)
 
-    def progress(_phase: str, _done: int, total: int | None) -> None:
-        if total and radicale.running:
-            radicale.stop()  # the listing came; the cards are still to be fetched
+    def progress(phase: str, _done: int, _total: int | None) -> None:
+        if phase.startswith("pull") and radicale.running:
+            radicale.stop()  # the cursor came; the cards are still to be read
 
     try:
         started = time.time()

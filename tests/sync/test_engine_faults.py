@@ -107,13 +107,30 @@ def test_lost_create_reply_then_local_delete_deletes_the_card(rig: Rig) -> None:
 def test_lost_create_reply_then_pull_failed_then_local_delete(rig: Rig) -> None:
     contact_id = orjson.loads(rig.svc.contacts.create(rig.account, {"given_name": "Ada"}))["id"]
     rig.remote.plan.fail("create", "after")
-    rig.remote.plan.fail("changes", "before")  # and the pull fails too
+    rig.remote.plan.fail("snapshot", "before")  # and the (first) pull fails too
     rig.sync()
     rig.svc.contacts.delete(rig.account, contact_id)
     rig.sync()  # nothing links the card yet: the pull finds it
     rig.sync()
     assert rig.local() == {}
     assert rig.remote.items == {}
+
+
+def test_a_first_sync_cut_short_is_completed_by_the_next_snapshot(rig: Rig) -> None:
+    batch = rig.runner.engine.batch
+    names = [f"n{i}" for i in range(batch + 1)]
+    items = [rig.remote.remote_create(ContactFields(given_name=n)) for n in names]
+    rig.remote.plan.fail("snapshot", "after")  # the stream breaks after its last card
+    rig.sync()
+    assert len(rig.local()) == batch  # the first batch was applied, the cursor not kept
+    rig.remote.remote_delete(items[0].remote_id)
+    rig.sync()  # a snapshot again: what it no longer streams was deleted there
+    assert sorted(f.given_name or "" for f in rig.local().values()) == sorted(names[1:])
+    assert rig.remote.calls.count("snapshot") == 2
+    rig.remote.remote_update(items[1].remote_id, given_name="changed")
+    rig.sync()  # and from its cursor on, incremental
+    assert "changed" in {f.given_name for f in rig.local().values()}
+    assert rig.remote.calls.count("snapshot") == 2
 
 
 def test_merge_keeps_every_waiting_local_change(rig: Rig) -> None:

@@ -113,6 +113,13 @@ class Connector(Protocol):
         cursor, so a first sync never holds a whole book in memory.
         """
 
+    def snapshot(self, collection: str) -> ChangeSet:
+        """Everything in the collection, for a first sync: a cursor taken first, then every
+        item streamed (``ChangeSet.stream``), so that what changes during the read is
+        reported again after the cursor. Memory stays flat in the number of items. A
+        connector with no cheaper way returns ``changes(collection, None)``.
+        """
+
     def fetch(self, collection: str, remote_ids: Iterable[str]) -> Iterator[RemoteItem]:
         """The current state of these items, streamed (few round trips, memory flat in the
         number of items); items gone meanwhile are skipped. Group items come as

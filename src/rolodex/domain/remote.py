@@ -6,6 +6,7 @@ the local side of sync (``rolodex.service.mirror``); no I/O here.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from rolodex.domain.contact import ContactFields
@@ -78,6 +79,10 @@ class ChangeSet:
     # Items whose current state came with the listing itself (``with_data``); the engine
     # does not fetch these again. Anything in ``changed`` but not here must be fetched.
     fetched: tuple[RemoteItem, ...] = ()
+    # A snapshot (``Connector.snapshot``): every item of the collection, streamed, read
+    # after ``cursor`` was taken; ``changed`` stays empty. Whatever is known locally but
+    # not in the stream was deleted remotely.
+    stream: Iterator[RemoteItem] | None = None
 
 
 @dataclass(frozen=True)

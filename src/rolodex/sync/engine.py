@@ -8,6 +8,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from rolodex.connectors.base import (
+    ChangeSet,
     Collection,
     Connector,
     CursorExpired,
@@ -88,11 +89,19 @@ class SyncEngine:
         progress: Progress = no_progress,
     ) -> None:
         cursor = self.mirror.cursor(account.id, collection.id)
-        try:
-            changes = connector.changes(collection.id, cursor, with_data=cursor is not None)
-        except CursorExpired:
-            report.full_resyncs += 1
-            changes = connector.changes(collection.id, None)
+        if cursor is None:
+            changes = connector.snapshot(collection.id)
+        else:
+            try:
+                changes = connector.changes(collection.id, cursor, with_data=True)
+            except CursorExpired:
+                # A listing, not a snapshot: most of what is known is likely unchanged, and
+                # only items whose etags differ are downloaded again.
+                report.full_resyncs += 1
+                changes = connector.changes(collection.id, None)
+        if changes.stream is not None:
+            self._apply_snapshot(account, collection, changes, report, progress)
+            return
         if changes.complete:
             known = self.mirror.known_etags(account.id, collection.id)
             removed = [rid for rid in known if rid not in changes.changed]
@@ -116,6 +125,31 @@ class SyncEngine:
         # Only now: a crash before this line repeats the pull, and applying is idempotent.
         self.mirror.set_cursor(account.id, collection.id, changes.cursor)
 
+    def _apply_snapshot(
+        self,
+        account: Account,
+        collection: Collection,
+        changes: ChangeSet,
+        report: SyncReport,
+        progress: Progress,
+    ) -> None:
+        assert changes.stream is not None
+        known = self.mirror.known_etags(account.id, collection.id)
+        seen: set[str] = set()
+
+        def tracked(items: Iterator[RemoteItem]) -> Iterator[RemoteItem]:
+            for item in items:
+                seen.add(item.remote_id)
+                yield item
+
+        name = collection.name
+        progress(f"pull {name}", 0, None)  # how many is known at the end of the stream
+        done = self._apply_stream(account, tracked(changes.stream), report, progress, name, 0, None)
+        progress(f"pull {name}", done, done)
+        report.deleted += self.mirror.remove(account, [rid for rid in known if rid not in seen])
+        # Only now: a crash before this line repeats the pull, and applying is idempotent.
+        self.mirror.set_cursor(account.id, collection.id, changes.cursor)
+
     def _apply_stream(
         self,
         account: Account,
@@ -124,7 +158,7 @@ class SyncEngine:
         progress: Progress,
         name: str,
         done: int,
-        total: int,
+        total: int | None,
     ) -> int:
         contacts: list[RemoteContact] = []
         groups: list[RemoteGroup] = []

@@ -294,6 +294,16 @@ class CardDAVClient:
                 return self._book(canonical_href(base, resp.href), resp)
         raise RemoteNotFound(href)
 
+    def sync_token(self, url: str) -> str | None:
+        """The book's current sync-token alone (RFC 6578 §4): on servers that derive it from
+        every card it costs a fraction of a sync-collection listing the whole book."""
+        href = canonical_href(self.url, url)
+        body = xml.propfind("<d:sync-token/>")
+        ms, _ = self._dav("PROPFIND", href, body, depth="0", phase=Phase.READ)
+        for resp in ms.responses[:1]:
+            return resp.text(q(DAV, "sync-token")) or None
+        return None
+
     # --- Listing and reading ------------------------------------------------------------------
 
     def sync_collection(

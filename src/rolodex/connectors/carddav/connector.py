@@ -50,9 +50,9 @@ NEW_CARD_VERSION = "3.0"
 _DEFAULT_NAMES = ("contacts", "addressbook", "default", "card", "personal")
 # From this many cards on, fetch reads the whole book with one addressbook-query.
 WHOLE_BOOK_FETCH = 1000
-# From this many cards on, fetch parses them on every core (parsing is most of the CPU of a
-# first sync), in chunks of this many.
-PARALLEL_PARSE = 2000
+# After this many cards of a stream, the rest is parsed on every core (parsing is most of
+# the CPU of a first sync), in chunks of this many.
+PARALLEL_PARSE = 500
 PARSE_CHUNK = 200
 # Prefix of cursors for servers without sync-collection: the ctag seen at the last listing.
 _CTAG_CURSOR = "ctag:"
@@ -145,21 +145,32 @@ class CardDAVConnector:
         etags = self._client.list_etags(collection)
         return ChangeSet(collection=collection, cursor=new_cursor, changed=etags, complete=True)
 
+    def snapshot(self, collection: str) -> ChangeSet:
+        book = self._book(collection)
+        token = (
+            self._client.sync_token(collection) if self._use_sync and book.supports_sync else None
+        )
+        if token is None:
+            return self.changes(collection, None)
+        # The token alone, then the whole book in one addressbook-query: on Radicale the two
+        # cost about half of a sync-collection listing followed by the same query.
+        return ChangeSet(
+            collection=collection,
+            cursor=token,
+            complete=True,
+            stream=_parsed(collection, self._client.all_cards(collection)),
+        )
+
     def fetch(self, collection: str, remote_ids: Iterable[str]) -> Iterator[RemoteItem]:
         wanted = list(remote_ids)
-        cards: Iterator[CardResource]
         if len(wanted) >= WHOLE_BOOK_FETCH:
-            # Many cards (a first sync): reading the whole book in one query costs one
-            # round trip where multiget would cost one per batch.
+            # Many cards (a resync): reading the whole book in one query costs one round
+            # trip where multiget would cost one per batch.
             keep = set(wanted)
             cards = (c for c in self._client.all_cards(collection) if c.href in keep)
-            workers = min(os.cpu_count() or 1, 4)
-            if len(wanted) >= PARALLEL_PARSE and workers > 1:
-                yield from _parse_in_parallel(collection, cards, workers)
-                return
-        else:
-            cards = self._client.multiget(collection, wanted)
-        for res in cards:
+            yield from _parsed(collection, cards)
+            return
+        for res in self._client.multiget(collection, wanted):
             item = self._item(collection, res.href, res.etag, res.data)
             if item is not None:
                 yield item
@@ -255,6 +266,19 @@ class CardDAVConnector:
 def _parse_chunk(collection: str, chunk: list[tuple[str, str, bytes]]) -> list[RemoteItem]:
     items = (CardDAVConnector._item(collection, href, etag, data) for href, etag, data in chunk)
     return [item for item in items if item is not None]
+
+
+def _parsed(collection: str, cards: Iterator[CardResource]) -> Iterator[RemoteItem]:
+    """The cards parsed, in their order: here for a small book, and from the
+    ``PARALLEL_PARSE``-th card on by a pool of processes, when there are cores for one."""
+    workers = min(os.cpu_count() or 1, 4)
+    for n, res in enumerate(cards, 1):
+        item = CardDAVConnector._item(collection, res.href, res.etag, res.data)
+        if item is not None:
+            yield item
+        if n == PARALLEL_PARSE and workers > 1:
+            yield from _parse_in_parallel(collection, cards, workers)
+            return
 
 
 def _parse_in_parallel(
