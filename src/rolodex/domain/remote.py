@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from rolodex.domain.contact import ContactFields
+from rolodex.domain.normalize import index_terms
 
 
 @dataclass(frozen=True)
@@ -40,6 +41,14 @@ class RemoteContact:
     # The provider's stable identity of the contact where it differs from remote_id (a
     # vCard's UID); group cards name their members by it.
     uid: str | None = None
+    # ``index_terms(fields)`` (rolodex.domain.normalize), when the connector computed them
+    # where it parsed the item, off the main process; None: whoever needs them computes them.
+    terms: frozenset[tuple[str, str]] | None = None
+
+    def index_terms(self) -> frozenset[tuple[str, str]]:
+        if self.terms is not None:
+            return self.terms
+        return frozenset(index_terms(self.fields))
 
 
 @dataclass(frozen=True)

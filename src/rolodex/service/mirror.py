@@ -20,7 +20,6 @@ from rolodex.domain.account import Account
 from rolodex.domain.contact import Contact, Group
 from rolodex.domain.errors import NoSuchContact, NoSuchPicture
 from rolodex.domain.ids import looks_like_id, new_id
-from rolodex.domain.normalize import index_terms
 from rolodex.domain.remote import RemoteContact, RemoteGroup, WriteResult
 from rolodex.domain.wire import contact_document, contact_from_document
 from rolodex.service.groups import create_group, delete_group, rename_group, set_membership
@@ -234,7 +233,7 @@ class Mirror:
             pk=seq,
             id=contact.id,
             doc=contact_document(contact, groups),
-            terms=frozenset(index_terms(item.fields)),
+            terms=item.index_terms(),
             group_ids=group_ids,
         )
 
@@ -290,7 +289,7 @@ class Mirror:
             pk=row.pk,
             id=row.id,
             doc=doc,
-            terms=frozenset(index_terms(updated.fields)),
+            terms=item.index_terms(),
             group_ids=updated.group_ids,
         )
 

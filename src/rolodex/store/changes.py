@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import Connection, delete, func, insert, select, update
 
+from rolodex.store.bulk import insert_rows
 from rolodex.store.schema import changes, outbox
 
 
@@ -42,19 +43,15 @@ class ChangeRepository:
         self, account_id: str, rows: Iterable[tuple[int, str, str, str]], now: float
     ) -> None:
         """``append`` of many (seq, object_type, object_id, event) in one statement."""
-        values = [
-            {
-                "account_id": account_id,
-                "seq": seq,
-                "object_type": object_type,
-                "object_id": object_id,
-                "event": event,
-                "created_at": now,
-            }
-            for seq, object_type, object_id, event in rows
-        ]
-        if values:
-            self.conn.execute(insert(changes), values)
+        insert_rows(
+            self.conn,
+            changes,
+            ("account_id", "seq", "object_type", "object_id", "event", "created_at"),
+            (
+                (account_id, seq, kind, object_id, event, now)
+                for seq, kind, object_id, event in rows
+            ),
+        )
 
     def was_deleted(self, account_id: str, object_id: str) -> bool:
         """Whether the change log records the deletion of this object."""

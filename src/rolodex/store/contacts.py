@@ -15,7 +15,6 @@ from sqlalchemy import (
     bindparam,
     delete,
     func,
-    insert,
     literal,
     select,
     update,
@@ -23,6 +22,7 @@ from sqlalchemy import (
 
 from rolodex.domain.errors import NoSuchContact
 from rolodex.domain.query import ContactFilter
+from rolodex.store.bulk import insert_rows
 from rolodex.store.schema import contact_groups, contact_terms, contacts, memberships
 
 
@@ -198,22 +198,11 @@ class ContactRepository:
 
     def insert_many(self, account_id: str, batch: Iterable[NewContact], now: float) -> None:
         batch = list(batch)
-        if not batch:
-            return
-        self.conn.execute(
-            insert(contacts),
-            [
-                {
-                    "account_id": account_id,
-                    "pk": c.pk,
-                    "id": c.id,
-                    "source": c.source,
-                    "doc": c.doc,
-                    "created_at": now,
-                    "updated_at": now,
-                }
-                for c in batch
-            ],
+        insert_rows(
+            self.conn,
+            contacts,
+            ("account_id", "pk", "id", "source", "doc", "created_at", "updated_at"),
+            ((account_id, c.pk, c.id, c.source, c.doc, now, now) for c in batch),
         )
         self._insert_index(account_id, batch)
 
@@ -283,20 +272,18 @@ class ContactRepository:
         return [ContactRow(r.pk, r.id, r.doc) for r in rows]
 
     def _insert_index(self, account_id: str, batch: list[NewContact]) -> None:
-        term_rows = [
-            {"account_id": account_id, "kind": kind, "term": term, "contact_pk": c.pk}
-            for c in batch
-            for kind, term in c.terms
-        ]
-        if term_rows:
-            self.conn.execute(insert(contact_terms), term_rows)
-        member_rows = [
-            {"account_id": account_id, "group_id": g, "contact_pk": c.pk}
-            for c in batch
-            for g in dict.fromkeys(c.group_ids)
-        ]
-        if member_rows:
-            self.conn.execute(insert(memberships), member_rows)
+        insert_rows(
+            self.conn,
+            contact_terms,
+            ("account_id", "kind", "term", "contact_pk"),
+            ((account_id, kind, term, c.pk) for c in batch for kind, term in c.terms),
+        )
+        insert_rows(
+            self.conn,
+            memberships,
+            ("account_id", "group_id", "contact_pk"),
+            ((account_id, g, c.pk) for c in batch for g in dict.fromkeys(c.group_ids)),
+        )
 
     def _delete_index(self, account_id: str, pks: list[int]) -> None:
         self.conn.execute(

@@ -8,6 +8,7 @@ from typing import Any
 
 from sqlalchemy import Connection, bindparam, delete, insert, select, update
 
+from rolodex.store.bulk import insert_rows
 from rolodex.store.schema import contact_remotes, sync_cursors
 
 
@@ -112,20 +113,15 @@ class RemoteRepository:
 
     def insert_many(self, account_id: str, links: Iterable[RemoteLink]) -> None:
         """Links of contacts that have none yet, in one statement."""
-        values = [
-            {
-                "account_id": account_id,
-                "contact_id": link.contact_id,
-                "collection": link.collection,
-                "remote_id": link.remote_id,
-                "uid": link.uid,
-                "etag": link.etag,
-                "raw": link.raw,
-            }
-            for link in links
-        ]
-        if values:
-            self.conn.execute(insert(contact_remotes), values)
+        insert_rows(
+            self.conn,
+            contact_remotes,
+            ("account_id", "contact_id", "collection", "remote_id", "uid", "etag", "raw"),
+            (
+                (account_id, x.contact_id, x.collection, x.remote_id, x.uid, x.etag, x.raw)
+                for x in links
+            ),
+        )
 
     def update_many(self, account_id: str, links: Iterable[RemoteLink]) -> None:
         """Replace the links of contacts that have one, in one statement."""
