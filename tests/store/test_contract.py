@@ -229,6 +229,15 @@ class TestStoreContract:
                 in_team.id,
             ]
 
+    def test_groups_by_id_all_or_only_those_asked_for(self, store: Store) -> None:
+        account_id = make_account(store)
+        a, b = add_group(store, account_id, "A"), add_group(store, account_id, "B")
+        add_group(store, make_account(store), "elsewhere")
+        with store.read() as tx:
+            assert tx.groups.by_id(account_id) == {a.id: a, b.id: b}
+            assert tx.groups.by_id(account_id, [b.id, b.id, new_id(), "x" * 500]) == {b.id: b}
+            assert tx.groups.by_id(account_id, ()) == {}
+
     def test_group_pages_in_creation_order_with_other_filters(self, store: Store) -> None:
         # One group's pages are read from the membership key: the same order, offset and
         # seek as every other page, and other filters still apply.

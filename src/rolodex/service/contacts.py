@@ -210,11 +210,11 @@ class ContactService:
         with self.store.write() as tx:
             group_ids = self._groups_after(tx, account, (), patch)
             _check(account, fields, group_ids)
-            seq = tx.accounts.allocate(account.id)
+            seq = tx.accounts.allocate(account.id, new_contacts=1)
             contact = Contact(
                 id=new_id(), account_id=account.id, fields=fields, group_ids=group_ids
             )
-            doc = contact_document(contact, tx.groups.by_id(account.id))
+            doc = contact_document(contact, tx.groups.by_id(account.id, group_ids))
             tx.contacts.insert(
                 account.id,
                 NewContact(
@@ -226,7 +226,6 @@ class ContactService:
                 ),
                 now,
             )
-            tx.accounts.add_contacts(account.id, 1)
             record_change(
                 tx,
                 account,
@@ -257,7 +256,7 @@ class ContactService:
                 has_picture=current.has_picture,
                 source=current.source,
             )
-            doc = contact_document(updated, tx.groups.by_id(account.id))
+            doc = contact_document(updated, tx.groups.by_id(account.id, updated.group_ids))
             if doc == row.doc:
                 return doc  # an SDK re-saving what it read: nothing to log or push
             seq = tx.accounts.allocate(account.id)

@@ -117,7 +117,7 @@ def set_membership(
     if group_ids == contact.group_ids:
         return
     contact = dataclasses.replace(contact, group_ids=group_ids)
-    doc = contact_document(contact, tx.groups.by_id(account.id))
+    doc = contact_document(contact, tx.groups.by_id(account.id, contact.group_ids))
     tx.contacts.update(
         account.id, row.pk, doc, frozenset(index_terms(contact.fields)), group_ids, now
     )

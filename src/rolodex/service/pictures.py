@@ -61,7 +61,7 @@ class PictureService:
                 tx.pictures.put(account.id, contact_id, picture)
             contact = contact_from_document(orjson.loads(row.doc))
             contact = dataclasses.replace(contact, has_picture=picture is not None)
-            doc = contact_document(contact, tx.groups.by_id(account.id))
+            doc = contact_document(contact, tx.groups.by_id(account.id, contact.group_ids))
             tx.contacts.set_document(account.id, row.pk, doc, now)
             seq = tx.accounts.allocate(account.id)
             record_change(

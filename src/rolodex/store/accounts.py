@@ -92,16 +92,20 @@ class AccountRepository:
         ).scalar_one_or_none()
         return value
 
-    def allocate(self, account_id: str, count: int = 1) -> int:
+    def allocate(self, account_id: str, count: int = 1, *, new_contacts: int = 0) -> int:
         """Take ``count`` numbers from the account's sequence; returns the first.
+        ``new_contacts`` adds to the account's contact count in the same statement.
 
         This is the first write of every mutation: on PostgreSQL it locks the account row,
         so writers of one account queue here instead of deadlocking later.
         """
+        values: dict[str, Any] = {"generation": accounts.c.generation + count}
+        if new_contacts:
+            values["contact_count"] = accounts.c.contact_count + new_contacts
         last = self.conn.execute(
             update(accounts)
             .where(accounts.c.id == account_id)
-            .values(generation=accounts.c.generation + count)
+            .values(**values)
             .returning(accounts.c.generation)
         ).scalar_one_or_none()
         if last is None:

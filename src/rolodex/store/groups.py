@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from sqlalchemy import Connection, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
@@ -23,8 +25,20 @@ class GroupRepository:
         )
         return [Group(r.id, account_id, r.name, r.path) for r in rows]
 
-    def by_id(self, account_id: str) -> dict[str, Group]:
-        return {g.id: g for g in self.list(account_id)}
+    def by_id(self, account_id: str, only: Iterable[str] | None = None) -> dict[str, Group]:
+        """The account's groups by id; with ``only``, just those (a contact's own groups,
+        which are all its document needs: most contacts have none, and then no query)."""
+        if only is None:
+            return {g.id: g for g in self.list(account_id)}
+        wanted = [g for g in dict.fromkeys(only) if storable(g)]
+        if not wanted:
+            return {}
+        rows = self.conn.execute(
+            select(contact_groups.c.id, contact_groups.c.name, contact_groups.c.path).where(
+                contact_groups.c.account_id == account_id, contact_groups.c.id.in_(wanted)
+            )
+        )
+        return {r.id: Group(r.id, account_id, r.name, r.path) for r in rows}
 
     def get(self, account_id: str, group_id: str) -> Group:
         if not storable(group_id):
