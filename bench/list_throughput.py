@@ -63,7 +63,7 @@ def _best(
 
 
 def run(ctx: Context) -> list[Row]:
-    seconds = ctx.pick(3, 10)
+    seconds = ctx.pick(2, 10)
     rounds = ctx.pick(2, 3)
     rows: list[Row] = []
     for backend in ctx.backends:

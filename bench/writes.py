@@ -85,7 +85,7 @@ def _bulk_insert(url: str, bodies: list[dict[str, object]]) -> float:
 
 
 def run(ctx: Context) -> list[Row]:
-    seconds = ctx.pick(5, 15)
+    seconds = ctx.pick(3, 15)
     rows: list[Row] = []
     bodies = contact_bodies(ctx.seed + 3, ctx.pick(5000, 20000))
     with tempfile.NamedTemporaryFile("wb", suffix=".jsonl", delete=False) as f:
