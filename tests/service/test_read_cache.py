@@ -37,7 +37,7 @@ def names(svc: ContactService, account: Account, limit: int = 100, offset: int =
 
 
 def given_name(svc: ContactService, account: Account, contact_id: str) -> str:
-    name: str = orjson.loads(svc.document(account, contact_id))["given_name"]
+    name: str = orjson.loads(svc.document(account, contact_id, b"http://x"))["given_name"]
     return name
 
 
@@ -114,7 +114,7 @@ def test_writes_through_another_store_are_seen_at_once(store: Store) -> None:
         other.delete(account, ids[1])
         assert names(cached, account) == ["c0", "c2", "c3", "c4"]
         with pytest.raises(NoSuchContact):
-            cached.document(account, ids[1])
+            cached.document(account, ids[1], b"http://x")
 
         other.create(account, {"given_name": "c5"})
         assert names(cached, account, limit=2, offset=3) == ["c4", "c5"]
@@ -122,11 +122,18 @@ def test_writes_through_another_store_are_seen_at_once(store: Store) -> None:
         # Group renames and pictures rewrite documents without touching their fields.
         group = GroupService(other_store).create(account, {"name": "G"})
         other.update(account, ids[2], {"group": group.id})
-        assert orjson.loads(cached.document(account, ids[2]))["groups"][0]["name"] == "G"
+        assert (
+            orjson.loads(cached.document(account, ids[2], b"http://x"))["groups"][0]["name"] == "G"
+        )
         GroupService(other_store).rename(account, group.id, {"name": "Renamed"})
-        assert orjson.loads(cached.document(account, ids[2]))["groups"][0]["name"] == "Renamed"
+        assert (
+            orjson.loads(cached.document(account, ids[2], b"http://x"))["groups"][0]["name"]
+            == "Renamed"
+        )
         PictureService(other_store).put(account, ids[3], PNG)
-        assert orjson.loads(cached.document(account, ids[3]))["picture_url"] is not None
+        assert (
+            orjson.loads(cached.document(account, ids[3], b"http://x"))["picture_url"] is not None
+        )
         page = orjson.loads(cached.page_body(account, ListQuery(), b"http://h"))
         assert page[2]["picture_url"] == f"http://h/contacts/{ids[3]}/picture"
     finally:
@@ -175,7 +182,7 @@ def test_cached_reads_stay_within_their_account(store: Store) -> None:
         assert names(svc, b, limit=2, offset=1) == ["b1", "b2"]
         assert given_name(svc, a, a_ids[0]) == "a0"
         with pytest.raises(NoSuchContact):
-            svc.document(b, a_ids[0])
+            svc.document(b, a_ids[0], b"http://x")
     svc.create(b, {"given_name": "b3"})
     assert names(svc, a) == ["a0", "a1", "a2"]
     assert names(svc, b) == ["b0", "b1", "b2", "b3"]
@@ -223,7 +230,7 @@ def test_the_bound_holds_for_pages_and_documents(store: Store) -> None:
         svc.page_body(account, ListQuery(limit=5, offset=offset), b"http://x")
         assert svc.cache.size <= svc.cache.max_bytes
     for contact_id in ids:
-        svc.document(account, contact_id)
+        svc.document(account, contact_id, b"http://x")
         assert svc.cache.size <= svc.cache.max_bytes
     assert len(svc.cache) > 0
 

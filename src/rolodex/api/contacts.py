@@ -47,7 +47,7 @@ def list_body(
 
 
 def get_body(svc: Services, account: Account, contact_id: str, base: bytes) -> bytes:
-    return absolute(svc.contacts.document(account, contact_id), base)
+    return svc.contacts.document(account, contact_id, base)
 
 
 def query_params(query_string: str) -> dict[str, list[str]]:

@@ -48,6 +48,21 @@ class FastReads:
         # loop; anything that may take longer (filters, PostgreSQL's network round trips)
         # goes to a thread.
         self.inline_hot_reads = services.store.is_sqlite
+        # (scheme, Host header) -> base URL of picture links: the hot reads need it on
+        # every request, and it is the same for nearly all of them.
+        self._bases: dict[tuple[str, bytes | None], bytes] = {}
+
+    def _base(self, scheme: str, host: bytes | None) -> bytes:
+        key = (scheme, host)
+        base = self._bases.get(key)
+        if base is None:
+            if len(self._bases) > 1000:  # Host is the client's to choose
+                self._bases.clear()
+            base = base_url(
+                self.services.settings, scheme, host.decode("latin-1") if host else None
+            )
+            self._bases[key] = base
+        return base
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["method"] == "GET":
@@ -80,15 +95,15 @@ class FastReads:
 
     def _answer(self, scope: Scope, contact_id: str | None) -> tuple[int, bytes]:
         svc = self.services
-        headers = dict(scope["headers"])
+        authorization = host = None
+        for name, value in scope["headers"]:
+            if name == b"authorization":
+                authorization = value
+            elif name == b"host":
+                host = value
         try:
-            authorization = headers.get(b"authorization")
-            token = token_from_authorization(
-                authorization.decode("latin-1") if authorization else None
-            )
-            account = svc.accounts.authenticate(token)
-            host = headers.get(b"host")
-            base = base_url(svc.settings, scope["scheme"], host.decode("latin-1") if host else None)
+            account = svc.accounts.authenticate(_token(authorization))
+            base = self._base(scope["scheme"], host)
             if contact_id is None:
                 query_string: bytes = scope["query_string"]
                 query = paging_query(query_string)
@@ -128,6 +143,11 @@ def paging_query(query_string: bytes) -> ListQuery | None:
             else:
                 return None
     return ListQuery(filter=_NO_FILTER, limit=limit, offset=offset)
+
+
+@functools.lru_cache(maxsize=1024)  # clients send the same Authorization header each time
+def _token(authorization: bytes | None) -> str | None:
+    return token_from_authorization(authorization.decode("latin-1") if authorization else None)
 
 
 def _with_version_header(send: Send) -> Send:

@@ -186,18 +186,20 @@ class ContactService:
                 return tx.accounts.get(account.id).contact_count
             return tx.contacts.count(account.id, where)
 
-    def document(self, account: Account, contact_id: str) -> bytes:
+    def document(self, account: Account, contact_id: str, base: bytes) -> bytes:
+        """One contact's stored document, its picture URL made absolute under ``base``;
+        cached as sent, like pages."""
         if not self.cache.enabled or not storable(contact_id):
             with self.hot.read() as tx:
-                return tx.get(account.id, contact_id).doc
+                return absolute(tx.get(account.id, contact_id).doc, base)
         generation = self.hot.generation(account.id)
-        key = ("doc", contact_id)
+        key = ("doc", contact_id, base)
         doc: bytes | None = self.cache.get(account.id, generation, key)
         if doc is None:
             # Read after the generation, so at least as new as it: a write committed in
             # between has moved the generation on, and requests that start after it never
             # look under this one again.
-            doc = self.hot.document(account.id, contact_id)
+            doc = absolute(self.hot.document(account.id, contact_id), base)
             self.cache.put(account.id, generation, key, doc, len(doc))
         return doc
 
