@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from rolodex.connectors.carddav import connector as carddav
-from rolodex.connectors.carddav.client import CardResource
+from rolodex.connectors.carddav import parsing
+from rolodex.connectors.carddav.parsing import CardResource
 from tests.carddav_servers import vcard
 
 
@@ -13,8 +13,8 @@ def test_parallel_parse_matches_sequential_in_order() -> None:
         for i in range(450)
     ]
     cards[7] = CardResource("http://h/b/7.vcf", '"7"', b"not a vcard")
-    expected = carddav._parse_chunk("http://h/b/", [(c.href, c.etag, c.data) for c in cards])
-    got = list(carddav._parse_in_parallel("http://h/b/", iter(cards), workers=2))
+    expected = parsing.parse_chunk("http://h/b/", [(c.href, c.etag, c.data) for c in cards])
+    got = list(parsing.parse_in_parallel("http://h/b/", iter(cards), workers=2))
     assert got == expected
     assert len(got) == 449
     assert [item.remote_id for item in got][:8] == [

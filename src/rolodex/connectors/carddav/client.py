@@ -26,6 +26,7 @@ from rolodex.connectors.base import ConnectorError, PermanentError, RemoteNotFou
 from rolodex.connectors.carddav import xml
 from rolodex.connectors.carddav.errors import Phase, classify
 from rolodex.connectors.carddav.hrefs import canonical_href, crlf, wire_href
+from rolodex.connectors.carddav.parsing import CardResource
 from rolodex.connectors.carddav.xml import CARDDAV, CS, DAV, q
 
 _READS = frozenset({"GET", "PROPFIND", "REPORT"})
@@ -66,13 +67,6 @@ class SyncResult:
     token: str
     # href -> card, for the changed members whose body came along (``with_data``)
     data: dict[str, bytes] = dataclasses.field(default_factory=dict)
-
-
-@dataclasses.dataclass(frozen=True)
-class CardResource:
-    href: str
-    etag: str
-    data: bytes
 
 
 def _checked(items: Iterator[xml.Response], what: str, status: int) -> Iterator[xml.Response]:

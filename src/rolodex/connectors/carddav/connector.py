@@ -12,13 +12,8 @@ whose members are vCard UIDs (``RemoteContact.uid``). Rolodex writes CATEGORIES.
 
 from __future__ import annotations
 
-import dataclasses
 import logging
-import multiprocessing
-import os
-from collections import deque
 from collections.abc import Iterable, Iterator
-from concurrent.futures import Future, ProcessPoolExecutor
 from typing import TYPE_CHECKING
 from urllib.parse import quote
 
@@ -32,15 +27,14 @@ from rolodex.connectors.base import (
     LocalContact,
     PermanentError,
     PreconditionFailed,
-    RemoteContact,
-    RemoteGroup,
     RemoteItem,
     RemoteNotFound,
     WriteResult,
 )
-from rolodex.connectors.carddav.client import AddressBook, CardDAVClient, CardResource
+from rolodex.connectors.carddav import parsing
+from rolodex.connectors.carddav.client import AddressBook, CardDAVClient
 from rolodex.connectors.carddav.hrefs import canonical_href
-from rolodex.domain.vcard import KIND_GROUP, InvalidCard, parse_card, render_card
+from rolodex.domain.vcard import InvalidCard, parse_card, render_card
 
 log = logging.getLogger(__name__)
 
@@ -51,10 +45,6 @@ NEW_CARD_VERSION = "3.0"
 _DEFAULT_NAMES = ("contacts", "addressbook", "default", "card", "personal")
 # From this many cards on, fetch reads the whole book with one addressbook-query.
 WHOLE_BOOK_FETCH = 1000
-# After this many cards of a stream, the rest is parsed on every core (parsing is most of
-# the CPU of a first sync), in chunks of this many.
-PARALLEL_PARSE = 500
-PARSE_CHUNK = 200
 # Prefix of cursors for servers without sync-collection: the ctag seen at the last listing.
 _CTAG_CURSOR = "ctag:"
 
@@ -125,7 +115,7 @@ class CardDAVConnector:
             # Servers may leave address-data out of sync-collection (Xandikos does); those
             # items are not in ``fetched`` and the engine fetches them.
             fetched = (
-                self._item(collection, href, result.changed[href], data)
+                parsing.item(collection, href, result.changed[href], data)
                 for href, data in result.data.items()
             )
             return ChangeSet(
@@ -147,6 +137,7 @@ class CardDAVConnector:
         return ChangeSet(collection=collection, cursor=new_cursor, changed=etags, complete=True)
 
     def snapshot(self, collection: str) -> ChangeSet:
+        parsing.warm_up()  # while the server answers the next two requests
         book = self._book(collection)
         token = (
             self._client.sync_token(collection) if self._use_sync and book.supports_sync else None
@@ -159,7 +150,7 @@ class CardDAVConnector:
             collection=collection,
             cursor=token,
             complete=True,
-            stream=_parsed(collection, self._client.all_cards(collection)),
+            stream=parsing.parsed(collection, self._client.all_cards(collection)),
         )
 
     def fetch(self, collection: str, remote_ids: Iterable[str]) -> Iterator[RemoteItem]:
@@ -169,41 +160,12 @@ class CardDAVConnector:
             # trip where multiget would cost one per batch.
             keep = set(wanted)
             cards = (c for c in self._client.all_cards(collection) if c.href in keep)
-            yield from _parsed(collection, cards)
+            yield from parsing.parsed(collection, cards)
             return
         for res in self._client.multiget(collection, wanted):
-            item = self._item(collection, res.href, res.etag, res.data)
+            item = parsing.item(collection, res.href, res.etag, res.data)
             if item is not None:
                 yield item
-
-    @staticmethod
-    def _item(collection: str, href: str, etag: str, data: bytes) -> RemoteItem | None:
-        try:
-            card = parse_card(data)
-        except InvalidCard as exc:
-            # One unreadable card must not stop the sync of the others; it stays remote.
-            log.warning("skipping unreadable card %s: %s", href, exc)
-            return None
-        if card.kind == KIND_GROUP:
-            return RemoteGroup(
-                remote_id=href,
-                etag=etag,
-                collection=collection,
-                name=card.name,
-                member_uids=card.member_uids,
-                raw=data,
-            )
-        return RemoteContact(
-            remote_id=href,
-            etag=etag,
-            collection=collection,
-            fields=card.fields,
-            group_names=card.categories,
-            picture=card.photo,
-            picture_type=card.photo_type,
-            raw=data,
-            uid=card.uid or None,
-        )
 
     # --- Writing ------------------------------------------------------------------------------
 
@@ -262,58 +224,6 @@ class CardDAVConnector:
             touched=contact.touched,
             version=NEW_CARD_VERSION,
         )
-
-
-def _parse_chunk(collection: str, chunk: list[tuple[str, str, bytes]]) -> list[RemoteItem]:
-    """In a pool worker: the cards parsed, and the contacts' index terms computed there too
-    (phone number parsing is the next largest cost of a first sync after vCard parsing)."""
-    items: list[RemoteItem] = []
-    for href, etag, data in chunk:
-        item = CardDAVConnector._item(collection, href, etag, data)
-        if isinstance(item, RemoteContact):
-            item = dataclasses.replace(item, terms=item.index_terms())
-        if item is not None:
-            items.append(item)
-    return items
-
-
-def _parsed(collection: str, cards: Iterator[CardResource]) -> Iterator[RemoteItem]:
-    """The cards parsed, in their order: here for a small book, and from the
-    ``PARALLEL_PARSE``-th card on by a pool of processes, when there are cores for one."""
-    workers = min(os.cpu_count() or 1, 4)
-    for n, res in enumerate(cards, 1):
-        item = CardDAVConnector._item(collection, res.href, res.etag, res.data)
-        if item is not None:
-            yield item
-        if n == PARALLEL_PARSE and workers > 1:
-            yield from _parse_in_parallel(collection, cards, workers)
-            return
-
-
-def _parse_in_parallel(
-    collection: str, cards: Iterator[CardResource], workers: int
-) -> Iterator[RemoteItem]:
-    """The cards parsed by a pool of processes, in their order, while the rest streams in.
-
-    At most two chunks per worker are in flight, so memory stays flat in the book's size.
-    The workers start from a fork server (never a fork of this process, whose threads may
-    hold locks) and import only the vCard code.
-    """
-    context = multiprocessing.get_context("forkserver")
-    with ProcessPoolExecutor(workers, mp_context=context) as pool:
-        pending: deque[Future[list[RemoteItem]]] = deque()
-        chunk: list[tuple[str, str, bytes]] = []
-        for card in cards:
-            chunk.append((card.href, card.etag, card.data))
-            if len(chunk) >= PARSE_CHUNK:
-                pending.append(pool.submit(_parse_chunk, collection, chunk))
-                chunk = []
-                while len(pending) > 2 * workers or (pending and pending[0].done()):
-                    yield from pending.popleft().result()
-        if chunk:
-            pending.append(pool.submit(_parse_chunk, collection, chunk))
-        while pending:
-            yield from pending.popleft().result()
 
 
 def _last_segment(url: str) -> str:
