@@ -187,7 +187,7 @@ def _peak_via_wait4(url: str, work: Path) -> tuple[float, dict[str, float], floa
 def run(ctx: Context) -> list[Row]:
     # Both sizes past the point where SQLite's page cache (64 MiB) is full, so that the
     # ratio shows growth with the book, not a bounded cache filling up.
-    sizes: tuple[int, int] = ctx.pick((20_000, 40_000), (20_000, 100_000))
+    sizes: tuple[int, int] = ctx.pick((20_000, 30_000), (20_000, 100_000))
     peaks: dict[int, float] = {}
     anon: dict[int, float] = {}
     rows: list[Row] = []
