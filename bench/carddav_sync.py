@@ -505,7 +505,6 @@ def _account_id(output: str) -> str:
 
 
 def _api_read(db_url: str, account_id: str, env: dict[str, str], cards: int) -> float:
-    _run([str(BIN / "rolodex"), "accounts", "token", account_id, "--database-url", db_url], env)
     out = _run(
         [str(BIN / "rolodex"), "accounts", "token", account_id, "--database-url", db_url], env
     )
