@@ -121,8 +121,6 @@ class MemoryConnector:
         self.plan = FailurePlan()
         # False: changes() leaves the data out even when asked (Xandikos does).
         self.inline_data = True
-        # First syncs as a streamed snapshot (False: as a full listing, then fetches).
-        self.snapshots = True
         self.calls: list[str] = []
         self._position = itertools.count(1)
         self._last_position = 0
@@ -253,8 +251,6 @@ class MemoryConnector:
         return result
 
     def snapshot(self, collection: str) -> ChangeSet:
-        if not self.snapshots:
-            return self.changes(collection, None)
         self._enter("snapshot")
         if collection not in self.log:
             raise RemoteNotFound(collection)

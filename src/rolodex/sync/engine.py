@@ -100,8 +100,24 @@ class SyncEngine:
                 report.full_resyncs += 1
                 changes = connector.changes(collection.id, None)
         if changes.stream is not None:
-            self._apply_snapshot(account, collection, changes, report, progress)
-            return
+            removed = self._apply_snapshot(account, collection, changes.stream, report, progress)
+        else:
+            removed = self._apply_listing(account, connector, collection, changes, report, progress)
+        report.deleted += self.mirror.remove(account, removed)
+        # Only now: a crash before this line repeats the pull, and applying is idempotent.
+        self.mirror.set_cursor(account.id, collection.id, changes.cursor)
+
+    def _apply_listing(
+        self,
+        account: Account,
+        connector: Connector,
+        collection: Collection,
+        changes: ChangeSet,
+        report: SyncReport,
+        progress: Progress,
+    ) -> list[str]:
+        """Apply what a listing names (fetching what did not come with it); returns the
+        remote ids deleted there."""
         if changes.complete:
             known = self.mirror.known_etags(account.id, collection.id)
             removed = [rid for rid in known if rid not in changes.changed]
@@ -121,19 +137,18 @@ class SyncEngine:
         if wanted:
             stream = connector.fetch(collection.id, wanted)
             self._apply_stream(account, stream, report, progress, collection.name, done, total)
-        report.deleted += self.mirror.remove(account, removed)
-        # Only now: a crash before this line repeats the pull, and applying is idempotent.
-        self.mirror.set_cursor(account.id, collection.id, changes.cursor)
+        return removed
 
     def _apply_snapshot(
         self,
         account: Account,
         collection: Collection,
-        changes: ChangeSet,
+        stream: Iterator[RemoteItem],
         report: SyncReport,
         progress: Progress,
-    ) -> None:
-        assert changes.stream is not None
+    ) -> list[str]:
+        """Apply every item of a snapshot as it streams; returns the remote ids known here
+        but no longer there."""
         known = self.mirror.known_etags(account.id, collection.id)
         seen: set[str] = set()
 
@@ -144,11 +159,9 @@ class SyncEngine:
 
         name = collection.name
         progress(f"pull {name}", 0, None)  # how many is known at the end of the stream
-        done = self._apply_stream(account, tracked(changes.stream), report, progress, name, 0, None)
+        done = self._apply_stream(account, tracked(stream), report, progress, name, 0, None)
         progress(f"pull {name}", done, done)
-        report.deleted += self.mirror.remove(account, [rid for rid in known if rid not in seen])
-        # Only now: a crash before this line repeats the pull, and applying is idempotent.
-        self.mirror.set_cursor(account.id, collection.id, changes.cursor)
+        return [rid for rid in known if rid not in seen]
 
     def _apply_stream(
         self,
