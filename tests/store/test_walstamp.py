@@ -55,8 +55,12 @@ def test_a_commit_in_another_process_moves_the_stamp(
     stamp = WalStamp(path)
     assert stamp.open()
     before = stamp.read()
-    code = "import sqlite3, sys; sqlite3.connect(sys.argv[1]).execute('INSERT INTO t VALUES (1)')"
-    subprocess.run([sys.executable, "-c", code + ".connection.commit()", path], check=True)
+    code = (
+        "import sqlite3, sys\n"
+        "with sqlite3.connect(sys.argv[1]) as conn:\n"
+        "    conn.execute('INSERT INTO t VALUES (1)')\n"
+    )
+    subprocess.run([sys.executable, "-c", code, path], check=True)
     assert stamp.read() not in (None, before)
 
 

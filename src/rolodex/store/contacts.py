@@ -136,8 +136,9 @@ class ContactRepository:
             statement = select(pk).where(
                 memberships.c.account_id == account_id, memberships.c.group_id == group_ids[0]
             )
-            group_ids = None
+            member_of = None  # the statement itself is the membership
         else:
+            member_of = group_ids
             pk = contacts.c.pk
             statement = select(pk).where(contacts.c.account_id == account_id)
         for kind, term in where.terms:
@@ -152,12 +153,12 @@ class ContactRepository:
             )
         if where.source is not None:
             statement = statement.where(contacts.c.source == where.source)
-        if group_ids is not None:
+        if member_of is not None:
             statement = statement.where(
                 contacts.c.pk.in_(
                     select(memberships.c.contact_pk).where(
                         memberships.c.account_id == account_id,
-                        memberships.c.group_id.in_(group_ids),
+                        memberships.c.group_id.in_(member_of),
                     )
                 )
             )

@@ -197,7 +197,6 @@ class HotReads:
             if database and database != ":memory:" and not database.startswith("file:")
             else None
         )
-        self._wal_opened = False
         # account id -> (WAL stamp read before the generation was, that generation)
         self._known: dict[str, tuple[bytes, int]] = {}
 
@@ -276,18 +275,17 @@ class HotReads:
         except Exception:
             self._close_peek()  # a broken connection is not reused
             raise
-        if self._wal is not None and not self._wal_opened:
+        if self._wal is not None and not self._wal.is_open:
             # Now that this connection has read the database its -shm file exists, and it
             # stays while the connection is open (the last connection to close removes it;
             # a new one would not be the file mapped here): the map lives as long as it.
-            self._wal_opened = self._wal.open()
+            self._wal.open()
         return rows
 
     def _close_peek(self) -> None:
         conn, self._peek_conn, self._peek_cursor = self._peek_conn, None, None
         if self._wal is not None:
             self._wal.close()
-            self._wal_opened = False
             self._known.clear()
         if conn is not None:
             conn.close()

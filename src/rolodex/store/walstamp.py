@@ -31,6 +31,10 @@ class WalStamp:
         self.path = database_path + "-shm"
         self._map: mmap.mmap | None = None
 
+    @property
+    def is_open(self) -> bool:
+        return self._map is not None
+
     def open(self) -> bool:
         """Map the header; False when there is none to map (not in WAL mode, say). Call
         it while a connection to the database is open, so the file is not removed."""
