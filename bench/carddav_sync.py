@@ -488,11 +488,6 @@ def run(ctx: Context) -> list[Row]:
     return rows
 
 
-def _get(scope: dict[str, object], name: str) -> float | None:
-    value = scope.get(name)
-    return value if isinstance(value, float) else None
-
-
 def _account_id(output: str) -> str:
     try:
         return str(json.loads(output)["id"])
