@@ -12,6 +12,10 @@ def _env(name: str, default: str) -> str:
     return os.environ.get(name) or default
 
 
+def _env_list(name: str) -> tuple[str, ...]:
+    return tuple(p.strip() for p in os.environ.get(name, "").split(",") if p.strip())
+
+
 @dataclass(frozen=True)
 class Settings:
     database_url: str = field(
@@ -26,6 +30,12 @@ class Settings:
     # The absolute base URL clients reach the server at (for picture_url); when unset it
     # is taken from each request's Host.
     public_url: str | None = field(default_factory=lambda: os.environ.get("ROLODEX_PUBLIC_URL"))
+    # Without a public URL, the Host names requests may use (comma list; ".example.com"
+    # also takes its subdomains); empty takes any well-formed host name. A Host that is not
+    # well-formed or not allowed is answered 400.
+    allowed_hosts: tuple[str, ...] = field(
+        default_factory=lambda: _env_list("ROLODEX_ALLOWED_HOSTS")
+    )
     sync_interval: float = field(default_factory=lambda: float(_env("ROLODEX_SYNC_INTERVAL", "30")))
     # Bound of each API process's in-process cache of hot reads (pages of the unfiltered
     # list, single contacts), in MiB; 0 turns it off. Entries hold for one account

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
 from fastapi import Request
 
 from rolodex.api.auth import token_from_authorization
 from rolodex.config import Settings
 from rolodex.domain.account import Account
-from rolodex.domain.errors import BodyTooLarge, InvalidBody
+from rolodex.domain.errors import BodyTooLarge, InvalidBody, InvalidHost
 from rolodex.domain.wire import parse_json_object
 from rolodex.service.accounts import AccountService
 from rolodex.service.application import ApplicationService
@@ -75,10 +77,42 @@ async def picture_body(request: Request) -> bytes:
     return await read_body(request, MAX_PICTURE_BYTES)
 
 
+_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+_HOST = re.compile(rf"(?:{_LABEL}(?:\.{_LABEL})*\.?|\[[0-9A-Fa-f:.]{{2,45}}\])(?::[0-9]{{1,5}})?")
+
+
 def base_url(settings: Settings, scheme: str, host: str | None) -> bytes:
+    """The base of the links a response carries, JSON-escaped (it is spliced into stored
+    documents): the public URL, else ``scheme://Host`` for a well-formed, allowed Host."""
     if settings.public_url:
-        return settings.public_url.rstrip("/").encode()
-    return f"{scheme}://{host or 'localhost'}".encode()
+        return _json_escaped(settings.public_url.rstrip("/"))
+    if host is None:
+        host = "localhost"
+    elif not host_allowed(host, settings.allowed_hosts):
+        raise InvalidHost(host)
+    return _json_escaped(f"{'https' if scheme == 'https' else 'http'}://{host}")
+
+
+def host_allowed(host: str, allowed: tuple[str, ...]) -> bool:
+    """Whether a Host header is a host name (or IP literal) with an optional port and, when
+    ``allowed`` names any, one of them (``.example.com`` also takes its subdomains)."""
+    if len(host) > 260 or not _HOST.fullmatch(host):
+        return False
+    if not allowed or "*" in allowed:
+        return True
+    name = host[: host.index("]") + 1] if host.startswith("[") else host.partition(":")[0]
+    name = name.rstrip(".").lower()
+    for pattern in allowed:
+        pattern = pattern.lower()
+        if name == pattern or (
+            pattern.startswith(".") and (name.endswith(pattern) or name == pattern[1:])
+        ):
+            return True
+    return False
+
+
+def _json_escaped(text: str) -> bytes:
+    return orjson.dumps(text)[1:-1]
 
 
 def request_base_url(request: Request) -> bytes:

@@ -49,6 +49,8 @@ def describe(exc: Exception) -> tuple[int, dict[str, Any]]:
             return 400, _body(m)
         case e.InvalidPicture(reason=reason):
             return 400, _body(f"Invalid picture: {reason}")
+        case e.InvalidHost():
+            return 400, _body("Invalid Host header")
         case e.BodyTooLarge(limit=limit):
             return 413, _body(f"Request body is larger than the limit of {limit} bytes")
         case e.PictureTooLarge(size=size, limit=limit):

@@ -73,6 +73,13 @@ class InvalidQuery(RolodexError):
 
 
 @dataclass
+class InvalidHost(RolodexError):
+    """A Host header that is not a host name, or not one the server answers to."""
+
+    host: str
+
+
+@dataclass
 class BodyTooLarge(RolodexError):
     limit: int
 
