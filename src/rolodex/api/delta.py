@@ -15,6 +15,7 @@ from rolodex.api import schemas
 from rolodex.api.deps import Services, current_account, request_base_url, services
 from rolodex.api.render import absolute
 from rolodex.domain.account import Account
+from rolodex.domain.errors import InvalidQuery
 from rolodex.service.changefeed import Delta, DeltaPage, parse_types
 
 router = APIRouter(tags=["deltas"])
@@ -23,6 +24,17 @@ router = APIRouter(tags=["deltas"])
 POLL_SECONDS = 0.5
 MAX_LONGPOLL = 120.0
 MAX_STREAM = 1800.0
+# A timeout is plain decimal seconds: no exponents, signs, "_", nan or inf.
+SECONDS = r"^[0-9]{1,6}(\.[0-9]{1,6})?$"
+
+
+def seconds(text: str | None, default: float, maximum: float) -> float:
+    if text is None or text == "":
+        return default
+    value = float(text)  # SECONDS has checked the spelling
+    if value > maximum:
+        raise InvalidQuery(f"timeout must be at most {maximum:g} seconds")
+    return value
 
 
 def render_delta(delta: Delta, base: bytes) -> bytes:
@@ -99,12 +111,12 @@ def since(
 async def longpoll(
     request: Request,
     cursor: str = Query(...),
-    timeout: float = Query(30.0, ge=0, le=MAX_LONGPOLL),
+    timeout: str | None = Query(None, pattern=SECONDS, description="Seconds, at most 120"),
     types: frozenset[str] = Depends(delta_types),
     account: Account = Depends(current_account),
     svc: Services = Depends(services),
 ) -> Response:
-    deadline = time.monotonic() + timeout
+    deadline = time.monotonic() + seconds(timeout, 30.0, MAX_LONGPOLL)
     while True:
         page = await to_thread.run_sync(svc.changes.since, account, cursor, types)
         if page.deltas or time.monotonic() >= deadline or await request.is_disconnected():
@@ -124,18 +136,19 @@ async def longpoll(
 async def streaming(
     request: Request,
     cursor: str = Query(...),
-    timeout: float = Query(60.0, ge=0, le=MAX_STREAM),
+    timeout: str | None = Query(None, pattern=SECONDS, description="Seconds, at most 1800"),
     types: frozenset[str] = Depends(delta_types),
     account: Account = Depends(current_account),
     svc: Services = Depends(services),
 ) -> StreamingResponse:
+    wait = seconds(timeout, 60.0, MAX_STREAM)
     # A bad cursor is an error before the stream starts, not a broken stream.
     first = await to_thread.run_sync(svc.changes.since, account, cursor, types)
     base = request_base_url(request)
 
     async def lines() -> AsyncIterator[bytes]:
         page = first
-        deadline = time.monotonic() + timeout
+        deadline = time.monotonic() + wait
         while True:
             for delta in page.deltas:
                 yield render_delta(delta, base) + b"\n"

@@ -113,7 +113,11 @@ def _non_negative_int(text: str | None, label: str, default: int) -> int:
     # which no client means as a page size.
     if not _INTEGER.fullmatch(text):
         raise InvalidQuery(f"{label} parameter must be an integer.")
-    value = int(text)
-    if value < 0:
+    digits = text.lstrip("+-").lstrip("0")
+    if text.startswith("-") and digits:
         raise InvalidQuery(f"{label} parameter must be nonnegative.")
-    return value
+    if len(digits) > len(str(MAX_OFFSET)):
+        # Past every bound the callers check; int() would refuse (or take long over)
+        # thousands of digits.
+        return MAX_OFFSET + 1
+    return int(digits or "0")

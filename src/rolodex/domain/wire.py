@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -113,10 +114,15 @@ def _nul_free(value: str, name: str, errors: list[Violation]) -> bool:
     return True
 
 
+_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+
+
 def _birthday(value: Any, errors: list[Violation]) -> dt.date | None:
     if value is None or value == "":
         return None
-    if isinstance(value, str) and len(value) == 10:
+    # Only YYYY-MM-DD: fromisoformat also takes ISO week dates (2024-W01-1) and basic
+    # forms (20240101T0), which no client means as this date.
+    if isinstance(value, str) and _DATE.fullmatch(value):
         try:
             return dt.date.fromisoformat(value)
         except ValueError:

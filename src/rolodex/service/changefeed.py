@@ -6,6 +6,7 @@ the feed misses nothing and survives restarts. A cursor names a position in the 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -19,6 +20,8 @@ from rolodex.store import Store, Tx
 
 MAX_DELTAS = 1000
 _CURSOR_PREFIX = "r"
+# Lowercase hex of a sequence number (int() would also take signs, "_" and spaces).
+_CURSOR = re.compile(_CURSOR_PREFIX + "[0-9a-f]{1,16}")
 DEFAULT_TYPES = frozenset({CONTACT})
 KNOWN_TYPES = frozenset({CONTACT, GROUP})
 
@@ -47,11 +50,8 @@ def decode_cursor(cursor: str) -> int:
     """``0`` (or empty) is the beginning of the log, as in v2."""
     if cursor in ("", "0"):
         return 0
-    if cursor.startswith(_CURSOR_PREFIX):
-        try:
-            return int(cursor[len(_CURSOR_PREFIX) :], 16)
-        except ValueError:
-            pass
+    if _CURSOR.fullmatch(cursor):
+        return int(cursor[len(_CURSOR_PREFIX) :], 16)
     raise InvalidQuery("Invalid cursor parameter")
 
 
