@@ -11,6 +11,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
 
 from rolodex.api import schemas
+from rolodex.api.conditional import none_match
 from rolodex.api.deps import (
     Services,
     current_account,
@@ -149,7 +150,8 @@ _PICTURE_RESPONSE: dict[int | str, dict[str, Any]] = {
     200: {
         "description": "The image bytes",
         "content": {"image/jpeg": {}, "image/png": {}, "image/gif": {}, "image/webp": {}},
-    }
+    },
+    304: {"description": "`If-None-Match` names the picture's current ETag"},
 }
 
 
@@ -159,16 +161,22 @@ _PICTURE_RESPONSE: dict[int | str, dict[str, Any]] = {
     responses={**_PICTURE_RESPONSE, **schemas.ERRORS},
 )
 def get_picture(
+    request: Request,
     contact_id: str,
     account: Account = Depends(current_account),
     svc: Services = Depends(services),
 ) -> Response:
     picture = svc.pictures.get(account, contact_id)
-    return Response(
-        picture.data,
-        media_type=picture.content_type,
-        headers={"ETag": f'"{picture.etag}"', "Cache-Control": "private, max-age=0"},
-    )
+    headers = {
+        "ETag": f'"{picture.etag}"',
+        "Cache-Control": "private, max-age=0",
+        # The bytes were checked to be one of four image types; no browser may guess
+        # another (an uploaded "image" rendered as HTML).
+        "X-Content-Type-Options": "nosniff",
+    }
+    if none_match(request.headers.get("if-none-match"), headers["ETag"]):
+        return Response(status_code=304, headers=headers)
+    return Response(picture.data, media_type=picture.content_type, headers=headers)
 
 
 @router.put(
