@@ -209,7 +209,7 @@ class ContactService:
         patch = parse_contact_patch(body)
         fields = patch.apply(ContactFields())
         now = time.time()
-        with self.store.write() as tx:
+        with self.store.write(account.id) as tx:
             group_ids = self._groups_after(tx, account, (), patch)
             _check(account, fields, group_ids)
             seq = tx.accounts.allocate(account.id, new_contacts=1)
@@ -244,8 +244,10 @@ class ContactService:
     def update(self, account: Account, contact_id: str, body: dict[str, Any]) -> bytes:
         patch = parse_contact_patch(body)
         now = time.time()
-        with self.store.write() as tx:
-            row = tx.contacts.get(account.id, contact_id)
+        with self.store.write(account.id) as tx:
+            # Read under the account's lock, never before it: a row read unlocked may be
+            # changed by another writer before this one writes it back (rolodex.store).
+            row = tx.contacts.get(account.id, contact_id, for_update=True)
             current = contact_from_document(orjson.loads(row.doc))
             fields = patch.apply(current.fields)
             group_ids = self._groups_after(tx, account, current.group_ids, patch)
@@ -280,8 +282,8 @@ class ContactService:
 
     def delete(self, account: Account, contact_id: str) -> None:
         now = time.time()
-        with self.store.write() as tx:
-            tx.contacts.get(account.id, contact_id)
+        with self.store.write(account.id) as tx:
+            tx.contacts.get(account.id, contact_id, for_update=True)
             seq = tx.accounts.allocate(account.id)
             tx.contacts.delete(account.id, contact_id)
             tx.pictures.delete(account.id, contact_id)

@@ -51,21 +51,21 @@ class GroupService:
         _writable(account)
         name = parse_group_name(body)
         now = time.time()
-        with self.store.write() as tx:
+        with self.store.write(account.id) as tx:
             return create_group(tx, account, name, now)
 
     def rename(self, account: Account, group_id: str, body: dict[str, Any]) -> Group:
         _writable(account)
         name = parse_group_name(body)
         now = time.time()
-        with self.store.write() as tx:
+        with self.store.write(account.id) as tx:
             return rename_group(tx, account, group_id, name, now)
 
     def delete(self, account: Account, group_id: str) -> None:
         """Removes the group and its memberships; its contacts stay."""
         _writable(account)
         now = time.time()
-        with self.store.write() as tx:
+        with self.store.write(account.id) as tx:
             delete_group(tx, account, group_id, now)
 
 
@@ -108,7 +108,7 @@ def set_membership(
     tx: Tx, account: Account, contact_id: str, group_id: str, member: bool, now: float
 ) -> None:
     try:
-        row = tx.contacts.get(account.id, contact_id)
+        row = tx.contacts.get(account.id, contact_id, for_update=True)
     except NoSuchContact:
         return
     contact = contact_from_document(orjson.loads(row.doc))

@@ -126,7 +126,7 @@ class Mirror:
             return 0
         now = time.time()
         changed = 0
-        with self.store.write() as tx:
+        with self.store.write(account.id) as tx:
             aid = account.id
             links = tx.remotes.for_remote_ids(aid, (i.remote_id for i in items))
             waiting = tx.outbox.with_pending(aid, (link.contact_id for link in links.values()))
@@ -310,7 +310,7 @@ class Mirror:
         if not items:
             return
         now = time.time()
-        with self.store.write() as tx:
+        with self.store.write(account.id) as tx:
             for item in items:
                 group = _group_for_card(tx, account, item, now)
                 wanted = set(tx.remotes.contact_ids_for_uids(account.id, item.member_uids))
@@ -325,7 +325,7 @@ class Mirror:
             return 0
         now = time.time()
         removed = 0
-        with self.store.write() as tx:
+        with self.store.write(account.id) as tx:
             links = tx.remotes.for_remote_ids(account.id, ids)
             for remote_id in ids:
                 group = tx.groups.find_by_remote_id(account.id, CARD_GROUP + remote_id)
@@ -406,7 +406,7 @@ class Mirror:
         and picture).
         """
         now = time.time()
-        with self.store.write() as tx:
+        with self.store.write(account.id) as tx:
             if result is None:
                 tx.remotes.delete(account.id, item.object_id)
             else:

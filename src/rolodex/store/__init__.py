@@ -1,4 +1,30 @@
-"""The only place with SQL: one schema on SQLite (embedded default) or PostgreSQL."""
+"""The only place with SQL: one schema on SQLite (embedded default) or PostgreSQL.
+
+The lock order
+--------------
+
+Every write transaction that changes an account's data takes its locks in one order:
+
+1. the account row (``Store.write(account_id)`` locks it first thing, before anything of the
+   account is read; ``AccountRepository.allocate``, which numbers the changes, then finds
+   it already held);
+2. the contact row (``ContactRepository.get(..., for_update=True)``), read only after 1;
+3. what hangs off the contact: its picture, memberships and index rows; the change-log and
+   outbox rows last.
+
+Contacts, pictures, groups, memberships, deletes and sync's apply paths
+(``service.mirror``) all follow it. Holding the account row from the first statement to the
+commit is what makes writers of one account queue instead of reading a row another writer
+is about to change (PostgreSQL's READ COMMITTED would let them: a lost update) or taking
+row locks in opposite orders (a deadlock). It also keeps the change log in commit order:
+numbers are taken under the lock that is held until commit, so no reader ever sees change
+``n + 1`` committed before change ``n``. On SQLite a write transaction holds the database's
+one write lock from BEGIN IMMEDIATE, which serialises writers the same way, and the row
+lock statements are no-ops there.
+
+A transaction that writes only rows of its own (a lease, a cursor, an outbox retry time,
+an access token) takes no account lock; it never holds two, so it cannot close a cycle.
+"""
 
 from __future__ import annotations
 
@@ -18,6 +44,7 @@ from rolodex.store.database import (
     write_connection,
 )
 from rolodex.store.groups import GroupRepository
+from rolodex.store.locks import lock_account
 from rolodex.store.pictures import PictureRepository
 from rolodex.store.remotes import RemoteRepository
 
@@ -48,8 +75,12 @@ class Store:
         return is_sqlite(self.url)
 
     @contextmanager
-    def write(self) -> Iterator[Tx]:
+    def write(self, account_id: str | None = None) -> Iterator[Tx]:
+        """A write transaction; with ``account_id``, that account's row is locked first
+        (the lock order above), and a missing account raises ``NoSuchAccount``."""
         with write_connection(self.engine) as conn:
+            if account_id is not None:
+                lock_account(conn, account_id)
             yield Tx(conn)
 
     @contextmanager

@@ -57,14 +57,17 @@ class ContactRepository:
 
     # Reads ---------------------------------------------------------------------------------
 
-    def get(self, account_id: str, contact_id: str) -> ContactRow:
+    def get(self, account_id: str, contact_id: str, *, for_update: bool = False) -> ContactRow:
+        """The contact's row; ``for_update`` locks it until the transaction ends (second in
+        the lock order, after the account row: ``rolodex.store``)."""
         if not storable(contact_id):
             raise NoSuchContact(contact_id)
-        row = self.conn.execute(
-            select(contacts.c.pk, contacts.c.id, contacts.c.doc).where(
-                contacts.c.account_id == account_id, contacts.c.id == contact_id
-            )
-        ).first()
+        statement = select(contacts.c.pk, contacts.c.id, contacts.c.doc).where(
+            contacts.c.account_id == account_id, contacts.c.id == contact_id
+        )
+        if for_update:
+            statement = statement.with_for_update(key_share=True)
+        row = self.conn.execute(statement).first()
         if row is None:
             raise NoSuchContact(contact_id)
         return ContactRow(row.pk, row.id, row.doc)
@@ -250,7 +253,7 @@ class ContactRepository:
         )
 
     def delete(self, account_id: str, contact_id: str) -> int:
-        row = self.get(account_id, contact_id)
+        row = self.get(account_id, contact_id, for_update=True)
         self._delete_index(account_id, [row.pk])
         self.conn.execute(
             delete(contacts).where(contacts.c.account_id == account_id, contacts.c.pk == row.pk)

@@ -1,0 +1,24 @@
+"""Row locks of the one lock order (``rolodex.store``, the package docstring)."""
+
+from __future__ import annotations
+
+from sqlalchemy import Connection, select
+
+from rolodex.domain.errors import NoSuchAccount
+from rolodex.store.schema import accounts
+
+
+def lock_account(conn: Connection, account_id: str) -> None:
+    """Lock the account row until the transaction ends: the first lock of every write of
+    the account's data.
+
+    ``FOR NO KEY UPDATE`` (what an UPDATE of non-key columns takes): it queues the
+    account's writers, yet lets rows that refer to the account (foreign keys take ``KEY
+    SHARE``) be inserted by transactions that do not take it. SQLite renders no lock
+    clause: its write transaction holds the database's one write lock already.
+    """
+    found = conn.execute(
+        select(accounts.c.id).where(accounts.c.id == account_id).with_for_update(key_share=True)
+    ).first()
+    if found is None:
+        raise NoSuchAccount(account_id)
