@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import io
 import time
 
 import filetype
 import orjson
+from PIL import Image
 
 from rolodex.domain.account import Account
 from rolodex.domain.errors import InvalidPicture, NoSuchPicture, PictureTooLarge
@@ -18,10 +20,15 @@ from rolodex.store.pictures import Picture
 
 MAX_PICTURE_BYTES = 5 * 1024 * 1024
 ACCEPTED_TYPES = frozenset({"image/jpeg", "image/png", "image/gif", "image/webp"})
+# Far more than a contact picture needs, far less than what a small compressed file can
+# claim to decode to (a decompression bomb).
+MAX_PICTURE_PIXELS = 40_000_000
+_FORMATS = {"JPEG": "image/jpeg", "PNG": "image/png", "GIF": "image/gif", "WEBP": "image/webp"}
 
 
 def check_picture(data: bytes) -> str:
-    """The image's content type, judged by its bytes, never by what the client claims."""
+    """The image's content type, judged by decoding it, never by what the client claims
+    (nor by its first bytes only: a JPEG header in front of anything else is not a JPEG)."""
     if len(data) > MAX_PICTURE_BYTES:
         raise PictureTooLarge(len(data), MAX_PICTURE_BYTES)
     if not data:
@@ -30,7 +37,23 @@ def check_picture(data: bytes) -> str:
     if kind is None or kind.mime not in ACCEPTED_TYPES:
         found = kind.mime if kind else "unrecognised data"
         raise InvalidPicture(f"a picture must be JPEG, PNG, GIF or WebP; got {found}")
-    return str(kind.mime)
+    try:
+        with Image.open(io.BytesIO(data), formats=list(_FORMATS)) as image:
+            if image.width * image.height > MAX_PICTURE_PIXELS:
+                raise InvalidPicture(
+                    f"a picture may have at most {MAX_PICTURE_PIXELS} pixels; "
+                    f"this one has {image.width}x{image.height}"
+                )
+            image.draft(image.mode, (1, 1))  # JPEG: decode at 1/8 scale, still every block
+            image.load()
+            content_type = _FORMATS[str(image.format)]
+    except InvalidPicture:
+        raise
+    except Exception:  # Pillow raises OSError, SyntaxError, ValueError... for broken data
+        raise InvalidPicture(f"the {kind.mime} data could not be decoded") from None
+    if content_type != kind.mime:
+        raise InvalidPicture(f"the {kind.mime} data could not be decoded")
+    return content_type
 
 
 class PictureService:
