@@ -7,7 +7,9 @@ v1.0 property, so it is refused rather than silently dropped, and a phone withou
 cannot be placed in a slot. Email, IM and web page types have no Graph property either but
 take no slot choice, so any type is kept on the Rolodex side. Notes are supported
 (``personalNotes``); the "no notes" rule was Nylas' Exchange ActiveSync limit, not Graph's.
-A contact lives in exactly one contact folder.
+A contact lives in exactly one contact folder. Graph cannot delete a contact's photo
+("The OData request is not supported.", google-microsoft.md §2 #13), so removing a picture
+is refused before anything is sent.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ PROFILE = Profile(
     label="Microsoft 365",
     order=2,
     groups=GroupModel(model="folders", max_per_contact=1, nested=True),
+    pictures_deletable=False,
     lists={
         "emails": ListRule(max_items=3),
         "im_addresses": ListRule(max_items=3),

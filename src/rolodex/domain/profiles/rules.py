@@ -109,6 +109,9 @@ class Profile:
     lists: Mapping[str, ListRule] = field(default_factory=dict)
     unsupported: frozenset[str] = frozenset()
     groups_writable: bool = True
+    # Whether a contact's picture can be removed once set (Microsoft Graph has no way to
+    # delete a contact photo: a removal is refused rather than left undone there).
+    pictures_deletable: bool = True
 
     def __post_init__(self) -> None:
         # A typo in a profile module must fail at import, not silently skip a rule.
@@ -180,6 +183,19 @@ class Profile:
                 )
             )
         return found
+
+    def picture_delete_violations(self) -> list[Violation]:
+        """What removing a contact's picture breaks (a list, like ``violations``)."""
+        if self.pictures_deletable:
+            return []
+        return [
+            Violation(
+                "picture",
+                "picture_not_deletable",
+                f"{self.label} contacts cannot lose their picture once set (the provider has "
+                "no way to delete a contact photo); set another picture instead",
+            )
+        ]
 
     def _unsupported(self, name: str) -> Violation:
         return Violation(name, "unsupported_field", f"{self.label} contacts have no {name} field")
@@ -298,4 +314,5 @@ class Profile:
                 "nested": self.groups.nested,
                 "writable": self.groups_writable,
             },
+            "pictures": {"deletable": self.pictures_deletable},
         }
