@@ -587,7 +587,11 @@ class GoogleEmulator:
 
     def _unique_group_name(self, name: str, own: str | None) -> None:
         for rn, group in self.groups.items.items():
-            if rn != own and group["name"].casefold() == name.casefold():
+            if (
+                rn != own
+                and group["groupType"] == "USER_CONTACT_GROUP"
+                and group["name"].casefold() == name.casefold()
+            ):
                 # GM §3.1: create and update return 409 on a duplicate name.
                 raise ApiError(409, "ALREADY_EXISTS", "Contact group name already exists.")
 
@@ -1412,7 +1416,12 @@ class GoogleServer:
     def start(self) -> GoogleServer:
         self.port = self.port or free_port()
         config = uvicorn.Config(
-            self.emulator.app, host="127.0.0.1", port=self.port, log_level="warning", lifespan="off"
+            self._app,
+            host="127.0.0.1",
+            port=self.port,
+            log_level="warning",
+            lifespan="off",
+            interface="asgi3",
         )
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self._server.run, daemon=True)
@@ -1423,6 +1432,15 @@ class GoogleServer:
                 raise RuntimeError("Google emulator did not start")
             time.sleep(0.01)
         return self
+
+    async def _app(self, scope: Any, receive: Any, send: Any) -> None:
+        # Whatever emulator is current: a test may swap in a fresh one (``reset``) and keep
+        # the server, which takes a few hundred milliseconds to start.
+        await self.emulator.app(scope, receive, send)
+
+    def reset(self, emulator: GoogleEmulator | None = None) -> GoogleEmulator:
+        self.emulator = emulator or GoogleEmulator()
+        return self.emulator
 
     def stop(self) -> None:
         if self._server is not None:

@@ -167,6 +167,9 @@ class Fault:
     headers: dict[str, str]
     code: str
     message: str
+    # The request is carried out, and only then answered with the fault: a reply lost
+    # on the way back (the create happened; the client does not know it).
+    after: bool = False
 
 
 @dataclass
@@ -374,8 +377,10 @@ class GraphEmulator:
         retry_after: str | None = None,
         code: str | None = None,
         message: str | None = None,
+        after: bool = False,
     ) -> None:
-        """Answer the next ``times`` matching Graph requests with ``status``."""
+        """Answer the next ``times`` matching Graph requests with ``status`` (``after``:
+        once the request has been carried out, as when the reply is lost)."""
         headers = {"Retry-After": retry_after} if retry_after is not None else {}
         default_code = {
             429: "TooManyRequests",
@@ -394,6 +399,7 @@ class GraphEmulator:
                     headers,
                     code or default_code,
                     message or f"injected {status}",
+                    after,
                 )
             )
 
@@ -671,9 +677,11 @@ class GraphEmulator:
                 "Lifetime validation failed, the token is expired.",
             )
 
-    def _fault(self, request: Request) -> None:
+    def _fault(self, request: Request, *, after: bool = False) -> None:
         with self.lock:
             for fault in self.faults:
+                if fault.after != after:
+                    continue
                 if fault.method is not None and fault.method != request.method:
                     continue
                 target = request.url.path + "?" + request.url.query
@@ -704,7 +712,9 @@ class GraphEmulator:
         photo_body = await request.body() if method == "PUT" else b""
         segments = [unquote(s) for s in path.strip("/").split("/")]
         with self.lock:
-            return self._route(request, method, segments, query, body, photo_body)
+            response = self._route(request, method, segments, query, body, photo_body)
+        self._fault(request, after=True)
+        return response
 
     def _route(
         self,

@@ -1,0 +1,1 @@
+"""Google Contacts through the People API v1."""

@@ -1,0 +1,317 @@
+"""A thin client of the Google People API v1 over httpx, with OAuth tokens from authlib.
+
+Wire details from ``../shared/reference/google-microsoft.md`` §3.1 and
+``providers.md`` §2a/§5.2. Every failure leaves here classified (``rolodex.connectors.base``):
+
+- the token endpoint's ``invalid_grant`` / ``invalid_client``: ``InvalidCredentials``;
+- 401: the access token is refreshed and the call repeated once;
+- 429 and the rate-limit 403s: ``TransientError`` with the ``Retry-After`` delay, if any;
+- 5xx and network errors: ``TransientError`` (idempotent reads are retried a few times
+  first);
+- an expired sync token (400 or 410 whose ``details[].reason`` is ``EXPIRED_SYNC_TOKEN``,
+  whatever the status says): ``SyncTokenExpired``;
+- 400 ``FAILED_PRECONDITION`` on a write (a stale etag): ``PreconditionFailed``;
+- 404: ``RemoteNotFound``; any other 4xx: ``PermanentError``.
+
+Why plain httpx rather than google-api-python-client: that package is 17 MB, sync over
+httplib2, and hides none of the rules above (GM §5). authlib's ``OAuth2Client`` (an
+``httpx.Client``) keeps the token, refreshes it before it expires and reports new tokens.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import logging
+import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import orjson
+from authlib.integrations.httpx_client import OAuth2Client, OAuthError
+
+from rolodex.connectors.base import (
+    InvalidCredentials,
+    PermanentError,
+    PreconditionFailed,
+    RemoteNotFound,
+    TransientError,
+)
+
+log = logging.getLogger(__name__)
+
+DEFAULT_PEOPLE_URL = "https://people.googleapis.com"
+DEFAULT_TOKEN_URL = "https://oauth2.googleapis.com/token"
+# A token is refreshed this many seconds before Google says it expires.
+REFRESH_LEEWAY = 60
+TIMEOUT = httpx.Timeout(60.0, connect=10.0)
+# 403 reasons that mean "too many requests", not "not allowed" (Google's error formats: the
+# older ``errors[].reason`` and ErrorInfo's ``details[].reason``).
+_RATE_LIMIT_REASONS = frozenset(
+    {
+        "rateLimitExceeded",
+        "userRateLimitExceeded",
+        "RATE_LIMIT_EXCEEDED",
+        "RESOURCE_EXHAUSTED",
+        "quotaExceeded",
+    }
+)
+_CREDENTIAL_ERRORS = frozenset({"invalid_grant", "invalid_client", "unauthorized_client"})
+
+TokenSaver = Callable[[dict[str, str]], None]
+
+
+class SyncTokenExpired(Exception):
+    """The sync token is no longer valid: start a full sync."""
+
+
+@dataclass(frozen=True)
+class ApiError:
+    status: int
+    grpc_status: str
+    message: str
+    reasons: frozenset[str]
+
+    @classmethod
+    def of(cls, response: httpx.Response) -> ApiError:
+        try:
+            body = orjson.loads(response.content)
+            error = body.get("error") if isinstance(body, dict) else None
+        except orjson.JSONDecodeError:
+            error = None
+        if not isinstance(error, dict):
+            text = response.text[:200].strip()
+            return cls(response.status_code, "", text or response.reason_phrase, frozenset())
+        reasons = {d.get("reason") for d in error.get("details") or () if isinstance(d, dict)} | {
+            e.get("reason") for e in error.get("errors") or () if isinstance(e, dict)
+        }
+        return cls(
+            response.status_code,
+            str(error.get("status") or ""),
+            str(error.get("message") or response.reason_phrase),
+            frozenset(r for r in reasons if isinstance(r, str)),
+        )
+
+    def __str__(self) -> str:
+        status = f" {self.grpc_status}" if self.grpc_status else ""
+        return f"Google People API {self.status}{status}: {self.message}"
+
+
+def retry_after(response: httpx.Response) -> float | None:
+    value = response.headers.get("retry-after")
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())
+
+
+class PeopleClient:
+    """The People API for one Google account."""
+
+    def __init__(
+        self,
+        client_id: str,
+        client_secret: str,
+        refresh_token: str,
+        *,
+        access_token: str | None = None,
+        expires_at: int | None = None,
+        people_url: str = DEFAULT_PEOPLE_URL,
+        token_url: str = DEFAULT_TOKEN_URL,
+        on_token: TokenSaver | None = None,
+        read_retries: int = 2,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        self.people_url = people_url.rstrip("/")
+        self.token_url = token_url
+        self.read_retries = read_retries
+        self._on_token = on_token
+        self._refresh_token = refresh_token
+        token: dict[str, Any] = {
+            "access_token": access_token or "",
+            "refresh_token": refresh_token,
+            "token_type": "Bearer",
+            # No stored access token: expired, so the first call refreshes.
+            "expires_at": int(expires_at or 0) if access_token else 0,
+        }
+        self._http = OAuth2Client(
+            client_id=client_id,
+            client_secret=client_secret,
+            token=token,
+            token_endpoint=token_url,
+            token_endpoint_auth_method="client_secret_post",
+            update_token=self._token_updated,
+            leeway=REFRESH_LEEWAY,
+            timeout=TIMEOUT,
+            transport=transport,
+            headers={"Accept-Encoding": "gzip"},
+        )
+        # Photos live on another host (googleusercontent.com) and need no token: a client
+        # of their own, so the bearer token never leaves for it.
+        self._photos = httpx.Client(timeout=TIMEOUT, transport=transport, follow_redirects=True)
+
+    def close(self) -> None:
+        self._http.close()
+        self._photos.close()
+
+    # --- Tokens -------------------------------------------------------------------------------
+
+    def _token_updated(self, token: Mapping[str, Any], refresh_token: str | None = None) -> None:
+        new_refresh = str(token.get("refresh_token") or self._refresh_token)
+        self._refresh_token = new_refresh
+        if self._on_token is not None:
+            self._on_token(
+                {
+                    "google_access_token": str(token.get("access_token") or ""),
+                    "google_access_token_expires_at": str(int(token.get("expires_at") or 0)),
+                    "google_refresh_token": new_refresh,
+                }
+            )
+
+    def refresh(self) -> None:
+        """A new access token now."""
+        try:
+            self._http.refresh_token(self.token_url, refresh_token=self._refresh_token)
+        except OAuthError as exc:
+            raise _token_error(exc) from None
+        except httpx.TransportError as exc:
+            raise TransientError(f"Google's token endpoint is unreachable: {exc}") from None
+        except httpx.HTTPStatusError as exc:  # authlib raises for a status it cannot parse
+            raise _token_status(exc) from None
+        except ValueError as exc:  # a body that is not JSON (a proxy's 502 page...)
+            raise TransientError(f"Google's token endpoint answered garbage: {exc}") from None
+
+    # --- Calls --------------------------------------------------------------------------------
+
+    def get(self, path: str, params: Mapping[str, Any] | list[tuple[str, str]]) -> Any:
+        return self.call("GET", path, params=params)
+
+    def call(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, Any] | list[tuple[str, str]] | None = None,
+        body: Any = None,
+    ) -> Any:
+        """One People API call; its JSON answer, or a classified error."""
+        url = f"{self.people_url}/v1/{path}"
+        content = orjson.dumps(body) if body is not None else None
+        headers = {"Content-Type": "application/json"} if content is not None else None
+        attempts = 1 + (self.read_retries if method == "GET" else 0)
+        refreshed = False
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                response = self._http.request(
+                    method, url, params=params, content=content, headers=headers
+                )
+            except OAuthError as exc:
+                raise _token_error(exc) from None
+            except httpx.HTTPStatusError as exc:
+                raise _token_status(exc) from None
+            except httpx.TransportError as exc:
+                if attempt < attempts:
+                    time.sleep(0.2 * attempt)
+                    continue
+                raise TransientError(f"Google People API unreachable: {exc}") from None
+            except ValueError as exc:  # the token endpoint answered something not JSON
+                raise TransientError(f"Google's token endpoint answered garbage: {exc}") from None
+            status = response.status_code
+            if status < 300:
+                return orjson.loads(response.content) if response.content else {}
+            if status == 401 and not refreshed:
+                # Expired early or revoked server-side: one refresh, then one more try.
+                refreshed = True
+                self.refresh()
+                attempt -= 1
+                continue
+            if status >= 500 and attempt < attempts:
+                time.sleep(0.2 * attempt)
+                continue
+            raise self._classify(response)
+
+    def _classify(self, response: httpx.Response) -> Exception:
+        error = ApiError.of(response)
+        status = response.status_code
+        if "EXPIRED_SYNC_TOKEN" in error.reasons and status in (400, 410):
+            return SyncTokenExpired(str(error))
+        if status == 429 or (status == 403 and error.reasons & _RATE_LIMIT_REASONS):
+            return TransientError(str(error), retry_after(response))
+        if status >= 500:
+            return TransientError(str(error), retry_after(response))
+        if status == 401:
+            return InvalidCredentials(
+                f"Google refused the account's access token ({error.message}); reconnect the "
+                "account"
+            )
+        if status == 403 and "ACCESS_TOKEN_SCOPE_INSUFFICIENT" in error.reasons:
+            return InvalidCredentials(
+                "Google's grant lacks the contacts scope "
+                "(https://www.googleapis.com/auth/contacts); reconnect the account and allow "
+                "access to contacts"
+            )
+        if status == 404:
+            return RemoteNotFound(str(response.request.url))
+        if status == 400 and error.grpc_status == "FAILED_PRECONDITION":
+            return PreconditionFailed(str(response.request.url))
+        return PermanentError(str(error), status)
+
+    def pages(
+        self, path: str, params: Mapping[str, Any], key: str
+    ) -> Iterator[tuple[list[dict[str, Any]], str | None]]:
+        """Every page of a listing: (its items, the sync token on the last page)."""
+        query = dict(params)
+        while True:
+            page = self.get(path, query)
+            token = page.get("nextPageToken")
+            if token:
+                yield page.get(key) or [], None
+                query["pageToken"] = token
+                continue
+            yield page.get(key) or [], page.get("nextSyncToken")
+            return
+
+    def photo(self, url: str) -> tuple[bytes, str] | None:
+        """A photo's bytes and type; None if it is gone."""
+        try:
+            response = self._photos.get(url)
+        except httpx.TransportError as exc:
+            raise TransientError(f"Google photo unreachable: {exc}") from None
+        if response.status_code == 404:
+            return None
+        if response.status_code >= 500 or response.status_code == 429:
+            raise TransientError(f"Google photo {response.status_code}", retry_after(response))
+        if response.status_code >= 400:
+            return None
+        ctype = response.headers.get("content-type", "image/jpeg").split(";")[0].strip()
+        return response.content, ctype
+
+
+def _token_error(exc: OAuthError) -> Exception:
+    error = getattr(exc, "error", "") or ""
+    description = getattr(exc, "description", "") or ""
+    if error in _CREDENTIAL_ERRORS:
+        what = "client id or secret" if error == "invalid_client" else "refresh token"
+        return InvalidCredentials(
+            f"Google refused the {what} ({error}: {description or 'no description'}); "
+            "reconnect the account to sign in to Google again"
+        )
+    return TransientError(f"Google's token endpoint failed: {error} {description}".strip())
+
+
+def _token_status(exc: httpx.HTTPStatusError) -> Exception:
+    status = exc.response.status_code
+    message = f"Google's token endpoint answered {status}"
+    if status >= 500 or status == 429:
+        return TransientError(message, retry_after(exc.response))
+    return PermanentError(message, status)

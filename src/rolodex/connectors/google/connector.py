@@ -1,0 +1,422 @@
+"""The Google Contacts connector: the ``Connector`` interface over the People API.
+
+Identity: one collection, ``people/me`` (the user's contacts, Google's "My Contacts"); a
+remote id is the person's resource name (``people/c123``), an etag the person's. Contacts
+Rolodex creates carry the Rolodex id in ``clientData`` (key ``rolodex.id``), so that a create
+whose reply was lost is found instead of made twice (``create(maybe_exists=True)``).
+
+Sync (``providers.md`` §5.2): a first sync pages through ``people/me/connections`` with
+``pageSize=1000`` and ``requestSyncToken=true``; the sync token comes with the last page, so
+the snapshot's cursor is known once its stream is exhausted. Later syncs send that token;
+deleted people come with ``metadata.deleted``. An expired token (400 or 410 with reason
+``EXPIRED_SYNC_TOKEN``) is ``CursorExpired``. Contact groups sync beside people with their
+own sync token; the cursor holds both.
+
+Groups: Google's contact groups are labels, named on contacts (``group_names``) by their
+name (system groups by Google's display name: "Starred"). ``myContacts`` is not a label but
+the address book itself (a contact must stay in it to be one of the user's contacts), so it
+is never shown as a group and every contact Rolodex writes stays in it. A group renamed at
+Google changes no member's etag: its members are read again. A group name written that
+Google does not know is created there.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Iterable, Iterator
+from typing import TYPE_CHECKING, Any
+
+import orjson
+
+from rolodex.connectors.base import (
+    Capabilities,
+    ChangeSet,
+    Collection,
+    Connector,
+    CursorExpired,
+    LocalContact,
+    PermanentError,
+    PreconditionFailed,
+    RemoteContact,
+    RemoteItem,
+    RemoteNotFound,
+    WriteResult,
+)
+from rolodex.connectors.google import mapping
+from rolodex.connectors.google.client import PeopleClient, SyncTokenExpired
+from rolodex.domain.contact import WRITABLE_FIELDS
+
+log = logging.getLogger(__name__)
+
+PEOPLE = "people/me"
+MY_CONTACTS = "contactGroups/myContacts"
+WRITABLE_SYSTEM_GROUPS = ("contactGroups/starred",)
+PAGE_SIZE = 1000
+BATCH_GET = 200  # people:batchGet's limit (providers.md §2a)
+_CURSOR_PREFIX = "g1:"
+_ALL_TOUCHED = (*WRITABLE_FIELDS, "groups", "picture")
+
+
+def encode_cursor(people: str | None, groups: str | None) -> str | None:
+    if people is None:
+        return None
+    return _CURSOR_PREFIX + orjson.dumps({"p": people, "g": groups}).decode()
+
+
+def decode_cursor(cursor: str) -> tuple[str, str | None]:
+    if not cursor.startswith(_CURSOR_PREFIX):
+        raise ValueError(cursor)
+    data = orjson.loads(cursor[len(_CURSOR_PREFIX) :])
+    return str(data["p"]), data.get("g")
+
+
+class GoogleConnector:
+    def __init__(self, client: PeopleClient) -> None:
+        self._client = client
+        self._groups: dict[str, dict[str, Any]] | None = None  # resource name -> group
+
+    def close(self) -> None:
+        self._client.close()
+
+    def capabilities(self) -> Capabilities:
+        return Capabilities(incremental=True, groups="labels", pictures=True, assigns_ids=True)
+
+    def verify(self) -> None:
+        # A refresh (is the grant alive?) and one People call (does it reach contacts?).
+        self._client.refresh()
+        self._client.get("people/me/connections", {"personFields": "names", "pageSize": 1})
+
+    def collections(self) -> list[Collection]:
+        return [Collection(id=PEOPLE, name="Google Contacts", is_default=True)]
+
+    def home(self, contact: LocalContact) -> str | None:
+        return None
+
+    # --- Groups -----------------------------------------------------------------------------
+
+    def _group_pages(self, token: str | None) -> tuple[list[dict[str, Any]], str | None]:
+        params: dict[str, Any] = {"groupFields": "name,groupType,metadata", "pageSize": 1000}
+        if token:
+            params["syncToken"] = token
+        found: list[dict[str, Any]] = []
+        next_token = None
+        try:
+            for groups, token in self._client.pages("contactGroups", params, "contactGroups"):
+                found.extend(groups)
+                next_token = token
+        except SyncTokenExpired:
+            raise CursorExpired(PEOPLE) from None
+        return found, next_token
+
+    def _load_groups(self) -> str | None:
+        groups, token = self._group_pages(None)
+        self._groups = {g["resourceName"]: g for g in groups}
+        return token
+
+    def _group_changes(self, token: str | None) -> tuple[set[str], str | None]:
+        """Apply the groups changed since ``token``; the ones whose name changed."""
+        if token is None or self._groups is None:
+            # Names are needed for every contact read: a full listing (a few groups).
+            old = self._groups or {}
+            new_token = self._load_groups()
+            assert self._groups is not None
+            if token is None:
+                return set(), new_token
+            renamed = {
+                rn for rn, g in self._groups.items() if rn in old and _name(old[rn]) != _name(g)
+            }
+            # The token still says what changed since it.
+            changed, newer = self._group_pages(token)
+            renamed |= {g["resourceName"] for g in changed}
+            for group in changed:
+                if (group.get("metadata") or {}).get("deleted"):
+                    self._groups.pop(group["resourceName"], None)
+            return renamed, newer or new_token
+        changed, new_token = self._group_pages(token)
+        renamed = set()
+        for group in changed:
+            rn = group["resourceName"]
+            if (group.get("metadata") or {}).get("deleted"):
+                self._groups.pop(rn, None)
+            else:
+                if rn in self._groups and _name(self._groups[rn]) != _name(group):
+                    renamed.add(rn)
+                self._groups[rn] = group
+        return renamed, new_token
+
+    def _group_names(self, person: dict[str, Any]) -> tuple[str, ...]:
+        groups = self._groups or {}
+        names = []
+        for rn in mapping.group_names_of(person):
+            if rn == MY_CONTACTS:
+                continue
+            group = groups.get(rn)
+            if group is not None:
+                names.append(_name(group))
+        return tuple(names)
+
+    def _group_resource_names(self, names: Iterable[str]) -> list[str]:
+        """Resource names of these groups, creating at Google those it does not have."""
+        if self._groups is None:
+            self._load_groups()
+        assert self._groups is not None
+        found = [MY_CONTACTS]
+        for name in names:
+            rn = self._find_group(name)
+            if rn is None:
+                try:
+                    group = self._client.call(
+                        "POST", "contactGroups", body={"contactGroup": {"name": name}}
+                    )
+                except PermanentError as exc:
+                    if exc.status != 409:
+                        raise
+                    self._load_groups()  # made meanwhile (409 on a duplicate name)
+                    rn = self._find_group(name)
+                    if rn is None:
+                        raise
+                else:
+                    rn = group["resourceName"]
+                    self._groups[rn] = group
+            found.append(rn)
+        return found
+
+    def _find_group(self, name: str) -> str | None:
+        """The group a name written means: a user group of that name, else Starred; the
+        deprecated system groups (Friends, Family...) accept no additions (P §3), so a
+        name like theirs is a user group's."""
+        key = name.casefold()
+        groups = self._groups or {}
+        for rn, group in groups.items():
+            if group.get("groupType") != "SYSTEM_CONTACT_GROUP" and _name(group).casefold() == key:
+                return rn
+        for rn in WRITABLE_SYSTEM_GROUPS:
+            system = groups.get(rn)
+            names = (_name(system).casefold(), rn.split("/")[1].casefold()) if system else ()
+            if key in names:
+                return rn
+        return None
+
+    # --- Reading ------------------------------------------------------------------------------
+
+    def _item(self, person: dict[str, Any]) -> RemoteContact:
+        picture = picture_type = None
+        url = mapping.photo_url_of(person)
+        if url is not None:
+            got = self._client.photo(url)
+            if got is not None:
+                picture, picture_type = got
+        return RemoteContact(
+            remote_id=person["resourceName"],
+            etag=str(person.get("etag") or ""),
+            collection=PEOPLE,
+            fields=mapping.fields_of(person),
+            group_names=self._group_names(person),
+            picture=picture,
+            picture_type=picture_type,
+            raw=orjson.dumps(person),
+            rolodex_id=mapping.rolodex_id_of(person),
+        )
+
+    def _listing(self, sync_token: str | None) -> Iterator[tuple[list[dict[str, Any]], str | None]]:
+        params: dict[str, Any] = {
+            "personFields": mapping.READ_FIELDS,
+            "pageSize": PAGE_SIZE,
+            "requestSyncToken": "true",
+        }
+        if sync_token:
+            params["syncToken"] = sync_token
+        try:
+            yield from self._client.pages("people/me/connections", params, "connections")
+        except SyncTokenExpired:
+            raise CursorExpired(PEOPLE) from None
+
+    def snapshot(self, collection: str) -> ChangeSet:
+        groups_token = self._load_groups()
+        holder: list[ChangeSet] = []
+
+        def stream() -> Iterator[RemoteItem]:
+            people_token = None
+            for people, token in self._listing(None):
+                for person in people:
+                    yield self._item(person)
+                people_token = token
+            # The sync token comes with the last page only (GM §3.1): the cursor is known
+            # now, and the engine reads it once the stream is exhausted.
+            object.__setattr__(holder[0], "cursor", encode_cursor(people_token, groups_token))
+
+        changes = ChangeSet(collection=collection, cursor=None, complete=True, stream=stream())
+        holder.append(changes)
+        return changes
+
+    def changes(self, collection: str, cursor: str | None, *, with_data: bool = False) -> ChangeSet:
+        if cursor is None:
+            # A full resync: a listing of Google costs what reading everything costs.
+            return self.snapshot(collection)
+        try:
+            people_token, groups_token = decode_cursor(cursor)
+        except (ValueError, KeyError, orjson.JSONDecodeError):
+            raise CursorExpired(collection) from None
+        renamed, new_groups_token = self._group_changes(groups_token)
+        fetched: list[RemoteContact] = []
+        changed: dict[str, str] = {}
+        removed: list[str] = []
+        new_people_token = None
+        for people, token in self._listing(people_token):
+            new_people_token = token
+            for person in people:
+                rn = person["resourceName"]
+                metadata = person.get("metadata") or {}
+                # A re-keyed person (P §5.2) names its old resource names here.
+                removed.extend(str(p) for p in metadata.get("previousResourceNames") or ())
+                if metadata.get("deleted"):
+                    removed.append(rn)
+                    changed.pop(rn, None)
+                    continue
+                item = self._item(person)
+                changed[rn] = item.etag
+                fetched.append(item)
+        for group in renamed:
+            # A rename changes no member's etag: read the members again.
+            try:
+                found = self._client.get(group, {"maxMembers": 100000, "groupFields": "name"})
+            except RemoteNotFound:
+                continue
+            for rn in found.get("memberResourceNames") or ():
+                changed.setdefault(rn, "")
+        inline = {item.remote_id for item in fetched}
+        return ChangeSet(
+            collection=collection,
+            cursor=encode_cursor(new_people_token or people_token, new_groups_token),
+            changed=changed,
+            removed=tuple(r for r in dict.fromkeys(removed) if r not in changed),
+            fetched=tuple(i for i in fetched if i.remote_id in inline),
+        )
+
+    def fetch(self, collection: str, remote_ids: Iterable[str]) -> Iterator[RemoteItem]:
+        if self._groups is None:
+            self._load_groups()
+        wanted = list(dict.fromkeys(remote_ids))
+        for start in range(0, len(wanted), BATCH_GET):
+            chunk = wanted[start : start + BATCH_GET]
+            params = [("personFields", mapping.READ_FIELDS)]
+            params += [("resourceNames", rn) for rn in chunk]
+            answer = self._client.get("people:batchGet", params)
+            for response in answer.get("responses") or ():
+                person = response.get("person")
+                if person and not (person.get("metadata") or {}).get("deleted"):
+                    yield self._item(person)
+
+    def _get(self, remote_id: str) -> dict[str, Any]:
+        person: dict[str, Any] = self._client.get(remote_id, {"personFields": mapping.READ_FIELDS})
+        return person
+
+    # --- Writing ------------------------------------------------------------------------------
+
+    def create(
+        self, collection: str, contact: LocalContact, uid: str, *, maybe_exists: bool = False
+    ) -> WriteResult:
+        if maybe_exists:
+            found = self._find_own(uid)
+            if found is not None:
+                return WriteResult(found["resourceName"], found["etag"], orjson.dumps(found), True)
+        body = mapping.person_patch(contact.fields, WRITABLE_FIELDS, {})
+        body = {k: v for k, v in body.items() if v}
+        body["clientData"] = [{"key": mapping.CLIENT_DATA_KEY, "value": uid}]
+        body["memberships"] = mapping.memberships(
+            self._group_resource_names(contact.group_names), {}
+        )
+        person = self._client.call(
+            "POST",
+            "people:createContact",
+            params={"personFields": mapping.READ_FIELDS},
+            body=body,
+        )
+        if contact.picture:
+            person = self._set_photo(person["resourceName"], contact.picture)
+        return WriteResult(person["resourceName"], person["etag"], orjson.dumps(person))
+
+    def _find_own(self, uid: str) -> dict[str, Any] | None:
+        """The person an earlier create of ``uid`` made, if it landed: the most recently
+        changed people first, where it is."""
+        params = {
+            "personFields": "clientData",
+            "pageSize": PAGE_SIZE,
+            "sortOrder": "LAST_MODIFIED_DESCENDING",
+        }
+        for people, _token in self._client.pages("people/me/connections", params, "connections"):
+            for person in people:
+                if mapping.rolodex_id_of(person) == uid:
+                    return self._get(person["resourceName"])
+        return None
+
+    def update(
+        self, remote_id: str, etag: str, contact: LocalContact, raw: bytes | None
+    ) -> WriteResult:
+        touched = contact.touched if contact.touched is not None else _ALL_TOUCHED
+        base: dict[str, Any] = orjson.loads(raw) if raw else self._get(remote_id)
+        patch = mapping.person_patch(contact.fields, touched, base)
+        if "groups" in touched:
+            patch["memberships"] = mapping.memberships(
+                self._group_resource_names(contact.group_names), base
+            )
+        person = base
+        if patch:
+            body = {"resourceName": remote_id, "etag": etag, **patch}
+            try:
+                person = self._client.call(
+                    "PATCH",
+                    f"{remote_id}:updateContact",
+                    params={
+                        "updatePersonFields": ",".join(sorted(patch)),
+                        "personFields": mapping.READ_FIELDS,
+                    },
+                    body=body,
+                )
+            except PreconditionFailed:
+                raise PreconditionFailed(remote_id) from None
+            except RemoteNotFound:
+                raise RemoteNotFound(remote_id) from None
+        if "picture" in touched:
+            if contact.picture:
+                person = self._set_photo(remote_id, contact.picture)
+            elif mapping.photo_url_of(base) is not None:
+                answer = self._client.call(
+                    "DELETE",
+                    f"{remote_id}:deleteContactPhoto",
+                    params={"personFields": mapping.READ_FIELDS},
+                )
+                person = answer.get("person") or self._get(remote_id)
+        return WriteResult(remote_id, str(person.get("etag") or etag), orjson.dumps(person))
+
+    def _set_photo(self, remote_id: str, picture: bytes) -> dict[str, Any]:
+        import base64
+
+        answer = self._client.call(
+            "PATCH",
+            f"{remote_id}:updateContactPhoto",
+            body={
+                "photoBytes": base64.b64encode(picture).decode(),
+                "personFields": mapping.READ_FIELDS,
+            },
+        )
+        person: dict[str, Any] = answer.get("person") or self._get(remote_id)
+        return person
+
+    def delete(self, remote_id: str, etag: str) -> None:
+        # deleteContact takes no etag; the engine deletes over a newer version anyway.
+        with contextlib.suppress(RemoteNotFound):
+            self._client.call("DELETE", f"{remote_id}:deleteContact")
+
+
+def _name(group: dict[str, Any]) -> str:
+    if group.get("groupType") == "SYSTEM_CONTACT_GROUP":
+        return str(group.get("formattedName") or group.get("name") or "")
+    return str(group.get("name") or "")
+
+
+if TYPE_CHECKING:
+
+    def _conforms(connector: GoogleConnector) -> Connector:
+        return connector

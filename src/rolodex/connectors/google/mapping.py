@@ -1,0 +1,397 @@
+"""People API ``Person`` <-> the unified contact model (``providers.md`` §1, §5.2).
+
+Reading maps what v2 can show and ignores the rest; writing (``person_patch``) builds only
+the Person fields that the local change touched, starting from the person as last read
+(``raw``), so that everything Rolodex does not map survives: other names' parts, events,
+relations other than the manager, user-defined fields, external ids, the extra keys of list
+items that did not change. A birthday without a year (Google's year 0 or no year) reads as
+None, since v2's ``YYYY-MM-DD`` cannot hold it; it is rewritten only when the birthday itself
+was touched.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+from rolodex.domain.contact import (
+    ContactFields,
+    Email,
+    IMAddress,
+    ListItem,
+    PhoneNumber,
+    PhysicalAddress,
+    WebPage,
+)
+
+CLIENT_DATA_KEY = "rolodex.id"
+# Every person field Rolodex reads (connections.list personFields); the same on every page
+# and every sync-token call, as Google requires (GM §3.1).
+READ_FIELDS = (
+    "addresses,biographies,birthdays,clientData,emailAddresses,imClients,memberships,"
+    "metadata,names,nicknames,organizations,phoneNumbers,photos,relations,urls"
+)
+
+# v2 type <-> Google type, per list (providers.md §1b-§1f); other strings pass through.
+_EMAIL_TYPES = {"personal": "home"}
+_PHONE_TYPES = {
+    "business": "work",
+    "business_fax": "workFax",
+    "home_fax": "homeFax",
+    "organization_main": "main",
+    "other_fax": "otherFax",
+    "work_mobile": "workMobile",
+    "work_pager": "workPager",
+}
+_IM_PROTOCOLS = {"gtalk": "googleTalk", "netmeeting": "netMeeting"}
+_URL_TYPES = {"homepage": "homePage"}
+
+
+def _reverse(table: Mapping[str, str]) -> dict[str, str]:
+    return {v: k for k, v in table.items()}
+
+
+_EMAIL_READ = _reverse(_EMAIL_TYPES)
+_PHONE_READ = _reverse(_PHONE_TYPES)
+_IM_READ = _reverse(_IM_PROTOCOLS)
+_URL_READ = _reverse(_URL_TYPES)
+# Fields of the unified model -> the Person field that holds them.
+PERSON_FIELD_OF = {
+    "given_name": "names",
+    "middle_name": "names",
+    "surname": "names",
+    "suffix": "names",
+    "nickname": "nicknames",
+    "birthday": "birthdays",
+    "company_name": "organizations",
+    "job_title": "organizations",
+    "office_location": "organizations",
+    "manager_name": "relations",
+    "notes": "biographies",
+    "emails": "emailAddresses",
+    "phone_numbers": "phoneNumbers",
+    "im_addresses": "imClients",
+    "physical_addresses": "addresses",
+    "web_pages": "urls",
+    "groups": "memberships",
+}
+
+
+def _first(person: Mapping[str, Any], key: str) -> dict[str, Any]:
+    values = person.get(key)
+    if values and isinstance(values, list) and isinstance(values[0], dict):
+        return values[0]
+    return {}
+
+
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
+def _type(value: Any, table: Mapping[str, str]) -> str | None:
+    kind = _text(value)
+    return table.get(kind, kind) if kind else None
+
+
+def birthday_of(person: Mapping[str, Any]) -> dt.date | None:
+    date = _first(person, "birthdays").get("date") or {}
+    try:
+        year, month, day = int(date.get("year") or 0), int(date["month"]), int(date["day"])
+    except (KeyError, TypeError, ValueError):
+        return None
+    if not year:
+        return None  # no year: v2's YYYY-MM-DD cannot hold it
+    try:
+        return dt.date(year, month, day)
+    except ValueError:
+        return None
+
+
+def manager_of(person: Mapping[str, Any]) -> str | None:
+    for relation in person.get("relations") or ():
+        if isinstance(relation, dict) and relation.get("type") == "manager":
+            return _text(relation.get("person"))
+    return None
+
+
+def fields_of(person: Mapping[str, Any]) -> ContactFields:
+    name = _first(person, "names")
+    org = _first(person, "organizations")
+    emails = tuple(
+        Email(_type(e.get("type"), _EMAIL_READ), e["value"])
+        for e in person.get("emailAddresses") or ()
+        if _text(e.get("value"))
+    )
+    phones = tuple(
+        PhoneNumber(_type(p.get("type"), _PHONE_READ), p["value"])
+        for p in person.get("phoneNumbers") or ()
+        if _text(p.get("value"))
+    )
+    ims = tuple(
+        IMAddress(_type(i.get("protocol"), _IM_READ), i["username"])
+        for i in person.get("imClients") or ()
+        if _text(i.get("username"))
+    )
+    addresses = tuple(
+        PhysicalAddress(
+            _text(a.get("type")),
+            street_address=_text(a.get("streetAddress")),
+            city=_text(a.get("city")),
+            postal_code=_text(a.get("postalCode")),
+            state=_text(a.get("region")),
+            country=_text(a.get("country")) or _text(a.get("countryCode")),
+        )
+        for a in person.get("addresses") or ()
+        if any(a.get(k) for k in ("streetAddress", "city", "postalCode", "region", "country"))
+    )
+    urls = tuple(
+        WebPage(_type(u.get("type"), _URL_READ), u["value"])
+        for u in person.get("urls") or ()
+        if _text(u.get("value"))
+    )
+    return ContactFields(
+        given_name=_text(name.get("givenName")),
+        middle_name=_text(name.get("middleName")),
+        surname=_text(name.get("familyName")),
+        suffix=_text(name.get("honorificSuffix")),
+        nickname=_text(_first(person, "nicknames").get("value")),
+        birthday=birthday_of(person),
+        company_name=_text(org.get("name")),
+        job_title=_text(org.get("title")),
+        manager_name=manager_of(person),
+        office_location=_text(org.get("location")),
+        notes=_text(_first(person, "biographies").get("value")),
+        emails=emails,
+        im_addresses=ims,
+        phone_numbers=phones,
+        physical_addresses=addresses,
+        web_pages=urls,
+    )
+
+
+def rolodex_id_of(person: Mapping[str, Any]) -> str | None:
+    for entry in person.get("clientData") or ():
+        if isinstance(entry, dict) and entry.get("key") == CLIENT_DATA_KEY:
+            return _text(entry.get("value"))
+    return None
+
+
+def group_names_of(person: Mapping[str, Any]) -> list[str]:
+    """The contact group resource names the person belongs to."""
+    names = []
+    for membership in person.get("memberships") or ():
+        cgm = membership.get("contactGroupMembership") if isinstance(membership, dict) else None
+        if isinstance(cgm, dict):
+            rn = cgm.get("contactGroupResourceName") or (
+                f"contactGroups/{cgm['contactGroupId']}" if cgm.get("contactGroupId") else None
+            )
+            if rn:
+                names.append(rn)
+    return names
+
+
+def photo_url_of(person: Mapping[str, Any]) -> str | None:
+    """The person's own photo (not Google's generated monogram, flagged ``default``)."""
+    for photo in person.get("photos") or ():
+        if isinstance(photo, dict) and not photo.get("default") and _text(photo.get("url")):
+            source = (photo.get("metadata") or {}).get("source") or {}
+            # A profile photo is the person's own Google profile's, not the contact's.
+            if source.get("type") in (None, "CONTACT"):
+                return str(photo["url"])
+    return None
+
+
+# --- Writing -----------------------------------------------------------------------------------
+
+
+def _reuse(
+    items: Iterable[ListItem],
+    raw_items: list[dict[str, Any]],
+    read: Callable[[dict[str, Any]], ListItem | None],
+    write: Callable[[ListItem], dict[str, Any]],
+) -> list[dict[str, Any]]:
+    """The Person list for ``items``: an item that reads the same as one already there is
+    sent back as it was (keeping keys Rolodex does not map), the others are built."""
+    pool = [(read(raw), raw) for raw in raw_items if isinstance(raw, dict)]
+    out = []
+    for item in items:
+        for i, (seen, raw) in enumerate(pool):
+            if seen == item:
+                out.append({k: v for k, v in raw.items() if k != "metadata"})
+                del pool[i]
+                break
+        else:
+            out.append(write(item))
+    return out
+
+
+def _email_read(raw: dict[str, Any]) -> ListItem | None:
+    found = fields_of({"emailAddresses": [raw]}).emails
+    return found[0] if found else None
+
+
+def _phone_read(raw: dict[str, Any]) -> ListItem | None:
+    found = fields_of({"phoneNumbers": [raw]}).phone_numbers
+    return found[0] if found else None
+
+
+def _im_read(raw: dict[str, Any]) -> ListItem | None:
+    found = fields_of({"imClients": [raw]}).im_addresses
+    return found[0] if found else None
+
+
+def _address_read(raw: dict[str, Any]) -> ListItem | None:
+    found = fields_of({"addresses": [raw]}).physical_addresses
+    return found[0] if found else None
+
+
+def _url_read(raw: dict[str, Any]) -> ListItem | None:
+    found = fields_of({"urls": [raw]}).web_pages
+    return found[0] if found else None
+
+
+def _typed(value: dict[str, Any], kind: str | None, table: Mapping[str, str]) -> dict[str, Any]:
+    if kind:
+        value["type"] = table.get(kind, kind)
+    return value
+
+
+def _email_write(item: ListItem) -> dict[str, Any]:
+    assert isinstance(item, Email)
+    return _typed({"value": item.email}, item.type, _EMAIL_TYPES)
+
+
+def _phone_write(item: ListItem) -> dict[str, Any]:
+    assert isinstance(item, PhoneNumber)
+    return _typed({"value": item.number}, item.type, _PHONE_TYPES)
+
+
+def _im_write(item: ListItem) -> dict[str, Any]:
+    assert isinstance(item, IMAddress)
+    out: dict[str, Any] = {"username": item.im_address}
+    if item.type:
+        out["protocol"] = _IM_PROTOCOLS.get(item.type, item.type)
+    return out
+
+
+def _address_write(item: ListItem) -> dict[str, Any]:
+    assert isinstance(item, PhysicalAddress)
+    out: dict[str, Any] = {}
+    for key, value in (
+        ("streetAddress", item.street_address),
+        ("city", item.city),
+        ("postalCode", item.postal_code),
+        ("region", item.state),
+        ("country", item.country),
+    ):
+        if value:
+            out[key] = value
+    if item.type:
+        out["type"] = item.type
+    return out
+
+
+def _url_write(item: ListItem) -> dict[str, Any]:
+    assert isinstance(item, WebPage)
+    return _typed({"value": item.url}, item.type, _URL_TYPES)
+
+
+_LISTS: dict[str, tuple[str, Any, Any]] = {
+    "emails": ("emailAddresses", _email_read, _email_write),
+    "phone_numbers": ("phoneNumbers", _phone_read, _phone_write),
+    "im_addresses": ("imClients", _im_read, _im_write),
+    "physical_addresses": ("addresses", _address_read, _address_write),
+    "web_pages": ("urls", _url_read, _url_write),
+}
+
+
+def _strip(item: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in item.items() if k != "metadata"}
+
+
+def person_patch(
+    fields: ContactFields,
+    touched: Iterable[str],
+    raw: Mapping[str, Any],
+) -> dict[str, Any]:
+    """The Person fields that hold the ``touched`` unified fields (``groups`` and
+    ``picture`` excluded: memberships and photos are written apart), built over ``raw``.
+    Every key of the answer belongs in ``updatePersonFields``; an empty list clears."""
+    touched = set(touched)
+    out: dict[str, Any] = {}
+    if touched & {"given_name", "middle_name", "surname", "suffix"}:
+        name = _strip(_first(raw, "names"))
+        name.pop("displayName", None)  # output only; Google recomputes it
+        name.pop("displayNameLastFirst", None)
+        name.pop("unstructuredName", None)
+        for key, value in (
+            ("givenName", fields.given_name),
+            ("middleName", fields.middle_name),
+            ("familyName", fields.surname),
+            ("honorificSuffix", fields.suffix),
+        ):
+            if value:
+                name[key] = value
+            else:
+                name.pop(key, None)
+        keep = {k for k in name if k not in ("metadata",)}
+        out["names"] = [name] if keep else []
+    if "nickname" in touched:
+        rest = [_strip(n) for n in (raw.get("nicknames") or ())[1:]]
+        out["nicknames"] = ([{"value": fields.nickname}] if fields.nickname else []) + rest
+    if "birthday" in touched:
+        if fields.birthday is None:
+            out["birthdays"] = []
+        else:
+            b = fields.birthday
+            out["birthdays"] = [{"date": {"year": b.year, "month": b.month, "day": b.day}}]
+    if touched & {"company_name", "job_title", "office_location"}:
+        orgs = [_strip(o) for o in raw.get("organizations") or () if isinstance(o, dict)]
+        org = orgs[0] if orgs else {}
+        for key, value in (
+            ("name", fields.company_name),
+            ("title", fields.job_title),
+            ("location", fields.office_location),
+        ):
+            if value:
+                org[key] = value
+            else:
+                org.pop(key, None)
+        org.pop("formattedType", None)
+        rest = orgs[1:]
+        out["organizations"] = ([org] if any(org.get(k) for k in org if k != "type") else []) + rest
+    if "manager_name" in touched:
+        others = [
+            _strip(r)
+            for r in raw.get("relations") or ()
+            if isinstance(r, dict) and r.get("type") != "manager"
+        ]
+        manager = (
+            [{"person": fields.manager_name, "type": "manager"}] if fields.manager_name else []
+        )
+        out["relations"] = manager + others
+    if "notes" in touched:
+        out["biographies"] = (
+            [{"value": fields.notes, "contentType": "TEXT_PLAIN"}] if fields.notes else []
+        )
+    for field_name, (key, read, write) in _LISTS.items():
+        if field_name in touched:
+            items = getattr(fields, field_name)
+            out[key] = _reuse(items, list(raw.get(key) or ()), read, write)
+    return out
+
+
+def memberships(group_resource_names: Iterable[str], raw: Mapping[str, Any]) -> list[Any]:
+    """``memberships`` for these groups, keeping memberships that are not contact groups'
+    (a Workspace domain membership)."""
+    others = [
+        _strip(m)
+        for m in raw.get("memberships") or ()
+        if isinstance(m, dict) and not m.get("contactGroupMembership")
+    ]
+    groups = [
+        {"contactGroupMembership": {"contactGroupResourceName": rn}}
+        for rn in dict.fromkeys(group_resource_names)
+    ]
+    return groups + others

@@ -1,0 +1,457 @@
+"""The Google connector against the People API emulator, over real HTTP, with faults."""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import datetime as dt
+import time
+import uuid
+from collections.abc import Iterator
+
+import orjson
+import pytest
+
+from rolodex.connectors.base import (
+    CursorExpired,
+    InvalidCredentials,
+    LocalContact,
+    PermanentError,
+    PreconditionFailed,
+    RemoteContact,
+    TransientError,
+)
+from rolodex.connectors.google.client import PeopleClient
+from rolodex.connectors.google.connector import PEOPLE, GoogleConnector
+from rolodex.domain.contact import ContactFields, Email, PhoneNumber, PhysicalAddress, WebPage
+from tests.emulators.google import GoogleEmulator, GoogleServer
+
+JPEG = b"\xff\xd8\xff\xe0" + b"\x00\x10JFIF" + bytes(64)
+ADA = LocalContact(
+    fields=ContactFields(
+        given_name="Ada",
+        surname="Lovelace",
+        job_title="Analyst",
+        company_name="Engines Ltd",
+        birthday=dt.date(1815, 12, 10),
+        manager_name="Charles",
+        notes="Poet of science",
+        emails=(Email("work", "ada@example.org"), Email("personal", "ada@home.example")),
+        phone_numbers=(PhoneNumber("business", "+44 20 7946 0000"), PhoneNumber("mobile", "1")),
+        physical_addresses=(PhysicalAddress("home", street_address="1 St James", city="London"),),
+        web_pages=(WebPage("homepage", "https://ada.example"),),
+    ),
+    group_names=("Friends",),
+)
+
+
+@pytest.fixture(scope="module")
+def running() -> Iterator[GoogleServer]:
+    with GoogleServer() as server:
+        yield server
+
+
+@pytest.fixture
+def server(running: GoogleServer) -> GoogleServer:
+    running.reset()
+    return running
+
+
+@dataclasses.dataclass
+class Google:
+    server: GoogleServer
+    refresh_token: str
+    saved: list[dict[str, str]]
+
+    @property
+    def emulator(self) -> GoogleEmulator:
+        return self.server.emulator
+
+    def connector(self, **kwargs: object) -> GoogleConnector:
+        client = PeopleClient(
+            "client-id",
+            "client-secret",
+            self.refresh_token,
+            people_url=self.server.people_url,
+            token_url=self.server.token_url,
+            on_token=self.saved.append,
+            read_retries=0,
+            **kwargs,  # type: ignore[arg-type]
+        )
+        return GoogleConnector(client)
+
+
+@pytest.fixture
+def google(server: GoogleServer) -> Google:
+    return Google(server, server.emulator.grant("client-id", "client-secret"), [])
+
+
+@pytest.fixture
+def connector(google: Google) -> Iterator[GoogleConnector]:
+    conn = google.connector()
+    yield conn
+    conn.close()
+
+
+def _drain(connector: GoogleConnector) -> tuple[list[RemoteContact], str]:
+    snap = connector.snapshot(PEOPLE)
+    assert snap.stream is not None and snap.complete
+    items = [i for i in snap.stream if isinstance(i, RemoteContact)]
+    assert snap.cursor is not None
+    return items, snap.cursor
+
+
+class TestReading:
+    def test_first_sync_pages_with_the_same_parameters_and_maps_fields(
+        self, google: Google, connector: GoogleConnector
+    ) -> None:
+        emulator = google.emulator
+        friends = emulator.add_group("Friends")
+        rn = emulator.add_person(
+            names=[{"givenName": "Grace", "familyName": "Hopper", "honorificPrefix": "Adm."}],
+            emailAddresses=[{"value": "grace@navy.example", "type": "home"}],
+            phoneNumbers=[{"value": "+1 202 555 0100", "type": "workFax"}],
+            birthdays=[{"date": {"year": 1906, "month": 12, "day": 9}}],
+            organizations=[{"name": "Navy", "title": "Rear Admiral", "location": "DC"}],
+            relations=[{"person": "Boss", "type": "manager"}, {"person": "Kim", "type": "spouse"}],
+            urls=[{"value": "https://grace.example", "type": "homePage"}],
+            imClients=[{"username": "grace", "protocol": "googleTalk"}],
+            memberships=[
+                {"contactGroupMembership": {"contactGroupResourceName": friends}},
+                {"contactGroupMembership": {"contactGroupResourceName": "contactGroups/starred"}},
+                {
+                    "contactGroupMembership": {
+                        "contactGroupResourceName": "contactGroups/myContacts"
+                    }
+                },
+            ],
+        )
+        for i in range(2100):
+            emulator.add_person(names=[{"givenName": f"P{i}"}])
+        items, cursor = _drain(connector)
+        assert len(items) == 2101
+        pages = emulator.calls("/v1/people/me/connections")
+        assert len(pages) == 3
+        assert all(p.param("pageSize") == "1000" for p in pages)
+        assert all(p.param("requestSyncToken") == "true" for p in pages)
+        assert len({p.param("personFields") for p in pages}) == 1
+        grace = next(i for i in items if i.remote_id == rn)
+        f = grace.fields
+        assert (f.given_name, f.surname, f.birthday) == ("Grace", "Hopper", dt.date(1906, 12, 9))
+        assert (f.company_name, f.job_title, f.office_location) == ("Navy", "Rear Admiral", "DC")
+        assert f.manager_name == "Boss"
+        assert f.emails == (Email("personal", "grace@navy.example"),)
+        assert f.phone_numbers == (PhoneNumber("business_fax", "+1 202 555 0100"),)
+        assert f.web_pages == (WebPage("homepage", "https://grace.example"),)
+        assert f.im_addresses[0].type == "gtalk"
+        # myContacts is the address book itself, not a label; starred is shown as Google does.
+        assert set(grace.group_names) == {"Friends", "Starred"}
+        assert grace.picture is None  # the default monogram is not a picture
+        assert cursor.startswith("g1:")
+
+    def test_yearless_birthday_reads_as_null(
+        self, google: Google, connector: GoogleConnector
+    ) -> None:
+        google.emulator.add_person(
+            names=[{"givenName": "Y"}], birthdays=[{"date": {"month": 3, "day": 4}}]
+        )
+        [item], _ = _drain(connector)
+        assert item.fields.birthday is None
+
+    def test_incremental_reports_changes_deletions_and_rekeys(
+        self, google: Google, connector: GoogleConnector
+    ) -> None:
+        emulator = google.emulator
+        a = emulator.add_person(names=[{"givenName": "A"}])
+        b = emulator.add_person(names=[{"givenName": "B"}])
+        c = emulator.add_person(names=[{"givenName": "C"}])
+        _, cursor = _drain(connector)
+        emulator.edit_person(a, names=[{"givenName": "A2"}])
+        emulator.remove_person(b)
+        new_c = emulator.rekey(c)
+        changes = connector.changes(PEOPLE, cursor, with_data=True)
+        assert set(changes.changed) == {a, new_c}
+        assert set(changes.removed) == {b, c}
+        assert {i.remote_id: i.fields.given_name for i in changes.fetched} == {  # type: ignore[union-attr]
+            a: "A2",
+            new_c: "C",
+        }
+        again = connector.changes(PEOPLE, changes.cursor, with_data=True)
+        assert not again.changed and not again.removed
+
+    @pytest.mark.parametrize("status", [400, 410])
+    def test_expired_sync_token_is_cursor_expired(
+        self, google: Google, connector: GoogleConnector, status: int
+    ) -> None:
+        google.emulator.expired_status = status
+        google.emulator.add_person(names=[{"givenName": "A"}])
+        _, cursor = _drain(connector)
+        google.emulator.expire_sync_tokens()
+        with pytest.raises(CursorExpired):
+            connector.changes(PEOPLE, cursor)
+
+    def test_picture_is_read_from_the_photo_url(
+        self, google: Google, connector: GoogleConnector
+    ) -> None:
+        written = connector.create(PEOPLE, dataclasses.replace(ADA, picture=JPEG), "x1")
+        assert google.emulator.photo_of(written.remote_id) == JPEG
+        [item] = connector.fetch(PEOPLE, [written.remote_id])
+        assert isinstance(item, RemoteContact)
+        assert item.picture == JPEG and item.picture_type == "image/jpeg"
+
+    def test_group_rename_rereads_its_members(
+        self, google: Google, connector: GoogleConnector
+    ) -> None:
+        emulator = google.emulator
+        group = emulator.add_group("Team")
+        member = emulator.add_person(
+            names=[{"givenName": "M"}],
+            memberships=[{"contactGroupMembership": {"contactGroupResourceName": group}}],
+        )
+        [item], cursor = _drain(connector)
+        assert item.group_names == ("Team",)
+        with emulator.lock:
+            emulator.groups.items[group]["name"] = "Crew"
+            emulator.groups.items[group]["formattedName"] = "Crew"
+            emulator.groups.touch(group, emulator._next_seq())
+        changes = connector.changes(PEOPLE, cursor, with_data=True)
+        assert member in changes.changed and changes.changed[member] == ""
+        [fresh] = connector.fetch(PEOPLE, [member])
+        assert isinstance(fresh, RemoteContact) and fresh.group_names == ("Crew",)
+
+
+class TestWriting:
+    def test_create_maps_every_field_and_carries_the_rolodex_id(
+        self, google: Google, connector: GoogleConnector
+    ) -> None:
+        written = connector.create(PEOPLE, ADA, "rolodex-1")
+        person = google.emulator.person(written.remote_id)
+        assert person["clientData"] == [{"key": "rolodex.id", "value": "rolodex-1"}]
+        assert person["names"][0]["givenName"] == "Ada"
+        assert person["birthdays"] == [{"date": {"year": 1815, "month": 12, "day": 10}}]
+        assert {e["type"] for e in person["emailAddresses"]} == {"work", "home"}
+        assert person["phoneNumbers"][0]["type"] == "work"
+        assert person["relations"] == [{"person": "Charles", "type": "manager"}]
+        groups = {
+            m["contactGroupMembership"]["contactGroupResourceName"] for m in person["memberships"]
+        }
+        assert "contactGroups/myContacts" in groups and len(groups) == 2  # Friends was created
+        [item] = connector.fetch(PEOPLE, [written.remote_id])
+        assert isinstance(item, RemoteContact)
+        assert item.rolodex_id == "rolodex-1" and item.etag == written.etag
+        assert item.fields == ADA.fields and item.group_names == ("Friends",)
+
+    def test_retried_create_finds_the_first(
+        self, google: Google, connector: GoogleConnector
+    ) -> None:
+        for i in range(5):
+            google.emulator.add_person(names=[{"givenName": f"Other{i}"}])
+        first = connector.create(PEOPLE, ADA, "rolodex-2")
+        again = connector.create(PEOPLE, ADA, "rolodex-2", maybe_exists=True)
+        assert again.existed and again.remote_id == first.remote_id
+        assert len(google.emulator.find_people()) == 6
+        fresh = connector.create(PEOPLE, ADA, "rolodex-3", maybe_exists=True)
+        assert not fresh.existed and len(google.emulator.find_people()) == 7
+
+    def test_update_names_only_touched_fields_and_keeps_the_rest(
+        self, google: Google, connector: GoogleConnector
+    ) -> None:
+        emulator = google.emulator
+        rn = emulator.add_person(
+            names=[{"givenName": "Old", "familyName": "Name", "phoneticGivenName": "Oold"}],
+            birthdays=[{"date": {"month": 7, "day": 1}}],  # no year
+            events=[{"date": {"year": 2000, "month": 1, "day": 1}, "type": "anniversary"}],
+            userDefined=[{"key": "k", "value": "v"}],
+            externalIds=[{"value": "E-1", "type": "account"}],
+            relations=[{"person": "Kim", "type": "spouse"}],
+            emailAddresses=[{"value": "x@example.com", "type": "work"}],
+        )
+        [item] = connector.fetch(PEOPLE, [rn])
+        assert isinstance(item, RemoteContact)
+        local = LocalContact(
+            fields=dataclasses.replace(item.fields, given_name="New", manager_name="Boss"),
+            group_names=item.group_names,
+            touched=("given_name", "manager_name"),
+        )
+        result = connector.update(rn, item.etag, local, item.raw)
+        [call] = emulator.calls(":updateContact")
+        assert call.param("updatePersonFields") == "names,relations"
+        person = emulator.person(rn)
+        assert person["names"][0]["givenName"] == "New"
+        assert person["names"][0]["phoneticGivenName"] == "Oold"
+        assert person["birthdays"] == [{"date": {"month": 7, "day": 1}}]  # yearless survives
+        assert person["events"] and person["userDefined"] and person["externalIds"]
+        assert {r["type"] for r in person["relations"]} == {"manager", "spouse"}
+        assert result.etag == person["etag"]
+        assert orjson.loads(result.raw or b"{}")["etag"] == person["etag"]
+
+    def test_stale_etag_is_precondition_failed(
+        self, google: Google, connector: GoogleConnector
+    ) -> None:
+        written = connector.create(PEOPLE, ADA, "r4")
+        google.emulator.edit_person(written.remote_id, nicknames=[{"value": "Countess"}])
+        local = dataclasses.replace(ADA, touched=("job_title",))
+        with pytest.raises(PreconditionFailed):
+            connector.update(written.remote_id, written.etag, local, written.raw)
+
+    def test_groups_write_memberships_and_keep_my_contacts(
+        self, google: Google, connector: GoogleConnector
+    ) -> None:
+        written = connector.create(PEOPLE, ADA, "r5")
+        local = dataclasses.replace(ADA, group_names=("Starred", "Work"), touched=("groups",))
+        connector.update(written.remote_id, written.etag, local, written.raw)
+        person = google.emulator.person(written.remote_id)
+        groups = [
+            m["contactGroupMembership"]["contactGroupResourceName"] for m in person["memberships"]
+        ]
+        assert groups[:2] == ["contactGroups/myContacts", "contactGroups/starred"]
+        assert len(groups) == 3
+
+    def test_picture_written_and_removed(self, google: Google, connector: GoogleConnector) -> None:
+        written = connector.create(PEOPLE, ADA, "r6")
+        with_photo = dataclasses.replace(
+            ADA, picture=JPEG, picture_type="image/jpeg", touched=("picture",)
+        )
+        result = connector.update(written.remote_id, written.etag, with_photo, written.raw)
+        assert google.emulator.photo_of(written.remote_id) == JPEG
+        updates = [c for c in google.emulator.calls() if c.path.endswith(":updateContact")]
+        assert not updates  # a picture alone is no updateContact
+        photo = google.emulator.calls(":updateContactPhoto")[0]
+        assert base64.b64decode(orjson.loads(photo.body)["photoBytes"]) == JPEG
+        without = dataclasses.replace(ADA, picture=None, touched=("picture",))
+        connector.update(written.remote_id, result.etag, without, result.raw)
+        assert google.emulator.photo_of(written.remote_id) is None
+
+    def test_delete_and_delete_again(self, google: Google, connector: GoogleConnector) -> None:
+        written = connector.create(PEOPLE, ADA, "r7")
+        connector.delete(written.remote_id, written.etag)
+        connector.delete(written.remote_id, written.etag)  # already gone: not an error
+        assert not google.emulator.find_people()
+
+    def test_singleton_violation_is_permanent(
+        self, connector: GoogleConnector, google: Google
+    ) -> None:
+        google.emulator.fail(
+            400, path=":createContact", message="Cannot have more than one person.names per source."
+        )
+        with pytest.raises(PermanentError) as caught:
+            connector.create(PEOPLE, ADA, "r8")
+        assert "more than one" in caught.value.message
+
+
+class TestErrors:
+    def test_429_with_and_without_retry_after(
+        self, google: Google, connector: GoogleConnector
+    ) -> None:
+        google.emulator.fail(429, path="connections", retry_after="7")
+        with pytest.raises(TransientError) as caught:
+            connector.verify()
+        assert caught.value.retry_after == 7
+        google.emulator.fail(429, path="connections")
+        with pytest.raises(TransientError) as caught:
+            connector.verify()
+        assert caught.value.retry_after is None
+
+    def test_rate_limit_403_is_transient_other_403_permanent(
+        self, google: Google, connector: GoogleConnector
+    ) -> None:
+        google.emulator.fail(403, path=":createContact", errors_reason="userRateLimitExceeded")
+        with pytest.raises(TransientError):
+            connector.create(PEOPLE, ADA, "r9")
+        google.emulator.fail(403, path=":createContact", reason="RATE_LIMIT_EXCEEDED")
+        with pytest.raises(TransientError):
+            connector.create(PEOPLE, ADA, "r9")
+        google.emulator.fail(403, path=":createContact")
+        with pytest.raises(PermanentError):
+            connector.create(PEOPLE, ADA, "r9")
+
+    def test_5xx_and_network_errors_are_transient(self) -> None:
+        with GoogleServer() as own:
+            google = Google(own, own.emulator.grant(), [])
+            connector = google.connector()
+            google.emulator.fail(503, path="connections")
+            with pytest.raises(TransientError):
+                connector.verify()
+        with pytest.raises(TransientError):
+            connector.verify()
+        connector.close()
+
+    def test_reads_retry_a_5xx(self, google: Google) -> None:
+        client = PeopleClient(
+            "client-id", "client-secret", google.refresh_token,
+            people_url=google.server.people_url, token_url=google.server.token_url,
+        )  # fmt: skip
+        google.emulator.fail(500, path="connections", times=2)
+        GoogleConnector(client).verify()
+        client.close()
+
+    def test_access_token_refreshed_before_expiry_and_on_401(
+        self, google: Google, connector: GoogleConnector
+    ) -> None:
+        connector.verify()
+        assert google.emulator.token_requests == 1
+        assert google.saved[-1]["google_access_token"].startswith("ya29.")
+        connector.collections()
+        google.emulator.expire_access_tokens()  # Google revoked it early: a 401
+        google.emulator.add_person(names=[{"givenName": "A"}])
+        items, _ = _drain(connector)
+        assert len(items) == 1 and google.emulator.token_requests == 2
+        assert [c.status for c in google.emulator.calls("/v1/")].count(401) == 1
+
+    def test_stored_access_token_is_used_until_it_nearly_expires(self, google: Google) -> None:
+        connector = google.connector()
+        connector.verify()
+        token = google.saved[-1]
+        client = PeopleClient(
+            "client-id", "client-secret", google.refresh_token,
+            access_token=token["google_access_token"],
+            expires_at=int(token["google_access_token_expires_at"]),
+            people_url=google.server.people_url, token_url=google.server.token_url,
+        )  # fmt: skip
+        list(GoogleConnector(client).snapshot(PEOPLE).stream or ())
+        assert google.emulator.token_requests == 1
+        nearly = PeopleClient(
+            "client-id", "client-secret", google.refresh_token,
+            access_token=token["google_access_token"], expires_at=int(time.time()) + 30,
+            people_url=google.server.people_url, token_url=google.server.token_url,
+        )  # fmt: skip
+        list(GoogleConnector(nearly).snapshot(PEOPLE).stream or ())
+        assert google.emulator.token_requests == 2  # refreshed first: 30 s is inside the leeway
+        for c in (connector, GoogleConnector(client), GoogleConnector(nearly)):
+            c.close()
+
+    def test_revoked_refresh_token_is_invalid_credentials(
+        self, google: Google, connector: GoogleConnector
+    ) -> None:
+        google.emulator.revoke(google.refresh_token)
+        with pytest.raises(InvalidCredentials) as caught:
+            connector.verify()
+        assert "invalid_grant" in caught.value.message and "reconnect" in caught.value.message
+
+    def test_wrong_client_secret_is_invalid_credentials(self, google: Google) -> None:
+        client = PeopleClient(
+            "client-id", "wrong", google.refresh_token,
+            people_url=google.server.people_url, token_url=google.server.token_url,
+        )  # fmt: skip
+        with pytest.raises(InvalidCredentials):
+            GoogleConnector(client).verify()
+        client.close()
+
+    def test_rotated_refresh_token_is_handed_back(self, google: Google) -> None:
+        google.emulator.rotate_refresh_tokens = True
+        connector = google.connector()
+        connector.verify()
+        assert google.saved[-1]["google_refresh_token"] != google.refresh_token
+        google.emulator.expire_access_tokens()
+        connector.verify()  # the new refresh token works; the old one is dead
+        connector.close()
+
+    def test_mutations_are_sequential(self, google: Google, connector: GoogleConnector) -> None:
+        for i in range(3):
+            connector.create(PEOPLE, ADA, f"seq-{i}")
+        assert google.emulator.concurrent_mutations == 0
+
+
+def test_unknown_cursor_is_cursor_expired(connector: GoogleConnector) -> None:
+    with pytest.raises(CursorExpired):
+        connector.changes(PEOPLE, "not-a-cursor" + uuid.uuid4().hex)
