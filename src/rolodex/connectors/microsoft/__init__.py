@@ -1,0 +1,1 @@
+"""Microsoft 365 and Outlook.com contacts through Microsoft Graph v1.0."""

@@ -1,0 +1,301 @@
+"""A thin Microsoft Graph v1.0 client over httpx, with OAuth through authlib.
+
+What it takes care of, so that the connector sees only answers or classified errors:
+
+- Tokens: an access token is got from the refresh token on first use and again when it
+  expires or Graph answers 401. Microsoft replaces the refresh token on every refresh
+  ("Refresh tokens replace themselves with a fresh token upon every use"), so each new one is
+  handed to ``on_refresh_token`` at once; the old one no longer works.
+- Throttling: at most ``max_in_flight`` (4) requests in flight per mailbox, Graph's
+  MailboxConcurrency limit. 429 and 503 are retried after ``Retry-After`` (seconds; Graph
+  may send none, or always 1), with exponential back-off without it, up to ``max_wait``;
+  other 5xx and network failures are retried the same way, except for a POST, whose lost
+  reply must not create a second contact (the caller looks for the item first instead).
+- Errors: the Graph error body ``{"error": {"code", "message", "innerError"}}`` is read
+  into the exception's message; ``classify`` is the one place statuses become connector
+  errors.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+import orjson
+from authlib.integrations.base_client.errors import OAuthError
+from authlib.integrations.httpx_client import OAuth2Client
+
+from rolodex.connectors.base import (
+    ConnectorError,
+    CursorExpired,
+    InvalidCredentials,
+    PermanentError,
+    PreconditionFailed,
+    RemoteNotFound,
+    TransientError,
+)
+
+log = logging.getLogger(__name__)
+
+DEFAULT_GRAPH_URL = "https://graph.microsoft.com/v1.0"
+DEFAULT_LOGIN_URL = "https://login.microsoftonline.com"
+# Delegated permission to read and write the user's contacts; offline_access for a refresh
+# token. Refreshing asks for the same scope the grant was made with.
+SCOPE = "offline_access https://graph.microsoft.com/Contacts.ReadWrite https://graph.microsoft.com/User.Read"
+MAX_IN_FLIGHT = 4
+# Error codes that mean "start the delta over", in any letter case (google-microsoft.md §3.2:
+# the doc says syncStateNotFound, the wire SyncStateNotFound; corso also resets on these).
+RESET_CODES = frozenset({"syncstatenotfound", "resyncrequired", "syncstateinvalid"})
+# AADSTS codes of a grant that is gone for good: reconnecting is the only way back.
+_DEAD_GRANT = ("invalid_grant", "interaction_required", "invalid_client", "unauthorized_client")
+
+
+class GraphClient:
+    def __init__(
+        self,
+        *,
+        client_id: str,
+        client_secret: str,
+        refresh_token: str,
+        tenant: str = "common",
+        graph_url: str = DEFAULT_GRAPH_URL,
+        login_url: str = DEFAULT_LOGIN_URL,
+        on_refresh_token: Callable[[str], None] | None = None,
+        transport: httpx.BaseTransport | None = None,
+        max_in_flight: int = MAX_IN_FLIGHT,
+        attempts: int = 5,
+        backoff: float = 1.0,
+        max_wait: float = 60.0,
+        timeout: float = 60.0,
+    ) -> None:
+        self.graph_url = graph_url.rstrip("/")
+        self.token_url = f"{login_url.rstrip('/')}/{tenant}/oauth2/v2.0/token"
+        self.refresh_token = refresh_token
+        self._on_refresh_token = on_refresh_token
+        self._slots = threading.BoundedSemaphore(max_in_flight)
+        self._token_lock = threading.Lock()
+        self._attempts = max(1, attempts)
+        self._backoff = backoff
+        self._max_wait = max_wait
+        limits = httpx.Limits(
+            max_connections=max_in_flight, max_keepalive_connections=max_in_flight
+        )
+        self._oauth = OAuth2Client(
+            client_id=client_id,
+            client_secret=client_secret,
+            token_endpoint_auth_method="client_secret_post",
+            scope=SCOPE,
+            token_endpoint=self.token_url,
+            update_token=self._token_updated,
+            timeout=timeout,
+            limits=limits,
+            transport=transport,
+            headers={"Accept": "application/json"},
+        )
+        self._access_token: str | None = None
+        self._expires_at = 0.0
+
+    def close(self) -> None:
+        self._oauth.close()
+
+    # --- Tokens ----------------------------------------------------------------------------
+
+    def _token_updated(
+        self, token: dict[str, Any], refresh_token: str | None = None, **_: Any
+    ) -> None:
+        new = token.get("refresh_token")
+        if isinstance(new, str) and new and new != self.refresh_token:
+            self.refresh_token = new
+            if self._on_refresh_token is not None:
+                self._on_refresh_token(new)
+
+    def _access(self, *, renew: bool = False, stale: str | None = None) -> str:
+        """A live access token. ``renew``: the one in ``stale`` was refused; get another
+        unless another thread already did."""
+        with self._token_lock:
+            if renew and self._access_token != stale:
+                assert self._access_token is not None
+                return self._access_token
+            if renew or self._access_token is None or time.time() > self._expires_at - 60:
+                self._refresh()
+            assert self._access_token is not None
+            return self._access_token
+
+    def _refresh(self) -> None:
+        try:
+            token: dict[str, Any] = self._oauth.refresh_token(
+                self.token_url, refresh_token=self.refresh_token
+            )
+        except OAuthError as error:
+            description = (error.description or "").split("\r\n", 1)[0]
+            if error.error in _DEAD_GRANT:
+                raise InvalidCredentials(
+                    f"Microsoft refused the refresh token ({error.error}: {description}); "
+                    "reconnect the account"
+                ) from None
+            raise PermanentError(f"token refresh failed ({error.error}: {description})") from None
+        except httpx.HTTPStatusError as error:
+            raise TransientError(
+                f"token endpoint answered HTTP {error.response.status_code}",
+                _retry_after(error.response),
+            ) from None
+        except httpx.HTTPError as error:
+            raise TransientError(
+                f"token endpoint unreachable: {type(error).__name__}: {error}"
+            ) from None
+        access = token.get("access_token")
+        if not isinstance(access, str) or not access:
+            raise PermanentError("the token endpoint answered no access token")
+        self._access_token = access
+        expires_in = token.get("expires_in")
+        self._expires_at = time.time() + (float(expires_in) if expires_in else 3600.0)
+
+    def verify_grant(self) -> None:
+        """A token refresh now, whatever the cached token (checks the grant itself)."""
+        with self._token_lock:
+            self._refresh()
+
+    # --- Requests --------------------------------------------------------------------------
+
+    def url(self, path: str) -> str:
+        return path if path.startswith(("http://", "https://")) else self.graph_url + path
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        json: Any = None,
+        content: bytes | None = None,
+        headers: dict[str, str] | None = None,
+        params: dict[str, str] | None = None,
+        delta: bool = False,
+    ) -> httpx.Response:
+        """One Graph call; a success (2xx) or a raised ``ConnectorError``. ``path`` is
+        relative to the Graph URL or a link Graph gave (followed as given). ``delta``:
+        the call follows a delta token, so a reset answer is ``CursorExpired``."""
+        url = self.url(path)
+        body = orjson.dumps(json) if json is not None else content
+        send_headers = dict(headers or {})
+        if json is not None:
+            send_headers["Content-Type"] = "application/json"
+        renewed = False
+        attempt = 0
+        while True:
+            attempt += 1
+            token = self._access()
+            send_headers["Authorization"] = f"Bearer {token}"
+            try:
+                with self._slots:
+                    response: httpx.Response = self._oauth.request(
+                        method,
+                        url,
+                        content=body,
+                        headers=send_headers,
+                        params=params,
+                        withhold_token=True,
+                    )
+            except httpx.HTTPError as error:
+                if isinstance(error, httpx.UnsupportedProtocol | httpx.InvalidURL):
+                    raise PermanentError(f"bad Graph URL {url}: {error}") from None
+                failure: ConnectorError = TransientError(
+                    f"{type(error).__name__} on {method} {_short(url)}: {error}"
+                )
+                if method != "POST" and attempt < self._attempts:
+                    self._sleep(attempt, None)
+                    continue
+                raise failure from None
+            status = response.status_code
+            if status < 300:
+                return response
+            if status == 401 and not renewed:
+                renewed = True  # expired or revoked early: one new token, then it counts
+                self._access(renew=True, stale=token)
+                continue
+            refused = classify(response, delta=delta)
+            if isinstance(refused, TransientError) and attempt < self._attempts:
+                throttled = status in (429, 503)
+                if method != "POST" or throttled:
+                    # A 429/503 was not processed, so even a create may be sent again.
+                    wait = self._wait(attempt, refused.retry_after)
+                    if wait is not None:
+                        log.info("Graph %s on %s; retrying in %.1fs", status, method, wait)
+                        time.sleep(wait)
+                        continue
+            raise refused
+
+    def _wait(self, attempt: int, retry_after: float | None) -> float | None:
+        if retry_after is not None:
+            return retry_after if retry_after <= self._max_wait else None
+        wait: float = self._backoff * 2.0 ** (attempt - 1) * (0.5 + random.random())
+        return min(self._max_wait, wait)
+
+    def _sleep(self, attempt: int, retry_after: float | None) -> None:
+        wait = self._wait(attempt, retry_after)
+        time.sleep(wait or 0.0)
+
+    def get_json(self, path: str, **kwargs: Any) -> Any:
+        return orjson.loads(self.request("GET", path, **kwargs).content)
+
+    def pages(self, path: str, params: dict[str, str] | None = None) -> list[dict[str, Any]]:
+        """Every item of a (non-delta) collection, following @odata.nextLink."""
+        items: list[dict[str, Any]] = []
+        page = self.get_json(path, params=params)
+        while True:
+            items.extend(page.get("value") or [])
+            nxt = page.get("@odata.nextLink")
+            if not nxt:
+                return items
+            page = self.get_json(nxt)
+
+
+def graph_error(response: httpx.Response) -> tuple[str, str]:
+    """(code, message) of a Graph error body; empty strings when it is not one."""
+    try:
+        body = orjson.loads(response.content)
+    except orjson.JSONDecodeError:
+        return "", ""
+    error = body.get("error") if isinstance(body, dict) else None
+    if not isinstance(error, dict):
+        return "", ""
+    return str(error.get("code") or ""), str(error.get("message") or "")
+
+
+def classify(response: httpx.Response, *, delta: bool = False) -> ConnectorError:
+    """The connector error a failed Graph answer means; success never reaches here."""
+    status = response.status_code
+    code, message = graph_error(response)
+    request = response.request
+    what = f"HTTP {status} {code or ''} on {request.method} {_short(str(request.url))}".replace(
+        "  ", " "
+    )
+    if message:
+        what += f": {message}"
+    if delta and (status == 410 or code.lower() in RESET_CODES):
+        return CursorExpired(str(request.url))
+    if status == 429 or status >= 500:
+        return TransientError(what, _retry_after(response))
+    if status == 401:
+        return InvalidCredentials(what)
+    if status == 412:
+        return PreconditionFailed(str(request.url))
+    if status == 404:
+        return RemoteNotFound(str(request.url))
+    return PermanentError(what, status)
+
+
+def _retry_after(response: httpx.Response) -> float | None:
+    value = (response.headers.get("Retry-After") or "").strip()
+    try:
+        return max(0.0, float(value)) if value else None
+    except ValueError:
+        return None
+
+
+def _short(url: str) -> str:
+    return url.split("?", 1)[0]

@@ -1,0 +1,440 @@
+"""The Microsoft Graph connector: Outlook / Microsoft 365 contacts and contact folders.
+
+Collections are contact folders: the default folder (collection id ``contacts``, reached as
+``/me/contacts``, which is scoped to it) and every folder under it, found through
+``/me/contactFolders`` and each folder's ``childFolders``. A contact is in exactly one
+folder, which is its one v2 group, named by the folder's path ("Contacts/Friends/Close").
+
+Each folder has its own delta query (providers.md §5.3): every page is followed through
+``@odata.nextLink`` as given and the ``@odata.deltaLink`` is the cursor, kept whole. A 410
+or a ``syncStateNotFound`` / ``resyncRequired`` / ``SyncStateInvalid`` answer, in any letter
+case, is ``CursorExpired``. Replays and duplicates in delta pages are harmless: the last
+state of an id in a round wins, and applying an unchanged item changes nothing.
+
+Rolodex's id of a contact is written in a single-value extended property, which a retried
+create looks for with ``$filter`` and reads back with ``$expand`` (delta pages do not carry
+extended properties; items the engine fetches do).
+
+Pictures: Graph's delta does not track the photo (a navigation property), so pictures are
+read when an item is fetched or changes, through ``/photo/$value``, and written with a
+``PUT``; Graph cannot delete a contact photo, so a delete is refused before anything is sent.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import logging
+import queue
+import threading
+from collections.abc import Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
+
+import orjson
+
+from rolodex.connectors.base import (
+    Capabilities,
+    ChangeSet,
+    Collection,
+    Connector,
+    LocalContact,
+    PermanentError,
+    PreconditionFailed,
+    RemoteContact,
+    RemoteItem,
+    RemoteNotFound,
+    WriteResult,
+)
+from rolodex.connectors.microsoft import mapping
+from rolodex.connectors.microsoft.client import GraphClient
+
+log = logging.getLogger(__name__)
+
+DEFAULT = "contacts"  # collection id of the default folder
+DEFAULT_NAME = "Contacts"
+# Rolodex's id of the contact, in a single-value extended property of our own namespace
+# (a MAPI named property: "String {GUID} Name ...", Graph's singleValueLegacyExtendedProperty).
+ROLODEX_ID_PROPERTY = "String {8f3b2c1e-6d4a-4e57-9b0a-52c1d7e0f3a9} Name RolodexId"
+EXPAND = f"singleValueExtendedProperties($filter=id eq '{ROLODEX_ID_PROPERTY}')"
+PAGE_SIZE = 500  # Prefer: odata.maxpagesize for delta pages
+FETCH_WORKERS = 4  # the mailbox's concurrency limit
+PHOTO_LIMIT = 4 * 1024 * 1024  # Graph limits the whole request to 4 MB
+
+
+@dataclass(frozen=True)
+class Folder:
+    id: str
+    name: str
+    path: str
+
+
+class MicrosoftConnector:
+    def __init__(self, client: GraphClient, *, page_size: int = PAGE_SIZE) -> None:
+        self._client = client
+        self._page_size = page_size
+        self._folders: dict[str, Folder] | None = None
+
+    def close(self) -> None:
+        self._client.close()
+
+    def capabilities(self) -> Capabilities:
+        return Capabilities(incremental=True, groups="folders", pictures=True, assigns_ids=True)
+
+    def verify(self) -> None:
+        """A token refresh and one Graph call (the default folder, which every mailbox has)."""
+        self._client.verify_grant()
+        self._client.get_json("/me/contacts", params={"$top": "1", "$select": "id"})
+
+    # --- Folders ------------------------------------------------------------------------------
+
+    def _load_folders(self) -> dict[str, Folder]:
+        folders = {DEFAULT: Folder(DEFAULT, DEFAULT_NAME, DEFAULT_NAME)}
+        # Breadth first: the folders under the default one, then each one's childFolders.
+        todo = [
+            (item, DEFAULT_NAME)
+            for item in self._client.pages("/me/contactFolders", {"$top": "100"})
+        ]
+        while todo:
+            item, parent_path = todo.pop(0)
+            folder_id = str(item.get("id") or "")
+            if not folder_id or folder_id in folders:
+                continue
+            name = str(item.get("displayName") or "").replace("/", "-").strip() or "Unnamed"
+            folder = Folder(folder_id, name, f"{parent_path}/{name}")
+            folders[folder_id] = folder
+            children = self._client.pages(
+                f"/me/contactFolders/{_seg(folder_id)}/childFolders", {"$top": "100"}
+            )
+            todo.extend((child, folder.path) for child in children)
+        return folders
+
+    def _folder_map(self, refresh: bool = False) -> dict[str, Folder]:
+        if self._folders is None or refresh:
+            self._folders = self._load_folders()
+        return self._folders
+
+    def collections(self) -> list[Collection]:
+        folders = self._folder_map(refresh=True)
+        return [
+            Collection(id=f.id, name=f.path, is_default=f.id == DEFAULT)
+            for f in sorted(folders.values(), key=lambda f: (f.id != DEFAULT, f.path))
+        ]
+
+    def home(self, contact: LocalContact) -> str | None:
+        """The folder named by the contact's group (a path, or a folder's name when only one
+        folder has it); None when it names none, so it stays where it is."""
+        if not contact.group_names:
+            return None
+        folders = self._folder_map()
+        wanted = contact.group_names[0]
+        for folder in folders.values():
+            if folder.path == wanted:
+                return folder.id
+        named = [f.id for f in folders.values() if f.name == wanted]
+        if len(named) == 1:
+            return named[0]
+        return None
+
+    def _folder(self, collection: str) -> Folder:
+        folder = self._folder_map().get(collection)
+        if folder is None:
+            folder = self._folder_map(refresh=True).get(collection)
+        if folder is None:
+            raise RemoteNotFound(collection)
+        return folder
+
+    @staticmethod
+    def _contacts_path(collection: str) -> str:
+        if collection == DEFAULT:
+            return "/me/contacts"
+        return f"/me/contactFolders/{_seg(collection)}/contacts"
+
+    # --- Reading ------------------------------------------------------------------------------
+
+    def _delta(self, collection: str, cursor: str | None) -> Iterator[dict[str, Any]]:
+        """The pages of one delta round: from ``cursor`` (a deltaLink), or from scratch."""
+        url = cursor or self._contacts_path(collection) + "/delta"
+        headers = {"Prefer": f"odata.maxpagesize={self._page_size}"}
+        while True:
+            response = self._client.request("GET", url, headers=headers, delta=True)
+            page = orjson.loads(response.content)
+            yield page
+            nxt = page.get("@odata.nextLink")
+            if nxt:
+                url = nxt  # followed as given
+                continue
+            if not page.get("@odata.deltaLink"):
+                raise PermanentError(f"a delta page of {collection} had neither link")
+            return
+
+    def changes(self, collection: str, cursor: str | None, *, with_data: bool = False) -> ChangeSet:
+        """One delta round. From a cursor: the changed items themselves, with their photos
+        (read now: delta does not carry them), and the removed ids. From scratch (a resync
+        after an expired cursor): ids and etags only, complete; the engine fetches what
+        differs from what it holds, so memory stays flat and nothing unchanged is read."""
+        folder = self._folder(collection)
+        changed: dict[str, str] = {}
+        entries: dict[str, dict[str, Any]] = {}
+        removed: dict[str, None] = {}
+        link: str | None = None
+        for page in self._delta(collection, cursor):
+            for entry in page.get("value") or []:
+                rid = entry.get("id")
+                if not isinstance(rid, str):
+                    continue
+                # Replays and duplicates: the last state of an id in the round wins.
+                if "@removed" in entry:
+                    changed.pop(rid, None)
+                    entries.pop(rid, None)
+                    removed[rid] = None
+                    continue
+                removed.pop(rid, None)
+                changed[rid] = str(entry.get("@odata.etag") or entry.get("changeKey") or "")
+                if cursor is not None:
+                    entries[rid] = entry
+            link = page.get("@odata.deltaLink") or link
+        if cursor is None:
+            return ChangeSet(collection=collection, cursor=link, changed=changed, complete=True)
+        items = [self._item(folder, entry) for entry in entries.values()]
+        return ChangeSet(
+            collection=collection,
+            cursor=link,
+            changed=changed,
+            removed=tuple(removed),
+            fetched=tuple(self._with_photos(items)),
+        )
+
+    def _with_photos(self, items: list[RemoteContact]) -> Iterator[RemoteContact]:
+        if not items:
+            return
+        with ThreadPoolExecutor(FETCH_WORKERS, thread_name_prefix="graph-photo") as pool:
+            for item, (data, content_type) in zip(
+                items, pool.map(lambda i: self._photo(i.remote_id), items), strict=True
+            ):
+                yield dataclasses.replace(item, picture=data, picture_type=content_type)
+
+    def snapshot(self, collection: str) -> ChangeSet:
+        """A delta round from scratch, streamed page by page. Graph gives the deltaLink
+        only on the last page, so the ChangeSet's cursor is set when the stream ends (the
+        engine reads it after the stream); pages are read one ahead on a thread while the
+        engine applies the current one."""
+        folder = self._folder(collection)
+        pages = _read_ahead(self._delta(collection, None))
+        result = ChangeSet(collection=collection, cursor=None, complete=True)
+
+        def stream() -> Iterator[RemoteItem]:
+            link: str | None = None
+            for page in pages:
+                for entry in page.get("value") or []:
+                    if isinstance(entry.get("id"), str) and "@removed" not in entry:
+                        yield self._item(folder, entry)
+                link = page.get("@odata.deltaLink") or link
+            object.__setattr__(result, "cursor", link)
+
+        object.__setattr__(result, "stream", stream())
+        return result
+
+    def fetch(self, collection: str, remote_ids: Iterable[str]) -> Iterator[RemoteItem]:
+        folder = self._folder(collection)
+        ids = list(dict.fromkeys(remote_ids))
+        if not ids:
+            return
+        with ThreadPoolExecutor(FETCH_WORKERS, thread_name_prefix="graph-fetch") as pool:
+            for start in range(0, len(ids), 64):
+                chunk = ids[start : start + 64]
+                for item in pool.map(lambda rid: self._get(folder, rid), chunk):
+                    if item is not None:
+                        yield item
+
+    def _get(self, folder: Folder, remote_id: str, *, picture: bool = True) -> RemoteContact | None:
+        try:
+            response = self._client.request(
+                "GET", f"/me/contacts/{_seg(remote_id)}", params={"$expand": EXPAND}
+            )
+        except RemoteNotFound:
+            return None
+        item = self._item(folder, orjson.loads(response.content), raw=response.content)
+        if not picture:
+            return item
+        data, content_type = self._photo(remote_id)
+        return dataclasses.replace(item, picture=data, picture_type=content_type)
+
+    def _photo(self, remote_id: str) -> tuple[bytes | None, str | None]:
+        try:
+            response = self._client.request("GET", f"/me/contacts/{_seg(remote_id)}/photo/$value")
+        except RemoteNotFound:
+            return None, None
+        content_type = response.headers.get("Content-Type", "image/jpeg").split(";")[0].strip()
+        return response.content, content_type
+
+    def _item(
+        self, folder: Folder, entry: dict[str, Any], raw: bytes | None = None
+    ) -> RemoteContact:
+        rolodex_id = None
+        for prop in entry.get("singleValueExtendedProperties") or []:
+            if (
+                isinstance(prop, dict)
+                and str(prop.get("id", "")).lower() == ROLODEX_ID_PROPERTY.lower()
+            ):
+                rolodex_id = str(prop.get("value") or "") or None
+        etag = entry.get("@odata.etag") or entry.get("changeKey") or ""
+        return RemoteContact(
+            remote_id=entry["id"],
+            etag=str(etag),
+            collection=folder.id,
+            fields=mapping.to_fields(entry),
+            group_names=(folder.path,),
+            raw=raw if raw is not None else orjson.dumps(entry),
+            rolodex_id=rolodex_id,
+        )
+
+    # --- Writing ------------------------------------------------------------------------------
+
+    def create(
+        self, collection: str, contact: LocalContact, uid: str, *, maybe_exists: bool = False
+    ) -> WriteResult:
+        self._check_picture(contact)
+        folder = self._folder(collection)
+        path = self._contacts_path(folder.id)
+        if maybe_exists:
+            found = self._find(path, uid)
+            if found is not None:
+                return found
+        body = mapping.to_graph(contact.fields, None)
+        body = {k: v for k, v in body.items() if v not in (None, [], {}, "")}
+        body["singleValueExtendedProperties"] = [{"id": ROLODEX_ID_PROPERTY, "value": uid}]
+        response = self._client.request("POST", path, json=body)
+        created = orjson.loads(response.content)
+        remote_id = str(created["id"])
+        etag = str(created.get("@odata.etag") or "")
+        raw = response.content
+        if contact.picture:
+            etag, raw = self._put_photo(remote_id, contact)
+        return WriteResult(remote_id=remote_id, etag=etag, raw=raw)
+
+    def _find(self, path: str, uid: str) -> WriteResult | None:
+        value = uid.replace("'", "''")
+        flt = (
+            f"singleValueExtendedProperties/Any(ep: ep/id eq '{ROLODEX_ID_PROPERTY}' "
+            f"and ep/value eq '{value}')"
+        )
+        page = self._client.get_json(path, params={"$filter": flt, "$expand": EXPAND})
+        for entry in page.get("value") or []:
+            return WriteResult(
+                remote_id=str(entry["id"]),
+                etag=str(entry.get("@odata.etag") or ""),
+                raw=orjson.dumps(entry),
+                existed=True,
+            )
+        return None
+
+    def update(
+        self, remote_id: str, etag: str, contact: LocalContact, raw: bytes | None
+    ) -> WriteResult:
+        self._check_picture(contact)
+        touched = contact.touched
+        body = mapping.to_graph(contact.fields, touched, orjson.loads(raw) if raw else None)
+        url = f"/me/contacts/{_seg(remote_id)}"
+        picture = (touched is None or "picture" in touched) and contact.picture is not None
+        result = WriteResult(remote_id=remote_id, etag=etag, raw=raw)
+        if body:
+            # Only the touched properties, so what Rolodex does not map (categories...)
+            # stays as it is; If-Match makes a newer version there a 412.
+            response = self._client.request("PATCH", url, json=body, headers={"If-Match": etag})
+            entry = orjson.loads(response.content)
+            result = WriteResult(remote_id, str(entry.get("@odata.etag") or ""), response.content)
+        elif picture or raw is None:
+            # Nothing to PATCH (a picture alone; PUT /photo/$value takes no If-Match):
+            # check the etag by reading the item.
+            response = self._client.request("GET", url)
+            entry = orjson.loads(response.content)
+            if entry.get("@odata.etag") != etag:
+                raise PreconditionFailed(remote_id)
+            result = WriteResult(remote_id, etag, response.content)
+        if picture:
+            new_etag, new_raw = self._put_photo(remote_id, contact)
+            result = WriteResult(remote_id, new_etag, new_raw)
+        return result
+
+    def _put_photo(self, remote_id: str, contact: LocalContact) -> tuple[str, bytes]:
+        assert contact.picture is not None
+        if len(contact.picture) >= PHOTO_LIMIT:
+            raise PermanentError("Graph takes contact photos under 4 MB")
+        url = f"/me/contacts/{_seg(remote_id)}"
+        self._client.request(
+            "PUT",
+            url + "/photo/$value",
+            content=contact.picture,
+            headers={"Content-Type": contact.picture_type or "image/jpeg"},
+        )
+        # The photo changes the item's changeKey: read the etag it has now.
+        response = self._client.request("GET", url)
+        return str(orjson.loads(response.content).get("@odata.etag") or ""), response.content
+
+    @staticmethod
+    def _check_picture(contact: LocalContact) -> None:
+        touched = contact.touched
+        if contact.picture is None and touched is not None and "picture" in touched:
+            raise PermanentError(
+                "Microsoft Graph cannot delete a contact's photo; replace it with another "
+                "picture instead",
+                400,
+            )
+
+    def delete(self, remote_id: str, etag: str) -> None:
+        # Deleting an item already gone is not an error.
+        with contextlib.suppress(RemoteNotFound):
+            self._client.request(
+                "DELETE", f"/me/contacts/{_seg(remote_id)}", headers={"If-Match": etag}
+            )
+
+
+def _seg(value: str) -> str:
+    return quote(value, safe="")
+
+
+_DONE = object()
+
+
+def _read_ahead(pages: Iterator[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+    """``pages``, read one page ahead on a thread (the next request is in flight while the
+    caller handles the current page); errors come out where the page would have."""
+    slots: queue.Queue[Any] = queue.Queue(maxsize=1)
+    stop = threading.Event()
+
+    def reader() -> None:
+        try:
+            for page in pages:
+                while not stop.is_set():
+                    try:
+                        slots.put(page, timeout=0.2)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            slots.put(_DONE)
+        except BaseException as error:  # handed to the consumer
+            slots.put(error)
+
+    thread = threading.Thread(target=reader, name="graph-delta", daemon=True)
+    thread.start()
+    try:
+        while True:
+            got = slots.get()
+            if got is _DONE:
+                return
+            if isinstance(got, BaseException):
+                raise got
+            yield got
+    finally:
+        stop.set()
+
+
+if TYPE_CHECKING:
+
+    def _conforms(connector: MicrosoftConnector) -> Connector:
+        return connector  # mypy checks the class against the Protocol here

@@ -1,0 +1,550 @@
+"""The Microsoft Graph connector against the Graph emulator, over real HTTP."""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import orjson
+import pytest
+
+from rolodex.connectors.base import (
+    CursorExpired,
+    InvalidCredentials,
+    LocalContact,
+    PermanentError,
+    PreconditionFailed,
+    RemoteContact,
+    TransientError,
+)
+from rolodex.connectors.microsoft.client import GraphClient
+from rolodex.connectors.microsoft.connector import DEFAULT, MicrosoftConnector
+from rolodex.domain.contact import (
+    ContactFields,
+    Email,
+    IMAddress,
+    PhoneNumber,
+    PhysicalAddress,
+    WebPage,
+)
+from tests.emulators.microsoft import GraphEmulator
+
+JPEG = b"\xff\xd8\xff\xe0" + b"0" * 64
+PNG = b"\x89PNG\r\n\x1a\n" + b"1" * 64
+
+
+@pytest.fixture
+def graph() -> Iterator[GraphEmulator]:
+    with GraphEmulator() as emulator:
+        yield emulator
+
+
+class Rotations(list[str]):
+    pass
+
+
+@pytest.fixture
+def rotations() -> Rotations:
+    return Rotations()
+
+
+def make_client(graph: GraphEmulator, rotations: list[str], **kwargs: Any) -> GraphClient:
+    options: dict[str, Any] = {"backoff": 0.01, "max_wait": 2.0}
+    options.update(kwargs)
+    return GraphClient(
+        client_id=graph.client_id,
+        client_secret=graph.client_secret,
+        refresh_token=graph.refresh_token,
+        graph_url=graph.graph_url,
+        login_url=graph.login_url,
+        on_refresh_token=rotations.append,
+        **options,
+    )
+
+
+@pytest.fixture
+def connector(graph: GraphEmulator, rotations: Rotations) -> Iterator[MicrosoftConnector]:
+    conn = MicrosoftConnector(make_client(graph, rotations), page_size=10)
+    yield conn
+    conn.close()
+
+
+def full_fields() -> ContactFields:
+    return ContactFields(
+        given_name="Ada",
+        middle_name="King",
+        surname="Lovelace",
+        suffix="Jr.",
+        nickname="Countess",
+        birthday=dt.date(1815, 12, 10),
+        company_name="Analytical Engines",
+        job_title="Programmer",
+        manager_name="Babbage",
+        office_location="London",
+        notes="First programmer",
+        emails=(Email(None, "ada@example.com"), Email(None, "ada@work.example")),
+        im_addresses=(IMAddress(None, "ada@jabber.example"),),
+        phone_numbers=(
+            PhoneNumber("business", "+44 20 1234 5678"),
+            PhoneNumber("home", "+44 20 8765 4321"),
+            PhoneNumber("mobile", "+44 7700 900123"),
+        ),
+        physical_addresses=(
+            PhysicalAddress("home", "1 Street", "London", "W1", "Greater London", "UK"),
+            PhysicalAddress("work", "2 Road", "Cambridge", "CB1", None, "UK"),
+        ),
+        web_pages=(WebPage("work", "https://ada.example"),),
+    )
+
+
+def drain(changeset: Any) -> list[RemoteContact]:
+    assert changeset.stream is not None
+    return list(changeset.stream)
+
+
+# --- Folders ---------------------------------------------------------------------------------
+
+
+def test_collections_are_the_default_folder_and_every_folder_under_it(
+    graph: GraphEmulator, connector: MicrosoftConnector
+) -> None:
+    friends = graph.add_folder("Friends")
+    close = graph.add_folder("Close", parent=friends)
+    work = graph.add_folder("Work")
+    cols = {c.id: c for c in connector.collections()}
+    assert cols[DEFAULT].is_default and cols[DEFAULT].name == "Contacts"
+    assert cols[friends].name == "Contacts/Friends"
+    assert cols[close].name == "Contacts/Friends/Close"
+    assert cols[work].name == "Contacts/Work"
+    assert len(cols) == 4
+
+
+def test_folder_lists_are_paged_and_new_and_deleted_folders_are_noticed(
+    graph: GraphEmulator, connector: MicrosoftConnector
+) -> None:
+    ids = [graph.add_folder(f"F{i:02}") for i in range(12)]  # more than a page of 10
+    assert {c.id for c in connector.collections()} == {DEFAULT, *ids}
+    graph.delete_folder(ids[0])
+    extra = graph.add_folder("New")
+    assert {c.id for c in connector.collections()} == {DEFAULT, *ids[1:], extra}
+
+
+def test_home_is_the_folder_the_group_names(
+    graph: GraphEmulator, connector: MicrosoftConnector
+) -> None:
+    friends = graph.add_folder("Friends")
+    close = graph.add_folder("Close", parent=friends)
+    connector.collections()
+    assert connector.home(LocalContact(ContactFields(), ("Contacts/Friends/Close",))) == close
+    assert connector.home(LocalContact(ContactFields(), ("Friends",))) == friends
+    assert connector.home(LocalContact(ContactFields(), ("Contacts",))) == DEFAULT
+    assert connector.home(LocalContact(ContactFields(), ())) is None
+    assert connector.home(LocalContact(ContactFields(), ("Nowhere",))) is None
+
+
+# --- Delta -----------------------------------------------------------------------------------
+
+
+def test_snapshot_streams_every_page_and_ends_with_the_delta_link(
+    graph: GraphEmulator, connector: MicrosoftConnector
+) -> None:
+    folder = graph.add_folder("Friends")
+    graph.add_contacts([{"givenName": f"N{i}"} for i in range(25)], folder=folder)
+    snap = connector.snapshot(folder)
+    items = drain(snap)
+    assert sorted(i.fields.given_name or "" for i in items) == sorted(f"N{i}" for i in range(25))
+    assert all(i.group_names == ("Contacts/Friends",) for i in items)
+    assert snap.cursor is not None and "$deltatoken=" in snap.cursor
+    pages = graph.graph_requests("GET", "/contacts/delta")
+    assert len(pages) == 3  # 10 + 10 + 5, through the nextLinks as given
+    assert all(r.headers.get("prefer") == "odata.maxpagesize=10" for r in pages)
+    assert all("$top" not in r.query for r in pages)
+
+
+def test_incremental_changes_name_edits_additions_and_removals(
+    graph: GraphEmulator, connector: MicrosoftConnector
+) -> None:
+    a, b, c = graph.add_contacts([{"givenName": "A"}, {"givenName": "B"}, {"givenName": "C"}])
+    snap = connector.snapshot(DEFAULT)
+    drain(snap)
+    graph.edit_contact(a, {"surname": "Edited"})
+    graph.delete_contact(b)
+    d = graph.add_contact({"givenName": "D"})
+    changes = connector.changes(DEFAULT, snap.cursor, with_data=True)
+    assert set(changes.changed) == {a, d}
+    assert changes.removed == (b,)
+    fetched = {i.remote_id: i for i in changes.fetched if isinstance(i, RemoteContact)}
+    assert fetched[a].fields.surname == "Edited"
+    assert fetched[a].etag == changes.changed[a]
+    assert not changes.complete
+    # Nothing since: an empty round with a new deltaLink.
+    again = connector.changes(DEFAULT, changes.cursor)
+    assert again.changed == {} and again.removed == ()
+    del c
+
+
+def test_replays_duplicates_and_empty_pages_change_nothing(
+    graph: GraphEmulator, connector: MicrosoftConnector
+) -> None:
+    graph.add_contacts([{"givenName": f"N{i}"} for i in range(25)])
+    graph.duplicates = True
+    graph.empty_first_page = True
+    snap = connector.snapshot(DEFAULT)
+    items = drain(snap)
+    assert len({i.remote_id for i in items}) == 25
+    graph.replay_next_round = True
+    changes = connector.changes(DEFAULT, snap.cursor, with_data=True)
+    assert len(changes.changed) == 25  # a replay of everything: same ids, same etags
+    assert all(changes.changed[i.remote_id] == i.etag for i in items)
+
+
+def test_a_contact_removed_then_added_in_one_round_ends_as_its_last_state(
+    graph: GraphEmulator, connector: MicrosoftConnector
+) -> None:
+    (a,) = graph.add_contacts([{"givenName": "A"}])
+    snap = connector.snapshot(DEFAULT)
+    drain(snap)
+    graph.delete_contact(a)
+    changes = connector.changes(DEFAULT, snap.cursor)
+    assert changes.removed == (a,) and changes.changed == {}
+
+
+@pytest.mark.parametrize(
+    ("code", "status"),
+    [
+        ("SyncStateNotFound", 410),
+        ("syncStateNotFound", 400),
+        ("resyncRequired", 410),
+        ("SyncStateInvalid", 400),
+    ],
+)
+def test_expired_delta_tokens_are_cursor_expired(
+    graph: GraphEmulator, connector: MicrosoftConnector, code: str, status: int
+) -> None:
+    graph.add_contacts([{"givenName": "A"}])
+    snap = connector.snapshot(DEFAULT)
+    drain(snap)
+    graph.expire_delta_tokens(code=code, status=status)
+    with pytest.raises(CursorExpired):
+        connector.changes(DEFAULT, snap.cursor)
+    # A listing from scratch is complete and names everything.
+    full = connector.changes(DEFAULT, None)
+    assert full.complete and len(full.changed) == 1 and full.cursor
+
+
+def test_a_reset_in_the_middle_of_a_round_is_cursor_expired(
+    graph: GraphEmulator, connector: MicrosoftConnector
+) -> None:
+    graph.add_contacts([{"givenName": f"N{i}"} for i in range(15)])
+    snap = connector.snapshot(DEFAULT)
+    drain(snap)
+    for cid in [c.id for c in graph.in_folder()][:12]:
+        graph.edit_contact(cid, {"surname": "X"})
+    graph.fail(410, path_contains="$skiptoken", code="SyncStateNotFound")
+    with pytest.raises(CursorExpired):
+        connector.changes(DEFAULT, snap.cursor)
+
+
+# --- Mapping ---------------------------------------------------------------------------------
+
+
+def test_create_writes_every_mapped_field_and_reads_back_the_same(
+    graph: GraphEmulator, connector: MicrosoftConnector
+) -> None:
+    folder = graph.add_folder("Friends")
+    connector.collections()
+    fields = full_fields()
+    result = connector.create(folder, LocalContact(fields), "rolodexid123")
+    stored = graph.contact(result.remote_id)
+    assert stored["parentFolderId"] == folder
+    assert stored["generation"] == "Jr." and stored["personalNotes"] == "First programmer"
+    assert stored["birthday"] == "1815-12-10T11:59:00Z"
+    assert stored["businessHomePage"] == "https://ada.example"
+    assert stored["emailAddresses"][0] == {"address": "ada@example.com", "name": "ada@example.com"}
+    (item,) = connector.fetch(folder, [result.remote_id])
+    assert isinstance(item, RemoteContact)
+    assert item.fields == fields
+    assert item.rolodex_id == "rolodexid123"
+    assert item.etag == result.etag
+    assert item.group_names == ("Contacts/Friends",)
+
+
+def test_birthday_is_the_date_typed_whatever_the_offset(
+    graph: GraphEmulator, connector: MicrosoftConnector
+) -> None:
+    a = graph.add_contact({"givenName": "A", "birthday": "1990-05-17T00:00:00+02:00"})
+    b = graph.add_contact({"givenName": "B", "birthday": "1990-05-17T23:30:00-08:00"})
+    items = {i.remote_id: i for i in connector.fetch(DEFAULT, [a, b])}
+    assert isinstance(items[a], RemoteContact) and isinstance(items[b], RemoteContact)
+    assert items[a].fields.birthday == dt.date(1990, 5, 17)
+    assert items[b].fields.birthday == dt.date(1990, 5, 17)
+
+
+def test_emails_and_ims_have_no_type(graph: GraphEmulator, connector: MicrosoftConnector) -> None:
+    cid = graph.add_contact(
+        {
+            "emailAddresses": [{"address": "x@example.com", "name": "X"}],
+            "imAddresses": ["sip:x@example.com"],
+        }
+    )
+    (item,) = connector.fetch(DEFAULT, [cid])
+    assert isinstance(item, RemoteContact)
+    assert item.fields.emails == (Email(None, "x@example.com"),)
+    assert item.fields.im_addresses == (IMAddress(None, "sip:x@example.com"),)
+
+
+def test_update_patches_only_touched_properties_and_keeps_categories(
+    graph: GraphEmulator, connector: MicrosoftConnector
+) -> None:
+    cid = graph.add_contact(
+        {
+            "givenName": "Ada",
+            "surname": "Lovelace",
+            "categories": ["Red category"],
+            "spouseName": "William",
+            "emailAddresses": [{"address": "ada@example.com", "name": "Ada L."}],
+        }
+    )
+    (item,) = connector.fetch(DEFAULT, [cid])
+    assert isinstance(item, RemoteContact)
+    fields = ContactFields(
+        given_name="Augusta",
+        surname="Lovelace",
+        emails=(Email(None, "ada@example.com"), Email(None, "new@example.com")),
+    )
+    result = connector.update(
+        cid, item.etag, LocalContact(fields, touched=("given_name", "emails")), item.raw
+    )
+    (patch,) = graph.graph_requests("PATCH")
+    assert patch.headers["if-match"] == item.etag
+    sent = graph.contact(cid)
+    assert sent["givenName"] == "Augusta"
+    assert sent["categories"] == ["Red category"] and sent["spouseName"] == "William"
+    assert sent["emailAddresses"][0] == {"address": "ada@example.com", "name": "Ada L."}
+    assert result.etag == sent["@odata.etag"] != item.etag
+    assert result.raw is not None and orjson.loads(result.raw)["givenName"] == "Augusta"
+
+
+def test_a_stale_etag_is_precondition_failed(
+    graph: GraphEmulator, connector: MicrosoftConnector
+) -> None:
+    cid = graph.add_contact({"givenName": "A"})
+    (item,) = connector.fetch(DEFAULT, [cid])
+    graph.edit_contact(cid, {"givenName": "Changed there"})
+    with pytest.raises(PreconditionFailed):
+        connector.update(
+            cid,
+            item.etag,
+            LocalContact(ContactFields(given_name="B"), touched=("given_name",)),
+            None,
+        )
+    with pytest.raises(PreconditionFailed):
+        connector.delete(cid, item.etag)
+    assert graph.contact(cid)["givenName"] == "Changed there"
+
+
+def test_delete_is_204_and_deleting_again_is_not_an_error(
+    graph: GraphEmulator, connector: MicrosoftConnector
+) -> None:
+    cid = graph.add_contact({"givenName": "A"})
+    (item,) = connector.fetch(DEFAULT, [cid])
+    connector.delete(cid, item.etag)
+    assert graph.in_folder() == []
+    connector.delete(cid, item.etag)
+
+
+def test_a_retried_create_finds_the_contact_an_earlier_attempt_made(
+    graph: GraphEmulator, connector: MicrosoftConnector
+) -> None:
+    connector.collections()
+    first = connector.create(DEFAULT, LocalContact(ContactFields(given_name="A")), "uid1")
+    again = connector.create(
+        DEFAULT, LocalContact(ContactFields(given_name="A")), "uid1", maybe_exists=True
+    )
+    assert again.existed and again.remote_id == first.remote_id
+    assert len(graph.graph_requests("POST")) == 1
+    fresh = connector.create(
+        DEFAULT, LocalContact(ContactFields(given_name="B")), "uid2", maybe_exists=True
+    )
+    assert not fresh.existed and len(graph.in_folder()) == 2
+
+
+# --- Pictures --------------------------------------------------------------------------------
+
+
+def test_pictures_are_written_with_put_and_read_from_photo_value(
+    graph: GraphEmulator, connector: MicrosoftConnector
+) -> None:
+    connector.collections()
+    result = connector.create(
+        DEFAULT,
+        LocalContact(ContactFields(given_name="A"), picture=JPEG, picture_type="image/jpeg"),
+        "u",
+    )
+    assert graph.contacts[result.remote_id].photo == JPEG
+    (item,) = connector.fetch(DEFAULT, [result.remote_id])
+    assert isinstance(item, RemoteContact)
+    assert item.picture == JPEG and item.picture_type == "image/jpeg"
+    assert item.etag == result.etag  # the etag after the photo was set
+    updated = connector.update(
+        result.remote_id,
+        item.etag,
+        LocalContact(item.fields, picture=PNG, picture_type="image/png", touched=("picture",)),
+        item.raw,
+    )
+    assert graph.contacts[result.remote_id].photo == PNG
+    assert updated.etag == graph.contact(result.remote_id)["@odata.etag"]
+    assert not graph.graph_requests("PATCH")
+
+
+def test_a_picture_delete_is_refused_before_anything_is_sent(
+    graph: GraphEmulator, connector: MicrosoftConnector
+) -> None:
+    cid = graph.add_contact({"givenName": "A"})
+    graph.set_photo(cid, JPEG)
+    (item,) = connector.fetch(DEFAULT, [cid])
+    before = len(graph.requests)
+    with pytest.raises(PermanentError, match="cannot delete a contact's photo"):
+        connector.update(cid, item.etag, LocalContact(item.fields, touched=("picture",)), item.raw)
+    assert len(graph.requests) == before
+    assert graph.contacts[cid].photo == JPEG
+
+
+def test_the_emulator_refuses_photo_deletes_as_graph_does(
+    graph: GraphEmulator, connector: MicrosoftConnector
+) -> None:
+    cid = graph.add_contact({"givenName": "A"})
+    graph.set_photo(cid, JPEG)
+    client = make_client(graph, [])
+    with pytest.raises(PermanentError, match="The OData request is not supported"):
+        client.request("DELETE", f"/me/contacts/{cid}/photo")
+    client.close()
+
+
+# --- Throttling and errors -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("retry_after", ["0", "1", None])
+def test_429_is_retried_with_or_without_retry_after(
+    graph: GraphEmulator, connector: MicrosoftConnector, retry_after: str | None
+) -> None:
+    graph.add_contacts([{"givenName": "A"}])
+    graph.fail(429, path_contains="/delta", times=2, retry_after=retry_after)
+    assert len(drain(connector.snapshot(DEFAULT))) == 1
+    statuses = [r.status for r in graph.graph_requests("GET", "/delta")]
+    assert statuses == [429, 429, 200]
+
+
+def test_503_and_500_are_retried_then_transient(
+    graph: GraphEmulator, connector: MicrosoftConnector
+) -> None:
+    graph.fail(503, path_contains="/me/contactFolders", times=1, retry_after="0")
+    assert connector.collections()
+    graph.fail(500, path_contains="/me/contactFolders", times=10)
+    with pytest.raises(TransientError):
+        connector.collections()
+
+
+def test_throttling_past_max_wait_is_transient_with_its_retry_after(
+    graph: GraphEmulator, connector: MicrosoftConnector
+) -> None:
+    graph.fail(429, path_contains="/me/contactFolders", retry_after="120")
+    with pytest.raises(TransientError) as caught:
+        connector.collections()
+    assert caught.value.retry_after == 120
+
+
+def test_a_create_is_not_sent_twice_after_a_server_error(
+    graph: GraphEmulator, connector: MicrosoftConnector
+) -> None:
+    connector.collections()
+    graph.fail(500, method="POST")
+    with pytest.raises(TransientError):
+        connector.create(DEFAULT, LocalContact(ContactFields(given_name="A")), "uid")
+    assert len(graph.graph_requests("POST")) == 1
+
+
+def test_other_4xx_are_permanent_with_the_graph_message(
+    graph: GraphEmulator, connector: MicrosoftConnector
+) -> None:
+    connector.collections()
+    fields = ContactFields(emails=tuple(Email(None, f"e{i}@example.com") for i in range(4)))
+    with pytest.raises(PermanentError, match="EmailAddresses exceeds the max allowed value of 3"):
+        connector.create(DEFAULT, LocalContact(fields), "uid")
+
+
+def test_at_most_four_requests_in_flight(graph: GraphEmulator, rotations: Rotations) -> None:
+    ids = graph.add_contacts([{"givenName": f"N{i}"} for i in range(24)])
+    graph.latency = 0.05
+    client = make_client(graph, rotations)
+    conn = MicrosoftConnector(client)
+    # Two threads at once over one connector: fetch runs 4 workers each.
+    results: list[int] = []
+
+    def run() -> None:
+        results.append(len(list(conn.fetch(DEFAULT, ids))))
+
+    threads = [threading.Thread(target=run) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    conn.close()
+    assert results == [24, 24]
+    assert graph.peak_in_flight <= 4
+    assert all(r.status != 429 for r in graph.graph_requests())
+
+
+def test_the_emulator_throttles_a_fifth_concurrent_request(graph: GraphEmulator) -> None:
+    graph.latency = 0.2
+    client = make_client(graph, [], max_in_flight=8, attempts=1)
+    errors: list[Exception] = []
+
+    def run() -> None:
+        try:
+            client.request("GET", "/me/contactFolders")
+        except TransientError as error:
+            errors.append(error)
+
+    threads = [threading.Thread(target=run) for _ in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    client.close()
+    assert errors and "MailboxConcurrency" in str(errors[0])
+
+
+# --- Tokens ----------------------------------------------------------------------------------
+
+
+def test_every_refresh_rotates_the_refresh_token(
+    graph: GraphEmulator, connector: MicrosoftConnector, rotations: Rotations
+) -> None:
+    old = graph.refresh_token
+    connector.collections()
+    assert len(rotations) == 1 and rotations[0] != old
+    assert old not in graph.refresh_tokens and rotations[0] in graph.refresh_tokens
+    graph.expire_access_tokens()  # Graph answers 401: one refresh, then the call again
+    connector.collections()
+    assert len(rotations) == 2 and rotations[1] in graph.refresh_tokens
+
+
+def test_a_revoked_grant_is_invalid_credentials(
+    graph: GraphEmulator, connector: MicrosoftConnector
+) -> None:
+    graph.revoke_refresh_tokens()
+    with pytest.raises(InvalidCredentials, match="AADSTS700082"):
+        connector.verify()
+
+
+def test_a_wrong_client_secret_is_invalid_credentials(
+    graph: GraphEmulator, rotations: Rotations
+) -> None:
+    client = make_client(graph, rotations)
+    client._oauth.client_secret = "wrong"
+    with pytest.raises(InvalidCredentials, match="AADSTS7000215"):
+        MicrosoftConnector(client).verify()
+    client.close()
