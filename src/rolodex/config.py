@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 
-from rolodex.store.database import DEFAULT_DATABASE_URL
+from rolodex.store.database import DEFAULT_DATABASE_URL, sqlite_path
 
 
 def _env(name: str, default: str) -> str:
@@ -21,11 +21,11 @@ class Settings:
     database_url: str = field(
         default_factory=lambda: _env("ROLODEX_DATABASE_URL", DEFAULT_DATABASE_URL)
     )
-    # Encrypts provider credentials at rest. ROLODEX_SECRET_KEY (a Fernet key) wins over the
-    # key file, which is created beside the working directory on first use.
+    # Encrypts provider credentials and the client secret at rest. ROLODEX_SECRET_KEY (a
+    # Fernet key) wins over the key file (see key_file), which is created on first use.
     secret_key: str | None = field(default_factory=lambda: os.environ.get("ROLODEX_SECRET_KEY"))
-    secret_key_file: str = field(
-        default_factory=lambda: _env("ROLODEX_SECRET_KEY_FILE", "rolodex.key")
+    secret_key_file: str | None = field(
+        default_factory=lambda: os.environ.get("ROLODEX_SECRET_KEY_FILE") or None
     )
     # The absolute base URL clients reach the server at (for picture_url); when unset it
     # is taken from each request's Host.
@@ -43,6 +43,20 @@ class Settings:
     read_cache_mb: float = field(
         default_factory=lambda: float(_env("ROLODEX_READ_CACHE_MB", "128"))
     )
+
+    @property
+    def key_file(self) -> str:
+        """ROLODEX_SECRET_KEY_FILE, else beside the SQLite database (``rolodex.db`` ->
+        ``rolodex.key``), else (PostgreSQL) ``$XDG_CONFIG_HOME/rolodex/rolodex.key``: never
+        relative to the working directory, so every command finds the same key."""
+        if self.secret_key_file:
+            return os.path.abspath(self.secret_key_file)
+        database = sqlite_path(self.database_url)
+        if database is not None:
+            stem, _ = os.path.splitext(os.path.abspath(database))
+            return stem + ".key"
+        config = os.environ.get("XDG_CONFIG_HOME") or os.path.expanduser("~/.config")
+        return os.path.join(config, "rolodex", "rolodex.key")
 
     @property
     def read_cache_bytes(self) -> int:

@@ -19,7 +19,7 @@ from rolodex.service.accounts import AccountService
 from rolodex.service.application import ApplicationService
 from rolodex.service.changefeed import ChangeFeed
 from rolodex.service.contacts import ContactService
-from rolodex.service.credentials import CredentialBox
+from rolodex.service.credentials import CredentialBox, check_key
 from rolodex.service.groups import GroupService
 from rolodex.service.mirror import Mirror
 from rolodex.service.pictures import PictureService
@@ -36,6 +36,7 @@ Authenticate with the account's access token as the HTTP Basic user name (empty 
 
 def build_services(settings: Settings, store: Store) -> Services:
     credentials = CredentialBox.from_settings(settings)
+    check_key(store, credentials)  # a wrong key is an error now, not in a later sync
     accounts = AccountService(store, credentials, verify_connection)
     return Services(
         settings=settings,

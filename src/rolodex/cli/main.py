@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from typing import Annotated
 
 import typer
@@ -95,4 +96,10 @@ def serve(
 
 
 def main() -> None:
-    app()
+    from rolodex.service.credentials import KeyMismatch
+
+    try:
+        app()
+    except KeyMismatch as exc:  # an operator's mistake, not a crash: say what to fix
+        sys.stderr.write(f"rolodex: {exc}\n")
+        sys.exit(1)

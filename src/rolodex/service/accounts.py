@@ -13,11 +13,13 @@ from rolodex.domain.errors import InvalidAccount, NoSuchAccount, NoSuchToken, Un
 from rolodex.domain.ids import hash_token, new_id, new_token
 from rolodex.domain.profiles import PROVIDERS
 from rolodex.service.credentials import CredentialBox
-from rolodex.store import Store
+from rolodex.store import Store, authepoch
+from rolodex.store.authepoch import AuthEpoch
 
-# How long a process trusts a token it has already checked. Revocation in this process is
-# immediate; other processes of a scaled deployment see it within this many seconds.
-TOKEN_CACHE_SECONDS = 5.0
+# How long a process trusts a token it has already checked while no token is revoked and
+# no account deleted anywhere (rolodex.store.authepoch): revocation is immediate in every
+# process; this only bounds how stale the cached Account's other fields may get.
+TOKEN_CACHE_SECONDS = 60.0
 
 
 @dataclass(frozen=True)
@@ -47,7 +49,9 @@ class AccountService:
         self.store = store
         self.credentials = credentials
         self.verify = verify
-        self._token_cache: dict[str, tuple[float, Account]] = {}
+        # token -> (when checked, auth epoch it was checked under, its account)
+        self._token_cache: dict[str, tuple[float, str, Account]] = {}
+        self._epoch = AuthEpoch(store)
         self._lock = Lock()
 
     def create(
@@ -127,30 +131,34 @@ class AccountService:
         with self.store.write() as tx:
             if not tx.accounts.delete_token(digest):
                 raise NoSuchToken()
+            authepoch.bump(tx)
         with self._lock:
             self._token_cache.pop(token, None)
 
     def delete(self, account_id: str) -> None:
         with self.store.write() as tx:
             tx.accounts.delete(account_id)
+            authepoch.bump(tx)
         with self._lock:
             self._token_cache = {
-                k: v for k, v in self._token_cache.items() if v[1].id != account_id
+                k: v for k, v in self._token_cache.items() if v[2].id != account_id
             }
 
     def authenticate(self, token: str | None) -> Account:
         """The account a token belongs to; ``Unauthenticated`` for anything else.
 
-        The account is cached with the token for a few seconds: the hot read paths need
-        only its id, and ``GET /account`` reads it afresh.
+        The account is cached with the token while no token is revoked anywhere (and for
+        at most a minute): the hot read paths need only its id, and ``GET /account`` reads
+        it afresh.
         """
         if not token:
             raise Unauthenticated()
         now = time.monotonic()
+        epoch = self._epoch.current()
         # Keyed by the token itself: hashing it costs as much as the rest of a cached read.
         cached = self._token_cache.get(token)
-        if cached is not None and now - cached[0] < TOKEN_CACHE_SECONDS:
-            return cached[1]
+        if cached is not None and cached[1] == epoch and now - cached[0] < TOKEN_CACHE_SECONDS:
+            return cached[2]
         digest = hash_token(token)
         with self.store.read() as tx:
             account_id = tx.accounts.account_id_for_token(digest)
@@ -163,7 +171,7 @@ class AccountService:
         with self._lock:
             if len(self._token_cache) > 10_000:
                 self._token_cache.clear()
-            self._token_cache[token] = (now, account)
+            self._token_cache[token] = (now, epoch, account)
         return account
 
 

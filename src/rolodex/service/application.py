@@ -27,6 +27,8 @@ from rolodex.service.credentials import CredentialBox
 from rolodex.store import Store
 
 CODE_SECONDS = 600.0
+# The stored client secret: this prefix, then the secret sealed with the credential key.
+_SEALED = "sealed:"
 
 
 @dataclass(frozen=True)
@@ -43,7 +45,9 @@ class ApplicationService:
 
     def client(self) -> ClientCredentials:
         """ROLODEX_CLIENT_ID / ROLODEX_CLIENT_SECRET, else a pair made once and kept in the
-        database (``rolodex app show`` prints it)."""
+        database, the secret sealed with the credential key (``rolodex app show`` prints
+        it, so it is encrypted rather than hashed); a plain one of an older database is
+        sealed on first use."""
         env_id, env_secret = (
             os.environ.get("ROLODEX_CLIENT_ID"),
             os.environ.get("ROLODEX_CLIENT_SECRET"),
@@ -52,11 +56,17 @@ class ApplicationService:
             return ClientCredentials(env_id, env_secret)
         with self.store.write() as tx:
             client_id = tx.settings.get("client_id")
-            client_secret = tx.settings.get("client_secret")
-            if client_id is None or client_secret is None:
+            stored = tx.settings.get("client_secret")
+            if client_id is None or stored is None:
                 client_id, client_secret = secrets.token_hex(12), new_token()
                 tx.settings.put("client_id", client_id)
-                tx.settings.put("client_secret", client_secret)
+            elif stored.startswith(_SEALED):
+                sealed = stored[len(_SEALED) :].encode()
+                return ClientCredentials(client_id, self.credentials.open(sealed)["secret"])
+            else:
+                client_secret = stored
+            sealed_now = self.credentials.seal({"secret": client_secret}).decode()
+            tx.settings.put("client_secret", _SEALED + sealed_now)
         return ClientCredentials(client_id, client_secret)
 
     def check_client(self, client_id: Any, client_secret: Any | None = None) -> None:

@@ -1,4 +1,6 @@
-"""Provider credentials are encrypted at rest with a key from configuration."""
+"""Provider credentials (and the application's client secret) are encrypted at rest with a
+key from configuration; a key that is not the one they were sealed with is refused at start,
+not found out later by a sync."""
 
 from __future__ import annotations
 
@@ -9,17 +11,28 @@ import orjson
 from cryptography.fernet import Fernet, InvalidToken
 
 from rolodex.config import Settings
+from rolodex.store import Store
+
+# A value sealed with the key in the database's settings: the key is checked against it at
+# start (and against a stored connection, in a database older than this check).
+KEY_CHECK = "credential_key_check"
+
+
+class KeyMismatch(ValueError):
+    """The configured key cannot open what this database holds."""
 
 
 class CredentialBox:
-    def __init__(self, key: bytes) -> None:
+    def __init__(self, key: bytes, source: str = "ROLODEX_SECRET_KEY") -> None:
         self._fernet = Fernet(key)
+        self.source = source
 
     @classmethod
     def from_settings(cls, settings: Settings) -> CredentialBox:
         if settings.secret_key:
             return cls(settings.secret_key.encode())
-        return cls(_key_from_file(settings.secret_key_file))
+        path = settings.key_file
+        return cls(_key_from_file(path), f"the key file {path}")
 
     def seal(self, connection: dict[str, Any]) -> bytes:
         return self._fernet.encrypt(orjson.dumps(connection))
@@ -28,11 +41,36 @@ class CredentialBox:
         try:
             value: dict[str, Any] = orjson.loads(self._fernet.decrypt(sealed))
         except InvalidToken:
-            raise ValueError(
-                "cannot decrypt provider credentials: the secret key is not the one they "
-                "were sealed with (ROLODEX_SECRET_KEY / ROLODEX_SECRET_KEY_FILE)"
-            ) from None
+            raise KeyMismatch(self.mismatch()) from None
         return value
+
+    def mismatch(self) -> str:
+        return (
+            f"cannot decrypt stored credentials: the credential key ({self.source}) is not the "
+            "key they were sealed with; configure the original key with ROLODEX_SECRET_KEY "
+            "or ROLODEX_SECRET_KEY_FILE"
+        )
+
+
+def check_key(store: Store, box: CredentialBox) -> None:
+    """Raise KeyMismatch unless ``box`` opens what the database holds; a database seen for
+    the first time remembers a value sealed with this key."""
+    with store.write() as tx:
+        check = tx.settings.get(KEY_CHECK)
+        if check is None:
+            sample = next(
+                (
+                    sealed
+                    for account in tx.accounts.all()
+                    if (sealed := tx.accounts.connection(account.id)) is not None
+                ),
+                None,
+            )
+            if sample is not None:
+                box.open(sample)
+            tx.settings.put(KEY_CHECK, box.seal({"check": "rolodex"}).decode())
+            return
+    box.open(check.encode())
 
 
 def _key_from_file(path: str) -> bytes:
@@ -41,13 +79,20 @@ def _key_from_file(path: str) -> bytes:
             return handle.read().strip()
     except FileNotFoundError:
         pass
-    key = Fernet.generate_key()
-    # O_EXCL: two processes starting at once must not each write a different key.
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        with open(path, "rb") as handle:
-            return handle.read().strip()
+    os.makedirs(os.path.dirname(path) or ".", mode=0o700, exist_ok=True)
+    # Written aside, then linked in: a process starting at the same moment either wins
+    # the link or reads the whole key of the one that did, never a second key.
+    partial = f"{path}.{os.getpid()}.new"
+    fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "wb") as handle:
-        handle.write(key + b"\n")
-    return key
+        handle.write(Fernet.generate_key() + b"\n")
+        handle.flush()
+        os.fsync(handle.fileno())
+    try:
+        os.link(partial, path)
+    except FileExistsError:
+        pass
+    finally:
+        os.unlink(partial)
+    with open(path, "rb") as handle:
+        return handle.read().strip()

@@ -30,6 +30,14 @@ def is_sqlite(url: str) -> bool:
     return make_url(url).get_backend_name() == "sqlite"
 
 
+def sqlite_path(url: str) -> str | None:
+    """The database file of a SQLite URL; None for PostgreSQL and in-memory databases."""
+    parsed = make_url(normalize_url(url))
+    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
+        return None
+    return parsed.database
+
+
 def create_store_engine(url: str, *, pool_size: int = 8) -> Engine:
     url = normalize_url(url)
     if is_sqlite(url):
@@ -42,6 +50,7 @@ def _sqlite_engine(url: str, pool_size: int) -> Engine:
     if database and database != ":memory:":
         folder = os.path.dirname(os.path.abspath(database))
         os.makedirs(folder, exist_ok=True)
+        _create_private(database)
         engine = create_engine(url, pool_size=pool_size, max_overflow=pool_size)
     else:
         engine = create_engine(url, poolclass=NullPool)
@@ -66,6 +75,17 @@ def _sqlite_engine(url: str, pool_size: int) -> Engine:
         connection.exec_driver_sql(f"BEGIN {mode}")
 
     return engine
+
+
+def _create_private(path: str) -> None:
+    """Create a new database file readable by its owner only: it holds everyone's address
+    books. SQLite gives its -wal and -shm files the database file's permissions. (An
+    existing file is left alone, and so is any descriptor SQLite may hold on it.)"""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return
+    os.close(fd)
 
 
 @contextmanager
