@@ -35,6 +35,7 @@ from rolodex.domain.contact import (
     Group,
     PhoneNumber,
     PhysicalAddress,
+    Picture,
     WebPage,
 )
 from rolodex.domain.normalize import index_terms, phone_query_term, phone_terms
@@ -43,7 +44,6 @@ from rolodex.service.accounts import AccountService
 from rolodex.store import Store, Tx
 from rolodex.store.contacts import NewContact
 from rolodex.store.database import bulk_write_connection, ensure_database
-from rolodex.store.pictures import Picture
 
 ROOT = Path(__file__).resolve().parent
 CACHE = ROOT / ".cache"

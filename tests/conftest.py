@@ -128,11 +128,11 @@ class App:
 
     @property
     def accounts(self) -> AccountService:
-        from rolodex.connectors.registry import verify_connection
+        from rolodex.connectors.registry import catalog, verify_connection
         from rolodex.service.credentials import CredentialBox
 
         return AccountService(
-            self.store, CredentialBox.from_settings(self.settings), verify_connection
+            self.store, CredentialBox.from_settings(self.settings), verify_connection, catalog()
         )
 
     @property

@@ -16,6 +16,10 @@ def _env_list(name: str) -> tuple[str, ...]:
     return tuple(p.strip() for p in os.environ.get(name, "").split(",") if p.strip())
 
 
+def _float_or_none(value: str | None) -> float | None:
+    return float(value) if value else None
+
+
 @dataclass(frozen=True)
 class Settings:
     database_url: str = field(
@@ -36,7 +40,19 @@ class Settings:
     allowed_hosts: tuple[str, ...] = field(
         default_factory=lambda: _env_list("ROLODEX_ALLOWED_HOSTS")
     )
-    sync_interval: float = field(default_factory=lambda: float(_env("ROLODEX_SYNC_INTERVAL", "30")))
+    # Seconds between syncs of each connected account: ROLODEX_SYNC_INTERVAL_<PROVIDER>
+    # (ROLODEX_SYNC_INTERVAL_GOOGLE=120), else ROLODEX_SYNC_INTERVAL for every provider,
+    # else the provider's own default (its ProviderSpec.poll_interval).
+    sync_interval: float | None = field(
+        default_factory=lambda: _float_or_none(os.environ.get("ROLODEX_SYNC_INTERVAL"))
+    )
+
+    def sync_interval_for(self, provider: str, default: float) -> float:
+        own = _float_or_none(os.environ.get(f"ROLODEX_SYNC_INTERVAL_{provider.upper()}"))
+        if own is not None:
+            return own
+        return self.sync_interval if self.sync_interval is not None else default
+
     # Bound of each API process's in-process cache of hot reads (pages of the unfiltered
     # list, single contacts), in MiB; 0 turns it off. Entries hold for one account
     # generation, so writes from any process invalidate them (rolodex.service.readcache).

@@ -1,8 +1,10 @@
 """The scheduler: syncs the accounts that are due, in the server process or on its own.
 
 In the embedded default it is a thread of ``rolodex serve``. At scale any number of worker
-processes share the accounts through the database: a lease per account, which a crashed
-worker loses after a timeout, so no account is synced by two workers at once.
+processes share the accounts through the database: a short lease per account, renewed while
+its sync runs and lost soon after its holder dies (``rolodex.sync.lease``), so no account is
+synced by two workers at once and none is forgotten. Each account's failures are recorded on
+it and back off (``rolodex.sync.runner``); a round never stops at one.
 """
 
 from __future__ import annotations
@@ -10,7 +12,6 @@ from __future__ import annotations
 import logging
 import threading
 
-from rolodex.connectors.base import ConnectorError
 from rolodex.sync.runner import SyncRunner
 
 log = logging.getLogger(__name__)
@@ -39,9 +40,8 @@ class Worker:
         while not self._stop.is_set():
             try:
                 self.runner.run_due()
-            except ConnectorError as error:
-                # Already recorded on the account; the schedule decides when to try again.
-                log.info("sync failed: %r", error)
             except Exception:
+                # Not an account's failure (those are recorded on it): the database is away,
+                # say. The next tick tries again.
                 log.exception("sync round failed")
             self._stop.wait(self.tick)

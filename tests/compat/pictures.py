@@ -26,6 +26,13 @@ def png(width: int = 4, height: int = 3) -> bytes:
     )
 
 
+def tagged_png(tag: str) -> bytes:
+    """A valid PNG told apart from others by ``tag``, kept in a tEXt chunk."""
+    plain = png(2, 2)
+    text = _chunk(b"tEXt", b"Comment\x00" + tag.encode())
+    return plain[:-12] + text + plain[-12:]  # before IEND
+
+
 # GIF89a whose every byte is ASCII (< 0x80), so it survives the Node SDK's text decoding of
 # picture bodies: a 1x1 image with a 2-entry colour table and no bytes >= 0x80. The 7th
 # field byte (0x00) means "no global colour table"; the image carries a local one.

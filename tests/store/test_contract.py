@@ -14,7 +14,7 @@ import pytest
 from sqlalchemy import func, select
 
 from rolodex.domain.account import Account
-from rolodex.domain.contact import Group
+from rolodex.domain.contact import Group, Picture
 from rolodex.domain.errors import (
     DuplicateGroupName,
     NoSuchAccount,
@@ -26,7 +26,6 @@ from rolodex.domain.ids import hash_token, new_id
 from rolodex.domain.query import ContactFilter
 from rolodex.store import Store
 from rolodex.store.contacts import NewContact
-from rolodex.store.pictures import Picture
 from rolodex.store.schema import metadata
 
 NOW = 1_700_000_000.0

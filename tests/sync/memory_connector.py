@@ -9,7 +9,12 @@ It behaves like a well-behaved provider (see ``rolodex.connectors.base``):
   makes every cursor handed out so far unknown (``CursorExpired``), like a server that
   dropped its sync-token history;
 - ``create`` is idempotent by uid: a second create with the same uid in the same
-  collection returns the existing item instead of making another;
+  collection returns the existing item instead of making another (CardDAV's semantics: the
+  href comes from the uid). With ``assigns_ids=True`` it has Google's and Graph's instead:
+  the provider names each item, and only a create told ``maybe_exists`` looks for an item
+  carrying its uid first; any other create makes a new item;
+- with ``folders=True`` collections are the contacts' groups (Graph's folders): a
+  contact's ``home`` is the collection named like one of its groups;
 - ``changes(..., with_data=True)`` returns the changed items inline;
 - an update rewrites only the fields the ``LocalContact`` says it touched.
 
@@ -43,6 +48,7 @@ from rolodex.connectors.base import (
     WriteResult,
 )
 from rolodex.domain.contact import WRITABLE_FIELDS, ContactFields
+from rolodex.domain.ids import looks_like_id
 
 OPERATIONS = ("collections", "changes", "snapshot", "fetch", "create", "update", "delete")
 
@@ -105,11 +111,20 @@ class Item:
             picture_type=self.picture_type,
             raw=f"{self.uid}@{self.etag}".encode(),
             uid=self.uid,
+            rolodex_id=self.uid if looks_like_id(self.uid) else None,
         )
 
 
 class MemoryConnector:
-    def __init__(self, collections: Iterable[str] = ("contacts",)) -> None:
+    def __init__(
+        self,
+        collections: Iterable[str] = ("contacts",),
+        *,
+        assigns_ids: bool = False,
+        folders: bool = False,
+    ) -> None:
+        self.assigns_ids = assigns_ids
+        self.folders = folders
         names = list(collections)
         self.books = [
             Collection(id=n, name=n.title(), is_default=i == 0) for i, n in enumerate(names)
@@ -208,7 +223,16 @@ class MemoryConnector:
         self.plan.check(operation, "before")
 
     def capabilities(self) -> Capabilities:
-        return Capabilities(incremental=True, groups="categories", pictures=True)
+        groups = "folders" if self.folders else "categories"
+        return Capabilities(
+            incremental=True, groups=groups, pictures=True, assigns_ids=self.assigns_ids
+        )
+
+    def home(self, contact: LocalContact) -> str | None:
+        if not self.folders:
+            return None
+        names = {b.name: b.id for b in self.books}
+        return next((names[g] for g in contact.group_names if g in names), None)
 
     def verify(self) -> None:
         self._enter("collections")
@@ -278,20 +302,27 @@ class MemoryConnector:
         self.plan.check("fetch", "after")
         yield from found
 
-    def create(self, collection: str, contact: LocalContact, uid: str) -> WriteResult:
+    def create(
+        self, collection: str, contact: LocalContact, uid: str, *, maybe_exists: bool = False
+    ) -> WriteResult:
         self._enter("create")
         if collection not in self.log:
             raise RemoteNotFound(collection)
         existing = self.by_uid(uid, collection)
+        if self.assigns_ids and not maybe_exists:
+            existing = None  # the provider makes another item, whatever it holds
         if existing is not None:
             # Our own earlier create whose reply was lost: the same item, not a second one.
             result = WriteResult(
                 existing.remote_id, existing.etag, existing.remote().raw, existed=True
             )
         else:
+            name = f"{collection}/{uid}.vcf"
+            if self.assigns_ids:
+                name = f"{collection}/people/c{next(self._ids)}"
             item = self._put(
                 Item(
-                    f"{collection}/{uid}.vcf",
+                    name,
                     uid,
                     self._new_etag(),
                     collection,

@@ -15,7 +15,6 @@ from sqlalchemy import update
 
 from rolodex.api.app import Services, build_services
 from rolodex.config import Settings
-from rolodex.connectors.base import ConnectorError
 from rolodex.domain.account import Account
 from rolodex.domain.contact import ContactFields
 from rolodex.domain.query import ContactFilter
@@ -23,7 +22,8 @@ from rolodex.domain.wire import contact_from_document
 from rolodex.service.mirror import Mirror
 from rolodex.store import Store
 from rolodex.store.schema import outbox
-from rolodex.sync.runner import SyncRunner
+from rolodex.sync.engine import BATCH
+from rolodex.sync.runner import SyncFailed, SyncRunner
 from tests.conftest import TEST_SECRET_KEY
 from tests.sync.memory_connector import MemoryConnector
 
@@ -45,7 +45,7 @@ class Rig:
                 .where(outbox.c.account_id == self.account.id)
                 .values(next_attempt_at=0)
             )
-        with contextlib.suppress(ConnectorError):
+        with contextlib.suppress(SyncFailed):
             self.runner.run(self.account.id)
 
     def local(self) -> dict[str, ContactFields]:
@@ -78,7 +78,7 @@ def rig(services: tuple[Store, Services]) -> Rig:
         connection={"url": "memory://", "username": "u", "password": "p"},
     ).account
     remote = MemoryConnector()
-    runner = SyncRunner(svc.accounts, Mirror(store), lambda _p, _s: remote, interval=60)
+    runner = SyncRunner(svc.accounts, Mirror(store), lambda _p, _s, _c: remote, interval=60)
     return Rig(store, svc, account, remote, runner)
 
 
@@ -117,7 +117,7 @@ def test_lost_create_reply_then_pull_failed_then_local_delete(rig: Rig) -> None:
 
 
 def test_a_first_sync_cut_short_is_completed_by_the_next_snapshot(rig: Rig) -> None:
-    batch = rig.runner.engine.batch
+    batch = BATCH
     names = [f"n{i}" for i in range(batch + 1)]
     items = [rig.remote.remote_create(ContactFields(given_name=n)) for n in names]
     rig.remote.plan.fail("snapshot", "after")  # the stream breaks after its last card

@@ -56,24 +56,40 @@ def get_account(
     "of each, supported fields, group semantics.",
     responses=dict(schemas.ERRORS),
 )
-def get_capabilities(account: Account = Depends(current_account)) -> Response:
+def get_capabilities(
+    account: Account = Depends(current_account), svc: Services = Depends(services)
+) -> Response:
     capabilities = profile_for(account.provider).capabilities()
-    return _json({**capabilities, "sandbox": account.sandbox})
+    spec = svc.accounts.providers.get(account.provider)
+    connection = None
+    if spec is not None:
+        connection = {
+            "title": spec.title,
+            "sign_in": list(spec.sign_in),
+            "poll_interval": spec.poll_interval,
+            "also_known_as": list(spec.aliases),
+            "settings": [
+                {"name": s.name, "secret": s.secret, "required": s.required, "help": s.help}
+                for s in spec.settings
+            ],
+        }
+    return _json({**capabilities, "sandbox": account.sandbox, "connection": connection})
 
 
 @router.post(
     "/account/sync",
     summary="Ask for a sync of the account now (beyond v2)",
-    description="For accounts connected to a provider; the sync starts within seconds. "
-    "GET /account shows its progress in sync_state, last_synced_at and last_error.",
+    description="For accounts connected to a provider; answers at once, and the sync starts "
+    "within seconds. `sync_in_progress` says whether a sync was running already (then "
+    "another follows it). GET /account shows the outcome in sync_state, last_synced_at and "
+    "last_error.",
     responses={200: {"model": schemas.Account}, **schemas.ERRORS},
 )
 def request_sync(
     account: Account = Depends(current_account), svc: Services = Depends(services)
 ) -> Response:
-    if account.is_connected:
-        svc.mirror.request_sync(account.id)
-    return _json(render_account(svc.accounts.get(account.id)))
+    running = svc.mirror.request_sync(account.id) if account.is_connected else False
+    return _json({**render_account(svc.accounts.get(account.id)), "sync_in_progress": running})
 
 
 @router.post(

@@ -14,7 +14,7 @@ from rolodex.api import account, connect, contacts, delta, errors, groups, schem
 from rolodex.api.deps import Services
 from rolodex.api.fastpath import ASGIApp, FastReads
 from rolodex.config import Settings
-from rolodex.connectors.registry import verify_connection
+from rolodex.connectors.registry import catalog, verify_connection
 from rolodex.service.accounts import AccountService
 from rolodex.service.application import ApplicationService
 from rolodex.service.changefeed import ChangeFeed
@@ -37,7 +37,7 @@ Authenticate with the account's access token as the HTTP Basic user name (empty 
 def build_services(settings: Settings, store: Store) -> Services:
     credentials = CredentialBox.from_settings(settings)
     check_key(store, credentials)  # a wrong key is an error now, not in a later sync
-    accounts = AccountService(store, credentials, verify_connection)
+    accounts = AccountService(store, credentials, verify_connection, catalog())
     return Services(
         settings=settings,
         store=store,

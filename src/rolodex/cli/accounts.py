@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
+import inspect
 import os
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
 from rolodex.cli.common import DatabaseUrl, open_store, print_json, settings_for
-from rolodex.connectors.registry import verify_connection
+from rolodex.connectors.registry import catalog, verify_connection
 from rolodex.domain.errors import RolodexError
 from rolodex.domain.profiles import PROVIDERS
+from rolodex.domain.providers import Setting
 from rolodex.service.accounts import AccountService
 from rolodex.service.credentials import CredentialBox
 
@@ -23,7 +25,7 @@ app = typer.Typer(help="Manage accounts and their access tokens.", no_args_is_he
 def _service(database_url: str | None) -> AccountService:
     settings = settings_for(database_url)
     return AccountService(
-        open_store(settings), CredentialBox.from_settings(settings), verify_connection
+        open_store(settings), CredentialBox.from_settings(settings), verify_connection, catalog()
     )
 
 
@@ -34,66 +36,101 @@ def _fail(error: Exception) -> typer.Exit:
     return typer.Exit(1)
 
 
-def _password(path: Path | None, env: str | None) -> str:
+def _secret(name: str, path: Path | None, env: str | None) -> str | None:
+    """A secret setting, from a file or an environment variable: never the command line,
+    where every user of the machine can read it."""
     if path is not None:
         return path.read_text().rstrip("\n")
     if env is not None:
         value = os.environ.get(env)
         if value is None:
-            raise typer.BadParameter(f"environment variable {env} is not set")
+            raise typer.BadParameter(f"environment variable {env} (for {name}) is not set")
         return value
-    raise typer.BadParameter("a connected account needs --password-file or --password-env")
+    return None
 
 
-@app.command()
-def create(
-    email: Annotated[str, typer.Option("--email", help="The account's email address.")],
-    name: Annotated[str, typer.Option("--name", help="The owner's full name.")] = "",
-    provider: Annotated[
-        str,
-        typer.Option(
-            "--provider",
-            help=f"Where the address book lives: {', '.join(PROVIDERS)}. Without connection "
-            "settings a non-local provider makes a sandbox account: contacts live only in "
-            "Rolodex, under that provider's rules.",
-        ),
-    ] = "local",
-    url: Annotated[
-        str | None,
-        typer.Option(
-            "--url",
-            help="CardDAV: the server (discovered by RFC 6764) or an address book's URL.",
-        ),
-    ] = None,
-    username: Annotated[str | None, typer.Option("--username", help="CardDAV user name.")] = None,
-    password_file: Annotated[
-        Path | None,
-        typer.Option("--password-file", help="Read the password from this file.", dir_okay=False),
-    ] = None,
-    password_env: Annotated[
-        str | None,
-        typer.Option("--password-env", help="Read the password from this environment variable."),
-    ] = None,
-    database_url: DatabaseUrl = None,
-) -> None:
+def _connection_options() -> list[tuple[Setting, str, type, Any]]:
+    """One option per setting of every provider the registry knows, two for a secret
+    (``--NAME-file`` and ``--NAME-env``): (setting, parameter, type, typer option)."""
+    options: list[tuple[Setting, str, type, Any]] = []
+    seen: set[str] = set()
+    for spec in catalog().specs.values():
+        for setting in spec.settings:
+            if setting.name in seen:
+                continue
+            seen.add(setting.name)
+            where = f"{spec.title}: {setting.help}"
+            if setting.secret:
+                options.append(
+                    (
+                        setting,
+                        f"{setting.name}_file",
+                        Path,
+                        typer.Option(
+                            f"{setting.flag}-file",
+                            help=f"{where} Read from this file.",
+                            dir_okay=False,
+                            show_default=False,
+                        ),
+                    )
+                )
+                options.append(
+                    (
+                        setting,
+                        f"{setting.name}_env",
+                        str,
+                        typer.Option(
+                            f"{setting.flag}-env",
+                            help=f"{where} Read from this environment variable.",
+                            show_default=False,
+                        ),
+                    )
+                )
+            else:
+                options.append(
+                    (
+                        setting,
+                        setting.name,
+                        str,
+                        typer.Option(setting.flag, help=where, show_default=False),
+                    )
+                )
+    return options
+
+
+_OPTIONS = _connection_options()
+
+
+def create(email: str, name: str, provider: str, database_url: str | None, **given: Any) -> None:
     """Create an account and print its first access token as JSON.
 
-    With --url (and credentials) the account is connected: its address book lives at the
-    provider and is kept in sync both ways. The credentials are checked first; nothing is
-    saved if they do not work. They are stored encrypted.
+    With connection settings (for CardDAV --url and credentials; for the other providers
+    their settings below) the account is connected: its address book lives at the provider
+    and is kept in sync both ways. The credentials are checked first; nothing is saved if
+    they do not work. They are stored encrypted. Connecting an address already connected at
+    the same provider re-links that account. Without settings a provider other than local
+    makes a sandbox account: contacts live only in Rolodex, under that provider's rules.
     """
     service = _service(database_url)
+    settings: dict[str, str] = {}
+    for setting, parameter, _kind, _option in _OPTIONS:
+        if setting.secret and parameter.endswith("_file"):
+            value = _secret(setting.name, given.get(parameter), given.get(f"{setting.name}_env"))
+        elif not setting.secret:
+            value = given.get(parameter)
+        else:
+            continue
+        if value is not None:
+            settings[setting.name] = value
     try:
-        if url is None:
+        if not settings:
             created = service.create(email, name=name, provider=provider)
         else:
-            password = _password(password_file, password_env)
-            created = service.connect(
-                email,
-                name=name,
-                provider=provider,
-                settings={"url": url, "username": username or email, "password": password},
-            )
+            spec, _alias = service.providers.resolve(provider)
+            foreign = sorted(set(settings) - {s.name for s in spec.settings})
+            if foreign:
+                raise typer.BadParameter(f"{spec.title} accounts take no {', '.join(foreign)}")
+            created = service.connect(email, name=name, provider=provider, settings=settings)
     except RolodexError as error:
         raise _fail(error) from None
     print_json(
@@ -105,6 +142,49 @@ def create(
             "sandbox": created.account.sandbox,
         }
     )
+
+
+def _create_signature() -> inspect.Signature:
+    """``create``'s options, as typer reads them: the fixed ones and the registry's."""
+    keyword = inspect.Parameter.KEYWORD_ONLY
+    names = ", ".join(dict.fromkeys((*PROVIDERS, *catalog().names)))
+    fixed = [
+        inspect.Parameter(
+            "email",
+            keyword,
+            annotation=Annotated[str, typer.Option("--email", help="The account's email address.")],
+        ),
+        inspect.Parameter(
+            "name",
+            keyword,
+            default="",
+            annotation=Annotated[str, typer.Option("--name", help="The owner's full name.")],
+        ),
+        inspect.Parameter(
+            "provider",
+            keyword,
+            default="local",
+            annotation=Annotated[
+                str, typer.Option("--provider", help=f"Where the address book lives: {names}.")
+            ],
+        ),
+        inspect.Parameter("database_url", keyword, default=None, annotation=DatabaseUrl),
+    ]
+    generated = [
+        inspect.Parameter(
+            parameter, keyword, default=None, annotation=Annotated[kind | None, option]
+        )
+        for _setting, parameter, kind, option in _OPTIONS
+    ]
+    return inspect.Signature([*fixed, *generated])
+
+
+create.__signature__ = _create_signature()  # type: ignore[attr-defined]
+create.__annotations__ = {
+    p.name: p.annotation
+    for p in create.__signature__.parameters.values()  # type: ignore[attr-defined]
+}
+app.command()(create)
 
 
 @app.command("list")

@@ -38,12 +38,14 @@ def serve(
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 5555,
     database_url: DatabaseUrl = None,
     sync_interval: Annotated[
-        float,
+        float | None,
         typer.Option(
-            help="Seconds between syncs of each connected account; 0 runs no sync in this "
-            "process (run `rolodex worker` processes instead)."
+            help="Seconds between syncs of each connected account (by default each "
+            "provider's own: ROLODEX_SYNC_INTERVAL_<PROVIDER>, ROLODEX_SYNC_INTERVAL, or the "
+            "provider's default); 0 runs no sync in this process (run `rolodex worker` "
+            "processes instead)."
         ),
-    ] = 30.0,
+    ] = None,
     demo: Annotated[
         bool,
         typer.Option(
@@ -80,7 +82,7 @@ def serve(
             )
     console.print(f"API docs: {base}/docs")
     worker = None
-    if sync_interval > 0:
+    if sync_interval is None or sync_interval > 0:
         from rolodex.cli.sync import make_runner
         from rolodex.worker import Worker
 

@@ -7,9 +7,11 @@ provider says so), everything else may not.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Protocol
+
+from rolodex.domain.providers import ProviderSpec
 
 # The data classes live in the domain (rolodex.domain.remote), shared with the local side
 # of sync; they are named here too, for connectors.
@@ -79,11 +81,13 @@ __all__ = [
     "Collection",
     "Connector",
     "ConnectorError",
+    "CredentialsChanged",
     "CursorExpired",
     "InvalidCredentials",
     "LocalContact",
     "PermanentError",
     "PreconditionFailed",
+    "Provider",
     "RemoteContact",
     "RemoteGroup",
     "RemoteItem",
@@ -125,9 +129,23 @@ class Connector(Protocol):
         number of items); items gone meanwhile are skipped. Group items come as
         ``RemoteGroup``."""
 
-    def create(self, collection: str, contact: LocalContact, uid: str) -> WriteResult:
-        """Create an item. ``uid`` is Rolodex's stable identity for the contact, so that a
-        retried create finds the item it already made instead of making a second one."""
+    def create(
+        self, collection: str, contact: LocalContact, uid: str, *, maybe_exists: bool = False
+    ) -> WriteResult:
+        """Create an item carrying ``uid``, Rolodex's id of the contact, where the provider
+        keeps client data (``RemoteContact.rolodex_id`` when read back).
+
+        ``maybe_exists``: an earlier attempt may have made the item (its reply was lost, or
+        the process died): look for an item carrying ``uid`` in ``collection`` first and
+        answer it with ``existed=True``. A connector whose creates are idempotent by
+        themselves (CardDAV: the href comes from ``uid``, written with If-None-Match) may
+        ignore it."""
+
+    def home(self, contact: LocalContact) -> str | None:
+        """The collection ``contact`` belongs in, for providers whose collections are its
+        groups (a Graph contact folder): where it is created, and where it is moved when its
+        groups change (create there, then delete the old item; the Rolodex id stays). None:
+        it stays where it is, or goes to the default collection when created."""
 
     def update(
         self, remote_id: str, etag: str, contact: LocalContact, raw: bytes | None
@@ -140,3 +158,30 @@ class Connector(Protocol):
         """Raises ``PreconditionFailed``; deleting an item already gone is not an error."""
 
     def close(self) -> None: ...
+
+
+# Called by a connector with the account's whole new settings when the provider hands out
+# new secrets mid-sync (a refreshed access token, a rotated refresh token); the caller
+# stores them, encrypted, before the connector goes on.
+CredentialsChanged = Callable[[dict[str, str]], None]
+
+
+def credentials_ignored(_settings: dict[str, str]) -> None:
+    pass
+
+
+@dataclass(frozen=True)
+class Provider:
+    """One provider as the connectors registry knows it: what connecting needs
+    (``spec``), and how to open a connector on an account's settings."""
+
+    spec: ProviderSpec
+    open: Callable[[dict[str, str], CredentialsChanged], Connector]
+
+    def verify(self, settings: dict[str, str]) -> None:
+        """Check that the settings reach the provider and the credentials work."""
+        connector = self.open(settings, credentials_ignored)
+        try:
+            connector.verify()
+        finally:
+            connector.close()

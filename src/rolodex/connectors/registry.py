@@ -1,39 +1,72 @@
-"""Which connector serves which provider, built from an account's connection settings."""
+"""The providers Rolodex connects to, found by their packages.
+
+Each package under ``rolodex.connectors`` with a ``provider`` module defining ``PROVIDER``
+(a ``rolodex.connectors.base.Provider``) is a provider; adding one is adding its package.
+The composition roots (``rolodex.api.app``, the CLI) hand what is here to the services:
+``catalog()`` for what connecting needs, ``verify_connection`` and ``open_connector``.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+import importlib
+import pkgutil
+from functools import cache
 
+import rolodex.connectors
 from rolodex.connectors.base import (
     Connector,
+    CredentialsChanged,
     InvalidCredentials,
     PermanentError,
+    Provider,
     TransientError,
+    credentials_ignored,
 )
 from rolodex.domain.errors import BadCredentials, ProviderUnreachable
+from rolodex.domain.providers import ProviderCatalog
 
 
-def open_connector(provider: str, settings: dict[str, Any]) -> Connector:
-    if provider == "carddav":
-        from rolodex.connectors.carddav.connector import CardDAVConnector
+@cache
+def providers() -> dict[str, Provider]:
+    found: dict[str, Provider] = {}
+    for info in pkgutil.iter_modules(rolodex.connectors.__path__):
+        if not info.ispkg:
+            continue
+        try:
+            module = importlib.import_module(f"{rolodex.connectors.__name__}.{info.name}.provider")
+        except ModuleNotFoundError as error:
+            if error.name == f"{rolodex.connectors.__name__}.{info.name}.provider":
+                continue  # a package of shared code, not a provider
+            raise
+        provider = module.PROVIDER
+        if not isinstance(provider, Provider) or provider.spec.name != info.name:
+            raise ValueError(f"{module.__name__} must define PROVIDER for {info.name!r}")
+        found[info.name] = provider
+    return found
 
-        return CardDAVConnector(
-            url=settings["url"],
-            username=settings.get("username"),
-            password=settings.get("password"),
-        )
-    raise PermanentError(f"no connector for provider {provider!r} yet")
+
+def catalog() -> ProviderCatalog:
+    return ProviderCatalog(p.spec for p in providers().values())
 
 
-def verify_connection(provider: str, settings: dict[str, Any]) -> None:
+def provider(name: str) -> Provider:
+    found = providers().get(name)
+    if found is None:
+        raise PermanentError(f"no connector for provider {name!r}")
+    return found
+
+
+def open_connector(
+    name: str, settings: dict[str, str], changed: CredentialsChanged = credentials_ignored
+) -> Connector:
+    return provider(name).open(settings, changed)
+
+
+def verify_connection(name: str, settings: dict[str, str]) -> None:
     """Check that settings reach the provider and the credentials work, before an account
     is saved; failures are domain errors the API and CLI know how to show."""
     try:
-        connector = open_connector(provider, settings)
-        try:
-            connector.verify()
-        finally:
-            connector.close()
+        provider(name).verify(settings)
     except InvalidCredentials as error:
         raise BadCredentials(error.message) from None
     except (TransientError, PermanentError) as error:

@@ -121,3 +121,12 @@ class Contact:
     group_ids: tuple[str, ...] = ()
     has_picture: bool = False
     source: str = SOURCE_ADDRESS_BOOK
+
+
+@dataclass(frozen=True, slots=True)
+class Picture:
+    """A contact's picture: its bytes, content type and etag."""
+
+    content_type: str
+    etag: str
+    data: bytes

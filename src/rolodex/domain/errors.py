@@ -144,3 +144,12 @@ class InvalidCode(RolodexError):
 @dataclass
 class MissingFields(RolodexError):
     fields: list[str]
+
+
+@dataclass
+class LeaseLost(RolodexError):
+    """A sync went on past its lease, which another process has taken since: it stops
+    before its next write."""
+
+    account_id: str
+    owner: str

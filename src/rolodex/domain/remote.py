@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-from rolodex.domain.contact import ContactFields
+from rolodex.domain.contact import Contact, ContactFields, Picture
 from rolodex.domain.normalize import index_terms
 
 
@@ -41,6 +41,10 @@ class RemoteContact:
     # The provider's stable identity of the contact where it differs from remote_id (a
     # vCard's UID); group cards name their members by it.
     uid: str | None = None
+    # The Rolodex contact id the item carries where the provider keeps client data (a
+    # card's UID that Rolodex chose, Google's clientData, a Graph extended property): the
+    # item was made by a create of Rolodex's own, perhaps one whose reply was lost.
+    rolodex_id: str | None = None
     # ``index_terms(fields)`` (rolodex.domain.normalize), when the connector computed them
     # where it parsed the item, off the main process; None: whoever needs them computes them.
     terms: frozenset[tuple[str, str]] | None = None
@@ -122,3 +126,48 @@ class Capabilities:
     incremental: bool  # has a real change cursor (sync-collection, syncToken, deltaLink)
     groups: str  # "categories" | "labels" | "folders" | "none"
     pictures: bool = True
+    # The provider names an item on create (a People resource name, a Graph id) rather
+    # than taking the name Rolodex gives it (a CardDAV href). A create is then recorded as
+    # attempted before it is sent, so that any retry looks for the item first.
+    assigns_ids: bool = False
+
+
+# The local side of sync, as the engine sees it ------------------------------------------
+
+CONTACT_OBJECT = "contact"  # OutboxItem.object_type of contacts
+GROUP_OBJECT = "contact_group"
+
+
+@dataclass(frozen=True, slots=True)
+class RemoteLink:
+    """Which remote item a local contact is the copy of, and its version there."""
+
+    contact_id: str
+    collection: str
+    remote_id: str
+    uid: str | None
+    etag: str
+    raw: bytes | None
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxItem:
+    """A local write waiting to be delivered to the provider."""
+
+    seq: int
+    account_id: str
+    object_type: str
+    object_id: str
+    operation: str
+    fields: tuple[str, ...]
+    attempts: int
+
+
+@dataclass(frozen=True)
+class LocalState:
+    """A contact as the push side needs it."""
+
+    contact: Contact
+    group_names: tuple[str, ...]
+    picture: Picture | None
+    link: RemoteLink | None

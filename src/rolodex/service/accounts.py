@@ -8,10 +8,11 @@ from dataclasses import dataclass
 from threading import Lock
 from typing import Any
 
-from rolodex.domain.account import Account
+from rolodex.domain.account import SYNC_RUNNING, Account
 from rolodex.domain.errors import InvalidAccount, NoSuchAccount, NoSuchToken, Unauthenticated
 from rolodex.domain.ids import hash_token, new_id, new_token
 from rolodex.domain.profiles import PROVIDERS
+from rolodex.domain.providers import ProviderCatalog
 from rolodex.service.credentials import CredentialBox
 from rolodex.store import Store, authepoch
 from rolodex.store.authepoch import AuthEpoch
@@ -31,12 +32,7 @@ class NewAccount:
 # Checks that connection settings reach the provider and the credentials work; raises
 # BadCredentials or ProviderUnreachable. Given by the composition root (the connectors'
 # registry), so this layer does not depend on provider protocols.
-Verifier = Callable[[str, dict[str, Any]], None]
-
-# Settings each provider's connection needs, and well-known servers that are CardDAV with
-# their address filled in.
-REQUIRED_SETTINGS = {"carddav": ("url", "username", "password")}
-KNOWN_CARDDAV_SERVERS = {"icloud": "https://contacts.icloud.com"}
+Verifier = Callable[[str, dict[str, str]], None]
 
 
 class AccountService:
@@ -45,10 +41,14 @@ class AccountService:
         store: Store,
         credentials: CredentialBox | None = None,
         verify: Verifier | None = None,
+        providers: ProviderCatalog | None = None,
     ) -> None:
+        """``providers`` and ``verify`` come from the connectors' registry (the
+        composition root passes them); without them accounts can live only in Rolodex."""
         self.store = store
         self.credentials = credentials
         self.verify = verify
+        self.providers = providers or ProviderCatalog(())
         # token -> (when checked, auth epoch it was checked under, its account)
         self._token_cache: dict[str, tuple[float, str, Account]] = {}
         self._epoch = AuthEpoch(store)
@@ -93,16 +93,59 @@ class AccountService:
     def connect(
         self, email_address: str, *, name: str, provider: str, settings: dict[str, Any]
     ) -> NewAccount:
-        """Create an account whose address book lives at a provider, after checking that
-        the settings reach it and the credentials work: nothing is saved otherwise."""
-        settings = normalize_settings(provider, settings)
+        """Connect an account whose address book lives at a provider, after checking that
+        the settings reach it and the credentials work: nothing is saved otherwise.
+        ``provider`` may be any name the provider is known by (v2's ``gmail``...)."""
+        provider, settings = self.connection_settings(provider, email_address, settings)
         self.check_connection(provider, settings)
-        return self.create(email_address, name=name, provider=provider, connection=settings)
+        return self.link(email_address, name=name, provider=provider, connection=settings)
 
-    def check_connection(self, provider: str, settings: dict[str, Any]) -> None:
+    def connection_settings(
+        self, provider: Any, email_address: str, settings: dict[str, Any]
+    ) -> tuple[str, dict[str, str]]:
+        """The provider's own name and the settings to store, checked for completeness."""
+        spec, alias = self.providers.resolve(provider)
+        return spec.name, spec.normalize(settings, email_address.strip(), alias=alias)
+
+    def check_connection(self, provider: str, settings: dict[str, str]) -> None:
         if self.verify is None:
             raise InvalidAccount("this server was started without provider connectors")
         self.verify(provider, settings)
+
+    def link(
+        self, email_address: str, *, name: str, provider: str, connection: dict[str, str]
+    ) -> NewAccount:
+        """Create a connected account, or, when this address is connected at this provider
+        already, re-link that account (same id, same contacts) with the new credentials;
+        a sync that stopped for bad credentials resumes."""
+        if self.credentials is None:
+            raise InvalidAccount("no secret key configured to seal provider credentials")
+        sealed = self.credentials.seal(connection)
+        token = new_token()
+        now = time.time()
+        with self.store.write() as tx:
+            existing = tx.accounts.find_connected(email_address.strip(), provider)
+            if existing is None:
+                account = None
+            else:
+                tx.accounts.set_sync_status(
+                    existing.id, connection=sealed, sync_state=SYNC_RUNNING, last_error=None
+                )
+                tx.accounts.schedule_sync(existing.id, now)
+                tx.accounts.add_token(hash_token(token), existing.id, now)
+                account = tx.accounts.get(existing.id)
+        if account is not None:
+            return NewAccount(account, token)
+        return self.create(email_address, name=name, provider=provider, connection=connection)
+
+    def update_connection(self, account_id: str, connection: dict[str, str]) -> None:
+        """Store credentials the provider handed out mid-sync (a refreshed access token, a
+        rotated refresh token) at once, encrypted: a restart never goes back to old ones."""
+        if self.credentials is None:
+            raise InvalidAccount("no secret key configured to seal provider credentials")
+        sealed = self.credentials.seal(connection)
+        with self.store.write() as tx:
+            tx.accounts.set_sync_status(account_id, connection=sealed)
 
     def get(self, account_id: str) -> Account:
         with self.store.read() as tx:
@@ -173,15 +216,3 @@ class AccountService:
                 self._token_cache.clear()
             self._token_cache[token] = (now, epoch, account)
         return account
-
-
-def normalize_settings(provider: str, settings: dict[str, Any]) -> dict[str, Any]:
-    if provider not in REQUIRED_SETTINGS:
-        raise InvalidAccount(f"connecting {provider!r} accounts is not supported yet")
-    missing = [k for k in REQUIRED_SETTINGS[provider] if not settings.get(k)]
-    if missing:
-        raise InvalidAccount(f"{provider} accounts need the settings: {', '.join(missing)}")
-    wrong = [k for k in REQUIRED_SETTINGS[provider] if not isinstance(settings[k], str)]
-    if wrong:
-        raise InvalidAccount(f"settings must be strings: {', '.join(wrong)}")
-    return {k: settings[k] for k in REQUIRED_SETTINGS[provider]}

@@ -17,12 +17,7 @@ from typing import Any
 
 from rolodex.domain.errors import InvalidAccount, InvalidClient, InvalidCode, MissingFields
 from rolodex.domain.ids import hash_token, new_token
-from rolodex.service.accounts import (
-    KNOWN_CARDDAV_SERVERS,
-    AccountService,
-    NewAccount,
-    normalize_settings,
-)
+from rolodex.service.accounts import AccountService, NewAccount
 from rolodex.service.credentials import CredentialBox
 from rolodex.store import Store
 
@@ -97,8 +92,9 @@ class ApplicationService:
         self.check_client(body["client_id"])
         if not isinstance(body["settings"], dict) or not isinstance(email, str):
             raise InvalidAccount("settings must be an object and email_address a string")
-        provider, settings = _native_provider(body["provider"], email, body["settings"])
-        settings = normalize_settings(provider, settings)
+        provider, settings = self.accounts.connection_settings(
+            body["provider"], email, body["settings"]
+        )
         self.accounts.check_connection(provider, settings)
         payload = {
             "email_address": email,
@@ -129,27 +125,9 @@ class ApplicationService:
         if sealed is None:
             raise InvalidCode()
         payload = self.credentials.open(sealed)
-        return self.accounts.create(
+        return self.accounts.link(
             payload["email_address"],
             name=payload["name"],
             provider=payload["provider"],
             connection=payload["settings"],
         )
-
-
-def _native_provider(
-    provider: Any, email: str, settings: dict[str, Any]
-) -> tuple[str, dict[str, Any]]:
-    """v2's provider names and settings, in Rolodex's terms."""
-    if provider in KNOWN_CARDDAV_SERVERS:
-        return "carddav", {
-            "url": KNOWN_CARDDAV_SERVERS[provider],
-            "username": settings.get("username") or email,
-            "password": settings.get("password"),
-        }
-    if provider == "carddav":
-        return "carddav", settings
-    raise InvalidAccount(
-        f"provider {provider!r} cannot be connected yet; use carddav (with url, username, "
-        f"password) or {', '.join(KNOWN_CARDDAV_SERVERS)}"
-    )

@@ -8,27 +8,32 @@ checked: what a provider holds is shown as it is.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import time
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Iterator, Sequence
 
 import orjson
 
 from rolodex.domain.account import Account
-from rolodex.domain.contact import Contact, Group
-from rolodex.domain.errors import NoSuchContact, NoSuchPicture
-from rolodex.domain.ids import looks_like_id, new_id
-from rolodex.domain.remote import RemoteContact, RemoteGroup, WriteResult
+from rolodex.domain.contact import Contact, Group, Picture
+from rolodex.domain.errors import LeaseLost, NoSuchContact, NoSuchPicture
+from rolodex.domain.ids import new_id
+from rolodex.domain.profiles import profile_for
+from rolodex.domain.remote import (
+    LocalState,
+    OutboxItem,
+    RemoteContact,
+    RemoteGroup,
+    RemoteLink,
+    WriteResult,
+)
 from rolodex.domain.wire import contact_document, contact_from_document
 from rolodex.service.groups import create_group, delete_group, rename_group, set_membership
 from rolodex.service.records import CONTACT
 from rolodex.store import Store, Tx
-from rolodex.store.changes import OutboxItem
 from rolodex.store.contacts import ContactRow, NewContact
-from rolodex.store.pictures import Picture
-from rolodex.store.remotes import RemoteLink
 
 # Groups that are items of their own at the provider (group cards) carry this prefix in
 # their remote_id; groups that exist as names on contacts (CATEGORIES) carry "category:".
@@ -39,19 +44,32 @@ CATEGORY_GROUP = "category:"
 UNKNOWN_ETAG = '"rolodex:unknown"'
 
 
-@dataclass(frozen=True)
-class LocalState:
-    """A contact as the push side needs it."""
-
-    contact: Contact
-    group_names: tuple[str, ...]
-    picture: Picture | None
-    link: RemoteLink | None
-
-
 class Mirror:
-    def __init__(self, store: Store) -> None:
+    """The local side of sync (``rolodex.sync.local.LocalSide``).
+
+    A mirror ``fenced`` by a lease checks, inside every write's own transaction, that the
+    lease is still held: a process that lost it (it stalled past its expiry and another took
+    over) stops at that write, with nothing of it committed, instead of racing the new
+    holder.
+    """
+
+    def __init__(self, store: Store, lease: tuple[str, str] | None = None) -> None:
         self.store = store
+        self._lease = lease  # (account_id, owner)
+
+    def fenced(self, account_id: str, owner: str) -> Mirror:
+        return Mirror(self.store, (account_id, owner))
+
+    @contextlib.contextmanager
+    def _write(self, account_id: str | None = None) -> Iterator[Tx]:
+        # With ``account_id``: its row is locked first, before anything is read (the lock
+        # order of every write path, rolodex.store).
+        with self.store.write(account_id) as tx:
+            if self._lease is not None:
+                account_id, owner = self._lease
+                if not tx.accounts.holds_lease(account_id, owner, time.time()):
+                    raise LeaseLost(account_id, owner)
+            yield tx
 
     # Scheduling and status -------------------------------------------------------------
 
@@ -61,16 +79,25 @@ class Mirror:
             return tx.accounts.due_for_sync(now), tx.outbox.accounts_due(now)
 
     def lease(self, account_id: str, owner: str, seconds: float) -> bool:
+        """Take the account's lease, or extend it; False while another process holds it."""
         with self.store.write() as tx:
             return tx.accounts.acquire_lease(account_id, owner, time.time(), seconds)
+
+    def lease_holder(self, account_id: str) -> str | None:
+        with self.store.read() as tx:
+            return tx.accounts.lease_holder(account_id, time.time())
 
     def release(self, account_id: str, owner: str) -> None:
         with self.store.write() as tx:
             tx.accounts.release_lease(account_id, owner)
 
-    def request_sync(self, account_id: str) -> None:
+    def request_sync(self, account_id: str) -> bool:
+        """Make the account due now; True when a sync of it is running already (it will
+        run again after that one)."""
+        now = time.time()
         with self.store.write() as tx:
-            tx.accounts.schedule_sync(account_id, time.time())
+            tx.accounts.schedule_sync(account_id, now)
+            return tx.accounts.lease_holder(account_id, now) is not None
 
     def record_status(
         self,
@@ -95,7 +122,7 @@ class Mirror:
             return tx.remotes.cursor(account_id, collection)
 
     def set_cursor(self, account_id: str, collection: str, cursor: str | None) -> None:
-        with self.store.write() as tx:
+        with self._write() as tx:
             tx.remotes.set_cursor(account_id, collection, cursor)
 
     def known_etags(self, account_id: str, collection: str) -> dict[str, str]:
@@ -126,7 +153,7 @@ class Mirror:
             return 0
         now = time.time()
         changed = 0
-        with self.store.write(account.id) as tx:
+        with self._write(account.id) as tx:
             aid = account.id
             links = tx.remotes.for_remote_ids(aid, (i.remote_id for i in items))
             waiting = tx.outbox.with_pending(aid, (link.contact_id for link in links.values()))
@@ -142,6 +169,8 @@ class Mirror:
             for offset, item in enumerate(items):
                 seq = first + offset
                 link = links.get(item.remote_id)
+                if link is None and _is_moving(tx, aid, item):
+                    continue
                 if link is None and _is_own_create(tx, aid, item):
                     link = self._claim(tx, account, item, seq, now)
                     if link is None:
@@ -198,7 +227,7 @@ class Mirror:
         the local change (the item may have been edited there since). When the contact was
         deleted here meanwhile, the item is queued for deletion (None: nothing to apply).
         """
-        contact_id = item.uid
+        contact_id = item.rolodex_id
         assert contact_id is not None
         link = RemoteLink(
             contact_id, item.collection, item.remote_id, item.uid, UNKNOWN_ETAG, item.raw
@@ -310,7 +339,7 @@ class Mirror:
         if not items:
             return
         now = time.time()
-        with self.store.write(account.id) as tx:
+        with self._write(account.id) as tx:
             for item in items:
                 group = _group_for_card(tx, account, item, now)
                 wanted = set(tx.remotes.contact_ids_for_uids(account.id, item.member_uids))
@@ -325,7 +354,7 @@ class Mirror:
             return 0
         now = time.time()
         removed = 0
-        with self.store.write(account.id) as tx:
+        with self._write(account.id) as tx:
             links = tx.remotes.for_remote_ids(account.id, ids)
             for remote_id in ids:
                 group = tx.groups.find_by_remote_id(account.id, CARD_GROUP + remote_id)
@@ -365,8 +394,9 @@ class Mirror:
             contact = contact_from_document(orjson.loads(row.doc))
             groups = tx.groups.by_id(account_id)
             card_groups = _card_group_ids(tx, account_id)
+            # By path: a category's path is its name; a folder's says where it sits.
             names = tuple(
-                groups[g].name for g in contact.group_ids if g in groups and g not in card_groups
+                groups[g].path for g in contact.group_ids if g in groups and g not in card_groups
             )
             picture = None
             if contact.has_picture:
@@ -406,7 +436,7 @@ class Mirror:
         and picture).
         """
         now = time.time()
-        with self.store.write(account.id) as tx:
+        with self._write(account.id) as tx:
             if result is None:
                 tx.remotes.delete(account.id, item.object_id)
             else:
@@ -428,11 +458,19 @@ class Mirror:
 
     def dropped(self, account_id: str, item: OutboxItem) -> None:
         """A write with nothing left to deliver (its contact is gone)."""
-        with self.store.write() as tx:
+        with self._write() as tx:
             tx.outbox.done(account_id, item.seq)
 
-    def retry_later(self, account_id: str, item: OutboxItem, at: float, error: str) -> None:
+    def attempting(self, account_id: str, item: OutboxItem) -> None:
+        with self._write() as tx:
+            tx.outbox.mark_attempt(account_id, item.seq)
+
+    def defer_pending(self, account_id: str, at: float, error: str) -> None:
         with self.store.write() as tx:
+            tx.outbox.defer(account_id, at, error)
+
+    def retry_later(self, account_id: str, item: OutboxItem, at: float, error: str) -> None:
+        with self._write() as tx:
             tx.outbox.retry_later(account_id, item.seq, at, error)
 
 
@@ -448,15 +486,31 @@ def _picture(item: RemoteContact) -> Picture:
 def _is_own_create(tx: Tx, account_id: str, item: RemoteContact) -> bool:
     """Whether an item no contact links to was made by a create of Rolodex's own.
 
-    Rolodex creates items with the contact's id as their UID. When a create landed but its
-    reply was lost (or the process died before recording it), the item comes back in a
-    pull before the push has linked it: it is that contact, not a new one.
+    Rolodex creates items carrying the contact's id (``RemoteContact.rolodex_id``). When a
+    create landed but its reply was lost (or the process died before recording it), the
+    item comes back in a pull before the push has linked it: it is that contact, not a new
+    one.
     """
-    if not item.uid or not looks_like_id(item.uid):
+    contact_id = item.rolodex_id
+    if not contact_id:
         return False
-    if tx.remotes.for_contact(account_id, item.uid) is not None:
+    if tx.remotes.for_contact(account_id, contact_id) is not None:
         return False  # linked to another item: this one is not its copy
-    return _exists(tx, account_id, item.uid) or tx.changes.was_deleted(account_id, item.uid)
+    return _exists(tx, account_id, contact_id) or tx.changes.was_deleted(account_id, contact_id)
+
+
+def _is_moving(tx: Tx, account_id: str, item: RemoteContact) -> bool:
+    """Whether an unlinked item is the new copy of a contact being moved to another
+    collection (made there, the old one not yet deleted): the push that moves it links it."""
+    contact_id = item.rolodex_id
+    if not contact_id:
+        return False
+    link = tx.remotes.for_contact(account_id, contact_id)
+    return (
+        link is not None
+        and link.remote_id != item.remote_id
+        and tx.outbox.has_pending(account_id, contact_id)
+    )
 
 
 def _exists(tx: Tx, account_id: str, contact_id: str) -> bool:
@@ -481,18 +535,25 @@ def _category_groups(
     """The ids of the groups named on a contact, creating those not seen before.
 
     Groups are matched by name: a category and a group card of the same name are one group.
+    Where the provider's groups are nested folders (Graph), the names are folder paths
+    ("Contacts/Friends/Close"): the group is named by the last folder, found by its path.
     """
     by_path = {g.path: g.id for g in groups.values()}
+    nested = profile_for(account.provider).groups.nested
     ids: list[str] = []
     for raw_name in names:
-        name = raw_name.replace("/", "-").strip()[:1000]
+        if nested:
+            path = "/".join(p.strip() for p in raw_name.split("/") if p.strip())[:1000]
+            name = path.rsplit("/", 1)[-1]
+        else:
+            path = name = raw_name.replace("/", "-").strip()[:1000]
         if not name:
             continue
-        if name not in by_path:
-            group = create_group(tx, account, name, now, remote_id=CATEGORY_GROUP + name)
+        if path not in by_path:
+            group = create_group(tx, account, name, now, remote_id=CATEGORY_GROUP + path, path=path)
             groups[group.id] = group
-            by_path[name] = group.id
-        ids.append(by_path[name])
+            by_path[path] = group.id
+        ids.append(by_path[path])
     return tuple(dict.fromkeys(ids))
 
 

@@ -5,10 +5,11 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from rolodex.domain.account import Account
+from rolodex.domain.remote import CONTACT_OBJECT, GROUP_OBJECT
 from rolodex.store import Tx
 
-CONTACT = "contact"
-GROUP = "contact_group"
+CONTACT = CONTACT_OBJECT
+GROUP = GROUP_OBJECT
 
 
 def record_change(

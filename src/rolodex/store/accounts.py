@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Connection, delete, insert, or_, select, update
+from sqlalchemy import Connection, delete, func, insert, or_, select, update
 
 from rolodex.domain.account import Account
 from rolodex.domain.errors import NoSuchAccount
@@ -71,6 +71,20 @@ class AccountRepository:
         if row is None:
             raise NoSuchAccount(account_id)
         return _account(row)
+
+    def find_connected(self, email_address: str, provider: str) -> Account | None:
+        """The connected account of this address at this provider, if there is one."""
+        row = self.conn.execute(
+            select(*_ACCOUNT_COLUMNS)
+            .where(
+                func.lower(accounts.c.email_address) == email_address.lower(),
+                accounts.c.provider == provider,
+                accounts.c.sandbox.is_(False),
+            )
+            .order_by(accounts.c.linked_at)
+            .limit(1)
+        ).first()
+        return None if row is None else _account(row)
 
     def all(self) -> list[Account]:
         rows = self.conn.execute(select(*_ACCOUNT_COLUMNS).order_by(accounts.c.linked_at))
@@ -167,6 +181,28 @@ class AccountRepository:
             .values(lease_owner=owner, lease_until=now + seconds)
         )
         return result.rowcount == 1
+
+    def holds_lease(self, account_id: str, owner: str, now: float) -> bool:
+        """Whether ``owner`` still holds the account's lease: the fence every write of a
+        sync passes, in the write's own transaction."""
+        row = self.conn.execute(
+            select(accounts.c.lease_owner, accounts.c.lease_until).where(
+                accounts.c.id == account_id
+            )
+        ).first()
+        return row is not None and row.lease_owner == owner and (row.lease_until or 0) >= now
+
+    def lease_holder(self, account_id: str, now: float) -> str | None:
+        """Who holds the account's lease now (None: nobody, or a holder whose lease ran
+        out)."""
+        row = self.conn.execute(
+            select(accounts.c.lease_owner, accounts.c.lease_until).where(
+                accounts.c.id == account_id
+            )
+        ).first()
+        if row is None or row.lease_owner is None or (row.lease_until or 0) < now:
+            return None
+        return str(row.lease_owner)
 
     def release_lease(self, account_id: str, owner: str) -> None:
         self.conn.execute(

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import Connection, delete, func, insert, select, update
 
+from rolodex.domain.remote import OutboxItem
 from rolodex.store.bulk import insert_rows
 from rolodex.store.schema import changes, outbox
 
@@ -76,17 +77,6 @@ class ChangeRepository:
             .limit(limit)
         )
         return [Change(r.seq, r.object_type, r.object_id, r.event, r.created_at) for r in rows]
-
-
-@dataclass(frozen=True, slots=True)
-class OutboxItem:
-    seq: int
-    account_id: str
-    object_type: str
-    object_id: str
-    operation: str
-    fields: tuple[str, ...]
-    attempts: int
 
 
 class OutboxRepository:
@@ -191,6 +181,23 @@ class OutboxRepository:
     def done(self, account_id: str, seq: int) -> None:
         self.conn.execute(
             delete(outbox).where(outbox.c.account_id == account_id, outbox.c.seq == seq)
+        )
+
+    def mark_attempt(self, account_id: str, seq: int) -> None:
+        """Count an attempt before it is made: a create whose outcome is then unknown (a
+        lost reply, a crash) is retried as one that may have landed."""
+        self.conn.execute(
+            update(outbox)
+            .where(outbox.c.account_id == account_id, outbox.c.seq == seq)
+            .values(attempts=outbox.c.attempts + 1)
+        )
+
+    def defer(self, account_id: str, at: float, error: str) -> None:
+        """Hold every write of the account until ``at`` (its sync failed unexpectedly)."""
+        self.conn.execute(
+            update(outbox)
+            .where(outbox.c.account_id == account_id, outbox.c.next_attempt_at < at)
+            .values(next_attempt_at=at, last_error=error)
         )
 
     def retry_later(self, account_id: str, seq: int, at: float, error: str) -> None:

@@ -2,19 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from sqlalchemy import Connection, delete, insert, select
 
+from rolodex.domain.contact import Picture
 from rolodex.domain.errors import NoSuchPicture
 from rolodex.store.schema import pictures
-
-
-@dataclass(frozen=True, slots=True)
-class Picture:
-    content_type: str
-    etag: str
-    data: bytes
 
 
 class PictureRepository:

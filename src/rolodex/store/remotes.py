@@ -3,23 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Connection, bindparam, delete, insert, select, update
 
+from rolodex.domain.remote import RemoteLink
 from rolodex.store.bulk import insert_rows
 from rolodex.store.schema import contact_remotes, sync_cursors
-
-
-@dataclass(frozen=True, slots=True)
-class RemoteLink:
-    contact_id: str
-    collection: str
-    remote_id: str
-    uid: str | None
-    etag: str
-    raw: bytes | None
 
 
 def _link(row: Any) -> RemoteLink:

@@ -22,10 +22,8 @@ from rolodex.connectors.base import (
     TransientError,
 )
 from rolodex.domain.account import Account
-from rolodex.service.mirror import LocalState, Mirror
-from rolodex.service.records import CONTACT
-from rolodex.store.changes import OutboxItem
-from rolodex.store.remotes import RemoteLink
+from rolodex.domain.remote import CONTACT_OBJECT, LocalState, OutboxItem, RemoteLink
+from rolodex.sync.local import LocalSide
 from rolodex.sync.merge import merge
 
 BATCH = 500
@@ -58,9 +56,18 @@ def backoff(attempts: int, retry_after: float | None = None) -> float:
 
 
 class SyncEngine:
-    def __init__(self, mirror: Mirror, batch: int = BATCH) -> None:
+    """The sync algorithm: knows the connector interface and the local side's, nothing
+    else. ``sync`` takes the local side to write to, so that the caller can hand it one
+    fenced by a lease (``rolodex.service.mirror.Mirror.fenced``)."""
+
+    def __init__(
+        self, mirror: LocalSide, batch: int = BATCH, *, guard: Callable[[], None] = lambda: None
+    ) -> None:
+        """``guard`` is called before every write to the provider and raises to stop the
+        sync there (``rolodex.sync.lease.Lease.check``)."""
         self.mirror = mirror
         self.batch = batch
+        self.guard = guard
 
     def sync(
         self,
@@ -222,7 +229,8 @@ class SyncEngine:
                     report.last_push_error = message
 
     def _push_one(self, account: Account, connector: Connector, item: OutboxItem) -> None:
-        if item.object_type != CONTACT:
+        self.guard()
+        if item.object_type != CONTACT_OBJECT:
             self.mirror.dropped(account.id, item)  # groups of connected accounts are read-only
             return
         if item.operation == "delete":
@@ -234,8 +242,12 @@ class SyncEngine:
             self.mirror.dropped(account.id, item)
             return
         link = state.link
+        home = connector.home(_local(state, touched=None))
         if link is None:
-            self._push_create(account, connector, item, state, self._default(connector))
+            self._push_create(account, connector, item, state, home or self._default(connector))
+            return
+        if home is not None and home != link.collection:
+            self._push_move(account, connector, item, state, home)
             return
         local = _local(state, touched=item.fields)
         try:
@@ -257,9 +269,15 @@ class SyncEngine:
         state: LocalState,
         collection: str,
     ) -> None:
-        # The contact id is the card's UID: a retried create finds the card it already
-        # made instead of making a second one.
-        result = connector.create(collection, _local(state, touched=None), state.contact.id)
+        # The item carries the contact id: a retried create finds the item it already made
+        # instead of making a second one. Where the provider names the item, nothing but
+        # the item itself says a create landed, so the attempt is counted before it is made.
+        maybe_exists = item.attempts > 0
+        if connector.capabilities().assigns_ids:
+            self.mirror.attempting(account.id, item)
+        result = connector.create(
+            collection, _local(state, touched=None), state.contact.id, maybe_exists=maybe_exists
+        )
         if result.existed:
             # An earlier attempt made it and its reply was lost; another client may have
             # edited it since, so merge as after any precondition failure.
@@ -275,6 +293,39 @@ class SyncEngine:
                 account, connector, item, dataclasses.replace(state, link=link), recreate=False
             )
             return
+        self.mirror.pushed(account, item, collection, state.contact.id, result)
+
+    def _push_move(
+        self,
+        account: Account,
+        connector: Connector,
+        item: OutboxItem,
+        state: LocalState,
+        collection: str,
+    ) -> None:
+        """The contact's groups put it in another collection (a Graph folder): made there,
+        then the old item deleted, and only then recorded. A retry after either step finds
+        the new item by the contact id it carries (and a pull meanwhile leaves it alone:
+        ``Mirror.apply``); the Rolodex id never changes."""
+        old = state.link
+        assert old is not None
+        if connector.capabilities().assigns_ids:
+            self.mirror.attempting(account.id, item)
+        result = connector.create(
+            collection,
+            _local(state, touched=None),
+            state.contact.id,
+            maybe_exists=item.attempts > 0,
+        )
+        try:
+            connector.delete(old.remote_id, old.etag)
+        except PreconditionFailed:
+            # Changed there since; the move stands, with the etag the provider has now.
+            fresh = self._remote_etag(connector, old.collection, old.remote_id)
+            if fresh is not None:
+                connector.delete(old.remote_id, fresh)
+        except RemoteNotFound:
+            pass
         self.mirror.pushed(account, item, collection, state.contact.id, result)
 
     def _push_merged(

@@ -1,4 +1,10 @@
-"""Runs the engine for one account at a time under a lease, and records the outcome."""
+"""Runs the engine for one account at a time under a lease, and records the outcome.
+
+Failures are isolated per account: whatever a sync raises is recorded on its account
+(``sync_state``, ``last_error``, the time of the next try, which backs off) and never stops
+the other accounts of a round. Only a lost lease is not the account's failure: another
+process holds the account now.
+"""
 
 from __future__ import annotations
 
@@ -11,22 +17,32 @@ from typing import Any
 
 from rolodex.connectors.base import (
     Connector,
-    ConnectorError,
+    CredentialsChanged,
     InvalidCredentials,
     PermanentError,
     TransientError,
 )
 from rolodex.domain.account import SYNC_ERROR, SYNC_INVALID_CREDENTIALS, SYNC_RUNNING
+from rolodex.domain.errors import LeaseLost, NoSuchAccount
 from rolodex.service.accounts import AccountService
 from rolodex.service.mirror import Mirror
 from rolodex.sync.engine import MAX_BACKOFF, Progress, SyncEngine, SyncReport, no_progress
+from rolodex.sync.lease import LEASE_SECONDS, Lease
 
 log = logging.getLogger(__name__)
 
-# Longer than any one sync should take; a worker that dies holding it loses it after this.
-LEASE_SECONDS = 600.0
+# How often a caller that waits for another process's sync looks again.
+WAIT_POLL_SECONDS = 0.5
 
-ConnectorFactory = Callable[[str, dict[str, Any]], Connector]
+ConnectorFactory = Callable[[str, dict[str, Any], CredentialsChanged], Connector]
+
+
+class SyncFailed(Exception):
+    """A sync failed; the account shows why (``last_error``), as does ``message``."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
 
 
 class SyncRunner:
@@ -35,71 +51,146 @@ class SyncRunner:
         accounts: AccountService,
         mirror: Mirror,
         open_connector: ConnectorFactory,
-        interval: float,
+        interval: float | Callable[[str], float],
+        *,
+        lease_seconds: float = LEASE_SECONDS,
     ) -> None:
+        """``interval``: seconds between syncs of an account, or a function of its
+        provider's name giving them."""
         self.accounts = accounts
         self.mirror = mirror
-        self.engine = SyncEngine(mirror)
         self.open_connector = open_connector
-        self.interval = interval
+        self._interval = interval
+        self.lease_seconds = lease_seconds
         self.owner = f"{socket.gethostname()}:{uuid.uuid4().hex[:8]}"
+
+    def interval(self, provider: str) -> float:
+        return self._interval(provider) if callable(self._interval) else self._interval
 
     def run_due(self) -> int:
         """One round: every account whose sync is due, and every account with writes due
-        for the provider (those get a push only). Returns how many accounts ran."""
+        for the provider (those get a push only). Returns how many accounts ran. A failing
+        account is recorded and skipped; it never stops the round."""
         pull_due, push_due = self.mirror.due(time.time())
         ran = 0
         for account_id in pull_due:
-            ran += self.run(account_id) is not None
+            ran += self._run_isolated(account_id, pull=True)
         for account_id in push_due:
             if account_id not in pull_due:
-                ran += self.run(account_id, pull=False) is not None
+                ran += self._run_isolated(account_id, pull=False)
         return ran
+
+    def _run_isolated(self, account_id: str, *, pull: bool) -> bool:
+        try:
+            return self.run(account_id, pull=pull) is not None
+        except SyncFailed as error:
+            log.info("sync of %s failed: %s", account_id, error.message)
+            return True
+        except NoSuchAccount:
+            return False  # deleted meanwhile
+
+    def wait_and_run(
+        self,
+        account_id: str,
+        progress: Progress = no_progress,
+        *,
+        waiting: Callable[[str], None] = lambda _holder: None,
+    ) -> SyncReport:
+        """Sync now, after the sync another process is running, if any (``waiting`` is
+        told who holds it, once). Its lease runs out soon after its holder dies, so this
+        never waits for a dead process for long."""
+        told = False
+        while True:
+            report = self.run(account_id, progress)
+            if report is not None:
+                return report
+            if not told:
+                waiting(self.mirror.lease_holder(account_id) or "another process")
+                told = True
+            time.sleep(WAIT_POLL_SECONDS)
 
     def run(
         self, account_id: str, progress: Progress = no_progress, *, pull: bool = True
     ) -> SyncReport | None:
-        """Sync one account now; None when another worker holds it."""
-        if not self.mirror.lease(account_id, self.owner, LEASE_SECONDS):
+        """Sync one account now; None when another process holds it. Raises
+        ``SyncFailed`` once the failure is recorded on the account."""
+        lease = Lease(
+            account_id,
+            self.owner,
+            self.mirror.lease,
+            self.mirror.release,
+            seconds=self.lease_seconds,
+        )
+        if not lease.take():
             return None
-        connector: Connector | None = None
-        try:
-            account = self.accounts.get(account_id)
-            settings = self.accounts.connection(account_id)
-            if not account.is_connected or settings is None:
-                return SyncReport()
-            connector = self.open_connector(account.provider, settings)
-            report = self.engine.sync(account, connector, progress, pull=pull)
-        except InvalidCredentials as error:
-            # Stop until someone fixes the credentials; retrying would only lock them out.
-            self._record(account_id, SYNC_INVALID_CREDENTIALS, error.message, None, False)
-            raise
-        except TransientError as error:
-            self._record(account_id, SYNC_ERROR, error.message, self._retry_at(account_id), False)
-            raise
-        except (PermanentError, ConnectorError) as error:
-            self._record(account_id, SYNC_ERROR, str(error), self._retry_at(account_id), False)
-            raise
-        finally:
-            if connector is not None:
-                connector.close()
-            self.mirror.release(account_id, self.owner)
-        if pull:
-            self._record(
-                account_id,
-                SYNC_RUNNING,
-                report.last_push_error,
-                time.time() + self.interval,
-                True,
-            )
+        with lease:
+            try:
+                report = self._sync(account_id, lease, progress, pull)
+            except LeaseLost:
+                log.warning("sync of %s stopped: its lease was taken over", account_id)
+                return None
+            except InvalidCredentials as error:
+                # Stop until someone fixes the credentials; retrying would only lock them out.
+                self._failed(account_id, SYNC_INVALID_CREDENTIALS, error.message, None)
+                raise SyncFailed(error.message) from error
+            except TransientError as error:
+                self._failed(account_id, SYNC_ERROR, error.message, error.retry_after)
+                raise SyncFailed(error.message) from error
+            except PermanentError as error:
+                self._failed(account_id, SYNC_ERROR, error.message, None)
+                raise SyncFailed(error.message) from error
+            except NoSuchAccount:
+                raise
+            except Exception as error:
+                # A bug, or a failure nothing classified: recorded like any other, so the
+                # account shows it and the worker backs off instead of retrying every tick.
+                log.exception("sync of %s failed unexpectedly", account_id)
+                message = f"sync failed unexpectedly ({type(error).__name__}: {error})"
+                self._failed(account_id, SYNC_ERROR, message, None)
+                raise SyncFailed(message) from error
         return report
 
-    def _retry_at(self, account_id: str) -> float:
+    def _sync(
+        self, account_id: str, lease: Lease, progress: Progress, pull: bool
+    ) -> SyncReport | None:
+        account = self.accounts.get(account_id)
+        settings = self.accounts.connection(account_id)
+        if not account.is_connected or settings is None:
+            return SyncReport()
+
+        def credentials_changed(new: dict[str, str]) -> None:
+            lease.check()
+            self.accounts.update_connection(account_id, new)
+
+        connector = self.open_connector(account.provider, settings, credentials_changed)
+        try:
+            engine = SyncEngine(self.mirror.fenced(account_id, self.owner), guard=lease.check)
+            report = engine.sync(account, connector, progress, pull=pull)
+        finally:
+            connector.close()
+        if pull:
+            next_at = time.time() + self.interval(account.provider)
+            self._record(account_id, SYNC_RUNNING, report.last_push_error, next_at, True)
+        return report
+
+    def _failed(self, account_id: str, state: str, error: str, retry_after: float | None) -> None:
+        """Record a failure; the account's writes wait as long as its next sync."""
+        if state == SYNC_INVALID_CREDENTIALS:
+            at = None  # until it is reconnected
+            hold = time.time() + MAX_BACKOFF
+        else:
+            at = self._retry_at(account_id, retry_after)
+            hold = at
+        self._record(account_id, state, error, at, False)
+        self.mirror.defer_pending(account_id, hold, error)
+
+    def _retry_at(self, account_id: str, retry_after: float | None) -> float:
         """Back off while the provider keeps failing: wait half as long as it has been
-        failing, between one interval and an hour."""
+        failing, between one interval (or what the provider asked for) and an hour."""
         account = self.accounts.get(account_id)
         since = time.time() - (account.last_synced_at or account.linked_at)
-        return time.time() + min(MAX_BACKOFF, max(self.interval, since / 2))
+        floor = max(self.interval(account.provider), retry_after or 0.0)
+        return time.time() + min(MAX_BACKOFF, max(floor, since / 2))
 
     def _record(
         self, account_id: str, state: str, error: str | None, at: float | None, ok: bool

@@ -169,7 +169,14 @@ class CardDAVConnector:
 
     # --- Writing ------------------------------------------------------------------------------
 
-    def create(self, collection: str, contact: LocalContact, uid: str) -> WriteResult:
+    def home(self, contact: LocalContact) -> str | None:
+        return None  # groups are categories on the card, wherever it lives
+
+    def create(
+        self, collection: str, contact: LocalContact, uid: str, *, maybe_exists: bool = False
+    ) -> WriteResult:
+        # Idempotent by itself: the href comes from the uid and is written with
+        # If-None-Match, so ``maybe_exists`` needs no look-up first.
         href = canonical_href(collection.rstrip("/") + "/", quote(uid, safe="") + ".vcf")
         data = self._render(contact, uid=uid, base=None)
         try:

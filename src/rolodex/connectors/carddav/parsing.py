@@ -18,6 +18,7 @@ from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass
 from multiprocessing import forkserver
 
+from rolodex.domain.ids import looks_like_id
 from rolodex.domain.remote import RemoteContact, RemoteGroup, RemoteItem
 from rolodex.domain.vcard import KIND_GROUP, InvalidCard, parse_card
 
@@ -63,6 +64,9 @@ def item(collection: str, href: str, etag: str, data: bytes) -> RemoteItem | Non
         picture_type=card.photo_type,
         raw=data,
         uid=card.uid or None,
+        # Rolodex names the cards it creates by the contact's id (their UID): a card whose
+        # UID looks like one may be a create of ours whose reply was lost.
+        rolodex_id=card.uid if card.uid and looks_like_id(card.uid) else None,
     )
 
 

@@ -1,0 +1,34 @@
+"""CardDAV as a provider: what connecting an account needs, and its connector."""
+
+from __future__ import annotations
+
+from rolodex.connectors.base import Connector, CredentialsChanged, Provider
+from rolodex.domain.providers import NATIVE, ProviderSpec, Setting
+
+SPEC = ProviderSpec(
+    name="carddav",
+    title="CardDAV",
+    settings=(
+        Setting("url", "The server (found by RFC 6764 discovery) or an address book's URL."),
+        Setting(
+            "username", "The user name (the email address if not given).", defaults_to_email=True
+        ),
+        Setting("password", "The password (an app password for iCloud and Fastmail).", secret=True),
+    ),
+    poll_interval=30.0,
+    sign_in=(NATIVE,),
+    aliases={"icloud": {"url": "https://contacts.icloud.com"}},
+)
+
+
+def _open(settings: dict[str, str], _changed: CredentialsChanged) -> Connector:
+    # Imported here: the registry is read by every CLI command, the protocol code only by
+    # those that reach a server.
+    from rolodex.connectors.carddav.connector import CardDAVConnector
+
+    return CardDAVConnector(
+        url=settings["url"], username=settings.get("username"), password=settings.get("password")
+    )
+
+
+PROVIDER = Provider(spec=SPEC, open=_open)

@@ -1,0 +1,69 @@
+"""The local side of sync as the engine sees it: an interface, implemented by
+``rolodex.service.mirror.Mirror`` over the store.
+
+Each call is one transaction. Changes applied through it came from the provider and are
+never queued for the provider again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Protocol
+
+from rolodex.domain.account import Account
+from rolodex.domain.remote import (
+    LocalState,
+    OutboxItem,
+    RemoteContact,
+    RemoteGroup,
+    RemoteLink,
+    WriteResult,
+)
+
+
+class LocalSide(Protocol):
+    # Pull
+    def cursor(self, account_id: str, collection: str) -> str | None: ...
+
+    def set_cursor(self, account_id: str, collection: str, cursor: str | None) -> None: ...
+
+    def known_etags(self, account_id: str, collection: str) -> dict[str, str]:
+        """remote id -> etag of every item of the collection known here."""
+
+    def etags_of(self, account_id: str, remote_ids: Iterable[str]) -> dict[str, str]: ...
+
+    def apply(self, account: Account, items: Sequence[RemoteContact]) -> int:
+        """Create or update the local copies; returns how many changed."""
+
+    def apply_groups(self, account: Account, items: Sequence[RemoteGroup]) -> None: ...
+
+    def remove(self, account: Account, remote_ids: Iterable[str]) -> int:
+        """Delete the local copies of items deleted at the provider; returns how many."""
+
+    # Push
+    def pending(self, account_id: str, limit: int = 100) -> list[OutboxItem]: ...
+
+    def local_state(self, account_id: str, contact_id: str) -> LocalState | None: ...
+
+    def pending_fields(
+        self, account_id: str, contact_id: str, fields: tuple[str, ...]
+    ) -> tuple[str, ...]: ...
+
+    def link_of(self, account_id: str, contact_id: str) -> RemoteLink | None: ...
+
+    def attempting(self, account_id: str, item: OutboxItem) -> None:
+        """Count an attempt at ``item`` before it is made."""
+
+    def pushed(
+        self,
+        account: Account,
+        item: OutboxItem,
+        collection: str,
+        uid: str | None,
+        result: WriteResult | None,
+        merged: RemoteContact | None = None,
+    ) -> None: ...
+
+    def dropped(self, account_id: str, item: OutboxItem) -> None: ...
+
+    def retry_later(self, account_id: str, item: OutboxItem, at: float, error: str) -> None: ...
