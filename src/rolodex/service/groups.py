@@ -75,9 +75,17 @@ def _writable(account: Account) -> None:
 
 
 def create_group(
-    tx: Tx, account: Account, name: str, now: float, remote_id: str | None = None
+    tx: Tx,
+    account: Account,
+    name: str,
+    now: float,
+    remote_id: str | None = None,
+    *,
+    path: str | None = None,
 ) -> Group:
-    group = Group(id=new_id(), account_id=account.id, name=name, path=name)
+    """``path``: where the group sits among nested ones (a folder inside another,
+    "Contacts/Friends"); the name by default."""
+    group = Group(id=new_id(), account_id=account.id, name=name, path=path or name)
     seq = tx.accounts.allocate(account.id)
     tx.groups.insert(group, now, remote_id=remote_id)
     record_change(tx, account, seq, GROUP, group.id, "create", now)
