@@ -12,7 +12,8 @@ import orjson
 from PIL import Image
 
 from rolodex.domain.account import Account
-from rolodex.domain.errors import InvalidPicture, NoSuchPicture, PictureTooLarge
+from rolodex.domain.errors import InvalidContact, InvalidPicture, NoSuchPicture, PictureTooLarge
+from rolodex.domain.profiles import profile_for
 from rolodex.domain.wire import contact_document, contact_from_document
 from rolodex.service.records import CONTACT, record_change
 from rolodex.store import Store
@@ -71,6 +72,13 @@ class PictureService:
         return self._write(account, contact_id, picture)
 
     def delete(self, account: Account, contact_id: str) -> bytes:
+        refused = profile_for(account.provider).picture_delete_violations()
+        if refused:
+            # Refused here, before anything is queued: the provider could not carry it out
+            # (Microsoft Graph cannot delete a contact photo). 404 first, as ever.
+            with self.store.read() as tx:
+                tx.contacts.get(account.id, contact_id)
+            raise InvalidContact(refused)
         return self._write(account, contact_id, None)
 
     def _write(self, account: Account, contact_id: str, picture: Picture | None) -> bytes:
