@@ -23,6 +23,7 @@ from sqlalchemy import text
 from rolodex.domain.account import Account
 from rolodex.domain.contact import ContactFields
 from rolodex.domain.errors import NoSuchContact
+from rolodex.domain.etags import ContactChanged
 from rolodex.domain.remote import RemoteContact
 from rolodex.service.accounts import AccountService
 from rolodex.service.contacts import ContactService
@@ -328,3 +329,19 @@ def test_ten_updates_of_different_fields_all_survive(store: Store) -> None:
         changes = tx.changes.since(scene.account.id, 0, 10_000)
     assert seen == [c.seq for c in changes]
     assert [c.event for c in changes[-len(FIELDS) :]] == ["modify"] * len(FIELDS)
+
+
+def test_if_match_lets_one_of_several_writers_of_one_version_through(store: Store) -> None:
+    scene = _scene(store, connected=False)
+    etag = scene.contacts.tagged_document(scene.account, scene.contact_id, b"")[1].decode()
+
+    def put(slot: int) -> bool:
+        try:
+            scene.contacts.update(
+                scene.account, scene.contact_id, {FIELDS[slot]: "x"}, if_match=etag
+            )
+        except ContactChanged:
+            return False
+        return True
+
+    assert sorted(run_together(put, threads=4)) == [False, False, False, True]

@@ -7,7 +7,7 @@ from typing import Any
 from urllib.parse import parse_qs
 
 import orjson
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.responses import Response
 
 from rolodex.api import schemas
@@ -22,6 +22,7 @@ from rolodex.api.deps import (
 )
 from rolodex.api.render import absolute
 from rolodex.domain.account import Account
+from rolodex.domain.etags import contact_etag
 from rolodex.domain.query import ListQuery, parse_list_query
 
 router = APIRouter(tags=["contacts"])
@@ -47,8 +48,11 @@ def list_body(
     return svc.contacts.page_body(account, query, base)
 
 
-def get_body(svc: Services, account: Account, contact_id: str, base: bytes) -> bytes:
-    return svc.contacts.document(account, contact_id, base)
+def get_tagged(
+    svc: Services, account: Account, contact_id: str, base: bytes
+) -> tuple[bytes, bytes]:
+    """One contact's document and its ``ETag`` (rolodex.domain.etags)."""
+    return svc.contacts.tagged_document(account, contact_id, base)
 
 
 def query_params(query_string: str) -> dict[str, list[str]]:
@@ -99,11 +103,30 @@ def create_contact(
     return json_response(absolute(svc.contacts.create(account, body), request_base_url(request)))
 
 
+_ETAG_HEADER = {
+    "ETag": {
+        "description": "The contact's current version (beyond v2); send it back in "
+        "`If-Match` to write only that version",
+        "schema": {"type": "string"},
+    }
+}
+_IF_MATCH = (
+    "Beyond v2: write only if the contact is still the version this names (an `ETag` "
+    "from GET, PUT or a list of them, or `*`); otherwise 412. Without it, v2 behaviour."
+)
+_PRECONDITION_FAILED: dict[int | str, dict[str, Any]] = {
+    412: {"model": schemas.Error, "description": "`If-Match` names an outdated version"}
+}
+
+
 @router.get(
     "/contacts/{contact_id}",
     summary="Get a contact",
     description="Query parameters are ignored (the Python SDK sends a stray `offset=0`).",
-    responses={200: {"model": schemas.Contact}, **schemas.ERRORS},
+    responses={
+        200: {"model": schemas.Contact, "headers": _ETAG_HEADER},
+        **schemas.ERRORS,
+    },
 )
 def get_contact(
     request: Request,
@@ -111,38 +134,53 @@ def get_contact(
     account: Account = Depends(current_account),
     svc: Services = Depends(services),
 ) -> Response:
-    return json_response(get_body(svc, account, contact_id, request_base_url(request)))
+    doc, etag = get_tagged(svc, account, contact_id, request_base_url(request))
+    return Response(doc, media_type="application/json", headers={"ETag": etag.decode()})
 
 
 @router.put(
     "/contacts/{contact_id}",
     summary="Update a contact",
     description="Replaces the fields the body sends and keeps those it omits.",
-    responses={200: {"model": schemas.Contact}, **schemas.ERRORS},
+    responses={
+        200: {"model": schemas.Contact, "headers": _ETAG_HEADER},
+        **schemas.ERRORS,
+        **_PRECONDITION_FAILED,
+    },
     openapi_extra=schemas.json_body(schemas.ContactWrite),
 )
 def update_contact(
     request: Request,
     contact_id: str,
     body: dict[str, Any] = Depends(json_body),
+    if_match: str | None = Header(None, description=_IF_MATCH),
     account: Account = Depends(current_account),
     svc: Services = Depends(services),
 ) -> Response:
-    doc = svc.contacts.update(account, contact_id, body)
-    return json_response(absolute(doc, request_base_url(request)))
+    doc = svc.contacts.update(account, contact_id, body, if_match=if_match)
+    return Response(
+        absolute(doc, request_base_url(request)),
+        media_type="application/json",
+        headers={"ETag": contact_etag(doc).decode()},
+    )
 
 
 @router.delete(
     "/contacts/{contact_id}",
     summary="Delete a contact",
-    responses={200: {"description": "Deleted; the body is `{}`"}, **schemas.ERRORS},
+    responses={
+        200: {"description": "Deleted; the body is `{}`"},
+        **schemas.ERRORS,
+        **_PRECONDITION_FAILED,
+    },
 )
 def delete_contact(
     contact_id: str,
+    if_match: str | None = Header(None, description=_IF_MATCH),
     account: Account = Depends(current_account),
     svc: Services = Depends(services),
 ) -> Response:
-    svc.contacts.delete(account, contact_id)
+    svc.contacts.delete(account, contact_id, if_match=if_match)
     return json_response(b"{}")
 
 

@@ -12,6 +12,7 @@ from fastapi.responses import Response
 from starlette.exceptions import HTTPException
 
 from rolodex.domain import errors as e
+from rolodex.domain.etags import ContactChanged
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +60,10 @@ def describe(exc: Exception) -> tuple[int, dict[str, Any]]:
             return 400, _body(
                 f"Groups of {provider} accounts live at the provider and cannot be changed "
                 "through this API"
+            )
+        case ContactChanged(contact_id=cid):
+            return 412, _body(
+                f"Contact {cid} has changed since the version If-Match names; read it again"
             )
         case e.DuplicateGroupName(name=name):
             return 409, _body(f"A contact group named {name!r} already exists")

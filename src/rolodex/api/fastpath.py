@@ -16,7 +16,7 @@ import orjson
 from anyio import to_thread
 
 from rolodex.api.auth import token_from_authorization
-from rolodex.api.contacts import get_body, list_body, query_params
+from rolodex.api.contacts import get_tagged, list_body, query_params
 from rolodex.api.deps import Services, base_url
 from rolodex.api.errors import describe
 from rolodex.domain.query import (
@@ -81,19 +81,17 @@ class FastReads:
         if self.inline_hot_reads and (
             contact_id is not None or paging_query(scope["query_string"]) is not None
         ):
-            status, body = self._answer(scope, contact_id)
+            status, body, etag = self._answer(scope, contact_id)
         else:
-            status, body = await to_thread.run_sync(self._answer, scope, contact_id)
-        await send(
-            {
-                "type": "http.response.start",
-                "status": status,
-                "headers": [*_JSON_HEADERS, (b"content-length", str(len(body)).encode())],
-            }
-        )
+            status, body, etag = await to_thread.run_sync(self._answer, scope, contact_id)
+        headers = [*_JSON_HEADERS, (b"content-length", str(len(body)).encode())]
+        if etag is not None:
+            headers.append((b"etag", etag))
+        await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": body})
 
-    def _answer(self, scope: Scope, contact_id: str | None) -> tuple[int, bytes]:
+    def _answer(self, scope: Scope, contact_id: str | None) -> tuple[int, bytes, bytes | None]:
+        """Status, body and (for one contact) its ETag."""
         svc = self.services
         authorization = host = None
         for name, value in scope["headers"]:
@@ -109,12 +107,12 @@ class FastReads:
                 query = paging_query(query_string)
                 if query is None:
                     params = query_params(query_string.decode("latin-1"))
-                    return 200, list_body(svc, account, params, base)
-                return 200, list_body(svc, account, query, base)
-            return 200, get_body(svc, account, contact_id, base)
+                    return 200, list_body(svc, account, params, base), None
+                return 200, list_body(svc, account, query, base), None
+            return 200, *get_tagged(svc, account, contact_id, base)
         except Exception as exc:
             status, error = describe(exc)
-            return status, orjson.dumps(error)
+            return status, orjson.dumps(error), None
 
 
 # The largest values the shortcut below takes; anything else goes the general way.

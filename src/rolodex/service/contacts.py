@@ -14,6 +14,7 @@ from rolodex.domain.account import Account
 from rolodex.domain.contact import Contact, ContactFields
 from rolodex.domain.documents import absolute
 from rolodex.domain.errors import InvalidContact, NoSuchGroup, Violation
+from rolodex.domain.etags import ContactChanged, contact_etag, if_match
 from rolodex.domain.ids import new_id
 from rolodex.domain.normalize import index_terms
 from rolodex.domain.profiles import profile_for
@@ -189,19 +190,27 @@ class ContactService:
     def document(self, account: Account, contact_id: str, base: bytes) -> bytes:
         """One contact's stored document, its picture URL made absolute under ``base``;
         cached as sent, like pages."""
+        return self.tagged_document(account, contact_id, base)[0]
+
+    def tagged_document(
+        self, account: Account, contact_id: str, base: bytes
+    ) -> tuple[bytes, bytes]:
+        """``document`` and its entity tag (``rolodex.domain.etags``), cached together."""
         if not self.cache.enabled or not storable(contact_id):
             with self.hot.read() as tx:
-                return absolute(tx.get(account.id, contact_id).doc, base)
+                stored = tx.get(account.id, contact_id).doc
+            return absolute(stored, base), contact_etag(stored)
         generation = self.hot.generation(account.id)
         key = ("doc", contact_id, base)
-        doc: bytes | None = self.cache.get(account.id, generation, key)
-        if doc is None:
+        found: tuple[bytes, bytes] | None = self.cache.get(account.id, generation, key)
+        if found is None:
             # Read after the generation, so at least as new as it: a write committed in
             # between has moved the generation on, and requests that start after it never
             # look under this one again.
-            doc = absolute(self.hot.document(account.id, contact_id), base)
-            self.cache.put(account.id, generation, key, doc, len(doc))
-        return doc
+            stored = self.hot.document(account.id, contact_id)
+            found = (absolute(stored, base), contact_etag(stored))
+            self.cache.put(account.id, generation, key, found, len(found[0]) + len(found[1]))
+        return found
 
     # Writes ------------------------------------------------------------------------------
 
@@ -241,13 +250,23 @@ class ContactService:
             )
         return doc
 
-    def update(self, account: Account, contact_id: str, body: dict[str, Any]) -> bytes:
+    def update(
+        self,
+        account: Account,
+        contact_id: str,
+        body: dict[str, Any],
+        *,
+        if_match: str | None = None,
+    ) -> bytes:
+        """The contact with ``body`` applied; with ``if_match`` (an ``If-Match`` header),
+        only if that names its current version (else ``ContactChanged``)."""
         patch = parse_contact_patch(body)
         now = time.time()
         with self.store.write(account.id) as tx:
             # Read under the account's lock, never before it: a row read unlocked may be
             # changed by another writer before this one writes it back (rolodex.store).
             row = tx.contacts.get(account.id, contact_id, for_update=True)
+            _precondition(row.id, row.doc, if_match)
             current = contact_from_document(orjson.loads(row.doc))
             fields = patch.apply(current.fields)
             group_ids = self._groups_after(tx, account, current.group_ids, patch)
@@ -280,10 +299,11 @@ class ContactService:
             )
         return doc
 
-    def delete(self, account: Account, contact_id: str) -> None:
+    def delete(self, account: Account, contact_id: str, *, if_match: str | None = None) -> None:
         now = time.time()
         with self.store.write(account.id) as tx:
-            tx.contacts.get(account.id, contact_id, for_update=True)
+            row = tx.contacts.get(account.id, contact_id, for_update=True)
+            _precondition(row.id, row.doc, if_match)
             seq = tx.accounts.allocate(account.id)
             tx.contacts.delete(account.id, contact_id)
             tx.pictures.delete(account.id, contact_id)
@@ -327,6 +347,11 @@ def _check(
         violations = [v for v in violations if v not in already]
     if violations:
         raise InvalidContact(violations)
+
+
+def _precondition(contact_id: str, stored_doc: bytes, header: str | None) -> None:
+    if not if_match(header, contact_etag(stored_doc)):
+        raise ContactChanged(contact_id)
 
 
 def _touched(patch: ContactPatch) -> tuple[str, ...]:
