@@ -3,6 +3,7 @@ process, through checkpoints; never claims to know when it cannot."""
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import subprocess
 import sys
@@ -84,6 +85,38 @@ def test_a_header_being_rewritten_is_not_trusted(
     shm = Path(path + "-shm").read_bytes()
     torn = tmp_path / "torn.db"
     Path(str(torn) + "-shm").write_bytes(shm[:48] + bytes(48) + shm[96:])
-    stamp = WalStamp(str(torn))
-    assert stamp.open()
-    assert stamp.read() is None
+    # The stamp maps only a file this process holds open already, as SQLite does.
+    held = os.open(str(torn) + "-shm", os.O_RDONLY)
+    try:
+        stamp = WalStamp(str(torn))
+        assert stamp.open()
+        assert stamp.read() is None
+        stamp.close()
+    finally:
+        os.close(held)
+
+
+def test_the_stamp_never_drops_sqlites_locks(database: tuple[str, sqlite3.Connection]) -> None:
+    # Closing any descriptor of a file drops the process's POSIX locks on it; the stamp
+    # opens and closes none, so SQLite's shared lock on the -shm file (the one that tells
+    # another process it is not alone) survives opening and closing stamps.
+    path, _ = database
+    for _ in range(3):
+        stamp = WalStamp(path)
+        assert stamp.open()
+        stamp.close()
+    code = (
+        "import fcntl, os, sys\n"
+        "fd = os.open(sys.argv[1], os.O_RDWR)\n"
+        # SQLite's DMS lock byte (the 'dead man switch' at offset 128 of the -shm file):
+        # another process may take it exclusively only when no connection is open.
+        "try:\n"
+        "    fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB, 1, 128)\n"
+        "    print('alone')\n"
+        "except OSError:\n"
+        "    print('shared')\n"
+    )
+    seen = subprocess.run(
+        [sys.executable, "-c", code, path + "-shm"], capture_output=True, text=True, check=True
+    )
+    assert seen.stdout.strip() == "shared"
