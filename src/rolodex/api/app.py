@@ -13,6 +13,7 @@ import rolodex
 from rolodex.api import account, connect, contacts, delta, errors, groups, schemas
 from rolodex.api.deps import Services
 from rolodex.api.fastpath import ASGIApp, FastReads
+from rolodex.api.observe import Observed
 from rolodex.config import Settings
 from rolodex.connectors.registry import catalog, verify_connection
 from rolodex.service.accounts import AccountService
@@ -73,9 +74,8 @@ def create_app(
     app.include_router(groups.router)  # before /contacts/{contact_id}
     app.include_router(contacts.router)
     _document_request_bodies(app)
-    if not fast_reads:
-        return app
-    return FastReads(app, svc)
+    # Outermost: every request is counted and gets its request id, fast reads included.
+    return Observed(FastReads(app, svc) if fast_reads else app, store)
 
 
 def _document_request_bodies(app: FastAPI) -> None:

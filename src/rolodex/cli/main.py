@@ -91,7 +91,19 @@ def serve(
     try:
         import uvicorn
 
-        uvicorn.run(create_app(settings, store), host=host, port=port, log_level="info")
+        from rolodex.logs import configure_logging
+
+        # JSON lines off a terminal, uvicorn's records included; the access log is ours
+        # (rolodex.api.observe), with the request id.
+        configure_logging()
+        uvicorn.run(
+            create_app(settings, store),
+            host=host,
+            port=port,
+            log_level="info",
+            log_config=None,
+            access_log=False,
+        )
     finally:
         if worker is not None:
             worker.stop()

@@ -52,6 +52,11 @@ def _script_head() -> str | None:
     return heads.pop() if len(heads) == 1 else None
 
 
+def at_head(engine: Engine) -> bool:
+    """Whether the database's schema is at the one head of the version scripts."""
+    return _at_head(engine)
+
+
 def _at_head(engine: Engine) -> bool:
     head = _script_head()
     if head is None:

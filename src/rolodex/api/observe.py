@@ -1,0 +1,165 @@
+"""The outermost ASGI layer: what operators need of every request.
+
+Every request, the fast read path's included, gets a request id (a well-formed
+``X-Request-Id`` from a proxy is kept, else one is made) returned in ``X-Request-Id`` and
+carried by every log record made while serving it; it is counted and timed by route and
+status for ``GET /metrics``. ``GET /health`` answers while the process runs; ``GET /ready``
+only while the database answers and its schema is current (for load balancers). The cost
+on a hot read is a header scan, a random id, and two metric updates on cached children.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import time
+from typing import Any
+
+import orjson
+from anyio import to_thread
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
+
+from rolodex.api.fastpath import ASGIApp, Message, Receive, Scope, Send
+from rolodex.logs import REQUEST_ID
+from rolodex.metrics import LATENCY, REQUESTS
+from rolodex.store import Store
+from rolodex.store.stats import read_stats, readiness
+
+access_log = logging.getLogger("rolodex.access")
+
+_REQUEST_ID = re.compile(rb"[A-Za-z0-9._:-]{8,64}")
+_OPS = frozenset({"/health", "/ready", "/metrics"})
+UNMATCHED = "unmatched"
+
+
+class Observed:
+    def __init__(self, inner: ASGIApp, store: Store) -> None:
+        self.inner = inner
+        # The FastAPI app (whoever introspects the application finds its state there).
+        self.app: Any = getattr(inner, "app", inner)
+        self.store = store
+        self._children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.inner(scope, receive, send)
+            return
+        started = time.perf_counter()
+        request_id = b""
+        for name, value in scope["headers"]:
+            if name == b"x-request-id":
+                if _REQUEST_ID.fullmatch(value):
+                    request_id = value
+                break
+        if not request_id:
+            request_id = os.urandom(8).hex().encode()
+        context = REQUEST_ID.set(request_id.decode())
+        status = 500
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                message["headers"] = [*message.get("headers", ()), (b"x-request-id", request_id)]
+            await send(message)
+
+        path: str = scope["path"]
+        method: str = scope["method"]
+        route = UNMATCHED
+        try:
+            if path in _OPS and method in ("GET", "HEAD"):
+                route = path
+                await self._operations(path, send_with_id)
+            else:
+                await self.inner(scope, receive, send_with_id)
+                route = _route(scope, method, path)
+        finally:
+            REQUEST_ID.reset(context)
+            elapsed = time.perf_counter() - started
+            key = (method, route, status)
+            children = self._children.get(key)
+            if children is None:
+                if len(self._children) > 10_000:  # methods are the client's to choose
+                    self._children.clear()
+                children = (REQUESTS.labels(method, route, str(status)), LATENCY.labels(route))
+                self._children[key] = children
+            children[0].inc()
+            children[1].observe(elapsed)
+            if access_log.isEnabledFor(logging.INFO):
+                access_log.info(
+                    "%s %s %d",
+                    method,
+                    path,
+                    status,
+                    extra={
+                        "request_id": request_id.decode(),
+                        "route": route,
+                        "status": status,
+                        "duration_ms": round(elapsed * 1000, 3),
+                    },
+                )
+
+    async def _operations(self, path: str, send: Send) -> None:
+        if path == "/health":
+            await _answer(send, 200, b'{"status":"ok"}', b"application/json")
+        elif path == "/ready":
+            problem = await to_thread.run_sync(readiness, self.store)
+            if problem is None:
+                await _answer(send, 200, b'{"status":"ready"}', b"application/json")
+            else:
+                body = orjson.dumps({"message": problem, "type": "api_error"})
+                await _answer(send, 503, body, b"application/json")
+        else:
+            body = await to_thread.run_sync(self._metrics)
+            await _answer(send, 200, body, CONTENT_TYPE_LATEST.encode())
+
+    def _metrics(self) -> bytes:
+        text = generate_latest(REGISTRY)
+        try:
+            stats = read_stats(self.store)
+        except Exception:
+            return text + b"# the database did not answer: no rolodex_outbox_depth\n"
+        lines = [
+            "# HELP rolodex_outbox_depth Writes waiting to be delivered to providers.",
+            "# TYPE rolodex_outbox_depth gauge",
+            f"rolodex_outbox_depth {stats.outbox_depth}",
+            "# HELP rolodex_accounts Accounts by provider and sync state.",
+            "# TYPE rolodex_accounts gauge",
+            *(
+                f'rolodex_accounts{{provider="{_label(p)}",sync_state="{_label(s)}"}} {n}'
+                for (p, s), n in sorted(stats.accounts.items())
+            ),
+            "# HELP rolodex_sync_lag_seconds Since the least recently synced connected account "
+            "of each provider last synced.",
+            "# TYPE rolodex_sync_lag_seconds gauge",
+            *(
+                f'rolodex_sync_lag_seconds{{provider="{_label(p)}"}} {lag:.3f}'
+                for p, lag in sorted(stats.sync_lag.items())
+            ),
+        ]
+        return text + ("\n".join(lines) + "\n").encode()
+
+
+def _route(scope: Scope, method: str, path: str) -> str:
+    """The route's template (never the path itself: ids would make a label each)."""
+    route = scope.get("route")
+    if route is not None:
+        return str(getattr(route, "path", UNMATCHED))
+    if method == "GET" and path.startswith("/contacts"):  # answered by the fast path
+        rest = path[len("/contacts") :].strip("/")
+        if not rest:
+            return "/contacts"
+        if "/" not in rest and rest != "groups":
+            return "/contacts/{contact_id}"
+    return UNMATCHED
+
+
+def _label(value: str) -> str:
+    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+
+
+async def _answer(send: Send, status: int, body: bytes, content_type: bytes) -> None:
+    headers = [(b"content-type", content_type), (b"content-length", str(len(body)).encode())]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
