@@ -60,6 +60,23 @@ class Settings:
         default_factory=lambda: float(_env("ROLODEX_READ_CACHE_MB", "128"))
     )
 
+    # The HTTP server's own limits (rolodex.api.server): seconds a client has to send a
+    # request's head, bytes of the head and of its URL, open connections, and seconds an
+    # idle keep-alive connection is kept.
+    header_timeout: float = field(
+        default_factory=lambda: float(_env("ROLODEX_HEADER_TIMEOUT", "10"))
+    )
+    max_header_bytes: int = field(
+        default_factory=lambda: int(_env("ROLODEX_MAX_HEADER_BYTES", "16384"))
+    )
+    max_url_bytes: int = field(default_factory=lambda: int(_env("ROLODEX_MAX_URL_BYTES", "8192")))
+    max_connections: int = field(
+        default_factory=lambda: int(_env("ROLODEX_MAX_CONNECTIONS", "1000"))
+    )
+    keep_alive_timeout: float = field(
+        default_factory=lambda: float(_env("ROLODEX_KEEP_ALIVE_TIMEOUT", "5"))
+    )
+
     @property
     def key_file(self) -> str:
         """ROLODEX_SECRET_KEY_FILE, else beside the SQLite database (``rolodex.db`` ->

@@ -96,14 +96,10 @@ def serve(
         # JSON lines off a terminal, uvicorn's records included; the access log is ours
         # (rolodex.api.observe), with the request id.
         configure_logging()
-        uvicorn.run(
-            create_app(settings, store),
-            host=host,
-            port=port,
-            log_level="info",
-            log_config=None,
-            access_log=False,
-        )
+        from rolodex.api.server import server_config
+
+        # Limits on request heads, connections and idle keep-alives (rolodex.api.server).
+        uvicorn.Server(server_config(create_app(settings, store), host, port, settings)).run()
     finally:
         if worker is not None:
             worker.stop()

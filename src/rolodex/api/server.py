@@ -1,0 +1,165 @@
+"""The HTTP server: uvicorn with httptools, plus the limits uvicorn does not have.
+
+uvicorn neither times out a request head nor bounds its size with httptools (a head sent a
+byte every 15 s, or 20 MB of one header, is read to the end), nor caps connections before
+they take a file descriptor each for as long as the client likes. This protocol does:
+
+- a client has ``header_timeout`` seconds from connecting (or from the first byte of the
+  next request on a kept-alive connection) to finish the head: else 408;
+- a head of more than ``max_header_bytes`` (URL and headers together): 431, found while it
+  is still arriving, so no more than one read's worth past the limit is ever buffered;
+- a URL of more than ``max_url_bytes``: 414;
+- past ``max_connections`` open connections, a new one is answered 503 and closed at once;
+- an idle keep-alive connection is closed after ``keep_alive_timeout`` (uvicorn's own);
+- a request that is not HTTP: 400.
+
+Each answer is in the v2 error shape, with ``Connection: close``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import resource
+from asyncio import TimerHandle
+from typing import Any
+
+import orjson
+import uvicorn
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+from rolodex.config import Settings
+
+_REASONS = {
+    400: b"Bad Request",
+    408: b"Request Timeout",
+    414: b"URI Too Long",
+    431: b"Request Header Fields Too Large",
+    503: b"Service Unavailable",
+}
+# File descriptors kept for everything but client connections (database, logs, providers).
+_SPARE_DESCRIPTORS = 100
+
+
+class LimitedHttpToolsProtocol(HttpToolsProtocol):
+    def __init__(self, config: uvicorn.Config, *args: Any, **kwargs: Any) -> None:
+        super().__init__(config, *args, **kwargs)
+        settings: Settings = getattr(config, "rolodex_settings", None) or Settings()
+        self._head_timeout = settings.header_timeout
+        self._max_head = settings.max_header_bytes
+        self._max_url = settings.max_url_bytes
+        self._max_connections = max_connections(settings)
+        self._head_timer: TimerHandle | None = None
+        self._in_head = True
+        self._head_bytes = 0
+        self._refusal: tuple[int, str, str] | None = None
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        if len(self.connections) > self._max_connections:
+            self._refuse(503, "The server has too many connections; try again", "api_error")
+            return
+        self._arm_head_timer()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._disarm_head_timer()
+        super().connection_lost(exc)
+
+    def data_received(self, data: bytes) -> None:
+        if self.transport.is_closing():
+            return
+        if self._in_head:
+            self._head_bytes += len(data)
+        super().data_received(data)
+        if self._refusal is not None:
+            self._refuse(*self._refusal)
+        elif self._in_head and self._head_bytes > self._max_head:
+            # Still no end of the head, and more of it than the limit already arrived.
+            self._refuse(431, "Request headers are too large", "invalid_request_error")
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        self._in_head = True
+        self._head_bytes = 0
+        self._arm_head_timer()
+
+    def on_url(self, url: bytes) -> None:
+        super().on_url(url)
+        if len(self.url) > self._max_url and self._refusal is None:
+            self._refusal = (414, "The request URL is too long", "invalid_request_error")
+
+    def on_headers_complete(self) -> None:
+        self._in_head = False
+        self._disarm_head_timer()
+        if self._refusal is not None:
+            return
+        size = len(self.url) + sum(len(n) + len(v) + 4 for n, v in self.headers)
+        if size > self._max_head:
+            self._refusal = (431, "Request headers are too large", "invalid_request_error")
+            return
+        super().on_headers_complete()
+
+    def on_body(self, body: bytes) -> None:
+        if self._refusal is None:
+            super().on_body(body)
+
+    def on_message_complete(self) -> None:
+        if self._refusal is None:
+            super().on_message_complete()
+
+    def send_400_response(self, msg: str) -> None:
+        self._refuse(400, "The request is not valid HTTP", "invalid_request_error")
+
+    def _arm_head_timer(self) -> None:
+        if self._head_timer is None:
+            self._head_timer = self.loop.call_later(self._head_timeout, self._head_timed_out)
+
+    def _disarm_head_timer(self) -> None:
+        if self._head_timer is not None:
+            self._head_timer.cancel()
+            self._head_timer = None
+
+    def _head_timed_out(self) -> None:
+        self._head_timer = None
+        if self.transport.is_closing():
+            return
+        if self.cycle is not None and not self.cycle.response_complete:
+            return  # a request is being answered; its successor's head waits for it
+        if self._head_bytes == 0:
+            self.transport.close()  # nothing sent at all: nothing to answer
+            return
+        self._refuse(408, "The request head did not arrive in time", "invalid_request_error")
+
+    def _refuse(self, status: int, message: str, kind: str) -> None:
+        self._disarm_head_timer()
+        if self.transport.is_closing():
+            return
+        body = orjson.dumps({"message": message, "type": kind})
+        head = (
+            b"HTTP/1.1 %d %s\r\ncontent-type: application/json\r\ncontent-length: %d\r\n"
+            b"connection: close\r\n\r\n" % (status, _REASONS[status], len(body))
+        )
+        self.transport.write(head + body)
+        self.transport.close()
+
+
+def max_connections(settings: Settings) -> int:
+    """The configured cap, within what the process may open."""
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY:
+        return settings.max_connections
+    return max(1, min(settings.max_connections, soft - _SPARE_DESCRIPTORS))
+
+
+def server_config(app: Any, host: str, port: int, settings: Settings) -> uvicorn.Config:
+    config = uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        http=LimitedHttpToolsProtocol,
+        timeout_keep_alive=max(1, round(settings.keep_alive_timeout)),
+        log_level="info",
+        log_config=None,
+        access_log=False,  # rolodex.api.observe logs each request, with its request id
+    )
+    config.rolodex_settings = settings  # type: ignore[attr-defined]
+    return config
