@@ -152,6 +152,8 @@ class Fault:
     reason: str | None = None
     errors_reason: str | None = None
     delay: float = 0.0
+    # The request is carried out, then answered with the error: a reply lost on the way.
+    after: bool = False
 
     def error(self) -> ApiError:
         default_status = {
@@ -617,8 +619,11 @@ class GoogleEmulator:
             if fault is not None:
                 if fault.delay:
                     await asyncio.sleep(fault.delay)
-                raise fault.error()
+                if not fault.after:
+                    raise fault.error()
             response = await self._dispatch(request.method, path, query, body, request)
+            if fault is not None:
+                raise fault.error()
             status = response.status_code
             return response
         except ApiError as exc:

@@ -45,6 +45,10 @@ class RemoteContact:
     # card's UID that Rolodex chose, Google's clientData, a Graph extended property): the
     # item was made by a create of Rolodex's own, perhaps one whose reply was lost.
     rolodex_id: str | None = None
+    # Remote ids the provider knew this contact by before (Google's
+    # ``metadata.previousResourceNames`` when it re-keys a person): the local contact linked
+    # to one of them is this one, re-keyed, not a new contact.
+    previous_ids: tuple[str, ...] = ()
     # ``index_terms(fields)`` (rolodex.domain.normalize), when the connector computed them
     # where it parsed the item, off the main process; None: whoever needs them computes them.
     terms: frozenset[tuple[str, str]] | None = None

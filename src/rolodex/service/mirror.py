@@ -169,6 +169,17 @@ class Mirror:
             for offset, item in enumerate(items):
                 seq = first + offset
                 link = links.get(item.remote_id)
+                if link is None and item.previous_ids:
+                    link = _previous_link(tx, aid, item)
+                    if link is not None and tx.outbox.has_pending(aid, link.contact_id):
+                        # Left to the push, but under its new remote id (the old etag
+                        # makes the push re-read it and merge).
+                        waiting.add(link.contact_id)
+                        old_links[link.contact_id] = dataclasses.replace(
+                            link, collection=item.collection, remote_id=item.remote_id
+                        )
+                    if link is not None:
+                        rows.update(tx.contacts.get_many(aid, [link.contact_id]))
                 if link is None and _is_moving(tx, aid, item):
                     continue
                 if link is None and _is_own_create(tx, aid, item):
@@ -497,6 +508,13 @@ def _is_own_create(tx: Tx, account_id: str, item: RemoteContact) -> bool:
     if tx.remotes.for_contact(account_id, contact_id) is not None:
         return False  # linked to another item: this one is not its copy
     return _exists(tx, account_id, contact_id) or tx.changes.was_deleted(account_id, contact_id)
+
+
+def _previous_link(tx: Tx, account_id: str, item: RemoteContact) -> RemoteLink | None:
+    """The link of a contact the provider re-keyed (``RemoteContact.previous_ids``): it
+    moves to the new remote id (the contact's id stays), unless the new one is linked."""
+    found = tx.remotes.for_remote_ids(account_id, item.previous_ids)
+    return next(iter(found.values()), None)
 
 
 def _is_moving(tx: Tx, account_id: str, item: RemoteContact) -> bool:

@@ -217,6 +217,9 @@ class GoogleConnector:
             picture_type=picture_type,
             raw=orjson.dumps(person),
             rolodex_id=mapping.rolodex_id_of(person),
+            previous_ids=tuple(
+                str(rn) for rn in (person.get("metadata") or {}).get("previousResourceNames") or ()
+            ),
         )
 
     def _listing(self, sync_token: str | None) -> Iterator[tuple[list[dict[str, Any]], str | None]]:
