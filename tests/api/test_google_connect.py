@@ -1,0 +1,118 @@
+"""v2 native authentication of a Google account (``provider: "gmail"``) against the People
+API emulator, then two-way sync through the API."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from rolodex.cli.sync import make_runner
+from tests.conftest import App
+from tests.emulators.google import GoogleServer
+
+
+@pytest.fixture(scope="module")
+def running() -> Iterator[GoogleServer]:
+    with GoogleServer() as server:
+        yield server
+
+
+@pytest.fixture
+def google(running: GoogleServer, monkeypatch: pytest.MonkeyPatch) -> GoogleServer:
+    running.reset()
+    monkeypatch.setenv("ROLODEX_GOOGLE_PEOPLE_URL", running.people_url)
+    monkeypatch.setenv("ROLODEX_GOOGLE_TOKEN_URL", running.token_url)
+    return running
+
+
+def _body(app: App, email: str, refresh_token: str, provider: str = "gmail") -> dict[str, object]:
+    return {
+        "client_id": app.services.application.client().client_id,
+        "name": "Gina",
+        "email_address": email,
+        "provider": provider,
+        "settings": {
+            "google_client_id": "client-id",
+            "google_client_secret": "client-secret",
+            "google_refresh_token": refresh_token,
+        },
+    }
+
+
+def _token(app: App, code: str) -> dict[str, object]:
+    client = app.services.application.client()
+    body = {"client_id": client.client_id, "client_secret": client.client_secret, "code": code}
+    answer = app.client.post("/connect/token", json=body)
+    assert answer.status_code == 200, answer.text
+    account: dict[str, object] = answer.json()
+    return account
+
+
+def test_connect_gmail_then_sync_both_ways(app: App, google: GoogleServer) -> None:
+    emulator = google.emulator
+    emulator.add_person(names=[{"givenName": "Remote"}])
+    refresh_token = emulator.grant("client-id", "client-secret")
+    answer = app.client.post("/connect/authorize", json=_body(app, "gina@gmail.com", refresh_token))
+    assert answer.status_code == 200, answer.text
+    # The grant was checked now: a token refresh and one People API call.
+    assert emulator.token_requests == 1 and emulator.calls("/v1/people/me/connections")
+    account = _token(app, answer.json()["code"])
+    assert account["provider"] == "google" and account["sandbox"] is False
+    client = app.client_for(str(account["access_token"]))
+
+    runner = make_runner(app.settings, app.store)
+    runner.run(str(account["id"]))
+    assert [c["given_name"] for c in client.get("/contacts").json()] == ["Remote"]
+    created = client.post("/contacts", json={"given_name": "Local", "surname": "Made"})
+    assert created.status_code == 200, created.text
+    runner.run(str(account["id"]))
+    names = sorted(p["names"][0]["givenName"] for p in emulator.find_people())
+    assert names == ["Local", "Remote"]
+    me = client.get("/account").json()
+    assert me["sync_state"] == "running" and me["last_error"] is None
+
+    # Connecting the same address again re-links the same account with the new grant.
+    fresh = emulator.grant("client-id", "client-secret")
+    again = app.client.post(
+        "/connect/authorize", json=_body(app, "gina@gmail.com", fresh, provider="google")
+    )
+    assert again.status_code == 200, again.text
+    relinked = _token(app, again.json()["code"])
+    assert relinked["id"] == account["id"]
+    other = app.client_for(str(relinked["access_token"]))
+    assert len(other.get("/contacts").json()) == 2
+
+
+def test_revoked_refresh_token_is_403_and_nothing_is_saved(app: App, google: GoogleServer) -> None:
+    refresh_token = google.emulator.grant("client-id", "client-secret")
+    google.emulator.revoke(refresh_token)
+    before = len(app.accounts.list())
+    answer = app.client.post(
+        "/connect/authorize", json=_body(app, "revoked@gmail.com", refresh_token)
+    )
+    assert answer.status_code == 403, answer.text
+    assert answer.json()["type"] == "auth_error"
+    assert len(app.accounts.list()) == before
+
+
+def test_missing_google_settings_are_named(app: App, google: GoogleServer) -> None:
+    body = _body(app, "x@gmail.com", "")
+    answer = app.client.post("/connect/authorize", json=body)
+    assert answer.status_code == 400
+    assert "google_refresh_token" in answer.json()["message"]
+
+
+def test_invalid_grant_during_sync_shows_on_the_account(app: App, google: GoogleServer) -> None:
+    refresh_token = google.emulator.grant("client-id", "client-secret")
+    answer = app.client.post(
+        "/connect/authorize", json=_body(app, "later@gmail.com", refresh_token)
+    )
+    account = _token(app, answer.json()["code"])
+    google.emulator.revoke(refresh_token)
+    runner = make_runner(app.settings, app.store)
+    with pytest.raises(Exception, match="reconnect"):
+        runner.run(str(account["id"]))
+    me = app.client_for(str(account["access_token"])).get("/account").json()
+    assert me["sync_state"] == "invalid-credentials"
+    assert "reconnect" in me["last_error"]
