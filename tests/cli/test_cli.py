@@ -196,3 +196,50 @@ def test_serve_prints_a_working_curl_line(tmp_path: Path) -> None:
     finally:
         server.terminate()
         server.wait(10)
+
+
+def test_sync_waits_for_the_sync_in_progress_and_no_wait_fails_fast(
+    db: str, tmp_path: Path
+) -> None:
+    from rolodex.service.mirror import Mirror
+    from rolodex.store import Store
+
+    with RadicaleServer(users={"test": "secret"}) as server:
+        server.put_card(server.default_addressbook + "c.vcf", vcard("u1", "Card Person"))
+        password_file = tmp_path / "password"
+        password_file.write_text("secret\n")
+        connect = (
+            "accounts", "create", "--email", "w@example.com", "--provider", "carddav",
+            "--url", server.base_url, "--username", "test",
+            "--password-file", str(password_file), "--database-url", db,
+        )  # fmt: skip
+        created = run(*connect)
+        assert isinstance(created, dict)
+        account_id = str(created["account_id"])
+        # Connecting the same address again re-links the same account.
+        again = run(*connect)
+        assert isinstance(again, dict) and again["account_id"] == account_id
+        store = Store(db)
+        mirror = Mirror(store)
+        assert mirror.lease(account_id, "the-server", 30)  # a sync in progress elsewhere
+        busy = runner.invoke(app, ["sync", account_id, "--no-wait", "--database-url", db])
+        assert busy.exit_code == 3, busy.output
+        assert "another process is syncing" in busy.output
+        env = {**os.environ, "ROLODEX_DATABASE_URL": db}
+        waiting = subprocess.Popen(
+            [sys.executable, "-m", "rolodex", "sync", account_id],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        assert waiting.stderr is not None
+        said = waiting.stderr.readline()  # blocks until the command says it waits
+        assert "waiting for the sync in progress (the-server)" in said
+        time.sleep(1)
+        assert waiting.poll() is None  # still waiting
+        mirror.release(account_id, "the-server")
+        out, err = waiting.communicate(timeout=60)
+        assert waiting.returncode == 0, err
+        assert json.loads(out)["created_or_updated"] == 1
+        store.close()
