@@ -1005,15 +1005,18 @@ class GraphEmulator:
                 if token is None or token.folder != folder or token.generation != self.generation:
                     raise self._reset(base)
                 since, select = token.since, token.select
+                replay_from = since
                 if self.replay_next_round:
-                    since, self.replay_next_round = 0, False
+                    # Everything sent again, changed or not (removals as they are).
+                    replay_from, self.replay_next_round = 0, False
             else:
                 since, select = 0, _select(query)
+                replay_from = 0
             round_id = f"{self.generation}.{secrets.token_urlsafe(12)}"
             changed = sorted(
                 (c.seq, c.id)
                 for c in self.contacts.values()
-                if c.folder == folder and c.seq > since
+                if c.folder == folder and c.seq > replay_from
             )
             removed = (
                 [(s, i) for s, i in self.tombstones.get(folder, []) if s > since] if since else []

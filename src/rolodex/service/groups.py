@@ -92,9 +92,11 @@ def create_group(
     return group
 
 
-def rename_group(tx: Tx, account: Account, group_id: str, name: str, now: float) -> Group:
+def rename_group(
+    tx: Tx, account: Account, group_id: str, name: str, now: float, *, path: str | None = None
+) -> Group:
     tx.groups.get(account.id, group_id)
-    group = Group(id=group_id, account_id=account.id, name=name, path=name)
+    group = Group(id=group_id, account_id=account.id, name=name, path=path or name)
     tx.groups.rename(group)
     _rerender(tx, account, group_id, now)
     seq = tx.accounts.allocate(account.id)

@@ -39,6 +39,8 @@ from rolodex.store.contacts import ContactRow, NewContact
 # their remote_id; groups that exist as names on contacts (CATEGORIES) carry "category:".
 CARD_GROUP = "card:"
 CATEGORY_GROUP = "category:"
+# The group of a folder (Graph): a contact is in the one group of the folder that holds it.
+FOLDER_GROUP = "folder:"
 # The etag of a link whose remote version is not known: no provider's etag matches it, so a
 # write with it fails its precondition and is merged with what the provider holds.
 UNKNOWN_ETAG = '"rolodex:unknown"'
@@ -191,7 +193,9 @@ class Mirror:
                     rows.update(tx.contacts.get_many(aid, [link.contact_id]))
                 if link is not None and link.contact_id in waiting:
                     continue
-                group_ids = _category_groups(tx, account, item.group_names, groups, now)
+                group_ids = _category_groups(
+                    tx, account, item.group_names, groups, now, item.collection
+                )
                 if link is None:
                     new = self._new(tx, account, item, group_ids, groups, seq)
                     inserts.append(new)
@@ -358,6 +362,30 @@ class Mirror:
                 for contact_id in wanted ^ present:
                     set_membership(tx, account, contact_id, group.id, contact_id in wanted, now)
 
+    def folder_groups(self, account: Account, folders: Sequence[tuple[str, str]]) -> None:
+        """For providers whose groups are folders: one group per folder (collection id,
+        path), renamed with it; the groups of folders no longer there are deleted."""
+        now = time.time()
+        with self._write(account.id) as tx:
+            keep = {
+                _ensure_folder_group(tx, account, collection, _folder_path(path), now).id
+                for collection, path in folders
+            }
+            for group_id, (remote_id, _etag) in tx.groups.remote_ids(account.id).items():
+                if remote_id and remote_id.startswith(FOLDER_GROUP) and group_id not in keep:
+                    delete_group(tx, account, group_id, now)
+
+    def forget_collections(self, account: Account, keep: set[str]) -> int:
+        """Collections gone at the provider (a deleted folder or address book): their
+        contacts' local copies are deleted and their cursors dropped. Returns how many."""
+        with self.store.read() as tx:
+            gone = tx.remotes.collections(account.id) - keep
+        removed = 0
+        for collection in sorted(gone):
+            removed += self.remove(account, list(self.known_etags(account.id, collection)))
+            self.set_cursor(account.id, collection, None)
+        return removed
+
     def remove(self, account: Account, remote_ids: Iterable[str]) -> int:
         """Delete the local copies of items deleted at the provider; returns how many."""
         ids = list(remote_ids)
@@ -459,7 +487,9 @@ class Mirror:
                 )
             if merged is not None:
                 groups = tx.groups.by_id(account.id)
-                group_ids = _category_groups(tx, account, merged.group_names, groups, now)
+                group_ids = _category_groups(
+                    tx, account, merged.group_names, groups, now, merged.collection
+                )
                 card_groups = _card_group_ids(tx, account.id)
                 seq = tx.accounts.allocate(account.id)
                 self._update(
@@ -548,31 +578,71 @@ def _card_group_ids(tx: Tx, account_id: str) -> set[str]:
 
 
 def _category_groups(
-    tx: Tx, account: Account, names: Iterable[str], groups: dict[str, Group], now: float
+    tx: Tx,
+    account: Account,
+    names: Iterable[str],
+    groups: dict[str, Group],
+    now: float,
+    collection: str | None = None,
 ) -> tuple[str, ...]:
     """The ids of the groups named on a contact, creating those not seen before.
 
     Groups are matched by name: a category and a group card of the same name are one group.
-    Where the provider's groups are nested folders (Graph), the names are folder paths
-    ("Contacts/Friends/Close"): the group is named by the last folder, found by its path.
+    Where the provider's groups are nested folders (Graph), a contact is in the one group of
+    the folder (``collection``) that holds it, named by the folder's path
+    ("Contacts/Friends/Close"): ``_folder_group``.
     """
+    if profile_for(account.provider).groups.nested:
+        first = next(iter(names), None)
+        if first is None or collection is None:
+            return ()
+        return (_folder_group(tx, account, collection, first, groups, now).id,)
     by_path = {g.path: g.id for g in groups.values()}
-    nested = profile_for(account.provider).groups.nested
     ids: list[str] = []
     for raw_name in names:
-        if nested:
-            path = "/".join(p.strip() for p in raw_name.split("/") if p.strip())[:1000]
-            name = path.rsplit("/", 1)[-1]
-        else:
-            path = name = raw_name.replace("/", "-").strip()[:1000]
+        name = raw_name.replace("/", "-").strip()[:1000]
         if not name:
             continue
-        if path not in by_path:
-            group = create_group(tx, account, name, now, remote_id=CATEGORY_GROUP + path, path=path)
+        if name not in by_path:
+            group = create_group(tx, account, name, now, remote_id=CATEGORY_GROUP + name)
             groups[group.id] = group
-            by_path[path] = group.id
-        ids.append(by_path[path])
+            by_path[name] = group.id
+        ids.append(by_path[name])
     return tuple(dict.fromkeys(ids))
+
+
+def _folder_path(raw_path: str) -> str:
+    return "/".join(p.strip() for p in raw_path.split("/") if p.strip())[:1000] or "Unnamed"
+
+
+def _folder_group(
+    tx: Tx, account: Account, collection: str, raw_path: str, groups: dict[str, Group], now: float
+) -> Group:
+    """The group of a provider's folder, by its path (``Mirror.folder_groups`` keeps one
+    group per folder, renamed with it, before every pull); made here if missing."""
+    path = _folder_path(raw_path)
+    for group in groups.values():
+        if group.path == path:
+            return group
+    found = _ensure_folder_group(tx, account, collection, path, now)
+    groups[found.id] = found
+    return found
+
+
+def _ensure_folder_group(tx: Tx, account: Account, collection: str, path: str, now: float) -> Group:
+    """The folder's group, found by the folder's id (its remote_id), so that a folder
+    renamed or moved keeps its group and members; named by the path's last segment."""
+    name = path.rsplit("/", 1)[-1]
+    remote_id = FOLDER_GROUP + collection
+    found = tx.groups.find_by_remote_id(account.id, remote_id)
+    if found is None:
+        found = tx.groups.find_by_path(account.id, path)
+        if found is None:
+            return create_group(tx, account, name, now, remote_id=remote_id, path=path)
+        tx.groups.set_remote(account.id, found.id, remote_id, None)
+    if found.path != path or found.name != name:
+        found = rename_group(tx, account, found.id, name, now, path=path)
+    return found
 
 
 def _group_for_card(tx: Tx, account: Account, item: RemoteGroup, now: float) -> Group:

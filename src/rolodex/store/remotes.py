@@ -152,6 +152,16 @@ class RemoteRepository:
             )
         )
 
+    def collections(self, account_id: str) -> set[str]:
+        """Every collection something is known of: linked items or a cursor."""
+        linked = select(contact_remotes.c.collection).where(
+            contact_remotes.c.account_id == account_id
+        )
+        cursors = select(sync_cursors.c.collection).where(
+            sync_cursors.c.account_id == account_id, sync_cursors.c.cursor.is_not(None)
+        )
+        return set(self.conn.execute(linked.union(cursors)).scalars())
+
     # Cursors -------------------------------------------------------------------------------
 
     def cursor(self, account_id: str, collection: str) -> str | None:

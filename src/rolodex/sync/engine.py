@@ -81,8 +81,15 @@ class SyncEngine:
         # Push first: a pull must not overwrite local edits the provider has not seen yet.
         self.push(account, connector, report)
         if pull:
-            for collection in connector.collections():
+            collections = connector.collections()
+            if connector.capabilities().groups == "folders":
+                # The collections are the groups (Graph folders; a collection's name is
+                # its folder path): empty ones too, renamed ones keep their members.
+                self.mirror.folder_groups(account, [(c.id, c.name) for c in collections])
+            for collection in collections:
                 self.pull(account, connector, collection, report, progress)
+            # A collection gone at the provider (a deleted folder) takes its contacts along.
+            report.deleted += self.mirror.forget_collections(account, {c.id for c in collections})
         return report
 
     # Pull --------------------------------------------------------------------------------

@@ -37,6 +37,14 @@ class LocalSide(Protocol):
 
     def apply_groups(self, account: Account, items: Sequence[RemoteGroup]) -> None: ...
 
+    def folder_groups(self, account: Account, folders: Sequence[tuple[str, str]]) -> None:
+        """Where the provider's collections are its groups (folders): one group per
+        (collection id, path), and none for folders gone."""
+
+    def forget_collections(self, account: Account, keep: set[str]) -> int:
+        """Delete the local copies of everything in collections not in ``keep`` (gone at
+        the provider); returns how many."""
+
     def remove(self, account: Account, remote_ids: Iterable[str]) -> int:
         """Delete the local copies of items deleted at the provider; returns how many."""
 
