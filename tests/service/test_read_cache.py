@@ -241,7 +241,7 @@ def test_a_page_continued_from_a_cursor_is_not_mistaken_for_the_plain_offset(
     """Within one generation, offset N can mean two pages: the continuation of a page read
     before a change (while the cursor lives) and plain OFFSET N (after it expired)."""
     clock = [1000.0]
-    monkeypatch.setattr("rolodex.service.contacts.time.monotonic", lambda: clock[0])
+    monkeypatch.setattr("rolodex.service.contacts.time.time", lambda: clock[0])
     account = new_account(store)
     writer = ContactService(store, cache_bytes=0)
     ids = [orjson.loads(writer.create(account, {"given_name": f"n{i}"}))["id"] for i in range(12)]

@@ -338,7 +338,7 @@ def test_if_match_lets_one_of_several_writers_of_one_version_through(store: Stor
     def put(slot: int) -> bool:
         try:
             scene.contacts.update(
-                scene.account, scene.contact_id, {FIELDS[slot]: "x"}, if_match=etag
+                scene.account, scene.contact_id, {FIELDS[slot]: f"if-{slot}"}, if_match=etag
             )
         except ContactChanged:
             return False

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import time
 from collections import OrderedDict
-from dataclasses import dataclass
 from threading import Lock
 from typing import Any, NamedTuple
 
@@ -27,9 +27,10 @@ from rolodex.domain.wire import (
 )
 from rolodex.service.readcache import ReadCache
 from rolodex.service.records import CONTACT, record_change
-from rolodex.store import Store, Tx
+from rolodex.store import Store, Tx, paging
 from rolodex.store.contacts import ContactRow, NewContact, storable
 from rolodex.store.hot import HotReads
+from rolodex.store.paging import PageEnd
 
 # Default bound of the in-process read cache (Settings.read_cache_mb).
 DEFAULT_READ_CACHE_BYTES = 128 * 1024 * 1024
@@ -40,55 +41,93 @@ DEFAULT_READ_CACHE_BYTES = 128 * 1024 * 1024
 CURSOR_TTL_SECONDS = 300.0
 
 
-@dataclass(frozen=True, slots=True)
-class _PageEnd:
-    pk: int
-    generation: int
-    at: float
-
-
 class PageCursors:
-    """Remembers where each page of a list ended, so the next page continues from there.
+    """Where each page of a list ended, so the next page continues from there.
 
     The SDKs page with ``offset``. Served as a plain OFFSET, a contact deleted (or changed
     out of a filter) before a page the client already has shifts every later position, and
     the next page skips one; a deep OFFSET also costs a walk over every skipped key. A page
-    that starts where a remembered page ended (same account and filter) instead seeks
+    that starts where an earlier page ended (same account and filter) instead seeks
     straight past that page's last key: the client gets what follows what it has seen,
     whatever was created (new contacts come last), deleted or changed in between. In the
     generation the page was read in, this is exactly OFFSET; across later changes it is
     honoured for ``CURSOR_TTL_SECONDS``.
+
+    The decisions live in the database (``rolodex.store.paging``), made once per offset
+    and account generation by whichever process asks first and never changed, so every
+    API process behind a load balancer answers an offset alike. Being final, they are
+    remembered here without asking again: a walk of an unchanged account costs no query.
     """
 
-    def __init__(self, capacity: int = 4096, ttl: float = CURSOR_TTL_SECONDS) -> None:
-        self._entries: OrderedDict[tuple[Any, ...], _PageEnd] = OrderedDict()
+    def __init__(
+        self, store: Store, capacity: int = 65536, ttl: float = CURSOR_TTL_SECONDS
+    ) -> None:
+        self.store = store
+        self._known: OrderedDict[tuple[Any, ...], PageEnd] = OrderedDict()
         self._capacity = capacity
         self._ttl = ttl
         self._lock = Lock()
+        self._decisions = 0
 
-    def get(self, key: tuple[Any, ...], generation: int) -> int | None:
-        now = time.monotonic()
-        with self._lock:
-            end = self._entries.get(key)
-            if end is None:
-                return None
-            if end.generation != generation and now - end.at > self._ttl:
-                del self._entries[key]
-                return None
-            self._entries.move_to_end(key)
-            return end.pk
+    def get(self, key: tuple[str, ContactFilter, int], generation: int) -> int | None:
+        """The key offset ``key[2]`` continues after at ``generation`` (None: plain)."""
+        now = time.time()
+        known = self._remembered(key, generation)
+        if known is not None:
+            return known.after(now)
+        account_id, where, offset = key
+        with self.store.read() as tx:
+            found = paging.latest(tx.conn, account_id, _scope(where), offset, generation)
+        if found is not None and found.generation == generation:
+            return self._remember(key, found).after(now)
+        # The first request for this offset in this generation: it continues an earlier
+        # generation's page while that is fresh (until it expires), else plain OFFSET.
+        if found is not None and now - found.created_at <= self._ttl:
+            expires = found.created_at + self._ttl
+            decision = PageEnd(generation, found.after_pk, expires, now)
+        else:
+            decision = PageEnd(generation, None, None, now)
+        return self._decide(key, decision).after(now)
 
-    def put(self, key: tuple[Any, ...], pk: int, generation: int) -> None:
+    def put(self, key: tuple[str, ContactFilter, int], pk: int, generation: int) -> None:
+        """A page read at ``generation`` ended at ``pk``: where offset ``key[2]`` continues
+        in it, unless that is decided already."""
+        if self._remembered(key, generation) is None:
+            self._decide(key, PageEnd(generation, pk, None, time.time()))
+
+    def _decide(self, key: tuple[str, ContactFilter, int], decision: PageEnd) -> PageEnd:
+        account_id, where, offset = key
+        with self.store.write() as tx:
+            held = paging.decide(tx.conn, account_id, _scope(where), offset, decision)
+            self._decisions += 1
+            if self._decisions % PRUNE_EVERY == 0:
+                before = decision.created_at - self._ttl
+                paging.prune(tx.conn, account_id, decision.generation, before)
+        return self._remember(key, held)
+
+    def _remembered(self, key: tuple[Any, ...], generation: int) -> PageEnd | None:
         with self._lock:
-            known = self._entries.get(key)
-            if known is not None and known.generation == generation and known.pk == pk:
-                # The same end in the same generation, whose age no longer matters.
-                self._entries.move_to_end(key)
-                return
-            self._entries[key] = _PageEnd(pk, generation, time.monotonic())
-            self._entries.move_to_end(key)
-            while len(self._entries) > self._capacity:
-                self._entries.popitem(last=False)
+            entry = (*key, generation)
+            found = self._known.get(entry)
+            if found is not None:
+                self._known.move_to_end(entry)
+            return found
+
+    def _remember(self, key: tuple[Any, ...], decision: PageEnd) -> PageEnd:
+        with self._lock:
+            self._known[(*key, decision.generation)] = decision
+            while len(self._known) > self._capacity:
+                self._known.popitem(last=False)
+        return decision
+
+
+# Every so many decisions, a process removes its account's stale ones.
+PRUNE_EVERY = 256
+
+
+def _scope(where: ContactFilter) -> str:
+    """A list's name in the page ends: the same filter gives the same digest everywhere."""
+    return hashlib.blake2b(repr(where).encode(), digest_size=16).hexdigest()
 
 
 class _CachedPage(NamedTuple):
@@ -106,7 +145,7 @@ def _page_key(query: ListQuery, after: int | None, base: bytes) -> tuple[Any, ..
 class ContactService:
     def __init__(self, store: Store, *, cache_bytes: int = DEFAULT_READ_CACHE_BYTES) -> None:
         self.store = store
-        self.cursors = PageCursors()
+        self.cursors = PageCursors(store)
         self.hot = HotReads(store.engine)
         # Pages of the unfiltered list and single documents, as read in a snapshot of the
         # account's generation (rolodex.service.readcache); 0 bytes turns it off.

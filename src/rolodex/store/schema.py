@@ -208,6 +208,25 @@ sync_cursors = Table(
     ForeignKeyConstraint(["account_id"], ["accounts.id"], ondelete="CASCADE"),
 )
 
+# Where pages of offset paging continue, decided once per account generation and shared by
+# every API process (rolodex.store.paging): "at generation G, offset N of this list
+# continues after key P" (P null: plain OFFSET), until ``expires_at`` if set. Rows are
+# never changed, only added and, once stale, removed.
+page_ends = Table(
+    "page_ends",
+    metadata,
+    Column("account_id", String(64), nullable=False),
+    # Which list: a digest of its filter.
+    Column("scope", String(32), nullable=False),
+    Column("end_offset", BigInteger, nullable=False),
+    Column("generation", BigInteger, nullable=False),
+    Column("after_pk", BigInteger, nullable=True),
+    Column("expires_at", Float, nullable=True),
+    Column("created_at", Float, nullable=False),
+    PrimaryKeyConstraint("account_id", "scope", "end_offset", "generation"),
+    ForeignKeyConstraint(["account_id"], ["accounts.id"], ondelete="CASCADE"),
+)
+
 # One-time codes of native authentication (POST /connect/authorize), before an account
 # exists: the connection settings they carry are sealed like stored credentials.
 auth_codes = Table(
@@ -215,6 +234,28 @@ auth_codes = Table(
     metadata,
     Column("code_hash", String(64), primary_key=True),
     Column("client_id", String(200), nullable=False),
+    Column("payload", LargeBinary, nullable=False),
+    Column("expires_at", Float, nullable=False),
+)
+
+# Hosted sign-in (rolodex.service.signin): the redirect URIs registered for the
+# application, and the sign-ins in progress (each bound to its browser by a cookie; what
+# they carry, PKCE verifier included, sealed like stored credentials).
+redirect_uris = Table(
+    "redirect_uris",
+    metadata,
+    Column("client_id", String(200), nullable=False),
+    Column("uri", String(2000), nullable=False),
+    Column("created_at", Float, nullable=False),
+    PrimaryKeyConstraint("client_id", "uri"),
+)
+
+sign_ins = Table(
+    "sign_ins",
+    metadata,
+    Column("key_hash", String(64), primary_key=True),
+    Column("client_id", String(200), nullable=False),
+    Column("browser_hash", String(64), nullable=False),
     Column("payload", LargeBinary, nullable=False),
     Column("expires_at", Float, nullable=False),
 )
