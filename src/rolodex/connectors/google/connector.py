@@ -23,6 +23,7 @@ Google does not know is created there.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any
@@ -43,7 +44,7 @@ from rolodex.connectors.base import (
     RemoteNotFound,
     WriteResult,
 )
-from rolodex.connectors.google import mapping
+from rolodex.connectors.google import mapping, parsing
 from rolodex.connectors.google.client import PeopleClient, SyncTokenExpired
 from rolodex.domain.contact import WRITABLE_FIELDS
 
@@ -145,17 +146,6 @@ class GoogleConnector:
                 self._groups[rn] = group
         return renamed, new_token
 
-    def _group_names(self, person: dict[str, Any]) -> tuple[str, ...]:
-        groups = self._groups or {}
-        names = []
-        for rn in mapping.group_names_of(person):
-            if rn == MY_CONTACTS:
-                continue
-            group = groups.get(rn)
-            if group is not None:
-                names.append(_name(group))
-        return tuple(names)
-
     def _group_resource_names(self, names: Iterable[str]) -> list[str]:
         """Resource names of these groups, creating at Google those it does not have."""
         if self._groups is None:
@@ -200,27 +190,20 @@ class GoogleConnector:
 
     # --- Reading ------------------------------------------------------------------------------
 
+    def _group_map(self) -> dict[str, str]:
+        """Resource name -> the name contacts show, of every group but My Contacts."""
+        return {rn: _name(g) for rn, g in (self._groups or {}).items() if rn != MY_CONTACTS}
+
     def _item(self, person: dict[str, Any]) -> RemoteContact:
-        picture = picture_type = None
-        url = mapping.photo_url_of(person)
-        if url is not None:
-            got = self._client.photo(url)
-            if got is not None:
-                picture, picture_type = got
-        return RemoteContact(
-            remote_id=person["resourceName"],
-            etag=str(person.get("etag") or ""),
-            collection=PEOPLE,
-            fields=mapping.fields_of(person),
-            group_names=self._group_names(person),
-            picture=picture,
-            picture_type=picture_type,
-            raw=orjson.dumps(person),
-            rolodex_id=mapping.rolodex_id_of(person),
-            previous_ids=tuple(
-                str(rn) for rn in (person.get("metadata") or {}).get("previousResourceNames") or ()
-            ),
-        )
+        return self._with_photo(*parsing.contact(PEOPLE, person, self._group_map()))
+
+    def _with_photo(self, item: RemoteContact, url: str | None) -> RemoteContact:
+        if url is None:
+            return item
+        got = self._client.photo(url)
+        if got is None:
+            return item
+        return dataclasses.replace(item, picture=got[0], picture_type=got[1])
 
     def _listing(self, sync_token: str | None) -> Iterator[tuple[list[dict[str, Any]], str | None]]:
         params: dict[str, Any] = {
@@ -240,14 +223,19 @@ class GoogleConnector:
         holder: list[ChangeSet] = []
 
         def stream() -> Iterator[RemoteItem]:
-            people_token = None
-            for people, token in self._listing(None):
-                for person in people:
-                    yield self._item(person)
-                people_token = token
+            found: dict[str, str | None] = {}
+            params = {
+                "personFields": mapping.READ_FIELDS,
+                "pageSize": PAGE_SIZE,
+                "requestSyncToken": "true",
+            }
+            pages = self._client.raw_pages("people/me/connections", params, found)
+            for item, url in parsing.mapped_pages(collection, pages, self._group_map):
+                yield self._with_photo(item, url)
             # The sync token comes with the last page only (GM §3.1): the cursor is known
             # now, and the engine reads it once the stream is exhausted.
-            object.__setattr__(holder[0], "cursor", encode_cursor(people_token, groups_token))
+            cursor = encode_cursor(found.get("nextSyncToken"), groups_token)
+            object.__setattr__(holder[0], "cursor", cursor)
 
         changes = ChangeSet(collection=collection, cursor=None, complete=True, stream=stream())
         holder.append(changes)
