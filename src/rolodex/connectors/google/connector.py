@@ -59,17 +59,31 @@ _CURSOR_PREFIX = "g1:"
 _ALL_TOUCHED = (*WRITABLE_FIELDS, "groups", "picture")
 
 
-def encode_cursor(people: str | None, groups: str | None) -> str | None:
+def encode_cursor(
+    people: str | None, groups: str | None, known: dict[str, dict[str, Any]] | None = None
+) -> str | None:
+    """The cursor of the collection: both sync tokens, and the groups known then (name and
+    type), so that a later sync needs only the groups' changes, not a listing of them."""
     if people is None:
         return None
-    return _CURSOR_PREFIX + orjson.dumps({"p": people, "g": groups}).decode()
+    names = {
+        rn: [g.get("name"), g.get("formattedName"), g.get("groupType")]
+        for rn, g in (known or {}).items()
+    }
+    return _CURSOR_PREFIX + orjson.dumps({"p": people, "g": groups, "n": names}).decode()
 
 
-def decode_cursor(cursor: str) -> tuple[str, str | None]:
+def decode_cursor(cursor: str) -> tuple[str, str | None, dict[str, dict[str, Any]] | None]:
     if not cursor.startswith(_CURSOR_PREFIX):
         raise ValueError(cursor)
     data = orjson.loads(cursor[len(_CURSOR_PREFIX) :])
-    return str(data["p"]), data.get("g")
+    known = None
+    if isinstance(data.get("n"), dict):
+        known = {
+            rn: {"resourceName": rn, "name": v[0], "formattedName": v[1], "groupType": v[2]}
+            for rn, v in data["n"].items()
+        }
+    return str(data["p"]), data.get("g"), known
 
 
 class GoogleConnector:
@@ -234,7 +248,7 @@ class GoogleConnector:
                 yield self._with_photo(item, url)
             # The sync token comes with the last page only (GM §3.1): the cursor is known
             # now, and the engine reads it once the stream is exhausted.
-            cursor = encode_cursor(found.get("nextSyncToken"), groups_token)
+            cursor = encode_cursor(found.get("nextSyncToken"), groups_token, self._groups)
             object.__setattr__(holder[0], "cursor", cursor)
 
         changes = ChangeSet(collection=collection, cursor=None, complete=True, stream=stream())
@@ -246,9 +260,11 @@ class GoogleConnector:
             # A full resync: a listing of Google costs what reading everything costs.
             return self.snapshot(collection)
         try:
-            people_token, groups_token = decode_cursor(cursor)
-        except (ValueError, KeyError, orjson.JSONDecodeError):
+            people_token, groups_token, known = decode_cursor(cursor)
+        except (ValueError, KeyError, IndexError, TypeError, orjson.JSONDecodeError):
             raise CursorExpired(collection) from None
+        if self._groups is None and known is not None:
+            self._groups = known
         renamed, new_groups_token = self._group_changes(groups_token)
         fetched: list[RemoteContact] = []
         changed: dict[str, str] = {}
@@ -279,7 +295,7 @@ class GoogleConnector:
         inline = {item.remote_id for item in fetched}
         return ChangeSet(
             collection=collection,
-            cursor=encode_cursor(new_people_token or people_token, new_groups_token),
+            cursor=encode_cursor(new_people_token or people_token, new_groups_token, self._groups),
             changed=changed,
             removed=tuple(r for r in dict.fromkeys(removed) if r not in changed),
             fetched=tuple(i for i in fetched if i.remote_id in inline),
