@@ -44,6 +44,7 @@ SCOPE = "offline_access https://graph.microsoft.com/Contacts.ReadWrite"
 # refresh token; "change": edit one contact) with one line each.
 MAILBOX = r"""
 import sys
+from bench.data import generate
 from rolodex.connectors.microsoft import mapping
 from tests.emulators.microsoft import GraphEmulator, CAPS
 

@@ -365,6 +365,16 @@ class Mirror:
     def folder_groups(self, account: Account, folders: Sequence[tuple[str, str]]) -> None:
         """For providers whose groups are folders: one group per folder (collection id,
         path), renamed with it; the groups of folders no longer there are deleted."""
+        wanted = {FOLDER_GROUP + collection: _folder_path(path) for collection, path in folders}
+        with self.store.read() as tx:
+            groups = tx.groups.by_id(account.id)
+            current = {
+                remote_id: groups[group_id].path
+                for group_id, (remote_id, _etag) in tx.groups.remote_ids(account.id).items()
+                if remote_id and remote_id.startswith(FOLDER_GROUP) and group_id in groups
+            }
+        if current == wanted:
+            return  # the usual case: no write, no commit
         now = time.time()
         with self._write(account.id) as tx:
             keep = {
