@@ -59,7 +59,10 @@ def _contacts(items: Iterator[RemoteItem]) -> dict[str, RemoteContact]:
 def _snapshot(harness: Harness) -> tuple[str | None, dict[str, RemoteContact]]:
     changes = harness.connector.snapshot(harness.collection)
     if changes.stream is not None:
-        return changes.cursor, _contacts(changes.stream)
+        items = _contacts(changes.stream)
+        # Read once the stream is exhausted: Google hands out its sync token with the last
+        # page of the listing (Connector.snapshot).
+        return changes.cursor, items
     fetched = _contacts(harness.connector.fetch(harness.collection, list(changes.changed)))
     return changes.cursor, fetched
 

@@ -122,6 +122,10 @@ class Connector(Protocol):
         item streamed (``ChangeSet.stream``), so that what changes during the read is
         reported again after the cursor. Memory stays flat in the number of items. A
         connector with no cheaper way returns ``changes(collection, None)``.
+
+        ``cursor`` is read once the stream is exhausted: a provider that hands its cursor
+        out only with the last page of a full listing (Google's ``nextSyncToken``, which
+        covers the changes made since the listing began) sets it then.
         """
 
     def fetch(self, collection: str, remote_ids: Iterable[str]) -> Iterator[RemoteItem]:

@@ -325,12 +325,14 @@ def person_patch(
         name.pop("displayName", None)  # output only; Google recomputes it
         name.pop("displayNameLastFirst", None)
         name.pop("unstructuredName", None)
-        for key, value in (
-            ("givenName", fields.given_name),
-            ("middleName", fields.middle_name),
-            ("familyName", fields.surname),
-            ("honorificSuffix", fields.suffix),
+        for key, field_name, value in (
+            ("givenName", "given_name", fields.given_name),
+            ("middleName", "middle_name", fields.middle_name),
+            ("familyName", "surname", fields.surname),
+            ("honorificSuffix", "suffix", fields.suffix),
         ):
+            if field_name not in touched:
+                continue  # one Person field holds four of ours: only the touched change
             if value:
                 name[key] = value
             else:
@@ -349,11 +351,13 @@ def person_patch(
     if touched & {"company_name", "job_title", "office_location"}:
         orgs = [_strip(o) for o in raw.get("organizations") or () if isinstance(o, dict)]
         org = orgs[0] if orgs else {}
-        for key, value in (
-            ("name", fields.company_name),
-            ("title", fields.job_title),
-            ("location", fields.office_location),
+        for key, field_name, value in (
+            ("name", "company_name", fields.company_name),
+            ("title", "job_title", fields.job_title),
+            ("location", "office_location", fields.office_location),
         ):
+            if field_name not in touched:
+                continue
             if value:
                 org[key] = value
             else:
