@@ -52,6 +52,14 @@ class Harness(Protocol):
         forget it, or one of the provider's own shape that it never handed out."""
 
 
+def _listings_carry_ids(harness: Harness) -> bool:
+    """Whether listed items carry the Rolodex id, or only items read one by one do: Graph's
+    delta cannot expand the extended property that holds it (an Outlook delta with
+    ``$expand`` fails, microsoft-graph-docs#1993), so a harness may say
+    ``listings_carry_rolodex_id = False``; the id is then checked on fetched items."""
+    return bool(getattr(harness, "listings_carry_rolodex_id", True))
+
+
 def _contacts(items: Iterator[RemoteItem]) -> dict[str, RemoteContact]:
     return {i.remote_id: i for i in items if isinstance(i, RemoteContact)}
 
@@ -91,11 +99,14 @@ class ConnectorContract:
         _cursor, items = _snapshot(harness)
         item = items[written.remote_id]
         assert item.etag == written.etag
-        assert item.rolodex_id == contact_id
+        if _listings_carry_ids(harness):
+            assert item.rolodex_id == contact_id
         assert (item.fields.given_name, item.fields.surname) == ("Ada", "Lovelace")
         assert [e.email for e in item.fields.emails] == ["ada@example.org"]
         fetched = _contacts(harness.connector.fetch(harness.collection, [written.remote_id]))
         assert fetched[written.remote_id].fields.job_title == "Analyst"
+        if not _listings_carry_ids(harness):
+            assert fetched[written.remote_id].rolodex_id == contact_id
 
     def test_a_retried_create_finds_the_first_and_makes_no_second(self, harness: Harness) -> None:
         contact_id = new_id()
@@ -103,6 +114,8 @@ class ConnectorContract:
         again = harness.connector.create(harness.collection, ADA, contact_id, maybe_exists=True)
         assert again.existed and again.remote_id == first.remote_id
         _cursor, items = _snapshot(harness)
+        if not _listings_carry_ids(harness):
+            items = _contacts(harness.connector.fetch(harness.collection, list(items)))
         assert [i.remote_id for i in items.values() if i.rolodex_id == contact_id] == [
             first.remote_id
         ]

@@ -30,6 +30,7 @@ import socket
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, Self
@@ -40,6 +41,8 @@ import uvicorn
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
+
+from tests.emulators.consent import ConsentScreen
 
 JSON = "application/json; odata.metadata=minimal; odata.streaming=true; IEEE754Compatible=false"
 
@@ -243,6 +246,7 @@ class GraphEmulator:
         self.refresh_tokens: set[str] = set()
         self.access_tokens: dict[str, float] = {}
         self.refresh_token = self.issue_refresh_token()
+        self.consent = ConsentScreen()  # hosted sign-in (tests.emulators.consent)
         self.token_requests = 0
         self.port = 0
         self._server: uvicorn.Server | None = None
@@ -594,6 +598,9 @@ class GraphEmulator:
 
     async def _login(self, request: Request) -> Response:
         # GM §3.2 "OAuth v2.0": POST {login}/{tenant}/oauth2/v2.0/token.
+        if re.fullmatch(r"/([^/]+)/oauth2/v2\.0/authorize", request.url.path):
+            query = {k: v[-1] for k, v in parse_qs(request.url.query).items()}
+            return self.consent.page(query, query.get("client_id") == self.client_id)
         match = re.fullmatch(r"/([^/]+)/oauth2/v2\.0/token", request.url.path)
         if match is None or request.method != "POST":
             return Response(b"Not found", status_code=404)
@@ -621,6 +628,8 @@ class GraphEmulator:
                     "AADSTS7000215: Invalid client secret provided. Ensure the secret being "
                     "sent in the request is the client secret value, not the client secret ID.",
                 )
+            if one("grant_type") == "authorization_code":
+                return self._code_grant(one)
             if one("grant_type") != "refresh_token":
                 return _oauth_error(
                     400, "unsupported_grant_type", 70003, "AADSTS70003: unsupported grant type"
@@ -660,6 +669,37 @@ class GraphEmulator:
             ),
             media_type="application/json",
         )
+
+    # --- Hosted sign-in: the consent screen's code grant (tests.emulators.consent) ---------
+
+    def _code_grant(self, one: Callable[[str], str | None]) -> Response:
+        consented = self.consent.redeem(
+            one("code") or "",
+            one("client_id") or "",
+            one("redirect_uri") or "",
+            one("code_verifier") or "",
+        )
+        if isinstance(consented, str):
+            return _oauth_error(
+                400,
+                "invalid_grant",
+                70008,
+                "AADSTS70008: The provided authorization code or refresh token has expired "
+                "due to inactivity, was already redeemed, or its PKCE verifier does not match.",
+            )
+        refresh = self.issue_refresh_token()
+        access = "EwB" + secrets.token_urlsafe(32)
+        self.access_tokens[access] = time.time() + self.access_token_lifetime
+        answer: dict[str, Any] = {
+            "token_type": "Bearer",
+            "scope": consented.scope,
+            "expires_in": self.access_token_lifetime,
+            "ext_expires_in": self.access_token_lifetime,
+            "access_token": access,
+        }
+        if "offline_access" in consented.scope.split():
+            answer["refresh_token"] = refresh
+        return Response(orjson.dumps(answer), media_type="application/json")
 
     # --- Graph ------------------------------------------------------------------------------
 
@@ -975,7 +1015,13 @@ class GraphEmulator:
 
     def _delta_page(self, request: Request, folder: str, query: dict[str, str]) -> Response:
         # PR §5.3, GM §3.2 "Contact delta", DOC contact-delta.
-        for unsupported in ("$top", "$filter", "$orderby", "$expand", "$search"):
+        if "$expand" in query:
+            # Outlook delta cannot expand extended properties or extensions: it fails with
+            # a 500 (microsoft-graph-docs#1993, microsoft-graph-docs-contrib#7929).
+            raise GraphError(
+                500, "InternalServerError", "Value cannot be null.\r\nParameter name: type"
+            )
+        for unsupported in ("$top", "$filter", "$orderby", "$search"):
             if unsupported in query:
                 # GM §3.2: "$top is rejected on delta endpoints" (rlrghb/olkcli#56); the doc
                 # names only $select as supported.
