@@ -77,6 +77,40 @@ class Settings:
         default_factory=lambda: float(_env("ROLODEX_KEEP_ALIVE_TIMEOUT", "5"))
     )
 
+    # Hosted sign-in (rolodex.service.signin): the OAuth clients Rolodex signs users in to
+    # Google and Microsoft with, and where their consent screens and token endpoints are.
+    # A provider whose client id or secret is not set is not offered.
+    google_client_id: str | None = field(
+        default_factory=lambda: os.environ.get("ROLODEX_GOOGLE_CLIENT_ID") or None
+    )
+    google_client_secret: str | None = field(
+        default_factory=lambda: os.environ.get("ROLODEX_GOOGLE_CLIENT_SECRET") or None
+    )
+    google_auth_url: str = field(
+        default_factory=lambda: _env(
+            "ROLODEX_GOOGLE_AUTH_URL", "https://accounts.google.com/o/oauth2/v2/auth"
+        )
+    )
+    google_token_url: str = field(
+        default_factory=lambda: _env(
+            "ROLODEX_GOOGLE_TOKEN_URL", "https://oauth2.googleapis.com/token"
+        )
+    )
+    microsoft_client_id: str | None = field(
+        default_factory=lambda: os.environ.get("ROLODEX_MICROSOFT_CLIENT_ID") or None
+    )
+    microsoft_client_secret: str | None = field(
+        default_factory=lambda: os.environ.get("ROLODEX_MICROSOFT_CLIENT_SECRET") or None
+    )
+    microsoft_tenant: str = field(
+        default_factory=lambda: _env("ROLODEX_MICROSOFT_TENANT", "common")
+    )
+    microsoft_login_url: str = field(
+        default_factory=lambda: _env(
+            "ROLODEX_MICROSOFT_LOGIN_URL", "https://login.microsoftonline.com"
+        )
+    )
+
     @property
     def key_file(self) -> str:
         """ROLODEX_SECRET_KEY_FILE, else beside the SQLite database (``rolodex.db`` ->

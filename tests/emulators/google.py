@@ -43,6 +43,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from tests.emulators.consent import ConsentScreen
+
 # --- Vocabulary (GM §3.1, P §2a) -------------------------------------------------------------
 
 # connections.list / people.get: "personFields: required, one of 29 masks" (GM §3.1).
@@ -301,6 +303,10 @@ class GoogleEmulator:
         self.log_bodies = log_bodies
         self.clock: Callable[[], float] = time.time
         self.clients: dict[str, str] = {}
+        # Hosted sign-in (tests.emulators.consent): the consent screen, who the user is.
+        self.consent = ConsentScreen()
+        self.user_email = "ada.lovelace@gmail.example"
+        self.user_name = "Ada Lovelace"
         self.grants: dict[str, _Grant] = {}
         self.access: dict[str, _Access] = {}
         self.token_requests = 0
@@ -658,6 +664,8 @@ class GoogleEmulator:
         self, method: str, path: str, query: dict[str, list[str]], body: bytes, request: Request
     ) -> Response:
         q = {k: v[-1] for k, v in query.items()}
+        if path == "/o/oauth2/v2/auth" and method == "GET":
+            return self.consent.page(q, q.get("client_id") in self.clients)
         if path == "/token" and method == "POST":
             return self._token(body, request)
         if path.startswith("/photos/") and method == "GET":
@@ -734,6 +742,8 @@ class GoogleEmulator:
 
         with self.lock:
             self.token_requests += 1
+            if form.get("grant_type") == "authorization_code":
+                return self._code_grant(form, client_id, client_secret, oauth_error)
             if form.get("grant_type") != "refresh_token":
                 return oauth_error(
                     400,
@@ -765,6 +775,55 @@ class GoogleEmulator:
                 grant.revoked = True
                 answer["refresh_token"] = new
             return Response(orjson.dumps(answer), media_type="application/json; charset=utf-8")
+
+    # --- Hosted sign-in: the consent screen's code grant, who the user is -----------------
+
+    def register_client(self, client_id: str, client_secret: str, redirect_uri: str) -> None:
+        """An OAuth client of the Cloud project, with a redirect URI registered for it."""
+        with self.lock:
+            self.clients[client_id] = client_secret
+        self.consent.register(client_id, redirect_uri)
+
+    def _code_grant(
+        self,
+        form: dict[str, str],
+        client_id: str | None,
+        client_secret: str | None,
+        oauth_error: Callable[[int, str, str], Response],
+    ) -> Response:
+        if client_id not in self.clients or self.clients[client_id] != client_secret:
+            return oauth_error(401, "invalid_client", "Unauthorized")
+        consented = self.consent.redeem(
+            form.get("code", ""),
+            client_id,
+            form.get("redirect_uri", ""),
+            form.get("code_verifier", ""),
+        )
+        if isinstance(consented, str):
+            return oauth_error(400, consented, "Bad Request")
+        scopes = tuple(s for s in consented.scope.split() if s.startswith("https://"))
+        refresh = self.grant(client_id, client_secret or "", scopes)
+        access = "ya29." + secrets.token_urlsafe(32)
+        self.access[access] = _Access(refresh, scopes, self.clock() + self.access_token_ttl)
+        answer: dict[str, Any] = {
+            "access_token": access,
+            "expires_in": int(self.access_token_ttl),
+            "scope": consented.scope,
+            "token_type": "Bearer",
+        }
+        # Google gives a refresh token at a user's first consent to a client, or when asked
+        # again with prompt=consent; ``consent.no_refresh_token`` plays a later sign-in.
+        if not self.consent.no_refresh_token:
+            answer["refresh_token"] = refresh
+        return Response(orjson.dumps(answer), media_type="application/json; charset=utf-8")
+
+    def _me(self) -> dict[str, Any]:
+        return {
+            "resourceName": "people/me",
+            "etag": "%me",
+            "names": [{"metadata": {"primary": True}, "displayName": self.user_name}],
+            "emailAddresses": [{"metadata": {"primary": True}, "value": self.user_email}],
+        }
 
     def _photo(self, path: str) -> Response:
         key = path[len("/photos/") :]
@@ -803,6 +862,8 @@ class GoogleEmulator:
     def _read(
         self, rest: str, q: dict[str, str], query: dict[str, list[str]], base: str
     ) -> dict[str, Any]:
+        if rest == "people/me":
+            return self._me()
         if rest == "people/me/connections":
             fields = _mask(q.get("personFields"), PERSON_FIELDS, "personFields", required=True)
             return self._list("people", "connections", q, fields, base, default_size=100)

@@ -10,12 +10,13 @@ from fastapi_offline import FastAPIOffline
 from pydantic.json_schema import models_json_schema
 
 import rolodex
-from rolodex.api import account, connect, contacts, delta, errors, groups, schemas
+from rolodex.api import account, connect, contacts, delta, errors, groups, schemas, signin
 from rolodex.api.deps import Services
 from rolodex.api.fastpath import ASGIApp, FastReads
 from rolodex.api.observe import Observed
 from rolodex.config import Settings
 from rolodex.connectors.registry import catalog, verify_connection
+from rolodex.domain.signin import OAuthSignIn
 from rolodex.service.accounts import AccountService
 from rolodex.service.application import ApplicationService
 from rolodex.service.changefeed import ChangeFeed
@@ -24,6 +25,7 @@ from rolodex.service.credentials import CredentialBox, check_key
 from rolodex.service.groups import GroupService
 from rolodex.service.mirror import Mirror
 from rolodex.service.pictures import PictureService
+from rolodex.service.signin import SignInService
 from rolodex.store import Store
 
 DESCRIPTION = """\
@@ -35,10 +37,35 @@ Authenticate with the account's access token as the HTTP Basic user name (empty 
 """
 
 
+def oauth_sign_ins(settings: Settings) -> dict[str, OAuthSignIn]:
+    """The providers hosted sign-in can send users to: those whose OAuth client is
+    configured."""
+    from rolodex.connectors.google.signin import GoogleSignIn
+    from rolodex.connectors.microsoft.signin import MicrosoftSignIn
+
+    found: dict[str, OAuthSignIn] = {}
+    if settings.google_client_id and settings.google_client_secret:
+        found["google"] = GoogleSignIn(
+            settings.google_client_id,
+            settings.google_client_secret,
+            settings.google_auth_url,
+            settings.google_token_url,
+        )
+    if settings.microsoft_client_id and settings.microsoft_client_secret:
+        found["microsoft"] = MicrosoftSignIn(
+            settings.microsoft_client_id,
+            settings.microsoft_client_secret,
+            settings.microsoft_tenant,
+            settings.microsoft_login_url,
+        )
+    return found
+
+
 def build_services(settings: Settings, store: Store) -> Services:
     credentials = CredentialBox.from_settings(settings)
     check_key(store, credentials)  # a wrong key is an error now, not in a later sync
     accounts = AccountService(store, credentials, verify_connection, catalog())
+    application = ApplicationService(store, accounts, credentials)
     return Services(
         settings=settings,
         store=store,
@@ -46,9 +73,10 @@ def build_services(settings: Settings, store: Store) -> Services:
         contacts=ContactService(store, cache_bytes=settings.read_cache_bytes),
         groups=GroupService(store),
         pictures=PictureService(store),
-        application=ApplicationService(store, accounts, credentials),
+        application=application,
         mirror=Mirror(store),
         changes=ChangeFeed(store),
+        signin=SignInService(store, application, accounts, credentials, oauth_sign_ins(settings)),
     )
 
 
@@ -70,6 +98,7 @@ def create_app(
     errors.install(app)
     app.include_router(account.router)
     app.include_router(connect.router)
+    app.include_router(signin.router)
     app.include_router(delta.router)
     app.include_router(groups.router)  # before /contacts/{contact_id}
     app.include_router(contacts.router)

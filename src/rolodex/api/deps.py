@@ -21,6 +21,7 @@ from rolodex.service.contacts import ContactService
 from rolodex.service.groups import GroupService
 from rolodex.service.mirror import Mirror
 from rolodex.service.pictures import MAX_PICTURE_BYTES, PictureService
+from rolodex.service.signin import SignInService
 from rolodex.store import Store
 
 MAX_JSON_BODY = 1024 * 1024
@@ -37,6 +38,7 @@ class Services:
     application: ApplicationService
     mirror: Mirror
     changes: ChangeFeed
+    signin: SignInService
 
 
 def services(request: Request) -> Services:

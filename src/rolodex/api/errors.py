@@ -11,6 +11,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from starlette.exceptions import HTTPException
 
+from rolodex.api import signin
 from rolodex.domain import errors as e
 from rolodex.domain.etags import ContactChanged
 
@@ -87,6 +88,13 @@ def describe(exc: Exception) -> tuple[int, dict[str, Any]]:
             return 401, _body(m, AUTH_ERROR)
         case e.InvalidCode():
             return 400, _body("The code is unknown, already used, or expired", AUTH_ERROR)
+        case e.InvalidSignIn(message=m):
+            return 400, _body(m)
+        case e.SignInExpired():
+            return 400, _body(
+                "This sign-in has expired, is finished already, or was started in another "
+                "browser. Go back to the application and start again."
+            )
         case HTTPException(status_code=status, detail=detail):
             kind = INVALID_REQUEST if status < 500 else API_ERROR
             return status, _body(str(detail), kind)
@@ -114,7 +122,9 @@ def error_response(exc: Exception) -> Response:
 
 
 def install(app: FastAPI) -> None:
-    async def handle(_request: Request, exc: Exception) -> Response:
+    async def handle(request: Request, exc: Exception) -> Response:
+        if request.url.path.startswith(signin.PAGE_PATHS):
+            return signin.error_page(request, *describe(exc))  # a person reads these
         return error_response(exc)
 
     app.add_exception_handler(e.RolodexError, handle)

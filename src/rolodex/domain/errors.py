@@ -153,3 +153,17 @@ class LeaseLost(RolodexError):
 
     account_id: str
     owner: str
+
+
+@dataclass
+class InvalidSignIn(RolodexError):
+    """A hosted sign-in that cannot start (unknown client id, unregistered redirect URI,
+    a bad parameter) or go on (a form that is not this sign-in's): an error page, never a
+    redirect."""
+
+    message: str
+
+
+@dataclass
+class SignInExpired(RolodexError):
+    """A hosted sign-in that is unknown to this browser, finished already, or expired."""

@@ -147,6 +147,13 @@ class AccountService:
         with self.store.write() as tx:
             tx.accounts.set_sync_status(account_id, connection=sealed)
 
+    def current_connection(self, email_address: str, provider: str) -> dict[str, Any] | None:
+        """The stored settings of the account connected for this address at this provider
+        (what a re-link would replace), if there is one."""
+        with self.store.read() as tx:
+            existing = tx.accounts.find_connected(email_address.strip(), provider)
+        return None if existing is None else self.connection(existing.id)
+
     def get(self, account_id: str) -> Account:
         with self.store.read() as tx:
             return tx.accounts.get(account_id)

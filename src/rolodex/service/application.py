@@ -125,6 +125,8 @@ class ApplicationService:
         if sealed is None:
             raise InvalidCode()
         payload = self.credentials.open(sealed)
+        if payload.get("kind") == "hosted":
+            raise InvalidCode()  # a hosted sign-in's code belongs to /oauth/token
         return self.accounts.link(
             payload["email_address"],
             name=payload["name"],

@@ -47,6 +47,7 @@ from rolodex.store.groups import GroupRepository
 from rolodex.store.locks import lock_account
 from rolodex.store.pictures import PictureRepository
 from rolodex.store.remotes import RemoteRepository
+from rolodex.store.signin import RedirectUriRepository, SignInRepository
 
 
 class Tx:
@@ -63,6 +64,8 @@ class Tx:
         self.outbox = OutboxRepository(conn)
         self.remotes = RemoteRepository(conn)
         self.auth_codes = AuthCodeRepository(conn)
+        self.redirect_uris = RedirectUriRepository(conn)
+        self.sign_ins = SignInRepository(conn)
 
 
 class Store:

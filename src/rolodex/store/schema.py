@@ -238,6 +238,28 @@ auth_codes = Table(
     Column("expires_at", Float, nullable=False),
 )
 
+# Hosted sign-in (rolodex.service.signin): the redirect URIs registered for the
+# application, and the sign-ins in progress (each bound to its browser by a cookie; what
+# they carry, PKCE verifier included, sealed like stored credentials).
+redirect_uris = Table(
+    "redirect_uris",
+    metadata,
+    Column("client_id", String(200), nullable=False),
+    Column("uri", String(2000), nullable=False),
+    Column("created_at", Float, nullable=False),
+    PrimaryKeyConstraint("client_id", "uri"),
+)
+
+sign_ins = Table(
+    "sign_ins",
+    metadata,
+    Column("key_hash", String(64), primary_key=True),
+    Column("client_id", String(200), nullable=False),
+    Column("browser_hash", String(64), nullable=False),
+    Column("payload", LargeBinary, nullable=False),
+    Column("expires_at", Float, nullable=False),
+)
+
 settings = Table(
     "settings",
     metadata,

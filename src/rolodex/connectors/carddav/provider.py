@@ -2,8 +2,31 @@
 
 from __future__ import annotations
 
+import os
+from collections.abc import Iterator, Mapping
+
 from rolodex.connectors.base import Connector, CredentialsChanged, Provider
 from rolodex.domain.providers import NATIVE, ProviderSpec, Setting
+
+ICLOUD_URL_ENV = "ROLODEX_ICLOUD_URL"
+
+
+class _ICloud(Mapping[str, str]):
+    """What "icloud" implies: CardDAV at Apple's address, or at ``ROLODEX_ICLOUD_URL``
+    (read when used) where a proxy or a test server stands in for it."""
+
+    def _values(self) -> dict[str, str]:
+        return {"url": os.environ.get(ICLOUD_URL_ENV) or "https://contacts.icloud.com"}
+
+    def __getitem__(self, key: str) -> str:
+        return self._values()[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._values())
+
+    def __len__(self) -> int:
+        return 1
+
 
 SPEC = ProviderSpec(
     name="carddav",
@@ -17,7 +40,7 @@ SPEC = ProviderSpec(
     ),
     poll_interval=30.0,
     sign_in=(NATIVE,),
-    aliases={"icloud": {"url": "https://contacts.icloud.com"}},
+    aliases={"icloud": _ICloud()},
 )
 
 

@@ -1,0 +1,102 @@
+"""The authorization-code grant with PKCE (RFC 6749 section 4.1, RFC 7636), through
+authlib as the connectors' token refreshes are: the consent-screen URL and the code
+exchange that hosted sign-in (``rolodex.service.signin``) needs of Google and Microsoft.
+Failures leave as the domain's errors, which the sign-in page knows how to show."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+from authlib.integrations.httpx_client import OAuth2Client, OAuthError
+
+from rolodex.domain.errors import BadCredentials, ProviderUnreachable
+
+TIMEOUT = httpx.Timeout(30.0, connect=10.0)
+
+
+def consent_url(
+    auth_url: str,
+    *,
+    client_id: str,
+    redirect_uri: str,
+    scope: str,
+    state: str,
+    code_verifier: str,
+    **extra: str,
+) -> str:
+    """The consent screen's URL: response_type=code, the state, and the S256 challenge of
+    ``code_verifier`` (which stays with the server)."""
+    with OAuth2Client(
+        client_id, scope=scope, redirect_uri=redirect_uri, code_challenge_method="S256"
+    ) as client:
+        url, _ = client.create_authorization_url(
+            auth_url, state=state, code_verifier=code_verifier, **extra
+        )
+    return str(url)
+
+
+def exchange_code(
+    token_url: str,
+    *,
+    title: str,
+    client_id: str,
+    client_secret: str,
+    code: str,
+    redirect_uri: str,
+    code_verifier: str,
+    **extra: str,
+) -> dict[str, Any]:
+    """The token endpoint's answer for ``code`` (access_token, refresh_token if any,
+    expires_in...). ``title`` names the provider in errors."""
+    try:
+        with OAuth2Client(
+            client_id,
+            client_secret,
+            token_endpoint_auth_method="client_secret_post",
+            redirect_uri=redirect_uri,
+            timeout=TIMEOUT,
+            headers={"Accept": "application/json"},
+        ) as client:
+            token: dict[str, Any] = client.fetch_token(
+                token_url,
+                grant_type="authorization_code",
+                code=code,
+                code_verifier=code_verifier,
+                **extra,
+            )
+    except OAuthError as error:
+        description = (error.description or "").split("\r\n", 1)[0]
+        raise BadCredentials(
+            f"{title} did not accept the sign-in ({error.error}: {description})"
+        ) from None
+    except httpx.HTTPStatusError as error:
+        raise ProviderUnreachable(
+            f"{title}'s token endpoint answered HTTP {error.response.status_code}"
+        ) from None
+    except httpx.HTTPError as error:
+        raise ProviderUnreachable(f"{title}'s token endpoint is unreachable: {error}") from None
+    if not isinstance(token.get("access_token"), str):
+        raise ProviderUnreachable(f"{title}'s token endpoint answered no access token")
+    return token
+
+
+def get_json(url: str, access_token: str, *, title: str, **params: str) -> dict[str, Any]:
+    """A GET with the access token (reading the signed-in user's profile)."""
+    try:
+        response = httpx.get(
+            url,
+            params=params,
+            headers={"Authorization": f"Bearer {access_token}", "Accept": "application/json"},
+            timeout=TIMEOUT,
+        )
+    except httpx.HTTPError as error:
+        raise ProviderUnreachable(f"{title} is unreachable: {error}") from None
+    if response.status_code in (401, 403):
+        raise BadCredentials(f"{title} refused to show the user's profile ({response.status_code})")
+    if response.status_code != 200:
+        raise ProviderUnreachable(f"{title} answered HTTP {response.status_code}")
+    body = response.json()
+    if not isinstance(body, dict):
+        raise ProviderUnreachable(f"{title} answered a profile that is not an object")
+    return body
