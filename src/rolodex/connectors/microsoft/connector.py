@@ -92,23 +92,35 @@ class MicrosoftConnector:
 
     def _load_folders(self) -> dict[str, Folder]:
         folders = {DEFAULT: Folder(DEFAULT, DEFAULT_NAME, DEFAULT_NAME)}
-        # Breadth first: the folders under the default one, then each one's childFolders.
-        todo = [
+        # Breadth first: the folders under the default one, then each level's childFolders,
+        # the folders of a level listed side by side (4 at a time, the mailbox's limit).
+        level = [
             (item, DEFAULT_NAME)
             for item in self._client.pages("/me/contactFolders", {"$top": "100"})
         ]
-        while todo:
-            item, parent_path = todo.pop(0)
-            folder_id = str(item.get("id") or "")
-            if not folder_id or folder_id in folders:
-                continue
-            name = str(item.get("displayName") or "").replace("/", "-").strip() or "Unnamed"
-            folder = Folder(folder_id, name, f"{parent_path}/{name}")
-            folders[folder_id] = folder
-            children = self._client.pages(
-                f"/me/contactFolders/{_seg(folder_id)}/childFolders", {"$top": "100"}
-            )
-            todo.extend((child, folder.path) for child in children)
+        with ThreadPoolExecutor(FETCH_WORKERS, thread_name_prefix="graph-folders") as pool:
+            while level:
+                found: list[Folder] = []
+                for item, parent_path in level:
+                    folder_id = str(item.get("id") or "")
+                    if not folder_id or folder_id in folders:
+                        continue
+                    name = str(item.get("displayName") or "").replace("/", "-").strip()
+                    name = name or "Unnamed"
+                    folder = Folder(folder_id, name, f"{parent_path}/{name}")
+                    folders[folder_id] = folder
+                    found.append(folder)
+                children = pool.map(
+                    lambda f: self._client.pages(
+                        f"/me/contactFolders/{_seg(f.id)}/childFolders", {"$top": "100"}
+                    ),
+                    found,
+                )
+                level = [
+                    (child, folder.path)
+                    for folder, items in zip(found, children, strict=True)
+                    for child in items
+                ]
         return folders
 
     def _folder_map(self, refresh: bool = False) -> dict[str, Folder]:
@@ -233,6 +245,8 @@ class MicrosoftConnector:
         return result
 
     def fetch(self, collection: str, remote_ids: Iterable[str]) -> Iterator[RemoteItem]:
+        """The items read one by one (with Rolodex's id expanded) and their photos, up to 4
+        requests at a time, in chunks so that memory stays flat."""
         folder = self._folder(collection)
         ids = list(dict.fromkeys(remote_ids))
         if not ids:
@@ -240,22 +254,22 @@ class MicrosoftConnector:
         with ThreadPoolExecutor(FETCH_WORKERS, thread_name_prefix="graph-fetch") as pool:
             for start in range(0, len(ids), 64):
                 chunk = ids[start : start + 64]
-                for item in pool.map(lambda rid: self._get(folder, rid), chunk):
+                items = [pool.submit(self._get, folder, rid) for rid in chunk]
+                photos = [pool.submit(self._photo, rid) for rid in chunk]
+                for got, photo in zip(items, photos, strict=True):
+                    item = got.result()
+                    data, content_type = photo.result()
                     if item is not None:
-                        yield item
+                        yield dataclasses.replace(item, picture=data, picture_type=content_type)
 
-    def _get(self, folder: Folder, remote_id: str, *, picture: bool = True) -> RemoteContact | None:
+    def _get(self, folder: Folder, remote_id: str) -> RemoteContact | None:
         try:
             response = self._client.request(
                 "GET", f"/me/contacts/{_seg(remote_id)}", params={"$expand": EXPAND}
             )
         except RemoteNotFound:
             return None
-        item = self._item(folder, orjson.loads(response.content), raw=response.content)
-        if not picture:
-            return item
-        data, content_type = self._photo(remote_id)
-        return dataclasses.replace(item, picture=data, picture_type=content_type)
+        return self._item(folder, orjson.loads(response.content), raw=response.content)
 
     def _photo(self, remote_id: str) -> tuple[bytes | None, str | None]:
         try:
