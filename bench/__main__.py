@@ -18,6 +18,7 @@ BENCHMARKS = {
     "writes": "bench.writes",
     "carddav": "bench.carddav_sync",
     "memory": "bench.memory",
+    "ratelimit": "bench.rate_limits",
     "google": "bench.google_sync",
     "microsoft": "bench.microsoft_sync",
 }

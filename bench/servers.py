@@ -115,12 +115,17 @@ class Server:
         self.stop()
 
 
-def rolodex_server(database_url: str) -> Server:
+def rolodex_server(database_url: str, env: dict[str, str] | None = None) -> Server:
+    """Rolodex with its rate limits on but far above any benchmark's load (one token, many
+    connections), so they cost what they cost and refuse nothing; ``env`` overrides."""
     return Server(
         "rolodex_app",
         {
             "ROLODEX_DATABASE_URL": database_url,
             "ROLODEX_SECRET_KEY": "u6fB3yQw1mN0rSx8c2Vt7Zp4Hk9Lj5Ga3Ed1Fo6Wq0I=",
+            "ROLODEX_RATE_LIMIT_ACCOUNT": "1000000000",
+            "ROLODEX_RATE_LIMIT_LIST_CONCURRENCY": "1000",
+            **(env or {}),
         },
     )
 

@@ -37,6 +37,9 @@ if os.environ.get("CI"):
 # there a missing PostgreSQL fails the run instead of skipping.
 DEFAULT_POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/test"
 TEST_SECRET_KEY = "u6fB3yQw1mN0rSx8c2Vt7Zp4Hk9Lj5Ga3Ed1Fo6Wq0I="
+# Tests send hundreds of requests a second from one address and token; the rate limits have
+# tests of their own (tests/api/test_rate_limits.py), which turn them on.
+os.environ.setdefault("ROLODEX_RATE_LIMITS", "off")
 
 
 def _postgres_admin_url() -> str | None:

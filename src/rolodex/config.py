@@ -111,6 +111,34 @@ class Settings:
         )
     )
 
+    # Rate limits (rolodex.api.ratelimit), per API process: v2's per account (token) per
+    # endpoint per second, per application per endpoint per second, concurrent list and
+    # delta requests per account; and stricter ones per client address: failed
+    # authentications and /connect/* calls per minute. ROLODEX_RATE_LIMITS=off disables all.
+    rate_limits: bool = field(
+        default_factory=lambda: (
+            _env("ROLODEX_RATE_LIMITS", "on").lower() not in ("0", "off", "false", "no")
+        )
+    )
+    rate_limit_account: int = field(
+        default_factory=lambda: int(_env("ROLODEX_RATE_LIMIT_ACCOUNT", "50"))
+    )
+    rate_limit_application: int = field(
+        default_factory=lambda: int(_env("ROLODEX_RATE_LIMIT_APPLICATION", "500"))
+    )
+    rate_limit_list_concurrency: int = field(
+        default_factory=lambda: int(_env("ROLODEX_RATE_LIMIT_LIST_CONCURRENCY", "5"))
+    )
+    rate_limit_delta_concurrency: int = field(
+        default_factory=lambda: int(_env("ROLODEX_RATE_LIMIT_DELTA_CONCURRENCY", "10"))
+    )
+    rate_limit_auth_failures: int = field(
+        default_factory=lambda: int(_env("ROLODEX_RATE_LIMIT_AUTH_FAILURES", "20"))
+    )
+    rate_limit_connect: int = field(
+        default_factory=lambda: int(_env("ROLODEX_RATE_LIMIT_CONNECT", "30"))
+    )
+
     @property
     def key_file(self) -> str:
         """ROLODEX_SECRET_KEY_FILE, else beside the SQLite database (``rolodex.db`` ->

@@ -14,6 +14,7 @@ from rolodex.api import account, connect, contacts, delta, errors, groups, schem
 from rolodex.api.deps import Services
 from rolodex.api.fastpath import ASGIApp, FastReads
 from rolodex.api.observe import Observed
+from rolodex.api.ratelimit import RateLimits
 from rolodex.config import Settings
 from rolodex.connectors.registry import catalog, verify_connection
 from rolodex.domain.signin import OAuthSignIn
@@ -103,8 +104,10 @@ def create_app(
     app.include_router(groups.router)  # before /contacts/{contact_id}
     app.include_router(contacts.router)
     _document_request_bodies(app)
-    # Outermost: every request is counted and gets its request id, fast reads included.
-    return Observed(FastReads(app, svc) if fast_reads else app, store)
+    # Outermost: every request is counted, rate-limited and gets its request id, fast reads
+    # included.
+    limits = RateLimits(settings) if settings.rate_limits else None
+    return Observed(FastReads(app, svc) if fast_reads else app, store, limits)
 
 
 def _document_request_bodies(app: FastAPI) -> None:

@@ -5,7 +5,7 @@ Every request, the fast read path's included, gets a request id (a well-formed
 carried by every log record made while serving it; it is counted and timed by route and
 status for ``GET /metrics``. ``GET /health`` answers while the process runs; ``GET /ready``
 only while the database answers and its schema is current (for load balancers). The cost
-on a hot read is a header scan, a random id, and two metric updates on cached children.
+on a hot read is a header scan, a counted id and two dictionary updates.
 """
 
 from __future__ import annotations
@@ -21,8 +21,9 @@ from anyio import to_thread
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 
 from rolodex.api.fastpath import ASGIApp, Message, Receive, Scope, Send
+from rolodex.api.ratelimit import RateLimits, refuse
 from rolodex.logs import REQUEST_ID
-from rolodex.metrics import LATENCY, REQUESTS
+from rolodex.metrics import HTTP
 from rolodex.store import Store
 from rolodex.store.stats import read_stats, readiness
 
@@ -34,12 +35,16 @@ UNMATCHED = "unmatched"
 
 
 class Observed:
-    def __init__(self, inner: ASGIApp, store: Store) -> None:
+    def __init__(self, inner: ASGIApp, store: Store, limits: RateLimits | None = None) -> None:
         self.inner = inner
+        self.limits = limits
         # The FastAPI app (whoever introspects the application finds its state there).
         self.app: Any = getattr(inner, "app", inner)
         self.store = store
-        self._children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
+        # Request ids: random per process, then counted (a random id per request would
+        # cost a system call).
+        self._id_prefix = os.urandom(6).hex().encode()
+        self._requests = 0
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -53,7 +58,8 @@ class Observed:
                     request_id = value
                 break
         if not request_id:
-            request_id = os.urandom(8).hex().encode()
+            self._requests += 1
+            request_id = b"%s%x" % (self._id_prefix, self._requests)
         context = REQUEST_ID.set(request_id.decode())
         status = 500
 
@@ -67,7 +73,16 @@ class Observed:
         path: str = scope["path"]
         method: str = scope["method"]
         route = UNMATCHED
+        slot = None
         try:
+            if self.limits is not None:
+                admitted = self.limits.admit(scope, time.monotonic())
+                if admitted is not None and len(admitted) == 3:
+                    limit, allowed, reset = admitted
+                    route = _route(scope, method, path)
+                    await refuse(send_with_id, limit, allowed, reset)
+                    return
+                slot = admitted
             if path in _OPS and method in ("GET", "HEAD"):
                 route = path
                 await self._operations(path, send_with_id)
@@ -75,17 +90,11 @@ class Observed:
                 await self.inner(scope, receive, send_with_id)
                 route = _route(scope, method, path)
         finally:
+            if self.limits is not None:
+                self.limits.finish(scope, slot, status, time.monotonic())
             REQUEST_ID.reset(context)
             elapsed = time.perf_counter() - started
-            key = (method, route, status)
-            children = self._children.get(key)
-            if children is None:
-                if len(self._children) > 10_000:  # methods are the client's to choose
-                    self._children.clear()
-                children = (REQUESTS.labels(method, route, str(status)), LATENCY.labels(route))
-                self._children[key] = children
-            children[0].inc()
-            children[1].observe(elapsed)
+            HTTP.record(method, route, status, elapsed)
             if access_log.isEnabledFor(logging.INFO):
                 access_log.info(
                     "%s %s %d",

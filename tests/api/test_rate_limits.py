@@ -1,0 +1,171 @@
+"""Rate limits: v2's per account and endpoint, per application, and concurrency for list
+and delta routes; stricter per client address for failed authentications and /connect/*.
+Each refusal is a 429 in the v2 shape with X-RateLimit-Limit and X-RateLimit-Reset."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import time
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from rolodex.api.app import create_app
+from rolodex.api.observe import Observed
+from rolodex.api.ratelimit import RateLimits, endpoint
+from tests.conftest import App
+
+
+def limited_app(app: App, **limits: Any) -> TestClient:
+    settings = dataclasses.replace(app.settings, rate_limits=True, **limits)
+    return TestClient(create_app(settings, app.store))
+
+
+def client_for(app: App, base: TestClient, **kwargs: Any) -> tuple[TestClient, str]:
+    created = app.accounts.create("rate@example.com")
+    client = TestClient(base.app, **kwargs)
+    client.auth = (created.access_token, "")
+    return client, created.access_token
+
+
+def start_of_a_second() -> None:
+    """Wait for a fresh one-second window, so a burst is not split across two."""
+    time.sleep(1 - time.monotonic() % 1 + 0.01)
+
+
+def assert_429(response: Any, limit: int) -> None:
+    assert response.status_code == 429, response.text
+    body = response.json()
+    assert body["type"] == "invalid_request_error" and "Too many requests" in body["message"]
+    assert response.headers["x-ratelimit-limit"] == str(limit)
+    assert 1 <= int(response.headers["x-ratelimit-reset"]) <= 60
+    assert response.headers["retry-after"] == response.headers["x-ratelimit-reset"]
+
+
+def test_endpoints_blank_ids() -> None:
+    assert endpoint("GET", "/contacts") == "GET /contacts"
+    assert endpoint("GET", "/contacts/abc123") == "GET /contacts/*"
+    assert endpoint("PUT", "/contacts/abc/picture") == "PUT /contacts/*/picture"
+    assert endpoint("GET", "/contacts/groups/") == "GET /contacts/groups"
+    assert endpoint("POST", "/connect/token") == "POST /connect/token"
+
+
+def test_per_account_per_endpoint(app: App) -> None:
+    base = limited_app(app, rate_limit_account=5)
+    client, _ = client_for(app, base)
+    other, _ = client_for(app, base)
+    start_of_a_second()
+    for _ in range(5):
+        assert client.get("/contacts").status_code == 200
+    assert_429(client.get("/contacts"), 5)
+    assert_429(client.get("/contacts"), 5)
+    assert client.get("/contacts/nope").status_code == 404  # another endpoint
+    assert other.get("/contacts").status_code == 200  # another account
+    time.sleep(1.05)
+    assert client.get("/contacts").status_code == 200  # a new second
+
+
+def test_rate_limit_refusals_are_counted(app: App) -> None:
+    base = limited_app(app, rate_limit_account=1)
+    client, _ = client_for(app, base)
+    start_of_a_second()
+    client.get("/account")
+    assert client.get("/account").status_code == 429
+    metrics = base.get("/metrics").text
+    assert 'rolodex_rate_limited_total{limit="account"}' in metrics
+
+
+def test_failed_authentication_per_address(app: App) -> None:
+    base = limited_app(app, rate_limit_auth_failures=3)
+    good, _ = client_for(app, base, client=("10.0.0.1", 1234))
+    bad = TestClient(base.app, client=("10.0.0.1", 1235))
+    bad.auth = ("wrong-token", "")
+    elsewhere, _ = client_for(app, base, client=("10.0.0.2", 1234))
+    for _ in range(3):
+        assert bad.get("/contacts").status_code == 401
+    assert_429(bad.get("/contacts"), 3)
+    assert_429(good.get("/contacts"), 3)  # the address is refused, whatever it sends
+    assert elsewhere.get("/contacts").status_code == 200
+
+
+def test_connect_per_address(app: App) -> None:
+    base = limited_app(app, rate_limit_connect=2)
+    client = TestClient(base.app, client=("10.0.0.9", 1))
+    for _ in range(2):
+        assert client.post("/connect/token", json={}).status_code == 400
+    assert_429(client.post("/connect/token", json={}), 2)
+    other = TestClient(base.app, client=("10.0.0.10", 1))
+    assert other.post("/connect/token", json={}).status_code == 400
+
+
+def test_per_application_per_endpoint(app: App) -> None:
+    base = limited_app(app, rate_limit_application=3, rate_limit_connect=1000)
+    start_of_a_second()
+    for n in range(3):
+        client = TestClient(base.app, client=(f"10.1.0.{n}", 1))
+        assert client.post("/connect/token", json={}).status_code == 400
+    assert_429(TestClient(base.app, client=("10.1.1.1", 1)).post("/connect/token", json={}), 3)
+
+
+@pytest.mark.parametrize(
+    ("path", "limit"),
+    [("/contacts", 5), ("/delta/longpoll", 10), ("/delta/streaming", 10), ("/contacts/x", None)],
+)
+def test_concurrency_per_account(app: App, path: str, limit: int | None) -> None:
+    settings = dataclasses.replace(app.settings, rate_limits=True, rate_limit_account=10_000)
+    release = asyncio.Event()
+
+    async def slow(scope: Any, receive: Any, send: Any) -> None:
+        await release.wait()
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+    limits = RateLimits(settings)
+    limited = Observed(slow, app.store, limits)
+
+    async def call(token: bytes) -> int:
+        scope = {
+            "type": "http",
+            "method": "GET",
+            "path": path,
+            "headers": [(b"authorization", token)],
+            "client": ("127.0.0.1", 1),
+        }
+        statuses: list[int] = []
+
+        async def send(message: Any) -> None:
+            if message["type"] == "http.response.start":
+                statuses.append(message["status"])
+
+        await limited(scope, _receive, send)
+        return statuses[0]
+
+    async def scenario() -> tuple[list[int], int]:
+        n = (limit or 12) + 1
+        tasks = [asyncio.create_task(call(b"Bearer one")) for _ in range(n)]
+        await asyncio.sleep(0.05)
+        other = asyncio.create_task(call(b"Bearer two"))
+        await asyncio.sleep(0.05)
+        release.set()
+        return list(await asyncio.gather(*tasks)), await other
+
+    statuses, other = asyncio.run(scenario())
+    if limit is None:
+        assert 429 not in statuses
+    else:
+        assert statuses.count(429) == 1 and statuses.count(200) == limit
+    assert other == 200
+    assert not limits._in_flight  # every slot given back
+
+
+async def _receive() -> dict[str, Any]:
+    return {"type": "http.request", "body": b"", "more_body": False}
+
+
+def test_off_means_off(app: App) -> None:
+    settings = dataclasses.replace(app.settings, rate_limits=False, rate_limit_account=1)
+    base = TestClient(create_app(settings, app.store))
+    client, _ = client_for(app, base)
+    assert all(client.get("/contacts").status_code == 200 for _ in range(5))
