@@ -26,8 +26,11 @@ $(NODE_COMPAT)/node_modules/.installed: $(NODE_COMPAT)/package.json
 setup: $(VENV)/.installed $(NODE_COMPAT)/node_modules/.installed
 
 ## run: serve on http://127.0.0.1:$(PORT) with SQLite; a fresh database gets a demo account
+# A development server may sync with CardDAV servers on this machine (Radicale, Xandikos):
+# outside of it, providers must be at public addresses unless allowed.
 run: $(VENV)/.installed-run
-	$(BIN)/rolodex serve --port $(PORT)
+	ROLODEX_ALLOWED_PROVIDER_HOSTS="$${ROLODEX_ALLOWED_PROVIDER_HOSTS-localhost,127.0.0.1,::1}" \
+		$(BIN)/rolodex serve --port $(PORT)
 
 ## test: the whole suite (PostgreSQL tests skip without a server unless ROLODEX_REQUIRE_POSTGRES=1)
 test: setup

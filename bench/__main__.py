@@ -5,12 +5,17 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 import time
 import traceback
 
 from bench.core import Context, Row, table, write_json
 from bench.data import DEFAULT_SEED, postgres_available, postgres_url
+
+# The CardDAV servers of the benchmarks run on this machine, where providers may not be
+# unless allowed (rolodex.connectors.outbound); the processes started inherit this.
+os.environ.setdefault("ROLODEX_ALLOWED_PROVIDER_HOSTS", "127.0.0.1,localhost,::1")
 
 BENCHMARKS = {
     "list": "bench.list_throughput",

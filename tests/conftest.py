@@ -40,6 +40,9 @@ TEST_SECRET_KEY = "u6fB3yQw1mN0rSx8c2Vt7Zp4Hk9Lj5Ga3Ed1Fo6Wq0I="
 # Tests send hundreds of requests a second from one address and token; the rate limits have
 # tests of their own (tests/api/test_rate_limits.py), which turn them on.
 os.environ.setdefault("ROLODEX_RATE_LIMITS", "off")
+# The CardDAV servers of the tests listen on 127.0.0.1, which providers may not be at
+# unless the operator allows it (rolodex.connectors.outbound).
+os.environ.setdefault("ROLODEX_ALLOWED_PROVIDER_HOSTS", "127.0.0.1,localhost,::1")
 
 
 def _postgres_admin_url() -> str | None:

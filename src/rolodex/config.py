@@ -139,6 +139,13 @@ class Settings:
         default_factory=lambda: int(_env("ROLODEX_RATE_LIMIT_CONNECT", "30"))
     )
 
+    # The overall deadline for checking a provider's settings (POST /connect/authorize,
+    # rolodex accounts create); where provider connections may go is
+    # ROLODEX_ALLOWED_PROVIDER_HOSTS (rolodex.connectors.outbound).
+    provider_check_seconds: float = field(
+        default_factory=lambda: float(_env("ROLODEX_PROVIDER_CHECK_SECONDS", "10"))
+    )
+
     @property
     def key_file(self) -> str:
         """ROLODEX_SECRET_KEY_FILE, else beside the SQLite database (``rolodex.db`` ->

@@ -16,6 +16,7 @@ from rolodex.api.fastpath import ASGIApp, FastReads
 from rolodex.api.observe import Observed
 from rolodex.api.ratelimit import RateLimits
 from rolodex.config import Settings
+from rolodex.connectors.outbound import checked
 from rolodex.connectors.registry import catalog, verify_connection
 from rolodex.domain.signin import OAuthSignIn
 from rolodex.service.accounts import AccountService
@@ -65,7 +66,9 @@ def oauth_sign_ins(settings: Settings) -> dict[str, OAuthSignIn]:
 def build_services(settings: Settings, store: Store) -> Services:
     credentials = CredentialBox.from_settings(settings)
     check_key(store, credentials)  # a wrong key is an error now, not in a later sync
-    accounts = AccountService(store, credentials, verify_connection, catalog())
+    # Provider settings are checked within a deadline, with plain messages (outbound).
+    verify = checked(verify_connection, settings.provider_check_seconds)
+    accounts = AccountService(store, credentials, verify, catalog())
     application = ApplicationService(store, accounts, credentials)
     return Services(
         settings=settings,

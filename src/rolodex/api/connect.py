@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
+import weakref
 from typing import Any
 
+import anyio
 import orjson
+from anyio import to_thread
 from fastapi import APIRouter, Depends
 from fastapi.responses import Response
 
 from rolodex.api import schemas
 from rolodex.api.account import render_account
 from rolodex.api.deps import Services, json_body, services
+from rolodex.connectors.outbound import UNREACHABLE
+from rolodex.domain.errors import ProviderUnreachable
 
 router = APIRouter(tags=["authentication"])
 
@@ -34,10 +40,33 @@ def _json(value: Any) -> Response:
     '`icloud` with `{"password"}` (an app password). The credentials are checked now.',
     responses={200: {"description": '`{"code": "..."}`'}, **_AUTH_ERRORS},
 )
-def authorize(
+async def authorize(
     body: dict[str, Any] = Depends(json_body), svc: Services = Depends(services)
 ) -> Response:
-    return _json({"code": svc.application.authorize(body)})
+    # Checking the settings waits on another server: in threads of its own, so slow or
+    # silent servers never take the threads every other route runs on, and within the
+    # deadline (which the connections themselves keep too: rolodex.connectors.outbound).
+    with anyio.move_on_after(svc.settings.provider_check_seconds + 2) as waited:
+        code = await to_thread.run_sync(
+            svc.application.authorize, body, limiter=_checks(), abandon_on_cancel=True
+        )
+    if waited.cancelled_caught:
+        raise ProviderUnreachable(UNREACHABLE)
+    return _json({"code": code})
+
+
+_CHECK_THREADS = 8
+_limiters: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, anyio.CapacityLimiter] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _checks() -> anyio.CapacityLimiter:
+    loop = asyncio.get_running_loop()
+    limiter = _limiters.get(loop)
+    if limiter is None:
+        limiter = _limiters[loop] = anyio.CapacityLimiter(_CHECK_THREADS)
+    return limiter
 
 
 @router.post(

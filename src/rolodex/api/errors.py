@@ -74,10 +74,7 @@ def describe(exc: Exception) -> tuple[int, dict[str, Any]]:
                 "error": m,
             }
         case e.ProviderUnreachable(message=m):
-            return 502, {
-                **_body(f"The provider could not be reached: {m}", PROVIDER_ERROR),
-                "server_error": m,
-            }
+            return 502, {**_body(m[:1].upper() + m[1:], PROVIDER_ERROR), "server_error": m}
         case e.MissingFields(fields=fields):
             return 400, {
                 **_body("Please include the missing fields", AUTH_ERROR),

@@ -28,6 +28,7 @@ from rolodex.connectors.carddav.errors import Phase, classify
 from rolodex.connectors.carddav.hrefs import canonical_href, crlf, wire_href
 from rolodex.connectors.carddav.parsing import CardResource
 from rolodex.connectors.carddav.xml import CARDDAV, CS, DAV, q
+from rolodex.connectors.outbound import guarded_transport
 
 _READS = frozenset({"GET", "PROPFIND", "REPORT"})
 # Hrefs per addressbook-multiget: few round trips, and a request body of a few hundred KB.
@@ -105,7 +106,8 @@ class CardDAVClient:
         auth = httpx.BasicAuth(username, password or "") if username is not None else None
         self._http = httpx.Client(
             auth=auth,
-            transport=transport,
+            # Public addresses only, unless the operator allows more (connectors.outbound).
+            transport=transport or guarded_transport(_tls()),
             verify=_tls(),
             timeout=timeout,
             follow_redirects=False,  # httpx turns a redirected PROPFIND into a GET
