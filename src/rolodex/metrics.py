@@ -19,8 +19,12 @@ from prometheus_client.registry import Collector
 RATE_LIMITED = Counter(
     "rolodex_rate_limited", "Requests refused with 429, by the limit they passed", ["limit"]
 )
+# Counted where the syncs run: the server's own sync thread shows them at /metrics;
+# separate `rolodex worker` processes have no HTTP endpoint.
 SYNC_RUNS = Counter(
-    "rolodex_sync_runs", "Sync runs of accounts, by provider and outcome", ["provider", "outcome"]
+    "rolodex_sync_runs",
+    "Sync runs of accounts in this process, by outcome (ok, or the state a failure left)",
+    ["outcome"],
 )
 
 BOUNDS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)

@@ -24,6 +24,7 @@ from rolodex.connectors.base import (
 )
 from rolodex.domain.account import SYNC_ERROR, SYNC_INVALID_CREDENTIALS, SYNC_RUNNING
 from rolodex.domain.errors import LeaseLost, NoSuchAccount
+from rolodex.metrics import SYNC_RUNS
 from rolodex.service.accounts import AccountService
 from rolodex.service.mirror import Mirror
 from rolodex.sync.engine import MAX_BACKOFF, Progress, SyncEngine, SyncReport, no_progress
@@ -198,3 +199,4 @@ class SyncRunner:
         self.mirror.record_status(
             account_id, state=state, error=error, next_sync_at=at, succeeded=ok
         )
+        SYNC_RUNS.labels("ok" if ok else state).inc()
