@@ -548,3 +548,25 @@ def test_a_wrong_client_secret_is_invalid_credentials(
     with pytest.raises(InvalidCredentials, match="AADSTS7000215"):
         MicrosoftConnector(client).verify()
     client.close()
+
+
+def test_a_large_snapshot_is_parsed_on_every_core_with_the_same_result(
+    graph: GraphEmulator, rotations: Rotations
+) -> None:
+    from rolodex.connectors.microsoft import parsing
+    from rolodex.domain.normalize import index_terms
+
+    many = parsing.PARALLEL_PARSE + 300
+    graph.add_contacts(
+        [{"givenName": f"N{i}", "mobilePhone": f"+1 415 555 {i % 10000:04}"} for i in range(many)]
+    )
+    conn = MicrosoftConnector(make_client(graph, rotations), page_size=250)
+    try:
+        snap = conn.snapshot(DEFAULT)
+        items = drain(snap)
+    finally:
+        conn.close()
+    assert len({i.remote_id for i in items}) == many
+    assert snap.cursor is not None
+    assert all(i.index_terms() == frozenset(index_terms(i.fields)) for i in items)
+    assert sum(i.terms is not None for i in items) >= 300  # those came from the pool
