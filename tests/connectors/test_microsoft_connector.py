@@ -59,7 +59,7 @@ def make_client(graph: GraphEmulator, rotations: list[str], **kwargs: Any) -> Gr
         refresh_token=graph.refresh_token,
         graph_url=graph.graph_url,
         login_url=graph.login_url,
-        on_refresh_token=rotations.append,
+        on_tokens=lambda refresh, _access, _expires: rotations.append(refresh),
         **options,
     )
 

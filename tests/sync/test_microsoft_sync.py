@@ -270,7 +270,13 @@ def test_pictures_both_ways(synced: Synced) -> None:
 def test_rotated_refresh_tokens_are_stored_and_used_after_a_restart(synced: Synced) -> None:
     first = synced.svc.accounts.connection(synced.account.id)
     assert first is not None
+    # The access token from the connect check is kept and used: no refresh yet.
+    refreshes = synced.graph.token_requests
     synced.sync()
+    assert synced.graph.token_requests == refreshes
+    synced.graph.expire_access_tokens()  # an hour later: Graph answers 401, Rolodex refreshes
+    synced.sync()
+    assert synced.graph.token_requests == refreshes + 1
     second = synced.svc.accounts.connection(synced.account.id)
     assert second is not None
     assert second["microsoft_refresh_token"] != first["microsoft_refresh_token"]
@@ -284,6 +290,7 @@ def test_rotated_refresh_tokens_are_stored_and_used_after_a_restart(synced: Sync
 
 def test_a_revoked_grant_stops_the_account_until_it_is_reconnected(synced: Synced) -> None:
     synced.graph.revoke_refresh_tokens()
+    synced.graph.expire_access_tokens()
     with pytest.raises(SyncFailed):
         synced.sync()
     account = synced.svc.accounts.get(synced.account.id)

@@ -2,10 +2,12 @@
 
 What it takes care of, so that the connector sees only answers or classified errors:
 
-- Tokens: an access token is got from the refresh token on first use and again when it
-  expires or Graph answers 401. Microsoft replaces the refresh token on every refresh
-  ("Refresh tokens replace themselves with a fresh token upon every use"), so each new one is
-  handed to ``on_refresh_token`` at once; the old one no longer works.
+- Tokens: an access token (kept from an earlier sync when it still has a minute to live)
+  or one got from the refresh token, again when it expires or Graph answers 401. Microsoft
+  replaces the refresh token on every refresh ("Refresh tokens replace themselves with a
+  fresh token upon every use"), so each new one, with the access token and its expiry, is
+  handed to ``on_tokens`` at once; the old refresh token no longer works. Keeping the access
+  token between syncs spares the token endpoint a call every poll interval.
 - Throttling: at most ``max_in_flight`` (4) requests in flight per mailbox, Graph's
   MailboxConcurrency limit. 429 and 503 are retried after ``Retry-After`` (seconds; Graph
   may send none, or always 1), with exponential back-off without it, up to ``max_wait``;
@@ -74,7 +76,9 @@ class GraphClient:
         tenant: str = "common",
         graph_url: str = DEFAULT_GRAPH_URL,
         login_url: str = DEFAULT_LOGIN_URL,
-        on_refresh_token: Callable[[str], None] | None = None,
+        on_tokens: Callable[[str, str, float], None] | None = None,
+        access_token: str | None = None,
+        expires_at: float | None = None,
         transport: httpx.BaseTransport | None = None,
         max_in_flight: int = MAX_IN_FLIGHT,
         attempts: int = 5,
@@ -85,7 +89,7 @@ class GraphClient:
         self.graph_url = graph_url.rstrip("/")
         self.token_url = f"{login_url.rstrip('/')}/{tenant}/oauth2/v2.0/token"
         self.refresh_token = refresh_token
-        self._on_refresh_token = on_refresh_token
+        self._on_tokens = on_tokens
         self._slots = threading.BoundedSemaphore(max_in_flight)
         self._token_lock = threading.Lock()
         self._attempts = max(1, attempts)
@@ -100,29 +104,19 @@ class GraphClient:
             token_endpoint_auth_method="client_secret_post",
             scope=SCOPE,
             token_endpoint=self.token_url,
-            update_token=self._token_updated,
             timeout=timeout,
             limits=limits,
             transport=transport,
             verify=_tls(),
             headers={"Accept": "application/json"},
         )
-        self._access_token: str | None = None
-        self._expires_at = 0.0
+        self._access_token = access_token or None
+        self._expires_at = expires_at or 0.0
 
     def close(self) -> None:
         self._oauth.close()
 
     # --- Tokens ----------------------------------------------------------------------------
-
-    def _token_updated(
-        self, token: dict[str, Any], refresh_token: str | None = None, **_: Any
-    ) -> None:
-        new = token.get("refresh_token")
-        if isinstance(new, str) and new and new != self.refresh_token:
-            self.refresh_token = new
-            if self._on_refresh_token is not None:
-                self._on_refresh_token(new)
 
     def _access(self, *, renew: bool = False, stale: str | None = None) -> str:
         """A live access token. ``renew``: the one in ``stale`` was refused; get another
@@ -164,6 +158,11 @@ class GraphClient:
         self._access_token = access
         expires_in = token.get("expires_in")
         self._expires_at = time.time() + (float(expires_in) if expires_in else 3600.0)
+        new = token.get("refresh_token")
+        if isinstance(new, str) and new:
+            self.refresh_token = new
+        if self._on_tokens is not None:
+            self._on_tokens(self.refresh_token, access, self._expires_at)
 
     def verify_grant(self) -> None:
         """A token refresh now, whatever the cached token (checks the grant itself)."""

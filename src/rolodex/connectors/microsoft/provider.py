@@ -35,6 +35,13 @@ SPEC = ProviderSpec(
             required=False,
             default="common",
         ),
+        # Kept by Rolodex between syncs (an access token lives about an hour).
+        Setting("microsoft_access_token", "A current access token.", secret=True, required=False),
+        Setting(
+            "microsoft_access_token_expires_at",
+            "When that access token expires (Unix time).",
+            required=False,
+        ),
     ),
     poll_interval=30.0,
     sign_in=(NATIVE,),
@@ -55,15 +62,25 @@ def _open(settings: dict[str, str], changed: CredentialsChanged) -> Connector:
 
     current = dict(settings)
 
-    def rotated(refresh_token: str) -> None:
+    def handed_out(refresh_token: str, access_token: str, expires_at: float) -> None:
         # Microsoft replaces the refresh token on every refresh and the old one stops
         # working: the new one is stored at once, before anything else happens. The
         # caller's dict is updated too, so that settings checked by ``verify`` before an
         # account is saved are saved with the token that still works.
-        current["microsoft_refresh_token"] = refresh_token
-        settings["microsoft_refresh_token"] = refresh_token
+        fresh = {
+            "microsoft_refresh_token": refresh_token,
+            "microsoft_access_token": access_token,
+            "microsoft_access_token_expires_at": str(int(expires_at)),
+        }
+        current.update(fresh)
+        settings.update(fresh)
         changed(dict(current))
 
+    expires = settings.get("microsoft_access_token_expires_at")
+    try:
+        expires_at = float(expires) if expires else None
+    except ValueError:
+        expires_at = None
     client = GraphClient(
         client_id=settings["microsoft_client_id"],
         client_secret=settings["microsoft_client_secret"],
@@ -71,7 +88,9 @@ def _open(settings: dict[str, str], changed: CredentialsChanged) -> Connector:
         tenant=settings.get("tenant") or "common",
         graph_url=os.environ.get(GRAPH_URL_ENV) or DEFAULT_GRAPH_URL,
         login_url=os.environ.get(LOGIN_URL_ENV) or DEFAULT_LOGIN_URL,
-        on_refresh_token=rotated,
+        on_tokens=handed_out,
+        access_token=settings.get("microsoft_access_token"),
+        expires_at=expires_at,
     )
     return MicrosoftConnector(client)
 
