@@ -10,6 +10,7 @@ import base64
 import dataclasses
 import json
 import re
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
@@ -20,6 +21,7 @@ from fastapi.testclient import TestClient
 
 from rolodex.api.app import create_app
 from rolodex.api.deps import Services
+from rolodex.cli.sync import make_runner
 from rolodex.store import Store
 from tests.conftest import settings_for_tests
 from tests.emulators.google import GoogleServer
@@ -89,6 +91,9 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
     with GoogleServer() as google, GraphEmulator() as graph, pytest.MonkeyPatch.context() as mp:
         mp.setenv("ROLODEX_GOOGLE_PEOPLE_URL", google.people_url)
         mp.setenv("ROLODEX_MICROSOFT_GRAPH_URL", graph.graph_url)
+        # Read by the connectors when they refresh tokens (as by Settings, here replaced).
+        mp.setenv("ROLODEX_GOOGLE_TOKEN_URL", google.token_url)
+        mp.setenv("ROLODEX_MICROSOFT_LOGIN_URL", graph.login_url)
         settings = dataclasses.replace(
             settings_for_tests(store.url),
             public_url=BASE,
@@ -186,8 +191,13 @@ def test_google_sign_in_gives_a_one_time_code_for_the_account(env: Env) -> None:
     account = env.client.get("/account", auth=(body["access_token"], "")).json()
     assert account["id"] == body["account_id"] and account["sync_state"] == "running"
     assert account["sandbox"] is False
-    # The grant is stored with the account.
-    assert env.svc.accounts.connection(body["account_id"])["google_refresh_token"]
+    # Its first sync is due now, and the grant the consent gave syncs.
+    with env.svc.store.read() as tx:
+        assert body["account_id"] in tx.accounts.due_for_sync(time.time() + 1)
+    env.google.emulator.add_person(names=[{"givenName": "Remote", "familyName": "Person"}])
+    make_runner(env.svc.settings, env.svc.store).run(body["account_id"])
+    contacts = env.client.get("/contacts", auth=(body["access_token"], "")).json()
+    assert [c["given_name"] for c in contacts] == ["Remote"]
     # Once only.
     again = env.token(code)
     assert again.status_code == 400 and again.json()["type"] == "auth_error"
@@ -243,6 +253,10 @@ def test_microsoft_sign_in_and_the_token_in_the_fragment(env: Env) -> None:
     assert consent["code_challenge_method"] == "S256"
     me = env.client.get("/account", auth=(fragment["access_token"][0], ""))
     assert me.json()["id"] == account_id
+    env.graph.add_contact({"givenName": "Graph", "surname": "Person"})
+    make_runner(env.svc.settings, env.svc.store).run(account_id)
+    contacts = env.client.get("/contacts", auth=(fragment["access_token"][0], "")).json()
+    assert [c["given_name"] for c in contacts] == ["Graph"]
 
 
 def test_a_callback_in_another_browser_or_with_a_stale_state_finds_nothing(env: Env) -> None:

@@ -30,8 +30,9 @@ import uvicorn
 
 from rolodex.api.app import create_app
 from rolodex.api.deps import Services
+from rolodex.cli.sync import make_runner
 from rolodex.store import Store
-from tests.carddav_servers import RadicaleServer
+from tests.carddav_servers import RadicaleServer, vcard
 from tests.conftest import free_port, settings_for_tests
 from tests.emulators.google import GoogleServer
 from tests.emulators.microsoft import GraphEmulator
@@ -221,6 +222,9 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
             assert made.status_code == 201, made.text
         mp.setenv("ROLODEX_GOOGLE_PEOPLE_URL", google.people_url)
         mp.setenv("ROLODEX_MICROSOFT_GRAPH_URL", graph.graph_url)
+        # Read by the connectors when they refresh tokens (as by Settings, here replaced).
+        mp.setenv("ROLODEX_GOOGLE_TOKEN_URL", google.token_url)
+        mp.setenv("ROLODEX_MICROSOFT_LOGIN_URL", graph.login_url)
         mp.setenv("ROLODEX_ICLOUD_URL", radicale.base_url)
         mp.setenv("ROLODEX_ALLOWED_PROVIDER_HOSTS", "127.0.0.1")
         settings = dataclasses.replace(
@@ -385,6 +389,17 @@ def test_icloud_style_a_wrong_password_then_the_right_one(world: World, page: An
     assert len(world.svc.accounts.list()) == before + 1  # nothing saved for the wrong one
     settings = world.svc.accounts.connection(answer["account_id"])
     assert settings["url"] == world.radicale.base_url and settings["username"] == ICLOUD_USER
+    # The first sync brings the book.
+    put = httpx.put(
+        world.radicale.url(f"/{ICLOUD_USER}/contacts/apple.vcf"),
+        content=vcard("apple-1", "Johnny Appleseed"),
+        auth=(ICLOUD_USER, ICLOUD_PASSWORD),
+        headers={"Content-Type": "text/vcard"},
+    )
+    assert put.status_code == 201, put.text
+    make_runner(world.svc.settings, world.svc.store).run(answer["account_id"])
+    contacts = httpx.get(world.url + "/contacts", auth=(answer["access_token"], "")).json()
+    assert [c["surname"] for c in contacts] == ["Appleseed"]
 
 
 def test_carddav_by_keyboard_alone_with_the_python_sdk(world: World, page: Any) -> None:
