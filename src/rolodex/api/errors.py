@@ -9,6 +9,7 @@ import orjson
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
+from sqlalchemy.exc import InterfaceError, OperationalError
 from starlette.exceptions import HTTPException
 
 from rolodex.api import signin
@@ -97,6 +98,11 @@ def describe(exc: Exception) -> tuple[int, dict[str, Any]]:
             return status, _body(str(detail), kind)
         case RequestValidationError():
             return 400, _body(_validation_message(exc))
+    if isinstance(exc, OperationalError | InterfaceError):
+        # The database went away for a moment (a restart, a locked file): the client may
+        # retry; pooled connections are re-checked (pre-ping) once it is back.
+        log.warning("database unavailable: %s", exc)
+        return 503, _body("The database is unavailable for a moment; try again", API_ERROR)
     log.exception("unexpected error", exc_info=exc)
     return 500, _body("Internal server error", API_ERROR)
 
@@ -127,4 +133,7 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(e.RolodexError, handle)
     app.add_exception_handler(HTTPException, handle)
     app.add_exception_handler(RequestValidationError, handle)
+    # Answered like domain errors (Exception's handler would also re-raise them to the server).
+    app.add_exception_handler(OperationalError, handle)
+    app.add_exception_handler(InterfaceError, handle)
     app.add_exception_handler(Exception, handle)
