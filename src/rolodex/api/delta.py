@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import AsyncIterator
 
@@ -20,8 +19,6 @@ from rolodex.service.changefeed import Delta, DeltaPage, parse_types
 
 router = APIRouter(tags=["deltas"])
 
-# How often a waiting long-poll or stream looks at the change log again.
-POLL_SECONDS = 0.5
 MAX_LONGPOLL = 120.0
 MAX_STREAM = 1800.0
 # A timeout is plain decimal seconds: no exponents, signs, "_", nan or inf.
@@ -117,13 +114,15 @@ async def longpoll(
     svc: Services = Depends(services),
 ) -> Response:
     deadline = time.monotonic() + seconds(timeout, 30.0, MAX_LONGPOLL)
+    page = await to_thread.run_sync(svc.changes.since, account, cursor, types)
     while True:
-        page = await to_thread.run_sync(svc.changes.since, account, cursor, types)
         if page.deltas or time.monotonic() >= deadline or await request.is_disconnected():
             body = render_page(page, request_base_url(request))
             return Response(body, media_type="application/json")
-        cursor = page.cursor_end
-        await asyncio.sleep(POLL_SECONDS)
+        # Woken when the account changes (no query while it does not), or to poll where
+        # changes are not announced (rolodex.service.changefeed).
+        if await svc.changes.wait_for_change(account, deadline):
+            page = await to_thread.run_sync(svc.changes.since, account, page.cursor_end, types)
 
 
 @router.get(
@@ -154,8 +153,8 @@ async def streaming(
                 yield render_delta(delta, base) + b"\n"
             if time.monotonic() >= deadline or await request.is_disconnected():
                 return
-            if not page.deltas:
-                await asyncio.sleep(POLL_SECONDS)
-            page = await to_thread.run_sync(svc.changes.since, account, page.cursor_end, types)
+            if page.deltas or await svc.changes.wait_for_change(account, deadline):
+                cursor_end = page.cursor_end
+                page = await to_thread.run_sync(svc.changes.since, account, cursor_end, types)
 
     return StreamingResponse(lines(), media_type="application/x-ndjson")

@@ -6,7 +6,11 @@ the feed misses nothing and survives restarts. A cursor names a position in the 
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import re
+import threading
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -69,9 +73,78 @@ def _split(value: str) -> Iterable[str]:
     return (part.strip() for part in value.split(",") if part.strip())
 
 
+# How often a waiter looks at the change log again when no announcement of changes can be
+# relied on (SQLite written by other processes; PostgreSQL while its listener is
+# reconnecting), and how often it wakes anyway while they can (to notice its client left).
+POLL_SECONDS = 0.5
+IDLE_SECONDS = 5.0
+
+
+class ChangeSignals:
+    """Wakes the delta waiters (long-polls, streams) of an account when it changes.
+
+    A commit in this process tells it directly (``Store.on_commit``); on PostgreSQL, one
+    listener per process hears every other process's commits (``rolodex.store.notify``)
+    and wakes the waiters of that account only: a waiter costs no query while nothing
+    happens to its account, however many wait.
+    """
+
+    def __init__(self, store: Store) -> None:
+        self._waiters: dict[str, set[tuple[asyncio.AbstractEventLoop, asyncio.Event]]] = {}
+        self._lock = threading.Lock()
+        self._versions = store.versions()
+        store.on_commit.append(self.notify)
+        if self._versions is not None:
+            self._versions.subscribe(self.notify)
+
+    @property
+    def announced(self) -> bool:
+        """Whether every change of an account reaches ``notify`` (else: poll)."""
+        return self._versions is not None and self._versions.healthy
+
+    def notify(self, account_id: str | None) -> None:
+        """Wake the waiters of ``account_id`` (None: every waiter). Any thread."""
+        with self._lock:
+            if account_id is None:
+                waiting = [w for ws in self._waiters.values() for w in ws]
+            else:
+                waiting = list(self._waiters.get(account_id, ()))
+        for loop, event in waiting:
+            with contextlib.suppress(RuntimeError):  # its loop has closed meanwhile
+                loop.call_soon_threadsafe(event.set)
+
+    async def wait(self, account_id: str, timeout: float) -> bool:
+        """Until the account may have changed (True) or ``timeout`` passes (False)."""
+        waiter = (asyncio.get_running_loop(), asyncio.Event())
+        with self._lock:
+            self._waiters.setdefault(account_id, set()).add(waiter)
+        try:
+            await asyncio.wait_for(waiter[1].wait(), max(0.0, timeout))
+            return True
+        except TimeoutError:
+            return False
+        finally:
+            with self._lock:
+                waiters = self._waiters.get(account_id)
+                if waiters is not None:
+                    waiters.discard(waiter)
+                    if not waiters:
+                        del self._waiters[account_id]
+
+
 class ChangeFeed:
     def __init__(self, store: Store) -> None:
         self.store = store
+        self.signals = ChangeSignals(store)
+
+    async def wait_for_change(self, account: Account, until: float) -> bool:
+        """Wait until the account may have changed or the monotonic time ``until``; True
+        when its change log is worth reading again."""
+        left = until - time.monotonic()
+        if self.signals.announced:
+            return await self.signals.wait(account.id, min(left, IDLE_SECONDS))
+        await self.signals.wait(account.id, min(left, POLL_SECONDS))
+        return True
 
     def latest_cursor(self, account: Account) -> str:
         with self.store.read() as tx:

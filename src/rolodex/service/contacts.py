@@ -29,6 +29,7 @@ from rolodex.service.readcache import ReadCache
 from rolodex.service.records import CONTACT, record_change
 from rolodex.store import Store, Tx, paging
 from rolodex.store.contacts import ContactRow, NewContact, storable
+from rolodex.store.database import Busy
 from rolodex.store.hot import HotReads
 from rolodex.store.paging import PageEnd
 
@@ -97,12 +98,17 @@ class PageCursors:
 
     def _decide(self, key: tuple[str, ContactFilter, int], decision: PageEnd) -> PageEnd:
         account_id, where, offset = key
-        with self.store.write() as tx:
-            held = paging.decide(tx.conn, account_id, _scope(where), offset, decision)
-            self._decisions += 1
-            if self._decisions % PRUNE_EVERY == 0:
-                before = decision.created_at - self._ttl
-                paging.prune(tx.conn, account_id, decision.generation, before)
+        try:
+            with self.store.brief_write() as tx:
+                held = paging.decide(tx.conn, account_id, _scope(where), offset, decision)
+                self._decisions += 1
+                if self._decisions % PRUNE_EVERY == 0:
+                    before = decision.created_at - self._ttl
+                    paging.prune(tx.conn, account_id, decision.generation, before)
+        except Busy:
+            # Other writers hold the database: answer this request with the decision
+            # unrecorded (and so unremembered) rather than make it wait for them.
+            return decision
         return self._remember(key, held)
 
     def _remembered(self, key: tuple[Any, ...], generation: int) -> PageEnd | None:
@@ -146,7 +152,7 @@ class ContactService:
     def __init__(self, store: Store, *, cache_bytes: int = DEFAULT_READ_CACHE_BYTES) -> None:
         self.store = store
         self.cursors = PageCursors(store)
-        self.hot = HotReads(store.engine)
+        self.hot = HotReads(store.engine, store.versions())
         # Pages of the unfiltered list and single documents, as read in a snapshot of the
         # account's generation (rolodex.service.readcache); 0 bytes turns it off.
         self.cache = ReadCache(cache_bytes)

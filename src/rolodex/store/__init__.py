@@ -28,7 +28,8 @@ an access token) takes no account lock; it never holds two, so it cannot close a
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 from sqlalchemy import Connection, Engine
@@ -37,6 +38,7 @@ from rolodex.store.accounts import AccountRepository, AuthCodeRepository, Settin
 from rolodex.store.changes import ChangeRepository, OutboxRepository
 from rolodex.store.contacts import ContactRepository
 from rolodex.store.database import (
+    brief_write_connection,
     create_store_engine,
     is_sqlite,
     normalize_url,
@@ -44,7 +46,8 @@ from rolodex.store.database import (
     write_connection,
 )
 from rolodex.store.groups import GroupRepository
-from rolodex.store.locks import lock_account
+from rolodex.store.locks import generation, lock_account
+from rolodex.store.notify import AccountVersions, libpq_dsn
 from rolodex.store.pictures import PictureRepository
 from rolodex.store.remotes import RemoteRepository
 from rolodex.store.signin import RedirectUriRepository, SignInRepository
@@ -72,6 +75,20 @@ class Store:
     def __init__(self, url: str, *, pool_size: int = 8) -> None:
         self.url = normalize_url(url)
         self.engine: Engine = create_store_engine(self.url, pool_size=pool_size)
+        self._versions: AccountVersions | None = None
+        self._versions_lock = threading.Lock()
+        # Told the account id after each committed write(account_id), in the writing thread.
+        self.on_commit: list[Callable[[str], None]] = []
+
+    def versions(self) -> AccountVersions | None:
+        """On PostgreSQL, this process's listener of account generations
+        (``rolodex.store.notify``), started on first use; None on SQLite."""
+        if self.is_sqlite:
+            return None
+        with self._versions_lock:
+            if self._versions is None:
+                self._versions = AccountVersions(libpq_dsn(self.url))
+            return self._versions
 
     @property
     def is_sqlite(self) -> bool:
@@ -81,9 +98,24 @@ class Store:
     def write(self, account_id: str | None = None) -> Iterator[Tx]:
         """A write transaction; with ``account_id``, that account's row is locked first
         (the lock order above), and a missing account raises ``NoSuchAccount``."""
+        if account_id is None:
+            with write_connection(self.engine) as conn:
+                yield Tx(conn)
+            return
         with write_connection(self.engine) as conn:
-            if account_id is not None:
-                lock_account(conn, account_id)
+            before = lock_account(conn, account_id)
+            yield Tx(conn)
+            after = generation(conn, account_id) if self._versions is not None else before
+        if self._versions is not None and after != before:
+            self._versions.committed(account_id, after)
+        for hook in self.on_commit:
+            hook(account_id)
+
+    @contextmanager
+    def brief_write(self) -> Iterator[Tx]:
+        """A write of rows of its own that gives up (``Busy``) rather than wait for other
+        writers (``brief_write_connection``)."""
+        with brief_write_connection(self.engine) as conn:
             yield Tx(conn)
 
     @contextmanager
@@ -97,6 +129,9 @@ class Store:
         upgrade(self.engine)
 
     def close(self) -> None:
+        if self._versions is not None:
+            self._versions.close()
+            self._versions = None
         self.engine.dispose()
 
 

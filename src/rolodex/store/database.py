@@ -108,6 +108,52 @@ def write_connection(engine: Engine) -> Iterator[Connection]:
             yield conn
 
 
+class Busy(Exception):
+    """A brief write found the database's write lock taken (``brief_write_connection``)."""
+
+
+@contextmanager
+def brief_write_connection(engine: Engine, wait: float = 0.05) -> Iterator[Connection]:
+    """A write transaction that gives up (``Busy``) rather than wait more than about
+    ``wait`` seconds for a lock: for bookkeeping written while answering a read, which
+    must not hold the request up behind other writers (SQLite has one writer at a time,
+    and a CLI or worker process may hold it for a while)."""
+    from sqlalchemy.exc import OperationalError
+
+    if engine.dialect.name != "sqlite":
+        with engine.connect() as conn:
+            try:
+                with conn.begin():
+                    conn.exec_driver_sql(f"SET LOCAL lock_timeout = '{int(wait * 1000)}ms'")
+                    yield conn
+            except OperationalError as exc:
+                if getattr(exc.orig, "sqlstate", None) == "55P03":  # lock_not_available
+                    raise Busy() from exc
+                raise
+        return
+    lock = _sqlite_write_lock(engine)
+    if not lock.acquire(timeout=wait):
+        raise Busy()
+    try:
+        with engine.connect() as conn:
+            conn.exec_driver_sql(f"PRAGMA busy_timeout={int(wait * 1000)}")
+            conn.commit()
+            try:
+                conn = conn.execution_options(sqlite_begin="IMMEDIATE")
+                try:
+                    with conn.begin():
+                        yield conn
+                except OperationalError as exc:
+                    if "locked" in str(exc) or "busy" in str(exc):
+                        raise Busy() from exc
+                    raise
+            finally:
+                conn.exec_driver_sql(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+                conn.commit()
+    finally:
+        lock.release()
+
+
 _WRITE_LOCKS: weakref.WeakKeyDictionary[Engine, threading.Lock] = weakref.WeakKeyDictionary()
 _WRITE_LOCKS_GUARD = threading.Lock()
 

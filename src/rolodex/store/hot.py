@@ -11,7 +11,8 @@ REPEATABLE READ on PostgreSQL, whose default would take a new snapshot per state
 Outside a transaction, ``generation()`` reads an account's generation with one statement:
 all a read answered from the in-process cache needs (rolodex.service.readcache). On SQLite
 it skips even that while the WAL-index header shows no commit since it last asked
-(rolodex.store.walstamp).
+(rolodex.store.walstamp); on PostgreSQL while the database's notifications of account
+generations are heard (rolodex.store.notify).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from sqlalchemy.sql.elements import BindParameter, ClauseElement
 from rolodex.domain.errors import NoSuchAccount, NoSuchContact
 from rolodex.domain.query import ContactFilter
 from rolodex.store.contacts import ContactRow, storable
+from rolodex.store.notify import AccountVersions
 from rolodex.store.schema import accounts, contacts
 from rolodex.store.walstamp import WalStamp
 
@@ -172,8 +174,10 @@ class HotTx:
 
 
 class HotReads:
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, versions: AccountVersions | None = None) -> None:
         self.engine = engine
+        # PostgreSQL: generations as announced by the database (rolodex.store.notify).
+        self.versions = versions
         self.sqlite = engine.dialect.name == "sqlite"
         self.generation_sql = _Statement(_GENERATION, engine)
         self.get_sql = _Statement(_GET, engine)
@@ -241,6 +245,13 @@ class HotReads:
         (taking one from the idle list and making a cursor cost as much as the query); a
         caller that finds it busy (another thread) uses a pooled connection instead.
         """
+        versions = self.versions
+        epoch = 0
+        if versions is not None:
+            announced = versions.known(account_id)
+            if announced is not None:
+                return announced
+            epoch = versions.epoch  # before the query: what it reads may be kept then
         # The stamp is read before the generation: if it is unchanged later, nothing was
         # committed since, so the generation read after it is still the current one.
         stamp = self._wal.read() if self._wal is not None else None
@@ -258,6 +269,8 @@ class HotReads:
         if not rows:
             raise NoSuchAccount(account_id)
         generation = int(rows[0][0])
+        if versions is not None:
+            versions.learn(account_id, generation, epoch)
         if stamp is not None:
             if len(self._known) >= MAX_KNOWN_GENERATIONS:
                 self._known.clear()

@@ -8,9 +8,9 @@ from rolodex.domain.errors import NoSuchAccount
 from rolodex.store.schema import accounts
 
 
-def lock_account(conn: Connection, account_id: str) -> None:
+def lock_account(conn: Connection, account_id: str) -> int:
     """Lock the account row until the transaction ends: the first lock of every write of
-    the account's data.
+    the account's data. Returns the account's generation.
 
     ``FOR NO KEY UPDATE`` (what an UPDATE of non-key columns takes): it queues the
     account's writers, yet lets rows that refer to the account (foreign keys take ``KEY
@@ -18,7 +18,16 @@ def lock_account(conn: Connection, account_id: str) -> None:
     clause: its write transaction holds the database's one write lock already.
     """
     found = conn.execute(
-        select(accounts.c.id).where(accounts.c.id == account_id).with_for_update(key_share=True)
-    ).first()
+        select(accounts.c.generation)
+        .where(accounts.c.id == account_id)
+        .with_for_update(key_share=True)
+    ).scalar_one_or_none()
     if found is None:
         raise NoSuchAccount(account_id)
+    return int(found)
+
+
+def generation(conn: Connection, account_id: str) -> int:
+    """The account's generation as this transaction sees it."""
+    statement = select(accounts.c.generation).where(accounts.c.id == account_id)
+    return int(conn.execute(statement).scalar_one())
