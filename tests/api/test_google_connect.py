@@ -72,6 +72,14 @@ def test_connect_gmail_then_sync_both_ways(app: App, google: GoogleServer) -> No
     me = client.get("/account").json()
     assert me["sync_state"] == "running" and me["last_error"] is None
 
+    # Google's Other contacts: source "inbox", read-only.
+    emulator.add_other_contact(names=[{"givenName": "Mailer"}])
+    runner.run(str(account["id"]))
+    [inbox] = client.get("/contacts", params={"source": "inbox"}).json()
+    assert inbox["given_name"] == "Mailer"
+    refused = client.put(f"/contacts/{inbox['id']}", json={"job_title": "X"})
+    assert refused.status_code == 400 and "read-only" in refused.json()["message"]
+
     # Connecting the same address again re-links the same account with the new grant.
     fresh = emulator.grant("client-id", "client-secret")
     again = app.client.post(
@@ -81,7 +89,7 @@ def test_connect_gmail_then_sync_both_ways(app: App, google: GoogleServer) -> No
     relinked = _token(app, again.json()["code"])
     assert relinked["id"] == account["id"]
     other = app.client_for(str(relinked["access_token"]))
-    assert len(other.get("/contacts").json()) == 2
+    assert len(other.get("/contacts").json()) == 3
 
 
 def test_revoked_refresh_token_is_403_and_nothing_is_saved(app: App, google: GoogleServer) -> None:

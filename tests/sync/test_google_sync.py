@@ -21,12 +21,13 @@ from rolodex.api.app import build_services
 from rolodex.api.deps import Services
 from rolodex.cli.sync import make_runner
 from rolodex.domain.account import Account
-from rolodex.domain.query import ListQuery
+from rolodex.domain.errors import InvalidContact
+from rolodex.domain.query import ContactFilter, ListQuery
 from rolodex.store import Store
 from rolodex.store.schema import outbox
 from rolodex.sync.runner import SyncFailed, SyncRunner
 from tests.conftest import settings_for_tests
-from tests.emulators.google import GoogleEmulator, GoogleServer
+from tests.emulators.google import SCOPE_CONTACTS, GoogleEmulator, GoogleServer
 
 PNG = base64.b64decode(
     "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR4nGNgYPj/HwADAgH/"
@@ -331,3 +332,57 @@ def test_what_google_changes_on_write_is_read_back(synced: Synced) -> None:
     found = synced.by_name("Norm")
     assert found["id"] == created["id"]
     assert found["phone_numbers"] == [{"type": "mobile", "number": "415 555 0100"}]
+
+
+def test_other_contacts_are_read_only_with_source_inbox(synced: Synced) -> None:
+    google = synced.google
+    google.add_person(names=[{"givenName": "Mine"}])
+    seen = google.add_other_contact(
+        names=[{"givenName": "Mailer"}], emailAddresses=[{"value": "m@example.com"}]
+    )
+    synced.sync()
+    inbox = [
+        orjson.loads(d)
+        for d in synced.svc.contacts.page(
+            synced.account, ListQuery(filter=ContactFilter(source="inbox"), limit=100)
+        )
+    ]
+    assert [(c["given_name"], c["source"]) for c in inbox] == [("Mailer", "inbox")]
+    assert synced.by_name("Mine")["source"] == "address_book"
+    with pytest.raises(InvalidContact) as refused:
+        synced.svc.contacts.update(synced.account, str(inbox[0]["id"]), {"job_title": "X"})
+    assert "read-only" in str(refused.value)
+    with pytest.raises(InvalidContact):
+        synced.svc.contacts.delete(synced.account, str(inbox[0]["id"]))
+    with pytest.raises(InvalidContact):
+        synced.svc.pictures.put(synced.account, str(inbox[0]["id"]), PNG)
+    # Later syncs follow the other contacts' own sync token.
+    google.add_other_contact(names=[{"givenName": "Second"}])
+    with google.lock:
+        google._delete(google.others, seen)
+    synced.sync()
+    names = sorted(str(c["given_name"]) for c in synced.contacts())
+    assert names == ["Mine", "Second"]
+
+
+def test_a_grant_without_other_contacts_syncs_the_rest(
+    running: GoogleServer, synced: Synced
+) -> None:
+    google = synced.google
+    google.add_person(names=[{"givenName": "Mine"}])
+    google.add_other_contact(names=[{"givenName": "Mailer"}])
+    narrow = google.grant("client-id", "client-secret", scopes=(SCOPE_CONTACTS,))
+    synced.svc.accounts.connect(
+        "me@gmail.com",
+        name="Me",
+        provider="google",
+        settings={
+            "google_client_id": "client-id",
+            "google_client_secret": "client-secret",
+            "google_refresh_token": narrow,
+        },
+    )
+    synced.sync()
+    synced.sync()
+    assert [c["given_name"] for c in synced.contacts()] == ["Mine"]
+    assert synced.state().sync_state == "running"

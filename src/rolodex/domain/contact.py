@@ -27,6 +27,8 @@ LIST_FIELDS: tuple[str, ...] = (
 WRITABLE_FIELDS: tuple[str, ...] = (*SCALAR_FIELDS, "birthday", *LIST_FIELDS)
 
 SOURCE_ADDRESS_BOOK = "address_book"
+# People a provider saved from mail (Google's "Other contacts"): read-only.
+SOURCE_INBOX = "inbox"
 
 
 @dataclass(frozen=True, slots=True)

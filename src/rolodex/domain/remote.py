@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-from rolodex.domain.contact import Contact, ContactFields, Picture
+from rolodex.domain.contact import SOURCE_ADDRESS_BOOK, Contact, ContactFields, Picture
 from rolodex.domain.normalize import index_terms
 
 
@@ -49,6 +49,9 @@ class RemoteContact:
     # ``metadata.previousResourceNames`` when it re-keys a person): the local contact linked
     # to one of them is this one, re-keyed, not a new contact.
     previous_ids: tuple[str, ...] = ()
+    # v2's ``source``: "inbox" for people the provider saved from mail (Google's "Other
+    # contacts"), which are read-only; "address_book" for the user's own contacts.
+    source: str = SOURCE_ADDRESS_BOOK
     # ``index_terms(fields)`` (rolodex.domain.normalize), when the connector computed them
     # where it parsed the item, off the main process; None: whoever needs them computes them.
     terms: frozenset[tuple[str, str]] | None = None

@@ -11,7 +11,7 @@ from typing import Any, NamedTuple
 import orjson
 
 from rolodex.domain.account import Account
-from rolodex.domain.contact import Contact, ContactFields
+from rolodex.domain.contact import SOURCE_INBOX, Contact, ContactFields
 from rolodex.domain.documents import absolute
 from rolodex.domain.errors import InvalidContact, NoSuchGroup, Violation
 from rolodex.domain.etags import ContactChanged, contact_etag, if_match
@@ -313,6 +313,7 @@ class ContactService:
             row = tx.contacts.get(account.id, contact_id, for_update=True)
             _precondition(row.id, row.doc, if_match)
             current = contact_from_document(orjson.loads(row.doc))
+            refuse_read_only(current.source)
             fields = patch.apply(current.fields)
             group_ids = self._groups_after(tx, account, current.group_ids, patch)
             _check(account, fields, group_ids, before=(current.fields, len(current.group_ids)))
@@ -349,6 +350,7 @@ class ContactService:
         with self.store.write(account.id) as tx:
             row = tx.contacts.get(account.id, contact_id, for_update=True)
             _precondition(row.id, row.doc, if_match)
+            refuse_read_only(contact_from_document(orjson.loads(row.doc)).source)
             seq = tx.accounts.allocate(account.id)
             tx.contacts.delete(account.id, contact_id)
             tx.pictures.delete(account.id, contact_id)
@@ -402,3 +404,20 @@ def _precondition(contact_id: str, stored_doc: bytes, header: str | None) -> Non
 def _touched(patch: ContactPatch) -> tuple[str, ...]:
     names = tuple(patch.values)
     return (*names, "groups") if patch.group_id is not None else names
+
+
+def refuse_read_only(source: str) -> None:
+    """People a provider saved from mail (v2's ``source: "inbox"``, Google's "Other
+    contacts") are the provider's, read-only: a write to one is refused, saying why."""
+    if source == SOURCE_INBOX:
+        raise InvalidContact(
+            [
+                Violation(
+                    "source",
+                    "read_only",
+                    'contacts with source "inbox" (people the provider saved from mail, '
+                    "Google's Other contacts) are read-only; add the person to the address "
+                    "book at the provider to edit them",
+                )
+            ]
+        )

@@ -270,6 +270,7 @@ class Mirror:
             fields=item.fields,
             group_ids=group_ids,
             has_picture=item.picture is not None,
+            source=item.source,
         )
         if item.picture is not None:
             tx.pictures.put(account.id, contact.id, _picture(item))
@@ -279,6 +280,7 @@ class Mirror:
             doc=contact_document(contact, groups),
             terms=item.index_terms(),
             group_ids=group_ids,
+            source=item.source,
         )
 
     def _update(

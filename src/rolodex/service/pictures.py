@@ -15,6 +15,7 @@ from rolodex.domain.account import Account
 from rolodex.domain.errors import InvalidContact, InvalidPicture, NoSuchPicture, PictureTooLarge
 from rolodex.domain.profiles import profile_for
 from rolodex.domain.wire import contact_document, contact_from_document
+from rolodex.service.contacts import refuse_read_only
 from rolodex.service.records import CONTACT, record_change
 from rolodex.store import Store
 from rolodex.store.pictures import Picture
@@ -85,6 +86,7 @@ class PictureService:
         now = time.time()
         with self.store.write(account.id) as tx:
             row = tx.contacts.get(account.id, contact_id, for_update=True)
+            refuse_read_only(contact_from_document(orjson.loads(row.doc)).source)
             seq = tx.accounts.allocate(account.id)
             if picture is None:
                 if not tx.pictures.delete(account.id, contact_id):

@@ -71,6 +71,10 @@ def _tls() -> ssl.SSLContext:
     return httpx.create_ssl_context()
 
 
+class ScopeMissing(InvalidCredentials):
+    """The grant lacks the scope this call needs (403 ACCESS_TOKEN_SCOPE_INSUFFICIENT)."""
+
+
 class SyncTokenExpired(Exception):
     """The sync token is no longer valid: start a full sync."""
 
@@ -278,7 +282,7 @@ class PeopleClient:
                 "account"
             )
         if status == 403 and "ACCESS_TOKEN_SCOPE_INSUFFICIENT" in error.reasons:
-            return InvalidCredentials(
+            return ScopeMissing(
                 "Google's grant lacks the contacts scope "
                 "(https://www.googleapis.com/auth/contacts); reconnect the account and allow "
                 "access to contacts"

@@ -45,12 +45,15 @@ from rolodex.connectors.base import (
     WriteResult,
 )
 from rolodex.connectors.google import mapping, parsing
-from rolodex.connectors.google.client import PeopleClient, SyncTokenExpired
-from rolodex.domain.contact import WRITABLE_FIELDS
+from rolodex.connectors.google.client import PeopleClient, ScopeMissing, SyncTokenExpired
+from rolodex.domain.contact import SOURCE_INBOX, WRITABLE_FIELDS
 
 log = logging.getLogger(__name__)
 
 PEOPLE = "people/me"
+OTHER = "otherContacts"
+OTHER_FIELDS = "emailAddresses,metadata,names,phoneNumbers,photos"  # its readMask's paths
+_OTHER_PREFIX = "o1:"
 MY_CONTACTS = "contactGroups/myContacts"
 WRITABLE_SYSTEM_GROUPS = ("contactGroups/starred",)
 PAGE_SIZE = 1000
@@ -103,7 +106,11 @@ class GoogleConnector:
         self._client.get("people/me/connections", {"personFields": "names", "pageSize": 1})
 
     def collections(self) -> list[Collection]:
-        return [Collection(id=PEOPLE, name="Google Contacts", is_default=True)]
+        return [
+            Collection(id=PEOPLE, name="Google Contacts", is_default=True),
+            # People Gmail saved from mail: read-only, v2's source "inbox".
+            Collection(id=OTHER, name="Other contacts"),
+        ]
 
     def home(self, contact: LocalContact) -> str | None:
         return None
@@ -232,7 +239,56 @@ class GoogleConnector:
         except SyncTokenExpired:
             raise CursorExpired(PEOPLE) from None
 
+    # --- Other contacts ---------------------------------------------------------------------
+
+    def _other_listing(self, cursor: str | None) -> tuple[list[dict[str, Any]], str | None] | None:
+        """Every other contact (or those changed since ``cursor``) and the next cursor; None
+        when the grant does not cover other contacts (scope ``contacts.other.readonly``)."""
+        params: dict[str, Any] = {
+            "readMask": OTHER_FIELDS,
+            "pageSize": PAGE_SIZE,
+            "requestSyncToken": "true",
+        }
+        if cursor is not None:
+            if not cursor.startswith(_OTHER_PREFIX):
+                raise CursorExpired(OTHER)
+            params["syncToken"] = cursor[len(_OTHER_PREFIX) :]
+        people: list[dict[str, Any]] = []
+        token = None
+        try:
+            for page, page_token in self._client.pages("otherContacts", params, "otherContacts"):
+                people.extend(page)
+                token = page_token
+        except SyncTokenExpired:
+            raise CursorExpired(OTHER) from None
+        except ScopeMissing:
+            log.info("the Google grant does not cover other contacts; they are not synced")
+            return None
+        return people, (_OTHER_PREFIX + token if token else None)
+
+    def _other_item(self, person: dict[str, Any]) -> RemoteContact:
+        return self._with_photo(*parsing.contact(OTHER, person, {}, source=SOURCE_INBOX))
+
+    def _other_changes(self, cursor: str | None) -> ChangeSet:
+        listed = self._other_listing(cursor)
+        if listed is None:
+            return ChangeSet(collection=OTHER, cursor=None)
+        people, new_cursor = listed
+        live = [p for p in people if not (p.get("metadata") or {}).get("deleted")]
+        items = tuple(self._other_item(p) for p in live)
+        removed = tuple(p["resourceName"] for p in people if p not in live)
+        return ChangeSet(
+            collection=OTHER,
+            cursor=new_cursor,
+            changed={i.remote_id: i.etag for i in items},
+            removed=removed,
+            complete=cursor is None,
+            fetched=items,
+        )
+
     def snapshot(self, collection: str) -> ChangeSet:
+        if collection == OTHER:
+            return self._other_changes(None)
         groups_token = self._load_groups()
         holder: list[ChangeSet] = []
 
@@ -256,6 +312,8 @@ class GoogleConnector:
         return changes
 
     def changes(self, collection: str, cursor: str | None, *, with_data: bool = False) -> ChangeSet:
+        if collection == OTHER:
+            return self._other_changes(cursor)
         if cursor is None:
             # A full resync: a listing of Google costs what reading everything costs.
             return self.snapshot(collection)
@@ -302,6 +360,13 @@ class GoogleConnector:
         )
 
     def fetch(self, collection: str, remote_ids: Iterable[str]) -> Iterator[RemoteItem]:
+        if collection == OTHER:
+            others = set(remote_ids)
+            listed = self._other_listing(None)
+            for person in listed[0] if listed else ():
+                if person["resourceName"] in others:
+                    yield self._other_item(person)
+            return
         if self._groups is None:
             self._load_groups()
         wanted = list(dict.fromkeys(remote_ids))
@@ -324,6 +389,7 @@ class GoogleConnector:
     def create(
         self, collection: str, contact: LocalContact, uid: str, *, maybe_exists: bool = False
     ) -> WriteResult:
+        _writable(collection)
         if maybe_exists:
             found = self._find_own(uid)
             if found is not None:
@@ -361,6 +427,7 @@ class GoogleConnector:
     def update(
         self, remote_id: str, etag: str, contact: LocalContact, raw: bytes | None
     ) -> WriteResult:
+        _writable(remote_id)
         touched = contact.touched if contact.touched is not None else _ALL_TOUCHED
         base: dict[str, Any] = orjson.loads(raw) if raw else self._get(remote_id)
         patch = mapping.person_patch(contact.fields, touched, base)
@@ -412,9 +479,15 @@ class GoogleConnector:
         return person
 
     def delete(self, remote_id: str, etag: str) -> None:
+        _writable(remote_id)
         # deleteContact takes no etag; the engine deletes over a newer version anyway.
         with contextlib.suppress(RemoteNotFound):
             self._client.call("DELETE", f"{remote_id}:deleteContact")
+
+
+def _writable(name: str) -> None:
+    if name == OTHER or name.startswith(OTHER + "/"):
+        raise PermanentError("Google's other contacts are read-only", 400)
 
 
 def _name(group: dict[str, Any]) -> str:

@@ -23,6 +23,7 @@ from typing import Any
 import orjson
 
 from rolodex.connectors.google import mapping
+from rolodex.domain.contact import SOURCE_ADDRESS_BOOK
 from rolodex.domain.remote import RemoteContact
 
 MY_CONTACTS = "contactGroups/myContacts"
@@ -33,7 +34,12 @@ Mapped = tuple[RemoteContact, str | None]  # the contact, and its photo's URL (r
 
 
 def contact(
-    collection: str, person: dict[str, Any], groups: Mapping[str, str], *, terms: bool = False
+    collection: str,
+    person: dict[str, Any],
+    groups: Mapping[str, str],
+    *,
+    terms: bool = False,
+    source: str = SOURCE_ADDRESS_BOOK,
 ) -> Mapped:
     """One person as a ``RemoteContact`` (its picture not read yet: the URL comes beside)."""
     fields = mapping.fields_of(person)
@@ -52,6 +58,7 @@ def contact(
         previous_ids=tuple(
             str(rn) for rn in (person.get("metadata") or {}).get("previousResourceNames") or ()
         ),
+        source=source,
     )
     if terms:
         item = dataclasses.replace(item, terms=item.index_terms())
