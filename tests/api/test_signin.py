@@ -341,3 +341,36 @@ def test_redirect_uris_are_exact_and_checked(env: Env) -> None:
     assert "com.example.app:/oauth" in env.svc.signin.redirect_uris()
     assert env.svc.signin.remove_redirect_uri("com.example.app:/oauth") is True
     assert "com.example.app:/oauth" not in env.svc.signin.redirect_uris()
+
+
+def test_sign_ins_and_codes_expire(env: Env, monkeypatch: pytest.MonkeyPatch) -> None:
+    import rolodex.service.signin as signin
+
+    browser = env.browser()
+    page = browser.get("/oauth/authorize", params=env.query(provider="carddav"))
+    code = _code(env.through_consent(env.browser(), provider="gmail"))[0]
+    now = time.time()
+    monkeypatch.setattr(signin.time, "time", lambda: now + signin.SIGN_IN_SECONDS + 1)
+    late = browser.post(
+        "/oauth/sign-in",
+        data={**_form(page), "url": "https://dav.example", "email": "a@b.c", "password": "p"},
+    )
+    assert late.status_code == 400 and "expired" in late.text
+    assert env.token(code).status_code == 400  # codes live 10 minutes
+
+
+def test_a_redirect_uri_removed_meanwhile_is_not_redirected_to(env: Env) -> None:
+    other = "http://other.example/cb"
+    env.svc.signin.add_redirect_uri(other)
+    browser = env.browser()
+    start = browser.get(
+        "/oauth/authorize",
+        params=env.query(provider="gmail", redirect_uri=other),
+        follow_redirects=False,
+    )
+    consent = httpx.get(start.headers["location"], follow_redirects=False)
+    env.svc.signin.remove_redirect_uri(other)
+    back = urlsplit(consent.headers["location"])
+    done = browser.get(f"{back.path}?{back.query}", follow_redirects=False)
+    assert done.status_code == 400 and "location" not in done.headers
+    assert "no longer registered" in done.text

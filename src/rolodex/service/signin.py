@@ -358,6 +358,7 @@ class SignInService:
         sign_in = self.oauth[provider]
         error = _one(params, "error")
         if error is not None:
+            self._still_registered(request)
             back = with_params(
                 request.redirect_uri,
                 {
@@ -421,6 +422,16 @@ class SignInService:
 
     # --- Internals ---------------------------------------------------------------------------
 
+    def _still_registered(self, request: AuthorizeRequest) -> None:
+        """The redirect URI is registered still (it may have been removed since the
+        sign-in started): the browser is sent to no other."""
+        with self.store.read() as tx:
+            if not tx.redirect_uris.has(request.client_id, request.redirect_uri):
+                raise InvalidSignIn(
+                    "The application's redirect URI is no longer registered; nothing was sent "
+                    "to it."
+                )
+
     def _save(self, key: str, client_id: str, browser: str, payload: dict[str, Any]) -> None:
         now = time.time()
         with self.store.write() as tx:
@@ -457,6 +468,7 @@ class SignInService:
         with self.store.write() as tx:
             if not tx.sign_ins.finish(hash_token(key)):
                 raise SignInExpired()
+        self._still_registered(request)
         linked = self.accounts.link(email, name=name, provider=provider, connection=connection)
         if request.response_type == "token":
             params = {**self._token_fields(linked), "state": request.state}
