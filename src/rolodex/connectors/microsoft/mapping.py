@@ -95,40 +95,51 @@ def birthday_to_graph(value: dt.date | None) -> str | None:
 
 
 def to_fields(item: dict[str, Any]) -> ContactFields:
-    scalars = {name: _text(item.get(prop)) for name, prop in _SCALARS.items()}
+    # The hot path of a first sync: plain loops, no helper per value.
+    get = item.get
+    scalars: dict[str, str | None] = {}
+    for name, prop in _SCALARS.items():
+        value = get(prop)
+        scalars[name] = (value.strip() or None) if isinstance(value, str) else None
     emails = []
-    for entry in item.get("emailAddresses") or []:
-        address = _text(entry.get("address")) if isinstance(entry, dict) else None
-        if address:
-            emails.append(Email(type=None, email=address))
-    phones = [PhoneNumber("business", n) for n in _strings(item.get("businessPhones"))]
-    phones += [PhoneNumber("home", n) for n in _strings(item.get("homePhones"))]
-    mobile = _text(item.get("mobilePhone"))
-    if mobile:
+    for entry in get("emailAddresses") or ():
+        address = entry.get("address") if isinstance(entry, dict) else None
+        if isinstance(address, str) and (address := address.strip()):
+            emails.append(Email(None, address))
+    phones = []
+    for prop, kind in (("businessPhones", "business"), ("homePhones", "home")):
+        values = get(prop)
+        if isinstance(values, list):
+            for number in values:
+                if isinstance(number, str) and (number := number.strip()):
+                    phones.append(PhoneNumber(kind, number))
+    mobile = get("mobilePhone")
+    if isinstance(mobile, str) and (mobile := mobile.strip()):
         phones.append(PhoneNumber("mobile", mobile))
     addresses = []
     for kind, prop in _ADDRESSES.items():
-        raw = item.get(prop)
-        if not isinstance(raw, dict):
+        raw = get(prop)
+        if not raw or not isinstance(raw, dict):
             continue
-        parts = {name: _text(raw.get(graph)) for name, graph in _ADDRESS_PARTS.items()}
-        if any(parts.values()):
+        parts = [_text(raw.get(graph)) for graph in _ADDRESS_PARTS.values()]
+        if any(parts):
+            street, city, state, postal, country = parts
             addresses.append(
                 PhysicalAddress(
                     type=kind,
-                    street_address=parts["street_address"],
-                    city=parts["city"],
-                    postal_code=parts["postal_code"],
-                    state=parts["state"],
-                    country=parts["country"],
+                    street_address=street,
+                    city=city,
+                    postal_code=postal,
+                    state=state,
+                    country=country,
                 )
             )
-    page = _text(item.get("businessHomePage"))
+    page = _text(get("businessHomePage"))
     return ContactFields(
         **scalars,
-        birthday=birthday_from_graph(item.get("birthday")),
+        birthday=birthday_from_graph(get("birthday")),
         emails=tuple(emails),
-        im_addresses=tuple(IMAddress(None, a) for a in _strings(item.get("imAddresses"))),
+        im_addresses=tuple(IMAddress(None, a) for a in _strings(get("imAddresses"))),
         phone_numbers=tuple(phones),
         physical_addresses=tuple(addresses),
         web_pages=(WebPage("work", page),) if page else (),

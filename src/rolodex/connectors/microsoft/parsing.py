@@ -27,9 +27,9 @@ from rolodex.domain.remote import RemoteContact
 # (a MAPI named property: "String {GUID} Name ...").
 ROLODEX_ID_PROPERTY = "String {8f3b2c1e-6d4a-4e57-9b0a-52c1d7e0f3a9} Name RolodexId"
 _PROPERTY_KEY = ROLODEX_ID_PROPERTY.lower()
-# From this many contacts of a stream on, pages are parsed by a pool (it takes about a
-# quarter of a second to start).
-PARALLEL_PARSE = 1000
+# From this many contacts of a folder on, the rest of its pages go to the pool (started once
+# per connector, in about a quarter of a second).
+PARALLEL_PARSE = 300
 
 
 def item(
