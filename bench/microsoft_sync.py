@@ -7,7 +7,8 @@ default "Contacts" and four folders under it; quick mode: 10,000). Measured, sid
 - first sync: Rolodex's sync in a long-lived process (as ``rolodex serve`` / ``rolodex
   worker`` run it; the process is started and its imports loaded before the clock starts)
   against the floor: httpx and orjson alone, one token refresh, the folder listing and every
-  delta page of every folder from scratch, with the page size Rolodex asks for. Best of
+  delta page of every folder from scratch, with the page size Rolodex asks for (the
+  floor's incremental rounds keep their access token, as Rolodex does). Best of
   two each. The peak RSS of the Rolodex process during its first sync (VmHWM, polled from
   ``/proc``) against 300 MB;
 - sync after one change: one contact edited in one folder, then Rolodex's sync against the
@@ -125,6 +126,7 @@ class Floor:
         self.http = httpx.Client(timeout=120)
         self.refresh = box.ask("token")
         self.links: dict[str, str] = {}
+        self.access: str | None = None
 
     def _token(self) -> str:
         answer = self.http.post(
@@ -156,7 +158,9 @@ class Floor:
     def read(self, *, first: bool) -> tuple[float, int]:
         """(seconds, items) of one sync round: from scratch, or from the deltaLinks."""
         t0 = time.perf_counter()
-        headers = {"Authorization": f"Bearer {self._token()}"}
+        if first or self.access is None:
+            self.access = self._token()  # then kept, as Rolodex keeps its own
+        headers = {"Authorization": f"Bearer {self.access}"}
         folders = self._folders(headers)
         delta = {"Prefer": f"odata.maxpagesize={PAGE_SIZE}", **headers}
         items = 0
