@@ -52,6 +52,14 @@ def serve(
             help="On a database without accounts, create a demo account and print its token."
         ),
     ] = True,
+    workers: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            help="API processes on the one port (each stateless: the database holds what "
+            "they share). The sync worker, if any, runs once, in the supervising process.",
+        ),
+    ] = 1,
 ) -> None:
     """Serve the API (migrating the database first)."""
     from rolodex.api.app import build_services, create_app
@@ -98,6 +106,11 @@ def serve(
         configure_logging()
         from rolodex.api.server import server_config
 
+        if workers > 1:
+            from rolodex.api.workers import serve_workers
+
+            serve_workers(settings, host, port, workers)
+            return
         # Limits on request heads, connections and idle keep-alives (rolodex.api.server).
         uvicorn.Server(server_config(create_app(settings, store), host, port, settings)).run()
     finally:
