@@ -455,3 +455,21 @@ class TestErrors:
 def test_unknown_cursor_is_cursor_expired(connector: GoogleConnector) -> None:
     with pytest.raises(CursorExpired):
         connector.changes(PEOPLE, "not-a-cursor" + uuid.uuid4().hex)
+
+
+def test_large_first_sync_on_a_pool_maps_alike(
+    google: Google, connector: GoogleConnector, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from rolodex.connectors.google import parsing
+
+    for i in range(2500):
+        google.emulator.add_person(
+            names=[{"givenName": f"P{i}"}], phoneNumbers=[{"value": f"+1 415 555 {i:04d}"}]
+        )
+    serial, cursor = _drain(connector)
+    monkeypatch.setattr(parsing, "workers", lambda: 2)
+    pooled, _ = _drain(connector)
+    assert [i.remote_id for i in pooled] == [i.remote_id for i in serial]
+    assert [i.fields for i in pooled] == [i.fields for i in serial]
+    assert all(i.terms for i in pooled[1000:])  # computed in the pool
+    assert cursor

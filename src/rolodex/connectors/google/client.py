@@ -310,9 +310,9 @@ class PeopleClient:
 
     def raw_pages(
         self, path: str, params: Mapping[str, Any], found: dict[str, str | None]
-    ) -> Iterator[bytes]:
-        """Every page of a listing as Google sent it; ``found["nextSyncToken"]`` is set
-        before the last page is handed out."""
+    ) -> Iterator[tuple[bytes, dict[str, Any]]]:
+        """Every page of a listing, as Google sent it and parsed;
+        ``found["nextSyncToken"]`` is set before the last page is handed out."""
         query = dict(params)
         while True:
             content = self._send("GET", path, params=query).content
@@ -320,9 +320,9 @@ class PeopleClient:
             token = page.get("nextPageToken")
             if not token:
                 found["nextSyncToken"] = page.get("nextSyncToken")
-                yield content
+                yield content, page
                 return
-            yield content
+            yield content, page
             query["pageToken"] = token
 
     def photo(self, url: str) -> tuple[bytes, str] | None:

@@ -74,7 +74,9 @@ def map_page(collection: str, content: bytes, groups: Mapping[str, str]) -> list
 
 
 def workers() -> int:
-    return min(os.cpu_count() or 1, 4)
+    """Processes to map pages on: the cores but one, which writes what they map (on two
+    cores a pool only competes with that writer and costs the pickling)."""
+    return min((os.cpu_count() or 1) - 1, 4)
 
 
 def _context() -> multiprocessing.context.BaseContext:
@@ -83,9 +85,12 @@ def _context() -> multiprocessing.context.BaseContext:
     return context
 
 
-def _prefetched(pages: Iterator[bytes]) -> Iterator[bytes]:
+Page = tuple[bytes, dict[str, Any]]  # as sent, and parsed
+
+
+def _prefetched(pages: Iterator[Page]) -> Iterator[Page]:
     """``pages`` read on a thread, ``AHEAD`` pages ahead of the consumer."""
-    ahead: queue.Queue[tuple[bytes | None, BaseException | None]] = queue.Queue(AHEAD)
+    ahead: queue.Queue[tuple[Page | None, BaseException | None]] = queue.Queue(AHEAD)
     stop = threading.Event()
 
     def read() -> None:
@@ -119,30 +124,31 @@ def _prefetched(pages: Iterator[bytes]) -> Iterator[bytes]:
 
 def mapped_pages(
     collection: str,
-    pages: Iterator[bytes],
+    pages: Iterator[Page],
     groups: Callable[[], Mapping[str, str]],
 ) -> Iterator[Mapped]:
-    """Every person of ``pages`` (raw ``connections.list`` answers), mapped in order: the
-    first page here, the rest, when there is more than one, on a pool of processes."""
+    """Every person of ``pages`` (``connections.list`` answers), mapped in order: the
+    first page here, the rest, when there is more than one, on a pool of processes where
+    there are cores for one."""
     source = _prefetched(pages)
     first = next(source, None)
     if first is None:
         return
     names = dict(groups())
-    page = orjson.loads(first)
+    page = first[1]
     for person in page.get("connections") or ():
         yield contact(collection, person, names)
     if not page.get("nextPageToken"):
         return
     count = workers()
     if count < 2:
-        for content in source:
-            for person in orjson.loads(content).get("connections") or ():
+        for _content, page in source:
+            for person in page.get("connections") or ():
                 yield contact(collection, person, names)
         return
     with ProcessPoolExecutor(count, mp_context=_context()) as pool:
         pending: deque[Future[list[Mapped]]] = deque()
-        for content in source:
+        for content, _page in source:
             pending.append(pool.submit(map_page, collection, content, names))
             while len(pending) > count or (pending and pending[0].done()):
                 yield from pending.popleft().result()
