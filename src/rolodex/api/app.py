@@ -129,7 +129,30 @@ def _document_request_bodies(app: FastAPI) -> None:
         components = schema.setdefault("components", {}).setdefault("schemas", {})
         for name, definition in definitions.get("$defs", {}).items():
             components.setdefault(name, definition)
+        _no_422(schema)
         app.openapi_schema = schema
         return schema
 
     app.openapi = openapi  # type: ignore[method-assign]
+
+
+_ERROR = "#/components/schemas/Error"
+
+
+def _no_422(schema: dict[str, Any]) -> None:
+    """FastAPI documents a 422 for every route with parameters; Rolodex answers invalid
+    input with a 400 in the v2 shape (rolodex.api.errors), so say that instead."""
+    for operation in (op for ops in schema.get("paths", {}).values() for op in ops.values()):
+        responses = operation.get("responses", {})
+        if responses.pop("422", None) is not None and "400" not in responses:
+            responses["400"] = {
+                "description": "Invalid input",
+                "content": {"application/json": {"schema": {"$ref": _ERROR}}},
+            }
+    # FastAPI's own ValidationError (of its 422s) took the name of Rolodex's 400 body.
+    components = schema.setdefault("components", {}).setdefault("schemas", {})
+    components.pop("HTTPValidationError", None)
+    _, definitions = models_json_schema(
+        [(schemas.ValidationError, "serialization")], ref_template="#/components/schemas/{model}"
+    )
+    components.update(definitions.get("$defs", {}))
