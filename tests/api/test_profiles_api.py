@@ -8,6 +8,7 @@ from typing import Any
 import httpx
 import pytest
 
+from rolodex.connectors.registry import catalog
 from rolodex.domain.profiles import (
     MAX_LIST_ITEMS,
     MAX_NOTES_LENGTH,
@@ -286,4 +287,14 @@ def test_capabilities_are_the_profile(account_of: NewAccount, provider: str) -> 
     assert response.status_code == 200, response.text
     body = response.json()
     assert body.pop("sandbox") is api.account.sandbox
+    connection = body.pop("connection")
     assert body == profile_for(provider).capabilities()
+    # How an account of the provider connects, from its registry entry (none: local, and
+    # providers Rolodex only emulates the rules of).
+    spec = catalog().get(provider)
+    if spec is None:
+        assert connection is None
+    else:
+        assert connection["poll_interval"] == spec.poll_interval
+        assert [s["name"] for s in connection["settings"]] == [s.name for s in spec.settings]
+        assert {s["name"] for s in connection["settings"] if s["secret"]} == spec.secret_names

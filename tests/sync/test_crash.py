@@ -28,7 +28,7 @@ from rolodex.domain.account import Account
 from rolodex.domain.wire import contact_from_document
 from rolodex.store import Store
 from rolodex.store.schema import accounts, contact_remotes, contacts, outbox, sync_cursors
-from rolodex.sync.runner import SyncRunner
+from rolodex.sync.runner import SyncFailed, SyncRunner
 from tests.carddav_servers import RadicaleServer, vcard
 from tests.conftest import TEST_SECRET_KEY
 
@@ -250,8 +250,9 @@ def test_server_going_down_mid_pull_backs_off_then_converges(
 
     try:
         started = time.time()
-        with pytest.raises(TransientError):
+        with pytest.raises(SyncFailed) as failed:
             runner.run(account.id, progress)
+        assert isinstance(failed.value.__cause__, TransientError)
     finally:
         radicale.start()
     state = svc.accounts.get(account.id)
@@ -298,8 +299,9 @@ def test_bad_credentials_stop_syncing_and_show_on_the_account(
         assert runner.run(account.id) is not None
         # The user changes the password at the provider.
         (server.root / "htpasswd").write_text("test:changed\n")
-        with pytest.raises(InvalidCredentials):
+        with pytest.raises(SyncFailed) as failed:
             runner.run(account.id)
+        assert isinstance(failed.value.__cause__, InvalidCredentials)
 
     client = TestClient(create_app(settings, store))
     client.auth = (created.access_token, "")
