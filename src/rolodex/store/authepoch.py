@@ -6,12 +6,17 @@ the settings table in its own transaction; a cached token holds while the epoch 
 checked under is still current. On SQLite the epoch is re-read only after some commit moved
 the WAL-index header on (rolodex.store.walstamp), so a request between writes costs two
 small memory reads; on PostgreSQL it is one indexed single-row read per request.
+
+On SQLite the epoch is read through a connection of its own, held for as long as this
+object lives: the ``-shm`` file whose header is mapped stays the one SQLite uses while a
+connection of this process has the database open (the last one to close removes it).
 """
 
 from __future__ import annotations
 
 import secrets
 import threading
+from typing import Any
 
 from rolodex.store import Store, Tx
 from rolodex.store.database import sqlite_path
@@ -30,22 +35,51 @@ class AuthEpoch:
         self.store = store
         path = sqlite_path(store.url)
         self._wal = WalStamp(path) if path is not None else None
+        self._anchor: Any = None  # the connection the epoch is read through (SQLite)
         self._known: tuple[bytes, str] | None = None  # (WAL stamp, epoch read under it)
         self._lock = threading.Lock()
 
     def current(self) -> str:
+        if self._wal is None:
+            with self.store.read() as tx:
+                return tx.settings.get(KEY) or ""
         # The stamp is read before the epoch: if it is unchanged later, nothing committed
         # in between, so the epoch read then is still the current one.
-        stamp = self._wal.read() if self._wal is not None else None
+        stamp = self._wal.read()
         known = self._known
         if stamp is not None and known is not None and known[0] == stamp:
             return known[1]
-        with self.store.read() as tx:
-            if self._wal is not None and not self._wal.is_open:
-                with self._lock:
-                    if not self._wal.is_open:
-                        self._wal.open()
-            epoch = tx.settings.get(KEY) or ""
-        if stamp is not None:
-            self._known = (stamp, epoch)
+        with self._lock:
+            try:
+                epoch = self._read()
+            except Exception:
+                self._drop_anchor()  # a broken connection is not reused
+                raise
+            if not self._wal.is_open:
+                self._wal.open()  # now that the anchor has read, its -shm file exists
+            if stamp is not None:
+                self._known = (stamp, epoch)
         return epoch
+
+    def _read(self) -> str:
+        if self._anchor is None:
+            self._anchor = self.store.engine.raw_connection()
+        cursor = self._anchor.cursor()
+        try:
+            cursor.execute("SELECT value FROM settings WHERE key = ?", (KEY,))
+            row = cursor.fetchone()
+        finally:
+            cursor.close()
+        return str(row[0]) if row else ""
+
+    def _drop_anchor(self) -> None:
+        if self._wal is not None:
+            self._wal.close()
+        self._known = None
+        anchor, self._anchor = self._anchor, None
+        if anchor is not None:
+            anchor.close()
+
+    def close(self) -> None:
+        with self._lock:
+            self._drop_anchor()
