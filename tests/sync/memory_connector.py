@@ -100,13 +100,15 @@ class Item:
     picture_type: str | None = None
     born: int = 0  # creation order, for tests that pick items reproducibly
 
-    def remote(self) -> RemoteContact:
+    def remote(self, folder: str | None = None) -> RemoteContact:
+        """As read from the provider; ``folder``: the collection's name, where collections
+        are the groups (the contact is in exactly that one)."""
         return RemoteContact(
             remote_id=self.remote_id,
             etag=self.etag,
             collection=self.collection,
             fields=self.fields,
-            group_names=self.group_names,
+            group_names=(folder,) if folder is not None else self.group_names,
             picture=self.picture,
             picture_type=self.picture_type,
             raw=f"{self.uid}@{self.etag}".encode(),
@@ -122,9 +124,13 @@ class MemoryConnector:
         *,
         assigns_ids: bool = False,
         folders: bool = False,
+        late_cursor: bool = False,
     ) -> None:
         self.assigns_ids = assigns_ids
         self.folders = folders
+        # Google's way: a snapshot's cursor is handed out with the end of its stream (the
+        # sync token comes with the last page), still covering what changed during the read.
+        self.late_cursor = late_cursor
         names = list(collections)
         self.books = [
             Collection(id=n, name=n.title(), is_default=i == 0) for i, n in enumerate(names)
@@ -228,6 +234,11 @@ class MemoryConnector:
             incremental=True, groups=groups, pictures=True, assigns_ids=self.assigns_ids
         )
 
+    def _read(self, item: Item) -> RemoteContact:
+        if not self.folders:
+            return item.remote()
+        return item.remote(next(b.name for b in self.books if b.id == item.collection))
+
     def home(self, contact: LocalContact) -> str | None:
         if not self.folders:
             return None
@@ -267,7 +278,7 @@ class MemoryConnector:
                 cursor=new_cursor,
                 changed=changed,
                 removed=tuple(rid for rid in touched if rid not in self.items),
-                fetched=tuple(self.items[rid].remote() for rid in changed)
+                fetched=tuple(self._read(self.items[rid]) for rid in changed)
                 if with_data and self.inline_data
                 else (),
             )
@@ -286,16 +297,24 @@ class MemoryConnector:
             for remote_id in list(self.items):
                 item = self.items.get(remote_id)
                 if item is not None and item.collection == collection:
-                    yield item.remote()
+                    yield self._read(item)
             self.plan.check("snapshot", "after")
+            if self.late_cursor:
+                object.__setattr__(changes, "cursor", cursor)
 
-        return ChangeSet(collection=collection, cursor=cursor, complete=True, stream=stream())
+        changes = ChangeSet(
+            collection=collection,
+            cursor=None if self.late_cursor else cursor,
+            complete=True,
+            stream=stream(),
+        )
+        return changes
 
     def fetch(self, collection: str, remote_ids: Iterable[str]) -> Iterator[RemoteItem]:
         self._enter("fetch")
         wanted = list(remote_ids)
         found = [
-            self.items[rid].remote()
+            self._read(self.items[rid])
             for rid in wanted
             if rid in self.items and self.items[rid].collection == collection
         ]

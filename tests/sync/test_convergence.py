@@ -106,6 +106,8 @@ class SyncMachine(RuleBasedStateMachine):
     # CardDAV's semantics (Rolodex names the item; creates are idempotent by href) or
     # Google's and Graph's (the provider names it; a retry must look for it first).
     assigns_ids = False
+    # Google's: the first sync's cursor comes at the end of its stream.
+    late_cursor = False
 
     def __init__(self) -> None:
         super().__init__()
@@ -117,7 +119,7 @@ class SyncMachine(RuleBasedStateMachine):
             connection={"url": "memory://", "username": "u", "password": "p"},
         )
         self.account: Account = created.account
-        self.remote = MemoryConnector(assigns_ids=self.assigns_ids)
+        self.remote = MemoryConnector(assigns_ids=self.assigns_ids, late_cursor=self.late_cursor)
         self.runner = SyncRunner(
             self.svc.accounts, Mirror(self.store), lambda _p, _s, _c: self.remote, interval=60
         )
@@ -453,3 +455,15 @@ class ProviderNamedSyncMachine(SyncMachine):
 
 ProviderNamedSyncMachine.TestCase.settings = SyncMachine.TestCase.settings
 TestSyncConvergenceWithProviderIds = ProviderNamedSyncMachine.TestCase
+
+
+class GoogleSyncMachine(SyncMachine):
+    """Google's semantics: the provider names items, and a snapshot's cursor (the sync
+    token) comes with the last page."""
+
+    assigns_ids = True
+    late_cursor = True
+
+
+GoogleSyncMachine.TestCase.settings = SyncMachine.TestCase.settings
+TestSyncConvergenceWithGoogleSemantics = GoogleSyncMachine.TestCase
