@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import time
 from collections import OrderedDict
@@ -61,9 +62,14 @@ class PageCursors:
     """
 
     def __init__(
-        self, store: Store, capacity: int = 65536, ttl: float = CURSOR_TTL_SECONDS
+        self,
+        store: Store,
+        hot: HotReads,
+        capacity: int = 65536,
+        ttl: float = CURSOR_TTL_SECONDS,
     ) -> None:
         self.store = store
+        self.hot = hot
         self._known: OrderedDict[tuple[Any, ...], PageEnd] = OrderedDict()
         self._capacity = capacity
         self._ttl = ttl
@@ -77,8 +83,7 @@ class PageCursors:
         if known is not None:
             return known.after(now)
         account_id, where, offset = key
-        with self.store.read() as tx:
-            found = paging.latest(tx.conn, account_id, _scope(where), offset, generation)
+        found = self.hot.page_end(account_id, _scope(where), offset, generation)
         if found is not None and found.generation == generation:
             return self._remember(key, found).after(now)
         # The first request for this offset in this generation: it continues an earlier
@@ -98,17 +103,16 @@ class PageCursors:
 
     def _decide(self, key: tuple[str, ContactFilter, int], decision: PageEnd) -> PageEnd:
         account_id, where, offset = key
-        try:
-            with self.store.brief_write() as tx:
-                held = paging.decide(tx.conn, account_id, _scope(where), offset, decision)
-                self._decisions += 1
-                if self._decisions % PRUNE_EVERY == 0:
-                    before = decision.created_at - self._ttl
-                    paging.prune(tx.conn, account_id, decision.generation, before)
-        except Busy:
+        held = self.hot.decide_page_end(account_id, _scope(where), offset, decision)
+        if held is None:
             # Other writers hold the database: answer this request with the decision
             # unrecorded (and so unremembered) rather than make it wait for them.
             return decision
+        self._decisions += 1
+        if self._decisions % PRUNE_EVERY == 0:
+            with contextlib.suppress(Busy), self.store.brief_write() as tx:
+                before = decision.created_at - self._ttl
+                paging.prune(tx.conn, account_id, decision.generation, before)
         return self._remember(key, held)
 
     def _remembered(self, key: tuple[Any, ...], generation: int) -> PageEnd | None:
@@ -151,8 +155,8 @@ def _page_key(query: ListQuery, after: int | None, base: bytes) -> tuple[Any, ..
 class ContactService:
     def __init__(self, store: Store, *, cache_bytes: int = DEFAULT_READ_CACHE_BYTES) -> None:
         self.store = store
-        self.cursors = PageCursors(store)
         self.hot = HotReads(store.engine, store.versions())
+        self.cursors = PageCursors(store, self.hot)
         # Pages of the unfiltered list and single documents, as read in a snapshot of the
         # account's generation (rolodex.service.readcache); 0 bytes turns it off.
         self.cache = ReadCache(cache_bytes)

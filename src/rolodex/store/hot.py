@@ -23,13 +23,16 @@ from contextlib import contextmanager
 from typing import Any, NamedTuple
 
 from sqlalchemy import Engine, bindparam, select
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.sql.elements import BindParameter, ClauseElement
 
 from rolodex.domain.errors import NoSuchAccount, NoSuchContact
 from rolodex.domain.query import ContactFilter
 from rolodex.store.contacts import ContactRow, storable
 from rolodex.store.notify import AccountVersions
-from rolodex.store.schema import accounts, contacts
+from rolodex.store.paging import PageEnd
+from rolodex.store.schema import accounts, contacts, page_ends
 from rolodex.store.walstamp import WalStamp
 
 _ACCOUNT: BindParameter[str] = bindparam("account_id")
@@ -62,6 +65,29 @@ _IDS_AFTER = _PAGE_AFTER.with_only_columns(contacts.c.pk, contacts.c.id)
 _IDS_OFFSET = _PAGE_OFFSET.with_only_columns(contacts.c.pk, contacts.c.id)
 _DOCS_AFTER = _PAGE_AFTER.with_only_columns(contacts.c.pk, contacts.c.doc)
 _DOCS_OFFSET = _PAGE_OFFSET.with_only_columns(contacts.c.pk, contacts.c.doc)
+
+# Page ends (rolodex.store.paging), read and decided beside the pages they serve.
+_PAGE_END = select(
+    page_ends.c.generation, page_ends.c.after_pk, page_ends.c.expires_at, page_ends.c.created_at
+).where(
+    page_ends.c.account_id == _ACCOUNT,
+    page_ends.c.scope == bindparam("scope"),
+    page_ends.c.end_offset == bindparam("end_offset"),
+)
+_PAGE_END_LATEST = (
+    _PAGE_END.where(page_ends.c.generation <= bindparam("generation"))
+    .order_by(page_ends.c.generation.desc())
+    .limit(1)
+)
+_PAGE_END_VALUES = {
+    "account_id": _ACCOUNT,
+    "scope": bindparam("scope"),
+    "end_offset": bindparam("end_offset"),
+    "generation": bindparam("generation"),
+    "after_pk": bindparam("after_pk"),
+    "expires_at": bindparam("expires_at"),
+    "created_at": bindparam("created_at"),
+}
 
 # Connections kept for hot reads; more are opened when more threads read at once.
 MAX_IDLE_CONNECTIONS = 16
@@ -187,6 +213,13 @@ class HotReads:
         self.ids_offset_sql = _Statement(_IDS_OFFSET, engine)
         self.docs_after_sql = _Statement(_DOCS_AFTER, engine)
         self.docs_offset_sql = _Statement(_DOCS_OFFSET, engine)
+        self.page_end_sql = _Statement(_PAGE_END_LATEST, engine)
+        dialect_insert: Any = sqlite_insert if self.sqlite else postgresql_insert
+        self.decide_sql = _Statement(
+            dialect_insert(page_ends).values(**_PAGE_END_VALUES).on_conflict_do_nothing(), engine
+        )
+        self._decider: Any = None
+        self._decider_lock = threading.Lock()
         # Hot connections run in autocommit mode, so a lone statement (``generation``) is
         # one round trip; ``read`` opens its transaction explicitly.
         self._begin = "BEGIN" if self.sqlite else "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"
@@ -340,7 +373,64 @@ class HotReads:
                 raise
             self._release(conn)
 
+    def page_end(
+        self, account_id: str, scope: str, end_offset: int, generation: int
+    ) -> PageEnd | None:
+        """``paging.latest`` in one statement on a hot connection."""
+        rows = self._lone(
+            self.page_end_sql,
+            {
+                "account_id": account_id,
+                "scope": scope,
+                "end_offset": end_offset,
+                "generation": generation,
+            },
+        )
+        return PageEnd(*rows[0]) if rows else None
+
+    def decide_page_end(
+        self, account_id: str, scope: str, end_offset: int, decision: PageEnd
+    ) -> PageEnd | None:
+        """``paging.decide`` as one autocommitted statement on a connection of its own that
+        never waits for a lock (a read must not queue behind writers for bookkeeping);
+        None when it could not be written now."""
+        if not self._decider_lock.acquire(blocking=False):
+            return None
+        try:
+            if self._decider is None:
+                conn = self._acquire()
+                cursor = self._cursor(conn)
+                cursor.execute("PRAGMA busy_timeout=0" if self.sqlite else "SET lock_timeout = 50")
+                self._decider = (conn, cursor)
+            conn, cursor = self._decider
+            values = {
+                "account_id": account_id,
+                "scope": scope,
+                "end_offset": end_offset,
+                "generation": decision.generation,
+                "after_pk": decision.after_pk,
+                "expires_at": decision.expires_at,
+                "created_at": decision.created_at,
+            }
+            try:
+                cursor.execute(self.decide_sql.sql, self.decide_sql.params(values))
+                inserted = cursor.rowcount
+            except Exception:
+                self._decider = None
+                conn.close()  # busy, or broken: a fresh connection next time
+                return None
+        finally:
+            self._decider_lock.release()
+        if inserted:
+            return decision
+        held = self.page_end(account_id, scope, end_offset, decision.generation)
+        return held if held is not None and held.generation == decision.generation else None
+
     def close(self) -> None:
+        with self._decider_lock:
+            decider, self._decider = self._decider, None
+        if decider is not None:
+            decider[0].close()
         with self._peek_lock:
             self._close_peek()
             self._wal = None
