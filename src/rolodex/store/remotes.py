@@ -153,14 +153,12 @@ class RemoteRepository:
         )
 
     def collections(self, account_id: str) -> set[str]:
-        """Every collection something is known of: linked items or a cursor."""
-        linked = select(contact_remotes.c.collection).where(
-            contact_remotes.c.account_id == account_id
-        )
+        """Every collection with a cursor: every one a sync has pulled (a handful of rows;
+        the links would be a scan of every contact of the account)."""
         cursors = select(sync_cursors.c.collection).where(
             sync_cursors.c.account_id == account_id, sync_cursors.c.cursor.is_not(None)
         )
-        return set(self.conn.execute(linked.union(cursors)).scalars())
+        return set(self.conn.execute(cursors).scalars())
 
     # Cursors -------------------------------------------------------------------------------
 
