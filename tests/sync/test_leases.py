@@ -215,3 +215,38 @@ def test_request_sync_says_whether_one_is_running(rig: Rig) -> None:
     assert mirror.request_sync(account_id) is False
     assert mirror.lease(account_id, "busy", 30)
     assert mirror.request_sync(account_id) is True
+
+
+class Rotating(MemoryConnector):
+    """Hands back new credentials in the middle of its work, as an OAuth connector does
+    when it refreshes an access token or its refresh token is rotated."""
+
+    def __init__(self, changed: CredentialsChanged, settings: dict[str, Any]) -> None:
+        super().__init__()
+        self.changed, self.settings = changed, settings
+
+    def collections(self) -> Any:
+        self.changed({**self.settings, "password": "rotated"})
+        return super().collections()
+
+
+def test_credentials_handed_back_mid_sync_are_stored_sealed_at_once(rig: Rig) -> None:
+    account_id = rig.account()
+    seen: list[dict[str, Any]] = []
+
+    def open_rotating(_p: str, settings: dict[str, Any], changed: CredentialsChanged) -> Any:
+        seen.append(settings)
+        return Rotating(changed, settings)
+
+    runner = SyncRunner(rig.svc.accounts, Mirror(rig.store), open_rotating, 60)
+    assert runner.run(account_id) is not None
+    assert rig.svc.accounts.connection(account_id) == {
+        "url": "memory://",
+        "username": "u",
+        "password": "rotated",
+    }
+    with rig.store.read() as tx:
+        sealed = tx.accounts.connection(account_id)
+    assert sealed is not None and b"rotated" not in sealed
+    assert runner.run(account_id) is not None  # the next sync starts from the new ones
+    assert seen[-1]["password"] == "rotated"
