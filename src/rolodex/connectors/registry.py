@@ -23,6 +23,7 @@ from rolodex.connectors.base import (
     credentials_ignored,
 )
 from rolodex.domain.errors import BadCredentials, ProviderUnreachable
+from rolodex.domain.profiles import PROVIDERS
 from rolodex.domain.providers import ProviderCatalog
 
 
@@ -41,6 +42,10 @@ def providers() -> dict[str, Provider]:
         provider = module.PROVIDER
         if not isinstance(provider, Provider) or provider.spec.name != info.name:
             raise ValueError(f"{module.__name__} must define PROVIDER for {info.name!r}")
+        if info.name not in PROVIDERS:
+            # Writes are checked against the provider's rules: it needs its profile
+            # (rolodex.domain.profiles.<name>) as well as its connector.
+            raise ValueError(f"provider {info.name!r} has no profile in rolodex.domain.profiles")
         found[info.name] = provider
     return found
 
