@@ -22,7 +22,7 @@ from sqlalchemy import text
 
 from rolodex.domain.account import Account
 from rolodex.domain.contact import ContactFields
-from rolodex.domain.errors import NoSuchContact
+from rolodex.domain.errors import NoSuchAccount, NoSuchContact
 from rolodex.domain.etags import ContactChanged
 from rolodex.domain.remote import RemoteContact
 from rolodex.service.accounts import AccountService
@@ -345,3 +345,27 @@ def test_if_match_lets_one_of_several_writers_of_one_version_through(store: Stor
         return True
 
     assert sorted(run_together(put, threads=4)) == [False, False, False, True]
+
+
+def test_deleting_an_account_while_its_contacts_are_written(store: Store) -> None:
+    scene = _scene(store, connected=False)
+    accounts = AccountService(store)
+
+    def work(slot: int) -> None:
+        if slot == 0:
+            accounts.delete(scene.account.id)
+            return
+        for r in range(ROUNDS):
+            try:
+                _update(scene, slot, r)
+            except (NoSuchContact, NoSuchAccount):
+                return
+
+    run_together(work, threads=4)
+    with store.read() as tx:
+        for table in ("contact_terms", "contact_group_members", "contacts", "changes"):
+            left = tx.conn.execute(
+                text(f"SELECT count(*) FROM {table} WHERE account_id = :a"),
+                {"a": scene.account.id},
+            ).scalar_one()
+            assert left == 0, table

@@ -8,6 +8,7 @@ from sqlalchemy import Connection, delete, func, insert, or_, select, update
 
 from rolodex.domain.account import Account
 from rolodex.domain.errors import NoSuchAccount
+from rolodex.store.locks import lock_account
 from rolodex.store.schema import (
     access_tokens,
     accounts,
@@ -94,7 +95,10 @@ class AccountRepository:
         # Children go by ON DELETE CASCADE on PostgreSQL; SQLite needs foreign_keys=ON,
         # which every connection sets. The two index tables have no foreign key (they are
         # written on every contact write and keyed for lookups, not for the parent), so
-        # they are emptied here or they would outlive the account.
+        # they are emptied here or they would outlive the account. The account's row is
+        # locked first, as every write of its data does (rolodex.store): deleting its
+        # index rows before would deadlock with a contact write holding the row.
+        lock_account(self.conn, account_id)
         for table in (contact_terms, memberships):
             self.conn.execute(delete(table).where(table.c.account_id == account_id))
         if self.conn.execute(delete(accounts).where(accounts.c.id == account_id)).rowcount == 0:
