@@ -236,12 +236,12 @@ def run(ctx: Context) -> list[Row]:
             floors = [_floor(emulator, refresh) for _ in range(runs)]
             floor = min(floors, key=lambda f: float(f["seconds"]))  # type: ignore[arg-type]
             assert floor["people"] == people, floor
-            runs = []
+            results = []
             for attempt in range(runs):
                 env = _env(emulator, f"sqlite:///{work / f'google-{attempt}.db'}")
                 account_id = _create_account(env, refresh)
-                runs.append((_first_sync(env, account_id, work / "sync.log"), env, account_id))
-            (seconds, peak, peak_anon), env, account_id = min(runs, key=lambda r: r[0][0])
+                results.append((_first_sync(env, account_id, work / "sync.log"), env, account_id))
+            (seconds, peak, peak_anon), env, account_id = min(results, key=lambda r: r[0][0])
             floor_s = float(floor["seconds"])  # type: ignore[arg-type]
             peaks[people], anon[people] = peak, peak_anon
             rows.append(
