@@ -324,15 +324,7 @@ class SyncEngine:
             state.contact.id,
             maybe_exists=item.attempts > 0,
         )
-        try:
-            connector.delete(old.remote_id, old.etag)
-        except PreconditionFailed:
-            # Changed there since; the move stands, with the etag the provider has now.
-            fresh = self._remote_etag(connector, old.collection, old.remote_id)
-            if fresh is not None:
-                connector.delete(old.remote_id, fresh)
-        except RemoteNotFound:
-            pass
+        self._delete_whatever_changed(connector, old)  # the move stands
         self.mirror.pushed(account, item, collection, state.contact.id, result)
 
     def _push_merged(
@@ -393,17 +385,21 @@ class SyncEngine:
         if link is None:
             self.mirror.dropped(account.id, item)  # never reached the provider
             return
+        # The user deleted it here after seeing it: the delete stands.
+        self._delete_whatever_changed(connector, link)
+        self.mirror.pushed(account, item, link.collection, link.uid, None)
+
+    def _delete_whatever_changed(self, connector: Connector, link: RemoteLink) -> None:
+        """Delete the item even if it changed there since (then with the etag the provider
+        has now); one already gone is fine."""
         try:
             connector.delete(link.remote_id, link.etag)
         except PreconditionFailed:
-            # Changed there since; the user deleted it here after seeing it, so the delete
-            # stands, with the etag the provider has now.
             fresh = self._remote_etag(connector, link.collection, link.remote_id)
             if fresh is not None:
                 connector.delete(link.remote_id, fresh)
         except RemoteNotFound:
             pass
-        self.mirror.pushed(account, item, link.collection, link.uid, None)
 
     @staticmethod
     def _remote_etag(connector: Connector, collection: str, remote_id: str) -> str | None:
