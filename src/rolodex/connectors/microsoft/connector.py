@@ -46,6 +46,7 @@ from rolodex.connectors.base import (
     RemoteContact,
     RemoteItem,
     RemoteNotFound,
+    TransientError,
     WriteResult,
 )
 from rolodex.connectors.microsoft import mapping, parsing
@@ -75,6 +76,8 @@ class MicrosoftConnector:
         self._page_size = page_size
         self._folders: dict[str, Folder] | None = None
         self._pool = parsing.Pool()
+        # Folder -> Rolodex ids of creates whose outcome is unknown (their reply was lost).
+        self._uncertain: dict[str, set[str]] = {}
 
     def close(self) -> None:
         self._pool.close()
@@ -237,12 +240,28 @@ class MicrosoftConnector:
                     last.append(page["@odata.deltaLink"])
                 yield content, page
 
+        claimed = self._claimed(folder)
+
         def stream() -> Iterator[RemoteItem]:
-            yield from parsing.parsed(folder.id, folder.path, pages(), self._pool)
+            for item in parsing.parsed(folder.id, folder.path, pages(), self._pool):
+                rolodex_id = claimed.get(item.remote_id)
+                yield dataclasses.replace(item, rolodex_id=rolodex_id) if rolodex_id else item
             object.__setattr__(result, "cursor", last[-1] if last else None)
 
         object.__setattr__(result, "stream", stream())
         return result
+
+    def _claimed(self, folder: Folder) -> dict[str, str]:
+        """Remote id -> Rolodex id of the contacts that creates of this sync whose reply was
+        lost did make. Delta pages do not carry the extended property that says so, and the
+        engine would otherwise take such a contact for a new one made in Outlook: looked up
+        by the property instead (a failure stops the snapshot rather than risk that)."""
+        found: dict[str, str] = {}
+        for uid in sorted(self._uncertain.get(folder.id, ())):
+            hit = self._find(self._contacts_path(folder.id), uid)
+            if hit is not None:
+                found[hit.remote_id] = uid
+        return found
 
     def fetch(self, collection: str, remote_ids: Iterable[str]) -> Iterator[RemoteItem]:
         """The items read one by one (with Rolodex's id expanded) and their photos, up to 4
@@ -292,13 +311,23 @@ class MicrosoftConnector:
         folder = self._folder(collection)
         path = self._contacts_path(folder.id)
         if maybe_exists:
-            found = self._find(path, uid)
+            try:
+                found = self._find(path, uid)
+            except TransientError:
+                self._uncertain.setdefault(folder.id, set()).add(uid)  # an earlier attempt
+                raise
             if found is not None:
                 return found
         body = mapping.to_graph(contact.fields, None)
         body = {k: v for k, v in body.items() if v not in (None, [], {}, "")}
         body["singleValueExtendedProperties"] = [{"id": ROLODEX_ID_PROPERTY, "value": uid}]
-        response = self._client.request("POST", path, json=body)
+        try:
+            response = self._client.request("POST", path, json=body)
+        except TransientError:
+            # The reply may be lost with the contact made: a snapshot of this folder in the
+            # same sync must tell it from a contact made in Outlook (``_claimed``).
+            self._uncertain.setdefault(folder.id, set()).add(uid)
+            raise
         created = orjson.loads(response.content)
         remote_id = str(created["id"])
         etag = str(created.get("@odata.etag") or "")
