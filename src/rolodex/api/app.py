@@ -18,6 +18,7 @@ from rolodex.api.ratelimit import RateLimits
 from rolodex.config import Settings
 from rolodex.connectors.outbound import checked
 from rolodex.connectors.registry import catalog, verify_connection
+from rolodex.connectors.registry import oauth_sign_ins as registry_oauth_sign_ins
 from rolodex.domain.signin import OAuthSignIn
 from rolodex.service.accounts import AccountService
 from rolodex.service.application import ApplicationService
@@ -41,26 +42,8 @@ Authenticate with the account's access token as the HTTP Basic user name (empty 
 
 def oauth_sign_ins(settings: Settings) -> dict[str, OAuthSignIn]:
     """The providers hosted sign-in can send users to: those whose OAuth client is
-    configured."""
-    from rolodex.connectors.google.signin import GoogleSignIn
-    from rolodex.connectors.microsoft.signin import MicrosoftSignIn
-
-    found: dict[str, OAuthSignIn] = {}
-    if settings.google_client_id and settings.google_client_secret:
-        found["google"] = GoogleSignIn(
-            settings.google_client_id,
-            settings.google_client_secret,
-            settings.google_auth_url,
-            settings.google_token_url,
-        )
-    if settings.microsoft_client_id and settings.microsoft_client_secret:
-        found["microsoft"] = MicrosoftSignIn(
-            settings.microsoft_client_id,
-            settings.microsoft_client_secret,
-            settings.microsoft_tenant,
-            settings.microsoft_login_url,
-        )
-    return found
+    configured (each provider package knows which of the settings are its client's)."""
+    return registry_oauth_sign_ins(vars(settings))
 
 
 def build_services(settings: Settings, store: Store) -> Services:

@@ -15,7 +15,7 @@ from rolodex.domain.errors import InvalidAccount
 from rolodex.service.accounts import AccountService
 from rolodex.service.application import ApplicationService
 from rolodex.service.credentials import CredentialBox
-from rolodex.service.signin import TITLES, SignInService
+from rolodex.service.signin import SignInService
 from rolodex.store import Store
 
 app = typer.Typer(help="The application's credentials.", no_args_is_help=True)
@@ -46,9 +46,10 @@ def show(database_url: DatabaseUrl = None) -> None:
     public = settings.public_url.rstrip("/") if settings.public_url else None
     offered = signin.options()
     hosted: dict[str, Any] = {}
-    for name in TITLES:
-        entry: dict[str, Any] = {"title": TITLES[name], "offered": name in offered}
-        if name in ("google", "microsoft"):
+    oauth = set(signin.all_options()) - set(signin.form_options())
+    for name in signin.all_options():
+        entry: dict[str, Any] = {"title": signin.title(name), "offered": name in offered}
+        if name in oauth:
             entry["callback_url"] = f"{public}/oauth/callback/{name}" if public else None
             if name not in offered:
                 entry["configure"] = (

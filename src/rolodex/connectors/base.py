@@ -7,9 +7,9 @@ provider says so), everything else may not.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from rolodex.domain.providers import ProviderSpec
 
@@ -25,6 +25,7 @@ from rolodex.domain.remote import (
     RemoteItem,
     WriteResult,
 )
+from rolodex.domain.signin import OAuthSignIn
 
 # --- Errors ----------------------------------------------------------------------------------
 
@@ -181,6 +182,10 @@ class Provider:
 
     spec: ProviderSpec
     open: Callable[[dict[str, str], CredentialsChanged], Connector]
+    # The provider's OAuth consent screen for hosted sign-in, built from the server's
+    # configuration (its values by name: ``google_client_id``...); None where the
+    # provider has none or its client is not configured.
+    oauth: Callable[[Mapping[str, Any]], OAuthSignIn | None] | None = None
 
     def verify(self, settings: dict[str, str]) -> None:
         """Check that the settings reach the provider and the credentials work."""

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
+from collections.abc import Mapping
 from functools import cache
+from typing import Any
 
 import rolodex.connectors
 from rolodex.connectors.base import (
@@ -25,6 +27,7 @@ from rolodex.connectors.base import (
 from rolodex.domain.errors import BadCredentials, ProviderUnreachable
 from rolodex.domain.profiles import PROVIDERS
 from rolodex.domain.providers import ProviderCatalog
+from rolodex.domain.signin import OAuthSignIn
 
 
 @cache
@@ -47,6 +50,17 @@ def providers() -> dict[str, Provider]:
             # (rolodex.domain.profiles.<name>) as well as its connector.
             raise ValueError(f"provider {info.name!r} has no profile in rolodex.domain.profiles")
         found[info.name] = provider
+    return found
+
+
+def oauth_sign_ins(config: Mapping[str, Any]) -> dict[str, OAuthSignIn]:
+    """The providers hosted sign-in can send users to: those whose OAuth client is
+    configured (``config``: the server's settings by name)."""
+    found: dict[str, OAuthSignIn] = {}
+    for name, provider in providers().items():
+        sign_in = provider.oauth(config) if provider.oauth is not None else None
+        if sign_in is not None:
+            found[name] = sign_in
     return found
 
 

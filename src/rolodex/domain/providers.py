@@ -16,9 +16,11 @@ from typing import Any
 from rolodex.domain.errors import InvalidAccount
 
 # How an account of a provider can sign in: settings given directly (v2's native
-# authentication and the CLI), or an OAuth consent screen (hosted sign-in).
+# authentication and the CLI), an OAuth consent screen (hosted sign-in), or a form of its
+# settings on the hosted sign-in page (a CardDAV password).
 NATIVE = "native"
 OAUTH = "oauth"
+FORM = "form"
 
 
 @dataclass(frozen=True)
@@ -48,6 +50,12 @@ class ProviderSpec:
     # Other names accepted for the provider (v2's names, well-known servers), each with the
     # settings it implies: "icloud" is CardDAV at Apple's address.
     aliases: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+    # What the hosted sign-in page calls the provider and its aliases, where that differs
+    # from ``title`` ("iCloud" for the alias icloud).
+    sign_in_titles: Mapping[str, str] = field(default_factory=dict)
+
+    def sign_in_title(self, name: str) -> str:
+        return self.sign_in_titles.get(name, self.title)
 
     @property
     def secret_names(self) -> frozenset[str]:

@@ -37,6 +37,7 @@ from rolodex.domain.errors import (
     SignInExpired,
 )
 from rolodex.domain.ids import hash_token, new_token
+from rolodex.domain.providers import FORM, OAUTH
 from rolodex.domain.signin import OAuthSignIn
 from rolodex.service.accounts import AccountService, NewAccount
 from rolodex.service.application import CODE_SECONDS, ApplicationService
@@ -46,27 +47,6 @@ from rolodex.store import Store
 SIGN_IN_SECONDS = 1800.0
 MAX_STATE = 1000  # v2 documents 255; generous, but bounded (it travels in URLs)
 MAX_REDIRECT_URI = 2000
-
-# What the page offers, in order: provider name at the consent screen, or the password
-# forms (iCloud is CardDAV at Apple's address, with an app password).
-OAUTH_OPTIONS = ("google", "microsoft")
-PASSWORD_OPTIONS = ("icloud", "carddav")
-TITLES = {
-    "google": "Google",
-    "microsoft": "Microsoft 365 / Outlook.com",
-    "icloud": "iCloud",
-    "carddav": "Other CardDAV server",
-}
-# ``provider`` as v2 and Rolodex name it -> the option.
-PROVIDER_NAMES = {
-    "gmail": "google",
-    "google": "google",
-    "office365": "microsoft",
-    "microsoft": "microsoft",
-    "outlook": "microsoft",
-    "icloud": "icloud",
-    "carddav": "carddav",
-}
 
 
 @dataclass(frozen=True)
@@ -221,14 +201,52 @@ class SignInService:
 
     # --- What the page offers ----------------------------------------------------------------
 
+    # What the page offers, from the provider registry: the providers with a consent
+    # screen whose OAuth client is configured, then those signed in with a form of their
+    # settings, each alias a choice of its own (iCloud is CardDAV at Apple's address).
+
     def options(self) -> tuple[str, ...]:
-        offered = [name for name in OAUTH_OPTIONS if name in self.oauth]
-        if self.accounts.providers.get("carddav") is not None:
-            offered += PASSWORD_OPTIONS
-        return tuple(offered)
+        return (*self.oauth_options(), *self.form_options())
+
+    def oauth_options(self) -> tuple[str, ...]:
+        return tuple(
+            spec.name
+            for spec in self.accounts.providers.specs.values()
+            if OAUTH in spec.sign_in and spec.name in self.oauth
+        )
+
+    def form_options(self) -> tuple[str, ...]:
+        return tuple(
+            option
+            for spec in self.accounts.providers.specs.values()
+            if FORM in spec.sign_in
+            for option in (*spec.aliases, spec.name)
+        )
+
+    def all_options(self) -> tuple[str, ...]:
+        """Every choice the page could offer, configured or not (``rolodex app show``)."""
+        return (
+            tuple(
+                spec.name
+                for spec in self.accounts.providers.specs.values()
+                if OAUTH in spec.sign_in
+            )
+            + self.form_options()
+        )
 
     def title(self, option: str) -> str:
-        return TITLES[option]
+        spec, _alias = self.accounts.providers.resolve(option)
+        return spec.sign_in_title(option)
+
+    def _option(self, provider: str) -> str | None:
+        """The page's choice ``provider`` names, in v2's names or Rolodex's."""
+        try:
+            spec, alias = self.accounts.providers.resolve(provider.lower())
+        except InvalidAccount:
+            return None
+        if FORM in spec.sign_in and alias is not None:
+            return alias  # an alias with a form of its own (icloud)
+        return spec.name
 
     # --- The flow ----------------------------------------------------------------------------
 
@@ -260,7 +278,7 @@ class SignInService:
         provider = _one(params, "provider")
         option = None
         if provider is not None:
-            option = PROVIDER_NAMES.get(provider.lower())
+            option = self._option(provider)
             if option not in self.options():
                 raise InvalidSignIn(f"Signing in with {provider[:40]!r} is not offered here.")
         return AuthorizeRequest(
@@ -283,7 +301,7 @@ class SignInService:
             return Choose(request, self.options())
         key, csrf = new_token(), new_token()
         payload: dict[str, Any] = {"request": request.as_dict(), "csrf": csrf}
-        if request.option in OAUTH_OPTIONS:
+        if request.option in self.oauth_options():
             verifier, callback = _pkce_verifier(), callbacks + request.option
             payload |= {"code_verifier": verifier, "callback": callback}
             self._save(key, request.client_id, browser, payload)
@@ -308,13 +326,15 @@ class SignInService:
         ):
             raise InvalidSignIn("This form is not from this sign-in. Start again from the app.")
         option = request.option
-        if option not in PASSWORD_OPTIONS:
+        if option not in self.form_options():
             raise InvalidSignIn("This sign-in does not take a password.")
-        values = {
-            name: form.get(name, "").strip()
-            for name in ("email", "url", "username")
-            if option == "carddav" or name == "email"
-        }
+        # The form asks for the provider's settings that its choice does not fill in (the
+        # server's address and a user name for CardDAV; nothing more for iCloud), with the
+        # email address and the password.
+        spec, alias = self.accounts.providers.resolve(option)
+        preset = spec.aliases.get(alias or "", {})
+        asked = [s.name for s in spec.settings if not s.secret and s.name not in preset]
+        values = {name: form.get(name, "").strip() for name in ("email", *asked)}
 
         def again(error: str) -> PasswordForm:
             return PasswordForm(request, option, key, payload["csrf"], values, error)
@@ -324,21 +344,19 @@ class SignInService:
             return again("Enter your email address.")
         if not password:
             return again("Enter your password.")
-        settings = {"password": password}
-        if option == "carddav":
+        settings = {"password": password, **{n: values[n] for n in asked}}
+        if "url" in asked:
             if not values["url"]:
-                return again("Enter the address of your CardDAV server.")
+                return again("Enter the address of your server.")
             if urlsplit(values["url"]).scheme not in ("http", "https"):
                 return again("The server address starts with https://.")
-            settings |= {"url": values["url"], "username": values["username"]}
         try:
             provider, connection = self.accounts.connection_settings(option, email, settings)
             self.accounts.check_connection(provider, connection)
         except BadCredentials:
             return again(
                 "The server did not accept this user name and password. Check them and try "
-                "again"
-                + (" (iCloud needs an app-specific password)." if option == "icloud" else ".")
+                "again" + (" (it needs an app-specific password)." if preset else ".")
             )
         except ProviderUnreachable as error:
             return again(f"The server could not be reached or answered an error: {error.message}")

@@ -6,7 +6,7 @@ import os
 from collections.abc import Iterator, Mapping
 
 from rolodex.connectors.base import Connector, CredentialsChanged, Provider
-from rolodex.domain.providers import NATIVE, ProviderSpec, Setting
+from rolodex.domain.providers import FORM, NATIVE, ProviderSpec, Setting
 
 ICLOUD_URL_ENV = "ROLODEX_ICLOUD_URL"
 
@@ -39,8 +39,9 @@ SPEC = ProviderSpec(
         Setting("password", "The password (an app password for iCloud and Fastmail).", secret=True),
     ),
     poll_interval=30.0,
-    sign_in=(NATIVE,),
+    sign_in=(NATIVE, FORM),
     aliases={"icloud": _ICloud()},
+    sign_in_titles={"icloud": "iCloud", "carddav": "Other CardDAV server"},
 )
 
 

@@ -8,9 +8,12 @@ in: ``ROLODEX_GOOGLE_PEOPLE_URL`` (default https://people.googleapis.com) and
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
+from typing import Any
 
 from rolodex.connectors.base import Connector, CredentialsChanged, Provider
-from rolodex.domain.providers import NATIVE, ProviderSpec, Setting
+from rolodex.domain.providers import NATIVE, OAUTH, ProviderSpec, Setting
+from rolodex.domain.signin import OAuthSignIn
 
 SPEC = ProviderSpec(
     name="google",
@@ -35,8 +38,9 @@ SPEC = ProviderSpec(
     ),
     # Nylas v2 polled Google every 60 s (providers.md §2a, N2).
     poll_interval=60.0,
-    sign_in=(NATIVE,),
+    sign_in=(NATIVE, OAUTH),
     aliases={"gmail": {}},
+    sign_in_titles={"google": "Google", "gmail": "Google"},
 )
 
 
@@ -72,4 +76,19 @@ def _open(settings: dict[str, str], changed: CredentialsChanged) -> Connector:
     return GoogleConnector(client)
 
 
-PROVIDER = Provider(spec=SPEC, open=_open)
+def _oauth(config: Mapping[str, Any]) -> OAuthSignIn | None:
+    """Google's consent screen, when the server has a Google OAuth client
+    (ROLODEX_GOOGLE_CLIENT_ID and ROLODEX_GOOGLE_CLIENT_SECRET)."""
+    if not (config.get("google_client_id") and config.get("google_client_secret")):
+        return None
+    from rolodex.connectors.google.signin import GoogleSignIn
+
+    return GoogleSignIn(
+        config["google_client_id"],
+        config["google_client_secret"],
+        config["google_auth_url"],
+        config["google_token_url"],
+    )
+
+
+PROVIDER = Provider(spec=SPEC, open=_open, oauth=_oauth)

@@ -9,9 +9,12 @@ endpoint is ``{login}/{tenant}/oauth2/v2.0/token``).
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
+from typing import Any
 
 from rolodex.connectors.base import Connector, CredentialsChanged, Provider
-from rolodex.domain.providers import NATIVE, ProviderSpec, Setting
+from rolodex.domain.providers import NATIVE, OAUTH, ProviderSpec, Setting
+from rolodex.domain.signin import OAuthSignIn
 
 GRAPH_URL_ENV = "ROLODEX_MICROSOFT_GRAPH_URL"
 LOGIN_URL_ENV = "ROLODEX_MICROSOFT_LOGIN_URL"
@@ -44,9 +47,14 @@ SPEC = ProviderSpec(
         ),
     ),
     poll_interval=30.0,
-    sign_in=(NATIVE,),
+    sign_in=(NATIVE, OAUTH),
+    sign_in_titles={
+        "microsoft": "Microsoft 365 / Outlook.com",
+        "office365": "Microsoft 365 / Outlook.com",
+        "outlook": "Microsoft 365 / Outlook.com",
+    },
     # v2's name for Exchange Online / Microsoft 365 accounts.
-    aliases={"office365": {}},
+    aliases={"office365": {}, "outlook": {}},
 )
 
 
@@ -95,4 +103,19 @@ def _open(settings: dict[str, str], changed: CredentialsChanged) -> Connector:
     return MicrosoftConnector(client)
 
 
-PROVIDER = Provider(spec=SPEC, open=_open)
+def _oauth(config: Mapping[str, Any]) -> OAuthSignIn | None:
+    """Microsoft's consent screen, when the server has an Entra app registration
+    (ROLODEX_MICROSOFT_CLIENT_ID and ROLODEX_MICROSOFT_CLIENT_SECRET)."""
+    if not (config.get("microsoft_client_id") and config.get("microsoft_client_secret")):
+        return None
+    from rolodex.connectors.microsoft.signin import MicrosoftSignIn
+
+    return MicrosoftSignIn(
+        config["microsoft_client_id"],
+        config["microsoft_client_secret"],
+        config["microsoft_tenant"],
+        config["microsoft_login_url"],
+    )
+
+
+PROVIDER = Provider(spec=SPEC, open=_open, oauth=_oauth)
