@@ -1,6 +1,6 @@
-"""Logging: one JSON object a line when stderr is not a terminal (a service manager or a
-container collects it), readable lines on a terminal; each record carries the id of the
-request it was logged for."""
+"""Logging: one JSON object a line when the stream is not a terminal (a service manager or
+a container collects it), readable lines on a terminal; each record carries the id of the
+request it was logged for. Records go to stderr, the access log to stdout (as uvicorn's)."""
 
 from __future__ import annotations
 
@@ -47,11 +47,27 @@ class _PlainFormatter(logging.Formatter):
 
 
 def configure_logging(
-    level: int = logging.INFO, *, stream: IO[str] | None = None, json: bool | None = None
+    level: int = logging.INFO,
+    *,
+    stream: IO[str] | None = None,
+    access_stream: IO[str] | None = None,
+    json: bool | None = None,
 ) -> logging.Handler:
-    """Send every logger's records (uvicorn's included) to ``stream`` (stderr), as JSON
-    unless it is a terminal; returns the handler installed on the root logger."""
-    stream = stream or sys.stderr
+    """Send every logger's records (uvicorn's included) to ``stream`` (stderr), and the
+    access log (``rolodex.access``, a line per request) to ``access_stream`` (stdout, where
+    uvicorn writes its own), each as JSON unless it is a terminal; returns the handler
+    installed on the root logger."""
+    root = logging.getLogger()
+    handler = _handler(stream or sys.stderr, json)
+    root.addHandler(handler)
+    root.setLevel(level)
+    access = logging.getLogger("rolodex.access")
+    access.addHandler(_handler(access_stream or sys.stdout, json))
+    access.propagate = False
+    return handler
+
+
+def _handler(stream: IO[str], json: bool | None) -> logging.Handler:
     if json is None:
         json = not (hasattr(stream, "isatty") and stream.isatty())
     handler = logging.StreamHandler(stream)
@@ -60,7 +76,4 @@ def configure_logging(
         if json
         else _PlainFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
     )
-    root = logging.getLogger()
-    root.addHandler(handler)
-    root.setLevel(level)
     return handler

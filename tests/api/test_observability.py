@@ -106,8 +106,9 @@ def test_every_response_has_a_request_id(app: App, api: ApiAccount) -> None:
 
 
 def test_logs_are_json_off_a_terminal_and_carry_the_request_id() -> None:
-    stream = io.StringIO()  # not a terminal
-    handler = configure_logging(stream=stream)
+    stream, access_stream = io.StringIO(), io.StringIO()  # not terminals
+    handler = configure_logging(stream=stream, access_stream=access_stream)
+    access = logging.getLogger("rolodex.access")
     try:
         assert isinstance(handler.formatter, JsonFormatter)
         from rolodex.logs import REQUEST_ID
@@ -115,6 +116,7 @@ def test_logs_are_json_off_a_terminal_and_carry_the_request_id() -> None:
         token = REQUEST_ID.set("req-42")
         try:
             logging.getLogger("rolodex.test").warning("hello %s", "world")
+            access.info("GET /x 200", extra={"status": 200})
         finally:
             REQUEST_ID.reset(token)
         line = json.loads(stream.getvalue().splitlines()[-1])
@@ -123,5 +125,12 @@ def test_logs_are_json_off_a_terminal_and_carry_the_request_id() -> None:
         assert line["logger"] == "rolodex.test"
         assert line["request_id"] == "req-42"
         assert "time" in line
+        # The access log goes to its own stream (stdout, as uvicorn's), not among the rest.
+        entry = json.loads(access_stream.getvalue().splitlines()[-1])
+        assert entry["status"] == 200 and entry["request_id"] == "req-42"
+        assert "GET /x" not in stream.getvalue()
     finally:
         logging.getLogger().removeHandler(handler)
+        for extra in list(access.handlers):
+            access.removeHandler(extra)
+        access.propagate = True

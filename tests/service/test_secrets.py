@@ -167,3 +167,13 @@ def test_the_cli_refuses_a_wrong_key_with_a_plain_message(fresh: Path) -> None:
     assert second.returncode == 1
     assert "is not the key they were sealed with" in second.stderr
     assert "Traceback" not in second.stderr
+
+
+def test_what_is_not_a_sealed_value_is_no_evidence_against_the_key(fresh: Path) -> None:
+    store = Store(f"sqlite:///{fresh / 'data' / 'book.db'}")
+    store.migrate()
+    AccountService(store).create("junk@x.io")
+    with store.write() as tx:
+        tx.conn.exec_driver_sql("UPDATE accounts SET connection = x'736561'")
+    check_key(store, CredentialBox(Fernet.generate_key()))  # no error: nothing to judge by
+    store.close()

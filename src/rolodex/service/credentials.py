@@ -16,6 +16,8 @@ from rolodex.store import Store
 # A value sealed with the key in the database's settings: the key is checked against it at
 # start (and against a stored connection, in a database older than this check).
 KEY_CHECK = "credential_key_check"
+# How every Fernet token starts (its version byte, base64): anything else is no sample.
+_FERNET = b"gAAAAA"
 
 
 class KeyMismatch(ValueError):
@@ -63,6 +65,7 @@ def check_key(store: Store, box: CredentialBox) -> None:
                     sealed
                     for account in tx.accounts.all()
                     if (sealed := tx.accounts.connection(account.id)) is not None
+                    and sealed.startswith(_FERNET)
                 ),
                 None,
             )
