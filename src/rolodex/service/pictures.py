@@ -12,13 +12,13 @@ import orjson
 from PIL import Image
 
 from rolodex.domain.account import Account
+from rolodex.domain.contact import Picture
 from rolodex.domain.errors import InvalidContact, InvalidPicture, NoSuchPicture, PictureTooLarge
 from rolodex.domain.profiles import profile_for
 from rolodex.domain.wire import contact_document, contact_from_document
 from rolodex.service.contacts import refuse_read_only
 from rolodex.service.records import CONTACT, record_change
 from rolodex.store import Store
-from rolodex.store.pictures import Picture
 
 MAX_PICTURE_BYTES = 5 * 1024 * 1024
 ACCEPTED_TYPES = frozenset({"image/jpeg", "image/png", "image/gif", "image/webp"})
