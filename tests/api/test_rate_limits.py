@@ -169,3 +169,12 @@ def test_off_means_off(app: App) -> None:
     base = TestClient(create_app(settings, app.store))
     client, _ = client_for(app, base)
     assert all(client.get("/contacts").status_code == 200 for _ in range(5))
+
+
+def test_hosted_sign_in_pages_are_not_held_to_the_connect_limit(app: App) -> None:
+    base = limited_app(app, rate_limit_connect=1, rate_limit_application=1000)
+    client = TestClient(base.app, client=("10.1.2.3", 1))
+    for _ in range(5):  # an error page (no client_id), never a 429
+        assert client.get("/oauth/authorize").status_code == 400
+    assert client.post("/oauth/token", data={}).status_code != 429
+    assert_429(client.post("/oauth/token", data={}), 1)

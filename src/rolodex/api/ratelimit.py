@@ -106,9 +106,14 @@ class RateLimits:
                 authorization = value
                 break
         if path.startswith(_APPLICATION_ROUTES):
-            wait = self._per_minute(("connect", address, name), self.per_connect, now)
-            if wait is not None:
-                return "connect", self.per_connect, wait
+            # Credentials and codes are tried at /connect/* and with POSTs to /oauth/*:
+            # those are held to a few a minute per address. The hosted sign-in's pages
+            # (a sign-in reads three to five of them; many users may share one address
+            # behind a NAT) count only toward the application's limit.
+            if scope["method"] != "GET" or not path.startswith("/oauth/"):
+                wait = self._per_minute(("connect", address, name), self.per_connect, now)
+                if wait is not None:
+                    return "connect", self.per_connect, wait
             wait = self._per_second(name, self.per_application, now)
             if wait is not None:
                 return "application", self.per_application, wait
