@@ -9,15 +9,12 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import multiprocessing
-import multiprocessing.context
-import os
 from collections import deque
 from collections.abc import Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass
-from multiprocessing import forkserver
 
+from rolodex.connectors import forkpool
 from rolodex.domain.ids import looks_like_id
 from rolodex.domain.remote import RemoteContact, RemoteGroup, RemoteItem
 from rolodex.domain.vcard import KIND_GROUP, InvalidCard, parse_card
@@ -86,7 +83,7 @@ def parse_chunk(collection: str, chunk: list[tuple[str, str, bytes]]) -> list[Re
 def parsed(collection: str, cards: Iterator[CardResource]) -> Iterator[RemoteItem]:
     """The cards parsed, in their order: here for a small book, and from the
     ``PARALLEL_PARSE``-th card on by a pool of processes, when there are cores for one."""
-    workers = _workers()
+    workers = forkpool.workers()
     for n, res in enumerate(cards, 1):
         parsed_item = item(collection, res.href, res.etag, res.data)
         if parsed_item is not None:
@@ -94,26 +91,6 @@ def parsed(collection: str, cards: Iterator[CardResource]) -> Iterator[RemoteIte
         if n == PARALLEL_PARSE and workers > 1:
             yield from parse_in_parallel(collection, cards, workers)
             return
-
-
-def warm_up() -> None:
-    """Start the fork server the pool's workers come from, and let it import this module,
-    while the caller waits for the server's first response (a first sync): the workers then
-    start in milliseconds instead of a quarter of a second. A no-op on one core, and cheap
-    when no pool follows (one idle process)."""
-    if _workers() > 1:
-        _context()
-        forkserver.ensure_running()
-
-
-def _workers() -> int:
-    return min(os.cpu_count() or 1, 4)
-
-
-def _context() -> multiprocessing.context.BaseContext:
-    context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload([__name__])
-    return context
 
 
 def parse_in_parallel(
@@ -125,7 +102,7 @@ def parse_in_parallel(
     The workers start from a fork server (never a fork of this process, whose threads may
     hold locks) that has imported this module once.
     """
-    with ProcessPoolExecutor(workers, mp_context=_context()) as pool:
+    with ProcessPoolExecutor(workers, mp_context=forkpool.context(__name__)) as pool:
         pending: deque[Future[list[RemoteItem]]] = deque()
         chunk: list[tuple[str, str, bytes]] = []
         for card in cards:
@@ -139,3 +116,9 @@ def parse_in_parallel(
             pending.append(pool.submit(parse_chunk, collection, chunk))
         while pending:
             yield from pending.popleft().result()
+
+
+def warm_up() -> None:
+    """Start the fork server this module's pools come from, while the caller waits for the
+    provider's first answer: the workers then start in milliseconds, not a quarter second."""
+    forkpool.warm_up(__name__)

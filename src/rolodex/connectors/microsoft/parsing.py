@@ -8,17 +8,14 @@ workers compute too.
 
 from __future__ import annotations
 
-import multiprocessing
-import multiprocessing.context
-import os
 from collections import deque
 from collections.abc import Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
-from multiprocessing import forkserver
 from typing import Any
 
 import orjson
 
+from rolodex.connectors import forkpool
 from rolodex.connectors.microsoft import mapping
 from rolodex.domain.normalize import index_terms
 from rolodex.domain.remote import RemoteContact
@@ -87,12 +84,14 @@ class Pool:
     folders' snapshots (a pool takes about a quarter of a second to start)."""
 
     def __init__(self) -> None:
-        self.workers = _workers()
+        self.workers = forkpool.workers()
         self._executor: ProcessPoolExecutor | None = None
 
     def executor(self) -> ProcessPoolExecutor:
         if self._executor is None:
-            self._executor = ProcessPoolExecutor(self.workers, mp_context=_context())
+            self._executor = ProcessPoolExecutor(
+                self.workers, mp_context=forkpool.context(__name__)
+            )
         return self._executor
 
     def close(self) -> None:
@@ -114,24 +113,6 @@ def parsed(
         if seen >= PARALLEL_PARSE and pool.workers > 1:
             yield from _in_parallel(collection, path, pages, pool)
             return
-
-
-def warm_up() -> None:
-    """Start the fork server the pool's workers come from while the first page is on its
-    way (a no-op on one core)."""
-    if _workers() > 1:
-        _context()
-        forkserver.ensure_running()
-
-
-def _workers() -> int:
-    return min(os.cpu_count() or 1, 4)
-
-
-def _context() -> multiprocessing.context.BaseContext:
-    context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload([__name__])
-    return context
 
 
 def _in_parallel(
@@ -157,3 +138,9 @@ def _in_parallel(
     finally:
         for _page, future in pending:
             future.cancel()
+
+
+def warm_up() -> None:
+    """Start the fork server this module's pools come from, while the caller waits for the
+    provider's first answer: the workers then start in milliseconds, not a quarter second."""
+    forkpool.warm_up(__name__)
