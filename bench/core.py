@@ -5,9 +5,11 @@ from __future__ import annotations
 import json
 import os
 import platform
+import threading
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from types import TracebackType
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent
@@ -130,3 +132,42 @@ def write_json(name: str, ctx: Context, rows: list[Row], seconds: float) -> Path
     }
     path.write_text(json.dumps(payload, indent=2) + "\n")
     return path
+
+
+class StatusPeaks:
+    """Peaks of ``/proc/<pid>/status`` fields (kB) of a child, polled every 50 ms from a
+    thread while the ``with`` block runs: ``VmHWM`` is the high-water mark of the child's
+    own address space, which ``ru_maxrss`` is not (it survives fork and exec)."""
+
+    def __init__(self, pid: int, fields: tuple[str, ...] = ("VmHWM", "RssAnon")) -> None:
+        self.status = Path(f"/proc/{pid}/status")
+        self.kb: dict[str, int] = dict.fromkeys(fields, 0)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._poll, daemon=True)
+
+    def mb(self, name: str) -> float:
+        return self.kb[name] / 1024
+
+    def _poll(self) -> None:
+        while not self._stop.is_set():
+            try:
+                for line in self.status.read_text().splitlines():
+                    key = line.split(":", 1)[0]
+                    if key in self.kb:
+                        self.kb[key] = max(self.kb[key], int(line.split()[1]))
+            except (OSError, ValueError):
+                return  # the child is gone
+            self._stop.wait(0.05)
+
+    def __enter__(self) -> StatusPeaks:
+        self._thread.start()
+        return self
+
+    def __exit__(
+        self,
+        _type: type[BaseException] | None,
+        _value: BaseException | None,
+        _traceback: TracebackType | None,
+    ) -> None:
+        self._stop.set()
+        self._thread.join()

@@ -29,7 +29,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
@@ -37,7 +36,7 @@ import httpx
 import orjson
 
 from bench.carddav_sync import SECRET, Worker, _account_id
-from bench.core import ROOT, Context, Row, Target, fmt_ms
+from bench.core import ROOT, Context, Row, StatusPeaks, Target, fmt_ms
 from rolodex.connectors.google.connector import OTHER_FIELDS
 from rolodex.connectors.google.mapping import READ_FIELDS
 
@@ -147,30 +146,12 @@ def _first_sync(env: dict[str, str], account_id: str, log: Path) -> tuple[float,
         proc = subprocess.Popen(
             [str(BIN / "rolodex"), "sync", account_id], env=env, stdout=sink, stderr=sink
         )
-    polled = {"VmHWM": 0, "RssAnon": 0}
-    stop = threading.Event()
-
-    def poll() -> None:
-        status = Path(f"/proc/{proc.pid}/status")
-        while not stop.is_set():
-            try:
-                for line in status.read_text().splitlines():
-                    key = line.split(":", 1)[0]
-                    if key in polled:
-                        polled[key] = max(polled[key], int(line.split()[1]))
-            except (OSError, ValueError):
-                return
-            stop.wait(0.05)
-
-    poller = threading.Thread(target=poll, daemon=True)
-    poller.start()
-    code = proc.wait()
-    seconds = time.perf_counter() - t0
-    stop.set()
-    poller.join()
+    with StatusPeaks(proc.pid) as peaks:
+        code = proc.wait()
+        seconds = time.perf_counter() - t0
     if code != 0:
         raise RuntimeError(f"rolodex sync failed: {log.read_text(errors='replace')[-800:]}")
-    return seconds, polled["VmHWM"] / 1024, polled["RssAnon"] / 1024
+    return seconds, peaks.mb("VmHWM"), peaks.mb("RssAnon")
 
 
 def _incremental_floor(emulator: Emulator, floor: dict[str, object]) -> float:

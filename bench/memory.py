@@ -30,7 +30,7 @@ from pathlib import Path
 from xml.sax.saxutils import escape
 
 from bench.carddav_sync import SECRET, _account_id
-from bench.core import Context, Row, Target
+from bench.core import Context, Row, StatusPeaks, Target
 from bench.data import CACHE, generate
 from rolodex.domain.vcard import render_card
 
@@ -153,35 +153,17 @@ def _peak_via_wait4(url: str, work: Path) -> tuple[float, dict[str, float], floa
         proc = subprocess.Popen(
             [str(BIN / "rolodex"), "sync", account_id], env=env, stdout=sink, stderr=sink
         )
-    polled: dict[str, int] = {"VmHWM": 0, "RssAnon": 0, "RssFile": 0}
-    stop = threading.Event()
-
-    def poll() -> None:
-        status = Path(f"/proc/{proc.pid}/status")
-        while not stop.is_set():
-            try:
-                for line in status.read_text().splitlines():
-                    key = line.split(":", 1)[0]
-                    if key in polled:
-                        polled[key] = max(polled[key], int(line.split()[1]))
-            except (OSError, ValueError):
-                return
-            stop.wait(0.05)
-
-    poller = threading.Thread(target=poll, daemon=True)
-    poller.start()
-    _, code, usage = os.wait4(proc.pid, 0)
-    proc.returncode = os.waitstatus_to_exitcode(code)
-    seconds = time.perf_counter() - t0
-    stop.set()
-    poller.join()
+    with StatusPeaks(proc.pid, ("VmHWM", "RssAnon", "RssFile")) as peaks:
+        _, code, usage = os.wait4(proc.pid, 0)
+        proc.returncode = os.waitstatus_to_exitcode(code)
+        seconds = time.perf_counter() - t0
     if proc.returncode != 0:
         raise RuntimeError(f"rolodex sync failed: {log.read_text(errors='replace')[-800:]}")
     # ru_maxrss survives fork and exec: a child forked from a large parent (this process, after
     # the list and filter benchmarks) reports the parent's peak. VmHWM belongs to the child's
     # own address space, so it is the figure; ru_maxrss is the fallback if polling saw nothing.
-    peak_kb = polled["VmHWM"] or usage.ru_maxrss
-    return peak_kb / 1024, {k: v / 1024 for k, v in polled.items()}, seconds
+    peak_kb = peaks.kb["VmHWM"] or usage.ru_maxrss
+    return peak_kb / 1024, {k: peaks.mb(k) for k in peaks.kb}, seconds
 
 
 def run(ctx: Context) -> list[Row]:

@@ -22,7 +22,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -30,7 +29,7 @@ from typing import Any
 import httpx
 import orjson
 
-from bench.core import Context, Row, Target, fmt_ms
+from bench.core import Context, Row, StatusPeaks, Target, fmt_ms
 from rolodex.connectors.microsoft.connector import PAGE_SIZE
 
 CONTACTS_FULL = 50_000
@@ -199,29 +198,15 @@ class Worker:
     def sync(self, account_id: str) -> tuple[float, float]:
         """(seconds, peak RSS in MB of the process so far)."""
         assert self.proc.stdin is not None and self.proc.stdout is not None
-        peak = [0]
-        stop = threading.Event()
-
-        def poll() -> None:
-            status = Path(f"/proc/{self.proc.pid}/status")
-            while not stop.is_set():
-                for line in status.read_text().splitlines():
-                    if line.startswith("VmHWM:"):
-                        peak[0] = max(peak[0], int(line.split()[1]))
-                stop.wait(0.05)
-
-        poller = threading.Thread(target=poll, daemon=True)
-        poller.start()
-        t0 = time.perf_counter()
-        self.proc.stdin.write(account_id + "\n")
-        self.proc.stdin.flush()
-        answer = self.proc.stdout.readline().strip()
-        seconds = time.perf_counter() - t0
-        stop.set()
-        poller.join()
+        with StatusPeaks(self.proc.pid, ("VmHWM",)) as peaks:
+            t0 = time.perf_counter()
+            self.proc.stdin.write(account_id + "\n")
+            self.proc.stdin.flush()
+            answer = self.proc.stdout.readline().strip()
+            seconds = time.perf_counter() - t0
         if answer != "ok":
             raise RuntimeError(f"worker sync: {answer or 'exited'}")
-        return seconds, peak[0] / 1024
+        return seconds, peaks.mb("VmHWM")
 
     def close(self) -> None:
         if self.proc.stdin is not None:
