@@ -20,6 +20,7 @@ from rolodex.connectors.base import (
     RemoteItem,
     RemoteNotFound,
     TransientError,
+    WriteResult,
 )
 from rolodex.domain.account import Account
 from rolodex.domain.remote import CONTACT_OBJECT, LocalState, OutboxItem, RemoteLink
@@ -276,15 +277,7 @@ class SyncEngine:
         state: LocalState,
         collection: str,
     ) -> None:
-        # The item carries the contact id: a retried create finds the item it already made
-        # instead of making a second one. Where the provider names the item, nothing but
-        # the item itself says a create landed, so the attempt is counted before it is made.
-        maybe_exists = item.attempts > 0
-        if connector.capabilities().assigns_ids:
-            self.mirror.attempting(account.id, item)
-        result = connector.create(
-            collection, _local(state, touched=None), state.contact.id, maybe_exists=maybe_exists
-        )
+        result = self._create_item(account, connector, item, state, collection)
         if result.existed:
             # An earlier attempt made it and its reply was lost; another client may have
             # edited it since, so merge as after any precondition failure.
@@ -302,6 +295,28 @@ class SyncEngine:
             return
         self.mirror.pushed(account, item, collection, state.contact.id, result)
 
+    def _create_item(
+        self,
+        account: Account,
+        connector: Connector,
+        item: OutboxItem,
+        state: LocalState,
+        collection: str,
+    ) -> WriteResult:
+        """Make the contact's item in ``collection``, exactly once across retries.
+
+        The item carries the contact id: a retried create finds the item it already made
+        instead of making a second one. Where the provider names the item, nothing but the
+        item itself says a create landed, so the attempt is counted before it is made."""
+        if connector.capabilities().assigns_ids:
+            self.mirror.attempting(account.id, item)
+        return connector.create(
+            collection,
+            _local(state, touched=None),
+            state.contact.id,
+            maybe_exists=item.attempts > 0,
+        )
+
     def _push_move(
         self,
         account: Account,
@@ -316,14 +331,7 @@ class SyncEngine:
         ``Mirror.apply``); the Rolodex id never changes."""
         old = state.link
         assert old is not None
-        if connector.capabilities().assigns_ids:
-            self.mirror.attempting(account.id, item)
-        result = connector.create(
-            collection,
-            _local(state, touched=None),
-            state.contact.id,
-            maybe_exists=item.attempts > 0,
-        )
+        result = self._create_item(account, connector, item, state, collection)
         self._delete_whatever_changed(connector, old)  # the move stands
         self.mirror.pushed(account, item, collection, state.contact.id, result)
 
