@@ -12,6 +12,7 @@ import hmac
 import os
 import secrets
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -112,7 +113,10 @@ class ApplicationService:
             )
         return code
 
-    def token(self, body: dict[str, Any]) -> NewAccount:
+    def redeem(self, body: Mapping[str, Any], *, hosted: bool) -> dict[str, Any]:
+        """What a one-time code stands for, taken (it works once) after the application's
+        client id and secret are checked. Native-auth codes are redeemed at
+        ``/connect/token`` and hosted sign-in's at ``/oauth/token``, never the other way."""
         missing = [k for k in ("client_id", "client_secret", "code") if not body.get(k)]
         if missing:
             raise MissingFields(missing)
@@ -124,9 +128,13 @@ class ApplicationService:
             sealed = tx.auth_codes.take(hash_token(code), body["client_id"], time.time())
         if sealed is None:
             raise InvalidCode()
-        payload = self.credentials.open(sealed)
-        if payload.get("kind") == "hosted":
-            raise InvalidCode()  # a hosted sign-in's code belongs to /oauth/token
+        payload: dict[str, Any] = self.credentials.open(sealed)
+        if (payload.get("kind") == "hosted") != hosted:
+            raise InvalidCode()
+        return payload
+
+    def token(self, body: dict[str, Any]) -> NewAccount:
+        payload = self.redeem(body, hosted=False)
         return self.accounts.link(
             payload["email_address"],
             name=payload["name"],

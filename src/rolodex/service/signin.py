@@ -30,7 +30,6 @@ from rolodex.domain.errors import (
     BadCredentials,
     InvalidAccount,
     InvalidBody,
-    InvalidCode,
     InvalidSignIn,
     MissingFields,
     ProviderUnreachable,
@@ -419,17 +418,7 @@ class SignInService:
             raise MissingFields(missing)
         if body["grant_type"] != "authorization_code":
             raise InvalidBody("grant_type must be authorization_code")
-        self.application.check_client(body["client_id"], body["client_secret"])
-        code = body["code"]
-        if not isinstance(code, str):
-            raise InvalidCode()
-        with self.store.write() as tx:
-            sealed = tx.auth_codes.take(hash_token(code), body["client_id"], time.time())
-        if sealed is None:
-            raise InvalidCode()
-        payload = self.credentials.open(sealed)
-        if payload.get("kind") != "hosted":
-            raise InvalidCode()  # a native-auth code belongs to /connect/token
+        payload = self.application.redeem(body, hosted=True)
         return {
             "access_token": payload["access_token"],
             "account_id": payload["account_id"],
