@@ -428,8 +428,13 @@ class GoogleEmulator:
             self._delete(self.people, resource_name)
 
     def rekey(self, resource_name: str) -> str:
-        """Google gives the person a new resource name (linking with a profile, P §5.2);
-        the new one lists the old in ``metadata.previousResourceNames``."""
+        """Google gives the person a new resource name (linking with a profile, P §5.2):
+        PersonMetadata.previousResourceNames, "Any former resource names this person has
+        had ... The resource name may change when adding or removing fields that link a
+        contact and profile such as a verified email, verified phone number, or profile
+        URL". The new name lists the old one (on sync-token calls only, ``_render``), the
+        person's etag changes, and the old name is no longer a person: reads and writes of
+        it are 404 NOT_FOUND, as for any resource name Google does not know."""
         with self.lock:
             person = self.people.items.pop(resource_name)
             self.people.current.pop(resource_name, None)

@@ -386,3 +386,37 @@ def test_a_grant_without_other_contacts_syncs_the_rest(
     synced.sync()
     assert [c["given_name"] for c in synced.contacts()] == ["Mine"]
     assert synced.state().sync_state == "running"
+
+
+def test_an_edit_pending_while_google_rekeys_the_person_reaches_the_new_name(
+    synced: Synced,
+) -> None:
+    # The person is re-keyed at Google (linked with a profile) after the last sync, and
+    # edited here before the next one: that sync pushes first, to the old resource name,
+    # which Google no longer knows. The edit must land on the new name, with a fresh etag,
+    # merged with what Google holds: nothing lost, nothing made twice.
+    google = synced.google
+    old = google.add_person(names=[{"givenName": "Linked"}], biographies=[{"value": "note"}])
+    synced.sync()
+    linked = synced.by_name("Linked")
+    new = google.rekey(old)
+    google.edit_person(new, nicknames=[{"value": "Lin"}])  # changed there too
+    synced.svc.contacts.update(synced.account, str(linked["id"]), {"job_title": "Pending"})
+    google.clear_log()
+    synced.sync()
+    [person] = synced.people()
+    assert person["resourceName"] == new
+    assert person["organizations"][0]["title"] == "Pending"  # type: ignore[index]
+    assert person["nicknames"][0]["value"] == "Lin"  # type: ignore[index]
+    assert person["biographies"][0]["value"] == "note"  # type: ignore[index]
+    assert not google.calls("createContact")
+    assert synced.state().last_error is None
+    [contact] = synced.contacts()
+    assert contact["id"] == linked["id"]
+    assert contact["job_title"] == "Pending" and contact["nickname"] == "Lin"
+    # Settled: the next sync changes nothing on either side.
+    before = synced.log_size()
+    google.clear_log()
+    synced.sync()
+    assert synced.log_size() == before
+    assert not [c for c in google.calls() if c.method != "GET"]

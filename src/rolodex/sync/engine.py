@@ -24,6 +24,7 @@ from rolodex.connectors.base import (
 )
 from rolodex.domain.account import Account
 from rolodex.domain.remote import CONTACT_OBJECT, LocalState, OutboxItem, RemoteLink
+from rolodex.sync.groups import push_group
 from rolodex.sync.local import LocalSide
 from rolodex.sync.merge import merge
 
@@ -239,7 +240,7 @@ class SyncEngine:
     def _push_one(self, account: Account, connector: Connector, item: OutboxItem) -> None:
         self.guard()
         if item.object_type != CONTACT_OBJECT:
-            self.mirror.dropped(account.id, item)  # groups of connected accounts are read-only
+            push_group(self.mirror, connector, account, item)
             return
         if item.operation == "delete":
             self._push_delete(account, connector, item)
@@ -261,13 +262,40 @@ class SyncEngine:
         try:
             result = connector.update(link.remote_id, link.etag, local, link.raw)
         except RemoteNotFound:
-            # Deleted there, edited here: the edit wins and the contact is made again.
-            self._push_create(account, connector, item, state, link.collection)
+            self._push_not_found(account, connector, item, state)
             return
         except PreconditionFailed:
             self._push_merged(account, connector, item, state)
             return
         self.mirror.pushed(account, item, link.collection, link.uid, result)
+
+    def _push_not_found(
+        self, account: Account, connector: Connector, item: OutboxItem, state: LocalState
+    ) -> None:
+        """The item is not where the link says: deleted there, or given a new id (Google
+        re-keys a person linked with a profile, and names the old resource name in its
+        changes). The collection's changes say which, so they are pulled now. A new id moves
+        the link, and the edit is merged into what the provider holds there (the etag
+        changed with the id); a deletion drops the link, and the edit wins: the contact is
+        made again. While the changes say neither (a provider's changes may lag its
+        writes), the write waits rather than make a second copy of the contact."""
+        gone = state.link
+        assert gone is not None
+        collection = next((c for c in connector.collections() if c.id == gone.collection), None)
+        if collection is not None:
+            self.pull(account, connector, collection, SyncReport())
+        fresh = self.mirror.local_state(account.id, item.object_id)
+        if fresh is None:
+            self.mirror.dropped(account.id, item)  # deleted here meanwhile
+        elif fresh.link is None:
+            self._push_create(account, connector, item, fresh, gone.collection)
+        elif fresh.link.remote_id != gone.remote_id:
+            self._push_merged(account, connector, item, fresh)
+        else:
+            raise TransientError(
+                f"{gone.remote_id} is gone at the provider, and its changes do not say yet "
+                "whether it was deleted or given a new id"
+            )
 
     def _push_create(
         self,
