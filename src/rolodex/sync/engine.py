@@ -24,7 +24,6 @@ from rolodex.connectors.base import (
 )
 from rolodex.domain.account import Account
 from rolodex.domain.remote import CONTACT_OBJECT, LocalState, OutboxItem, RemoteLink
-from rolodex.sync.groups import push_group
 from rolodex.sync.local import LocalSide
 from rolodex.sync.merge import merge
 
@@ -240,7 +239,7 @@ class SyncEngine:
     def _push_one(self, account: Account, connector: Connector, item: OutboxItem) -> None:
         self.guard()
         if item.object_type != CONTACT_OBJECT:
-            push_group(self.mirror, connector, account, item)
+            self.mirror.dropped(account.id, item)  # groups of connected accounts are read-only
             return
         if item.operation == "delete":
             self._push_delete(account, connector, item)
