@@ -111,9 +111,9 @@ class Settings:
         )
     )
 
-    # Rate limits (rolodex.api.ratelimit), per API process: v2's per account (token) per
-    # endpoint per second, per application per endpoint per second, concurrent list and
-    # delta requests per account; and stricter ones per client address: failed
+    # Rate limits (rolodex.api.ratelimit): v2's per account (token) per endpoint per
+    # second, per application per endpoint per second, concurrent list and delta requests
+    # per account (per process); and stricter ones per client address: failed
     # authentications and /connect/* calls per minute. ROLODEX_RATE_LIMITS=off disables all.
     rate_limits: bool = field(
         default_factory=lambda: (
@@ -137,6 +137,12 @@ class Settings:
     )
     rate_limit_connect: int = field(
         default_factory=lambda: int(_env("ROLODEX_RATE_LIMIT_CONNECT", "30"))
+    )
+    # How often each API process adds its counts to the database's and reads the sums
+    # (rolodex.api.sharedcounts; PostgreSQL only), in seconds; 0 counts in each process
+    # alone.
+    rate_limit_share_seconds: float = field(
+        default_factory=lambda: float(_env("ROLODEX_RATE_LIMIT_SHARE_SECONDS", "0.1"))
     )
 
     # The overall deadline for checking a provider's settings (POST /connect/authorize,

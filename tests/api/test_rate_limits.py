@@ -19,6 +19,9 @@ from tests.conftest import App
 
 
 def limited_app(app: App, **limits: Any) -> TestClient:
+    """An app of its own with rate limits on, counting alone (the session's store is
+    shared by every test; tests/api/test_shared_rate_limits.py shares counts)."""
+    limits.setdefault("rate_limit_share_seconds", 0)
     settings = dataclasses.replace(app.settings, rate_limits=True, **limits)
     return TestClient(create_app(settings, app.store))
 

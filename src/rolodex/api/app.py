@@ -92,7 +92,7 @@ def create_app(
     _document_request_bodies(app)
     # Outermost: every request is counted, rate-limited and gets its request id, fast reads
     # included.
-    limits = RateLimits(settings) if settings.rate_limits else None
+    limits = RateLimits(settings, store) if settings.rate_limits else None
     return Observed(FastReads(app, svc) if fast_reads else app, store, limits)
 
 

@@ -76,7 +76,7 @@ class Observed:
         slot = None
         try:
             if self.limits is not None:
-                admitted = self.limits.admit(scope, time.monotonic())
+                admitted = self.limits.admit(scope, time.time())
                 if admitted is not None and len(admitted) == 3:
                     limit, allowed, reset = admitted
                     route = _route(scope, method, path)
@@ -91,7 +91,7 @@ class Observed:
                 route = _route(scope, method, path)
         finally:
             if self.limits is not None:
-                self.limits.finish(scope, slot, status, time.monotonic())
+                self.limits.finish(scope, slot, status, time.time())
             REQUEST_ID.reset(context)
             elapsed = time.perf_counter() - started
             HTTP.record(method, route, status, elapsed)

@@ -12,20 +12,23 @@ against guessing and against the routes that make the server reach out:
 
 Over a limit: 429 in the v2 error shape with ``X-RateLimit-Limit`` and ``X-RateLimit-Reset``
 (seconds until the window resets; also ``Retry-After``). Windows are fixed (a second, a
-minute) and counted in this process: N API processes allow N times as much. The cost on a
-hot read is a header scan and a few dictionary updates.
+minute, on the wall clock). On PostgreSQL the counts are shared by every API process
+(``rolodex.api.sharedcounts``, off the request path), so N processes on any number of hosts
+are held to one limit; on SQLite, and for concurrency, they are counted per process. The
+cost on a hot read is a header scan and a few dictionary updates.
 """
 
 from __future__ import annotations
 
 import math
-from typing import Any
 
 import orjson
 
 from rolodex.api.fastpath import Scope, Send
+from rolodex.api.sharedcounts import Counts, SharedCounts
 from rolodex.config import Settings
 from rolodex.metrics import RATE_LIMITED
+from rolodex.store import Store
 
 # Path segments that name a route rather than an object: anything else is an id.
 _STATIC = frozenset(
@@ -54,7 +57,6 @@ _STATIC = frozenset(
     }
 )
 _APPLICATION_ROUTES = ("/connect/", "/oauth/")
-_PRUNE_AT = 50_000
 
 
 def endpoint(method: str, path: str) -> str:
@@ -73,22 +75,29 @@ Slot = tuple[bytes, str]
 class RateLimits:
     """The limits' counters; ``rolodex.api.observe`` asks ``admit`` before a request and
     tells ``finish`` after it (one layer for both: a layer of its own cost the hot reads
-    a coroutine and a send wrapper more)."""
+    a coroutine and a send wrapper more). With a ``store``, the counts are shared with the
+    other processes of that database (``rolodex.api.sharedcounts``); ``now`` is wall-clock
+    time, the same in every process."""
 
-    def __init__(self, settings: Settings) -> None:
-        self.per_account = settings.rate_limit_account
-        self.per_application = settings.rate_limit_application
+    def __init__(self, settings: Settings, store: Store | None = None) -> None:
+        self.account = Counts("account", settings.rate_limit_account, 1)
+        self.application = Counts("application", settings.rate_limit_application, 1)
+        self.connect = Counts("connect", settings.rate_limit_connect, 60)
+        self.auth_failures = Counts("auth", settings.rate_limit_auth_failures, 60, urgent=True)
         self.concurrency = {
             "GET /contacts": settings.rate_limit_list_concurrency,
             "GET /delta/longpoll": settings.rate_limit_delta_concurrency,
             "GET /delta/streaming": settings.rate_limit_delta_concurrency,
         }
-        self.auth_failures = settings.rate_limit_auth_failures
-        self.per_connect = settings.rate_limit_connect
-        # key -> [window (whole seconds, or the minute's end), count]
-        self._second: dict[Any, list[float]] = {}
-        self._minute: dict[Any, list[float]] = {}
         self._in_flight: dict[Slot, int] = {}
+        self.shared: SharedCounts | None = None
+        tick = settings.rate_limit_share_seconds
+        # Shared on PostgreSQL only. On SQLite any commit changes the file that tells a
+        # cached read that nothing changed (rolodex.store.walstamp): counts written there
+        # ten times a second cost the hot reads a quarter of their rate.
+        if store is not None and tick > 0 and not store.is_sqlite:
+            counts = [self.account, self.application, self.connect, self.auth_failures]
+            self.shared = SharedCounts(store, counts, tick)
 
     def admit(self, scope: Scope, now: float) -> tuple[str, int, float] | Slot | None:
         """A refusal (which limit, its value, seconds until it resets), or the slot the
@@ -96,9 +105,9 @@ class RateLimits:
         path: str = scope["path"]
         client = scope.get("client")
         address = client[0] if client else ""
-        failures = self._minute.get(address)
-        if failures is not None and failures[1] >= self.auth_failures and failures[0] > now:
-            return "auth_failures", self.auth_failures, failures[0] - now
+        wait = self.auth_failures.reached(address, now)
+        if wait is not None:
+            return "auth_failures", self.auth_failures.limit, wait
         name = endpoint(scope["method"], path)
         authorization = b""
         for header, value in scope["headers"]:
@@ -111,19 +120,19 @@ class RateLimits:
             # (a sign-in reads three to five of them; many users may share one address
             # behind a NAT) count only toward the application's limit.
             if scope["method"] != "GET" or not path.startswith("/oauth/"):
-                wait = self._per_minute(("connect", address, name), self.per_connect, now)
+                wait = self.connect.add((address, name), now)
                 if wait is not None:
-                    return "connect", self.per_connect, wait
-            wait = self._per_second(name, self.per_application, now)
+                    return "connect", self.connect.limit, wait
+            wait = self.application.add(name, now)
             if wait is not None:
-                return "application", self.per_application, wait
+                return "application", self.application.limit, wait
             return None
         if not authorization:
             return None
         key = (authorization, name)
-        wait = self._per_second(key, self.per_account, now)
+        wait = self.account.add(key, now)
         if wait is not None:
-            return "account", self.per_account, wait
+            return "account", self.account.limit, wait
         most = self.concurrency.get(name)
         if most is None:
             return None
@@ -142,33 +151,13 @@ class RateLimits:
                 del self._in_flight[slot]
         if status == 401:
             client = scope.get("client")
-            self._per_minute(client[0] if client else "", self.auth_failures, now)
+            self.auth_failures.add(client[0] if client else "", now)
+            if self.shared is not None:
+                self.shared.urgent()  # the other processes learn of it at once
 
-    def _per_second(self, key: Any, limit: int, now: float) -> float | None:
-        """None if the request is within ``limit`` this second, else seconds to wait."""
-        window = math.floor(now)
-        entry = self._second.get(key)
-        if entry is None or entry[0] != window:
-            if len(self._second) > _PRUNE_AT:
-                self._second = {k: v for k, v in self._second.items() if v[0] == window}
-            self._second[key] = [window, 1]
-            return None
-        entry[1] += 1
-        if entry[1] > limit:
-            return window + 1 - now
-        return None
-
-    def _per_minute(self, key: Any, limit: int, now: float) -> float | None:
-        entry = self._minute.get(key)
-        if entry is None or entry[0] <= now:
-            if len(self._minute) > _PRUNE_AT:
-                self._minute = {k: v for k, v in self._minute.items() if v[0] > now}
-            self._minute[key] = [now + 60.0, 1]
-            return None
-        entry[1] += 1
-        if entry[1] > limit:
-            return entry[0] - now
-        return None
+    def close(self) -> None:
+        if self.shared is not None:
+            self.shared.close()
 
 
 async def refuse(send: Send, limit: str, allowed: int, reset: float) -> None:

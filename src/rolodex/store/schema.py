@@ -266,3 +266,18 @@ settings = Table(
     Column("key", String(200), primary_key=True),
     Column("value", Text, nullable=False),
 )
+
+# Rate-limit counts that every API process adds its own to (rolodex.api.sharedcounts, on
+# PostgreSQL), so that N processes on any number of hosts are held to one limit: how many
+# requests a limit's key (a hash of an account's token and endpoint...; a client address
+# as it is) had in the window ending at ``window_end``, summed over the processes. The
+# processes alive are rows too (key ``process:<id>``, until ``window_end``). Rows of
+# windows past are removed.
+rate_limit_counts = Table(
+    "rate_limit_counts",
+    metadata,
+    Column("window_end", BigInteger, nullable=False),
+    Column("key", String(64), nullable=False),
+    Column("count", BigInteger, nullable=False),
+    PrimaryKeyConstraint("window_end", "key"),
+)
