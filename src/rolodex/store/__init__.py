@@ -48,7 +48,6 @@ from rolodex.store.database import (
 from rolodex.store.groups import GroupRepository
 from rolodex.store.locks import generation, lock_account
 from rolodex.store.notify import AccountVersions, libpq_dsn
-from rolodex.store.nowait import may_wait
 from rolodex.store.pictures import PictureRepository
 from rolodex.store.ratecounts import RateCountRepository
 from rolodex.store.remotes import RemoteRepository
@@ -101,7 +100,6 @@ class Store:
     def write(self, account_id: str | None = None) -> Iterator[Tx]:
         """A write transaction; with ``account_id``, that account's row is locked first
         (the lock order above), and a missing account raises ``NoSuchAccount``."""
-        may_wait()
         if account_id is None:
             with write_connection(self.engine) as conn:
                 yield Tx(conn)
@@ -119,13 +117,11 @@ class Store:
     def brief_write(self) -> Iterator[Tx]:
         """A write of rows of its own that gives up (``Busy``) rather than wait for other
         writers (``brief_write_connection``)."""
-        may_wait()
         with brief_write_connection(self.engine) as conn:
             yield Tx(conn)
 
     @contextmanager
     def read(self) -> Iterator[Tx]:
-        may_wait()
         with read_connection(self.engine) as conn:
             yield Tx(conn)
 
