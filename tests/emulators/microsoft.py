@@ -236,6 +236,7 @@ class GraphEmulator:
         self.duplicates = False  # every delta page is sent again as part of the next one
         self.replay_next_round = False  # the next round from a deltaLink replays everything
         self.empty_first_page = False  # a round begins with an empty nextLink page
+        self.folder_page_size: int | None = None  # server-side paging of folder lists
         self.faults: list[Fault] = []
         self.requests: list[Logged] = []
         self.in_flight = 0
@@ -853,9 +854,15 @@ class GraphEmulator:
         return _json(_folder_json(self.folders[folder_id]), status=201)
 
     def _folder_list(self, request: Request, parent: str, query: dict[str, str]) -> Response:
-        # Collections page at 10 by default (PR M8) with an @odata.nextLink ($skip).
+        # Collections page at 10 by default (PR M8) with an @odata.nextLink ($skip). The
+        # server may also page on its own, below the $top asked for (DOC paging, "Paging
+        # Microsoft Graph data": results come in pages "due to server-side paging or due to
+        # the use of the $top query parameter"; a client follows @odata.nextLink until
+        # there is none): ``folder_page_size``.
         children = [f for f in self.folders.values() if f.parent == parent]
         top = _int(query.get("$top"), DEFAULT_PAGE, MAX_PAGE)
+        if self.folder_page_size is not None:
+            top = min(top, self.folder_page_size)
         skip = _int(query.get("$skip"), 0, 10**9)
         page: dict[str, Any] = {"value": [_folder_json(f) for f in children[skip : skip + top]]}
         if skip + top < len(children):

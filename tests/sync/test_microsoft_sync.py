@@ -350,3 +350,69 @@ def test_a_lost_create_reply_during_the_first_sync_is_not_taken_for_a_new_contac
     synced.sync()
     assert sorted(c["given_name"] for c in synced.contacts()) == ["Early", "Outlook"]
     assert sorted(c.props["givenName"] for c in graph.contacts.values()) == ["Early", "Outlook"]
+
+
+def _folders_with_contacts(graph: GraphEmulator) -> dict[str, str]:
+    friends = graph.add_folder("Friends")
+    close = graph.add_folder("Close", parent=friends)
+    work = graph.add_folder("Work")
+    graph.add_contact({"givenName": "Ann"})
+    graph.add_contact({"givenName": "Bob"}, folder=friends)
+    graph.add_contact({"givenName": "Cyd"}, folder=close)
+    graph.add_contact({"givenName": "Dan"}, folder=work)
+    return {"friends": friends, "close": close, "work": work}
+
+
+def _paths(synced: Synced) -> dict[str, list[str]]:
+    return {
+        str(c["given_name"]): [g["path"] for g in c["groups"]] for c in synced.contacts()
+    }
+
+
+EVERYONE = {
+    "Ann": ["Contacts"],
+    "Bob": ["Contacts/Friends"],
+    "Cyd": ["Contacts/Friends/Close"],
+    "Dan": ["Contacts/Work"],
+}
+
+
+def test_folder_lists_paged_by_the_server_are_read_whole(synced: Synced) -> None:
+    graph = synced.graph
+    graph.folder_page_size = 1  # every folder list comes one folder a page, with nextLinks
+    folders = _folders_with_contacts(graph)
+    graph.add_folder("Other", parent=folders["friends"])
+    synced.sync()
+    synced.sync()
+    assert _paths(synced) == EVERYONE
+    assert graph.graph_requests("GET", "$skip=")  # the pages were followed
+    graph.delete_folder(folders["close"])  # a real deletion is still noticed
+    synced.sync()
+    assert _paths(synced) == {k: v for k, v in EVERYONE.items() if k != "Cyd"}
+
+
+@pytest.mark.parametrize("status", [503, 500, 404])
+def test_a_folder_list_that_fails_part_way_deletes_nothing(synced: Synced, status: int) -> None:
+    # One childFolders call fails (past the client's retries; a 404: the folder seemed to
+    # vanish between the listing of its parent and its own): the listing is incomplete, so
+    # it cannot say that any folder was deleted. Only a complete, successful one may.
+    graph = synced.graph
+    folders = _folders_with_contacts(graph)
+    synced.sync()
+    groups = {g.path: g.id for g in synced.svc.groups.list(synced.account)}
+    graph.fail(
+        status,
+        path_contains=f"/contactFolders/{folders['friends']}/childFolders",
+        times=10,
+        retry_after="0",
+    )
+    with pytest.raises(SyncFailed):
+        synced.sync()
+    assert _paths(synced) == EVERYONE
+    assert {g.path: g.id for g in synced.svc.groups.list(synced.account)} == groups
+    account = synced.svc.accounts.get(synced.account.id)
+    assert account.last_error is not None and "unexpectedly" not in account.last_error
+    graph.faults.clear()
+    synced.sync()
+    assert _paths(synced) == EVERYONE
+    assert {g.path: g.id for g in synced.svc.groups.list(synced.account)} == groups

@@ -94,6 +94,9 @@ class MicrosoftConnector:
     # --- Folders ------------------------------------------------------------------------------
 
     def _load_folders(self) -> dict[str, Folder]:
+        """Every folder, or an error: never part of them. The engine takes a folder that
+        ``collections`` does not list for one deleted in Outlook, and deletes its contacts
+        here, so a listing with a page or a level missing must fail as a whole."""
         folders = {DEFAULT: Folder(DEFAULT, DEFAULT_NAME, DEFAULT_NAME)}
         # Breadth first: the folders under the default one, then each level's childFolders,
         # the folders of a level listed side by side (4 at a time, the mailbox's limit).
@@ -113,18 +116,27 @@ class MicrosoftConnector:
                     folder = Folder(folder_id, name, f"{parent_path}/{name}")
                     folders[folder_id] = folder
                     found.append(folder)
-                children = pool.map(
-                    lambda f: self._client.pages(
-                        f"/me/contactFolders/{_seg(f.id)}/childFolders", {"$top": "100"}
-                    ),
-                    found,
-                )
+                children = pool.map(self._children, found)
                 level = [
                     (child, folder.path)
                     for folder, items in zip(found, children, strict=True)
                     for child in items
                 ]
         return folders
+
+    def _children(self, folder: Folder) -> list[dict[str, Any]]:
+        """The folders right under ``folder``, every page of them. A folder gone by now
+        (deleted between the listing of its parent and its own) leaves this listing
+        without whatever was under it, which must not read as their deletion: transient,
+        and the next sync lists again."""
+        try:
+            return self._client.pages(
+                f"/me/contactFolders/{_seg(folder.id)}/childFolders", {"$top": "100"}
+            )
+        except RemoteNotFound:
+            raise TransientError(
+                f"the contact folder {folder.path} went away while the folders were listed"
+            ) from None
 
     def _folder_map(self, refresh: bool = False) -> dict[str, Folder]:
         if self._folders is None or refresh:
