@@ -101,7 +101,8 @@ def test_public_attributes(provider: str, label: str, max_groups: int | None) ->
     profile = profile_for(provider)
     assert profile.label == label
     assert profile.max_groups_per_contact == max_groups
-    assert profile.groups_writable is True
+    # CardDAV groups are names on cards: nothing to write by itself.
+    assert profile.groups_writable is (provider != "carddav")
 
 
 @pytest.mark.parametrize("provider", PROVIDERS)
@@ -493,6 +494,7 @@ def test_google_groups_are_labels_without_limit() -> None:
         "max_per_contact": None,
         "nested": False,
         "writable": True,
+        "fixed": ["Coworkers", "Family", "Friends", "Starred"],
     }
 
 
@@ -738,6 +740,7 @@ def test_capabilities_describe_the_exchange_rules() -> None:
         "max_per_contact": 1,
         "nested": True,
         "writable": True,
+        "fixed": [],
     }
     phones_caps = caps["lists"]["phone_numbers"]
     assert phones_caps["types"]["null_allowed"] is False

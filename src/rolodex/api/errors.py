@@ -63,6 +63,8 @@ def describe(exc: Exception) -> tuple[int, dict[str, Any]]:
                 f"Groups of {provider} accounts live at the provider and cannot be changed "
                 "through this API"
             )
+        case e.FixedGroup(name=name, reason=reason):
+            return 400, _body(f"The group {name!r} cannot be renamed or deleted: {reason}")
         case ContactChanged(contact_id=cid):
             return 412, _body(
                 f"Contact {cid} has changed since the version If-Match names; read it again"

@@ -101,6 +101,14 @@ class GroupsNotWritable(RolodexError):
 
 
 @dataclass
+class FixedGroup(RolodexError):
+    """A group the provider keeps itself (a system group, the default folder)."""
+
+    name: str
+    reason: str
+
+
+@dataclass
 class DuplicateGroupName(RolodexError):
     name: str
 

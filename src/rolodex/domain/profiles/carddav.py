@@ -14,4 +14,7 @@ PROFILE = Profile(
     label="CardDAV",
     order=4,
     groups=GroupModel(model="categories", max_per_contact=None, nested=False),
+    # A group is a name on cards (or a group card): there is no group item to create,
+    # rename or delete by itself, so groups change only through the contacts' ``groups``.
+    groups_writable=False,
 )

@@ -13,11 +13,20 @@ from __future__ import annotations
 
 from rolodex.domain.profiles.rules import GroupModel, ListRule, Profile
 
+SYSTEM_GROUP = "it is one of Google's system groups, which only Google can change"
+
 PROFILE = Profile(
     provider="google",
     label="Google",
     order=1,
-    groups=GroupModel(model="labels", max_per_contact=None, nested=False),
+    groups=GroupModel(
+        model="labels",
+        max_per_contact=None,
+        nested=False,
+        # Google's system groups, by the names contacts show them with (P §3): Google
+        # refuses to rename or delete them.
+        fixed={name: SYSTEM_GROUP for name in ("Starred", "Friends", "Family", "Coworkers")},
+    ),
     lists={
         "phone_numbers": ListRule(
             types={

@@ -20,7 +20,16 @@ PROFILE = Profile(
     provider="microsoft",
     label="Microsoft 365",
     order=2,
-    groups=GroupModel(model="folders", max_per_contact=1, nested=True),
+    groups=GroupModel(
+        model="folders",
+        max_per_contact=1,
+        nested=True,
+        # The mailbox's default folder cannot be deleted (DOC contactfolder-delete: "other
+        # than the default contactFolder"), and it is where the contacts of a deleted
+        # folder go, since deleting an Outlook folder deletes the contacts in it.
+        fixed={"Contacts": "it is the mailbox's default contact folder"},
+        default="Contacts",
+    ),
     pictures_deletable=False,
     lists={
         "emails": ListRule(max_items=3),

@@ -95,6 +95,15 @@ class GroupModel:
     model: GroupModelName
     max_per_contact: int | None
     nested: bool
+    # Groups the provider itself keeps (Google's system groups, the mailbox's default
+    # folder), by path, with why: they cannot be renamed or deleted through the API.
+    fixed: Mapping[str, str] = field(default_factory=dict)
+    # Where every contact must be in one group (a folder), the group that takes the
+    # contacts of a group that is deleted, by path; None: they are simply left without it.
+    default: str | None = None
+
+    def why_fixed(self, path: str) -> str | None:
+        return self.fixed.get(path)
 
 
 @dataclass(frozen=True)
@@ -108,6 +117,8 @@ class Profile:
     groups: GroupModel
     lists: Mapping[str, ListRule] = field(default_factory=dict)
     unsupported: frozenset[str] = frozenset()
+    # Whether groups can be created, renamed and deleted through the API; for a connected
+    # account the write then goes to the provider (the outbox), like a contact's.
     groups_writable: bool = True
     # Whether a contact's picture can be removed once set (Microsoft Graph has no way to
     # delete a contact photo: a removal is refused rather than left undone there).
@@ -313,6 +324,7 @@ class Profile:
                 "max_per_contact": self.groups.max_per_contact,
                 "nested": self.groups.nested,
                 "writable": self.groups_writable,
+                "fixed": sorted(self.groups.fixed) if self.groups_writable else [],
             },
             "pictures": {"deletable": self.pictures_deletable},
         }
