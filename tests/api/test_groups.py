@@ -120,3 +120,78 @@ def test_connected_provider_accounts_refuse_group_writes(app: App) -> None:
         assert response.status_code == 400, response.text
         assert "cannot be changed" in response.json()["message"]
     assert client.get("/contacts/groups", headers=headers).json() == []
+
+
+def _connected(app: App, provider: str, connection: dict[str, str]) -> tuple[Any, dict[str, str]]:
+    from rolodex.service.accounts import AccountService
+
+    created = AccountService(app.store, CredentialBox.from_settings(app.settings)).create(
+        f"{provider}@example.com", provider=provider, connection=connection
+    )
+    assert created.account.is_connected
+    return created.account, {"Authorization": f"Bearer {created.access_token}"}
+
+
+GOOGLE = {
+    "google_client_id": "id",
+    "google_client_secret": "secret",
+    "google_refresh_token": "refresh",
+}
+
+
+def test_connected_google_accounts_write_groups_through_the_outbox(app: App) -> None:
+    account, headers = _connected(app, "google", GOOGLE)
+    client = app.client
+    made = client.post("/contacts/groups", json={"name": "Team"}, headers=headers)
+    assert made.status_code == 200, made.text
+    group = made.json()
+    assert (group["name"], group["path"]) == ("Team", "Team")
+    renamed = client.put(f"/contacts/groups/{group['id']}", json={"name": "Crew"}, headers=headers)
+    assert renamed.status_code == 200 and renamed.json()["name"] == "Crew"
+    assert client.delete(f"/contacts/groups/{group['id']}", headers=headers).status_code == 200
+    with app.store.read() as tx:
+        waiting = tx.outbox.pending(account.id, now=float("inf"))
+    assert [(i.object_type, i.object_id, i.operation) for i in waiting] == [
+        ("contact_group", group["id"], "create"),
+        ("contact_group", group["id"], "update"),
+        ("contact_group", group["id"], "delete"),
+    ]
+
+
+def test_groups_the_provider_keeps_are_refused_with_the_reason(app: App) -> None:
+    from rolodex.domain.contact import ContactFields
+    from rolodex.domain.remote import RemoteContact
+    from rolodex.service.mirror import Mirror
+
+    account, headers = _connected(app, "google", GOOGLE)
+    # A sync brought a contact starred at Google.
+    person = RemoteContact("people/c1", "e1", "people/me", ContactFields(), ("Starred",))
+    Mirror(app.store).apply(account, [person])
+    (starred,) = app.client.get("/contacts/groups", headers=headers).json()
+    for method in ("PUT", "DELETE"):
+        response = app.client.request(
+            method, f"/contacts/groups/{starred['id']}", json={"name": "Stars"}, headers=headers
+        )
+        assert response.status_code == 400, response.text
+        body = response.json()
+        assert body["type"] == "invalid_request_error"
+        assert "'Starred' cannot be renamed or deleted" in body["message"]
+        assert "Google's system groups" in body["message"]
+    with app.store.read() as tx:
+        assert tx.outbox.count(account.id) == 0
+
+
+def test_microsoft_groups_are_folders_in_the_default_one(app: App) -> None:
+    _account, headers = _connected(
+        app,
+        "microsoft",
+        {
+            "microsoft_client_id": "id",
+            "microsoft_client_secret": "secret",
+            "microsoft_refresh_token": "refresh",
+            "redirect_uri": "http://localhost/cb",
+        },
+    )
+    made = app.client.post("/contacts/groups", json={"name": "Friends"}, headers=headers)
+    assert made.status_code == 200, made.text
+    assert (made.json()["name"], made.json()["path"]) == ("Friends", "Contacts/Friends")

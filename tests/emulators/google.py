@@ -475,6 +475,20 @@ class GoogleEmulator:
         with self.lock:
             return self._create_group({"name": name})["resourceName"]  # type: ignore[no-any-return]
 
+    def user_groups(self) -> dict[str, dict[str, Any]]:
+        """The user's contact groups (not the system ones), by name, as copies."""
+        with self.lock:
+            return {
+                g["name"]: orjson.loads(orjson.dumps(g))
+                for g in self.groups.items.values()
+                if g["groupType"] == "USER_CONTACT_GROUP"
+            }
+
+    def edit_group(self, resource_name: str, **fields: Any) -> None:
+        """Another client changes a group (its name, its clientData): a new etag."""
+        with self.lock:
+            self._put_group(resource_name, {**self.groups.items[resource_name], **fields})
+
     def photo_of(self, resource_name: str) -> bytes | None:
         with self.lock:
             key = self.people.items[resource_name].get("_photo")
@@ -1205,6 +1219,10 @@ class GoogleEmulator:
                 return {"person": self._render(person, fields, base)} if fields else {}
             raise not_found()
         if rest == "contactGroups" and method == "POST":
+            # contactGroups.create: POST /v1/contactGroups {contactGroup, readGroupFields};
+            # "Created contact group names must be unique to the users contact groups.
+            # Attempting to create a group with a duplicate name will return a HTTP 409
+            # error." (developers.google.com/people/api/rest/v1/contactGroups/create)
             fields = _mask(
                 data.get("readGroupFields"), GROUP_FIELDS, "readGroupFields", required=False
             )
@@ -1223,6 +1241,10 @@ class GoogleEmulator:
             if group["groupType"] == "SYSTEM_CONTACT_GROUP":
                 raise invalid("Cannot modify a system contact group.")
             if method == "PUT":
+                # contactGroups.update: PUT /v1/{contactGroup.resourceName} {contactGroup,
+                # updateGroupFields (default "name"), readGroupFields}; a duplicate name is
+                # 409 as on create (developers.google.com/people/api/rest/v1/contactGroups/
+                # update); a stale etag the FAILED_PRECONDITION of every People write.
                 given = data.get("contactGroup") or {}
                 mask = _mask(
                     data.get("updateGroupFields") or "name",
@@ -1252,6 +1274,10 @@ class GoogleEmulator:
                 )
                 return self._render_group(group, fields or list(DEFAULT_GROUP_FIELDS), None)
             if method == "DELETE":
+                # contactGroups.delete: "deleteContacts: Optional. Set to true to also delete
+                # the contacts in the specified group." (developers.google.com/people/api/
+                # rest/v1/contactGroups/delete); otherwise they stay and only lose the
+                # membership (inferred: the group is gone).
                 delete_contacts = q.get("deleteContacts", "false").lower() == "true"
                 for rn, person in list(self.people.items.items()):
                     if _in_group(person, rest):

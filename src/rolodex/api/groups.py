@@ -1,4 +1,6 @@
-"""Contact groups: the v2 list, plus writes beyond v2 for groups that live in Rolodex."""
+"""Contact groups: the v2 list, plus writes beyond v2: in Rolodex, and at the provider for
+connected accounts whose groups can be written there (Google contact groups, Microsoft
+contact folders; ``rolodex.service.groups``)."""
 
 from __future__ import annotations
 
@@ -36,7 +38,12 @@ def list_groups(
 @router.post(
     "/contacts/groups",
     summary="Create a contact group (beyond v2)",
-    description="For accounts whose groups live in Rolodex (local and sandbox accounts).",
+    description=(
+        "Local and sandbox accounts; Google accounts (a contact group) and Microsoft "
+        "accounts (a contact folder inside the default one, `path` `Contacts/<name>`), "
+        "where the group is made at the provider by the next sync. CardDAV groups are "
+        "names on contacts and are set through a contact's `group`: 400."
+    ),
     responses={
         200: {"model": schemas.ContactGroup},
         409: {"model": schemas.Error},
@@ -55,6 +62,10 @@ def create_group(
 @router.put(
     "/contacts/groups/{group_id}",
     summary="Rename a contact group (beyond v2)",
+    description=(
+        "At the provider too for Google and Microsoft accounts. Groups the provider keeps "
+        "itself (Google's system groups, the mailbox's default folder) are a 400."
+    ),
     responses={
         200: {"model": schemas.ContactGroup},
         409: {"model": schemas.Error},
@@ -74,7 +85,11 @@ def rename_group(
 @router.delete(
     "/contacts/groups/{group_id}",
     summary="Delete a contact group (beyond v2)",
-    description="Removes the group and its memberships; the contacts stay.",
+    description=(
+        "Removes the group and its memberships; the contacts stay. A Microsoft folder's "
+        "contacts move to the default folder first (deleting an Outlook folder deletes the "
+        "contacts in it); a folder holding other folders is a 400."
+    ),
     responses={200: {"description": "Deleted; the body is `{}`"}, **schemas.ERRORS},
 )
 def delete_group(

@@ -20,6 +20,7 @@ from rolodex.domain.remote import (
     ChangeSet,
     Collection,
     LocalContact,
+    LocalGroup,
     RemoteContact,
     RemoteGroup,
     RemoteItem,
@@ -86,6 +87,7 @@ __all__ = [
     "CursorExpired",
     "InvalidCredentials",
     "LocalContact",
+    "LocalGroup",
     "PermanentError",
     "PreconditionFailed",
     "Provider",
@@ -161,6 +163,26 @@ class Connector(Protocol):
 
     def delete(self, remote_id: str, etag: str) -> None:
         """Raises ``PreconditionFailed``; deleting an item already gone is not an error."""
+
+    # Groups that are items of their own at the provider (``Profile.groups_writable``): the
+    # API's group writes, delivered from the outbox. A connector whose groups cannot be
+    # written raises ``PermanentError``.
+
+    def create_group(self, group: LocalGroup) -> WriteResult:
+        """Make the group; answer its provider id (``LocalGroup.remote_id``). A group of
+        that name already there (group names are unique at Google and within a folder at
+        Graph) is the one an earlier attempt made, its reply lost, or one made there
+        meanwhile: it is answered (``existed=True``), never made twice."""
+
+    def rename_group(self, group: LocalGroup) -> WriteResult:
+        """Rename the group ``group.remote_id`` to ``group.name``. The name is all a rename
+        writes, so a stale etag is re-read and the rename retried. Raises
+        ``RemoteNotFound``."""
+
+    def delete_group(self, group: LocalGroup) -> None:
+        """Delete the group ``group.remote_id`` and never its contacts: a provider that
+        would delete them with it (a Graph folder) refuses while it holds any. Deleting a
+        group already gone is not an error."""
 
     def close(self) -> None: ...
 

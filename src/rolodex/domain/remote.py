@@ -119,6 +119,21 @@ class LocalContact:
 
 
 @dataclass(frozen=True)
+class LocalGroup:
+    """A group the sync engine asks a connector to create, rename or delete at the provider
+    (for providers whose groups are items of their own: Google contact groups, Graph
+    contact folders)."""
+
+    name: str
+    path: str  # where it sits among nested groups ("Contacts/Friends"); the name if flat
+    # The provider's id of the group, as the connector answered it when the group was made
+    # or read (a Google label's name there, which is unique and how contacts name it; a
+    # Graph folder's id); None: not at the provider yet.
+    remote_id: str | None = None
+    etag: str | None = None
+
+
+@dataclass(frozen=True)
 class WriteResult:
     remote_id: str
     etag: str

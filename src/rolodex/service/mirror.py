@@ -22,6 +22,7 @@ from rolodex.domain.errors import LeaseLost, NoSuchContact, NoSuchPicture
 from rolodex.domain.ids import new_id
 from rolodex.domain.profiles import profile_for
 from rolodex.domain.remote import (
+    LocalGroup,
     LocalState,
     OutboxItem,
     RemoteContact,
@@ -30,17 +31,13 @@ from rolodex.domain.remote import (
     WriteResult,
 )
 from rolodex.domain.wire import contact_document, contact_from_document
+from rolodex.service import grouplinks
+from rolodex.service.grouplinks import CARD_GROUP, CATEGORY_GROUP, FOLDER_GROUP
 from rolodex.service.groups import create_group, delete_group, rename_group, set_membership
 from rolodex.service.records import CONTACT
 from rolodex.store import Store, Tx
 from rolodex.store.contacts import ContactRow, NewContact
 
-# Groups that are items of their own at the provider (group cards) carry this prefix in
-# their remote_id; groups that exist as names on contacts (CATEGORIES) carry "category:".
-CARD_GROUP = "card:"
-CATEGORY_GROUP = "category:"
-# The group of a folder (Graph): a contact is in the one group of the folder that holds it.
-FOLDER_GROUP = "folder:"
 # The etag of a link whose remote version is not known: no provider's etag matches it, so a
 # write with it fails its precondition and is merged with what the provider holds.
 UNKNOWN_ETAG = '"rolodex:unknown"'
@@ -384,7 +381,12 @@ class Mirror:
                 for collection, path in folders
             }
             for group_id, (remote_id, _etag) in tx.groups.remote_ids(account.id).items():
-                if remote_id and remote_id.startswith(FOLDER_GROUP) and group_id not in keep:
+                if (
+                    remote_id
+                    and remote_id.startswith(FOLDER_GROUP)
+                    and group_id not in keep
+                    and not tx.outbox.has_pending(account.id, group_id)  # its rename wins
+                ):
                     delete_group(tx, account, group_id, now)
 
     def forget_collections(self, account: Account, keep: set[str]) -> int:
@@ -470,6 +472,14 @@ class Mirror:
     def link_of(self, account_id: str, contact_id: str) -> RemoteLink | None:
         with self.store.read() as tx:
             return tx.remotes.for_contact(account_id, contact_id)
+
+    def group_state(self, account: Account, item: OutboxItem) -> LocalGroup | None:
+        with self.store.read() as tx:
+            return grouplinks.state(tx, account, item)
+
+    def group_pushed(self, account: Account, item: OutboxItem, result: WriteResult | None) -> None:
+        with self._write(account.id) as tx:
+            grouplinks.pushed(tx, account, item, result, time.time())
 
     def pushed(
         self,
@@ -616,6 +626,12 @@ def _category_groups(
         if not name:
             continue
         if name not in by_path:
+            # A group renamed through the API whose rename has not reached the provider
+            # yet is still known there by its old name (rolodex.service.grouplinks).
+            renamed = tx.groups.find_by_remote_id(account.id, CATEGORY_GROUP + name)
+            if renamed is not None:
+                by_path[name] = renamed.id
+        if name not in by_path:
             group = create_group(tx, account, name, now, remote_id=CATEGORY_GROUP + name)
             groups[group.id] = group
             by_path[name] = group.id
@@ -652,7 +668,11 @@ def _ensure_folder_group(tx: Tx, account: Account, collection: str, path: str, n
         if found is None:
             return create_group(tx, account, name, now, remote_id=remote_id, path=path)
         tx.groups.set_remote(account.id, found.id, remote_id, None)
-    if found.path != path or found.name != name:
+    if (found.path != path or found.name != name) and not tx.outbox.has_pending(
+        account.id, found.id
+    ):
+        # (A rename made through the API and still waiting for the provider wins: its
+        # push gives the folder that name.)
         found = rename_group(tx, account, found.id, name, now, path=path)
     return found
 

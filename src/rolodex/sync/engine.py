@@ -24,6 +24,7 @@ from rolodex.connectors.base import (
 )
 from rolodex.domain.account import Account
 from rolodex.domain.remote import CONTACT_OBJECT, LocalState, OutboxItem, RemoteLink
+from rolodex.sync.groups import push_group
 from rolodex.sync.local import LocalSide
 from rolodex.sync.merge import merge
 
@@ -239,7 +240,7 @@ class SyncEngine:
     def _push_one(self, account: Account, connector: Connector, item: OutboxItem) -> None:
         self.guard()
         if item.object_type != CONTACT_OBJECT:
-            self.mirror.dropped(account.id, item)  # groups of connected accounts are read-only
+            push_group(self.mirror, connector, account, item)
             return
         if item.operation == "delete":
             self._push_delete(account, connector, item)

@@ -12,6 +12,7 @@ from typing import Protocol
 
 from rolodex.domain.account import Account
 from rolodex.domain.remote import (
+    LocalGroup,
     LocalState,
     OutboxItem,
     RemoteContact,
@@ -58,6 +59,13 @@ class LocalSide(Protocol):
     ) -> tuple[str, ...]: ...
 
     def link_of(self, account_id: str, contact_id: str) -> RemoteLink | None: ...
+
+    def group_state(self, account: Account, item: OutboxItem) -> LocalGroup | None:
+        """What a group write asks of the provider (``LocalGroup``); None: nothing left."""
+
+    def group_pushed(self, account: Account, item: OutboxItem, result: WriteResult | None) -> None:
+        """Record a delivered group write (the provider's id of the group, from
+        ``result``; None after a delete) and drop it from the outbox."""
 
     def attempting(self, account_id: str, item: OutboxItem) -> None:
         """Count an attempt at ``item`` before it is made."""

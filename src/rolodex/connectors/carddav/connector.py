@@ -25,6 +25,7 @@ from rolodex.connectors.base import (
     Collection,
     Connector,
     LocalContact,
+    LocalGroup,
     PermanentError,
     PreconditionFailed,
     RemoteItem,
@@ -219,6 +220,19 @@ class CardDAVConnector:
     def delete(self, remote_id: str, etag: str) -> None:
         self._client.delete(remote_id, etag)
 
+    # A CardDAV group is a name on cards, or a group card Rolodex only reads: nothing to
+    # write by itself (the carddav profile says groups_writable=False, so the API refuses
+    # before anything is queued; these answer an outbox item from before that).
+
+    def create_group(self, group: LocalGroup) -> WriteResult:
+        raise _groups_not_writable()
+
+    def rename_group(self, group: LocalGroup) -> WriteResult:
+        raise _groups_not_writable()
+
+    def delete_group(self, group: LocalGroup) -> None:
+        raise _groups_not_writable()
+
     @staticmethod
     def _render(contact: LocalContact, *, uid: str, base: bytes | None) -> bytes:
         return render_card(
@@ -231,6 +245,12 @@ class CardDAVConnector:
             touched=contact.touched,
             version=NEW_CARD_VERSION,
         )
+
+
+def _groups_not_writable() -> PermanentError:
+    return PermanentError(
+        "CardDAV groups are names on the contacts; set a contact's groups instead", 400
+    )
 
 
 def _last_segment(url: str) -> str:

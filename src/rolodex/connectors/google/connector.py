@@ -37,11 +37,13 @@ from rolodex.connectors.base import (
     Connector,
     CursorExpired,
     LocalContact,
+    LocalGroup,
     PermanentError,
     PreconditionFailed,
     RemoteContact,
     RemoteItem,
     RemoteNotFound,
+    TransientError,
     WriteResult,
 )
 from rolodex.connectors.google import mapping, parsing
@@ -176,38 +178,125 @@ class GoogleConnector:
         for name in names:
             rn = self._find_group(name)
             if rn is None:
-                try:
-                    group = self._client.call(
-                        "POST", "contactGroups", body={"contactGroup": {"name": name}}
-                    )
-                except PermanentError as exc:
-                    if exc.status != 409:
-                        raise
-                    self._load_groups()  # made meanwhile (409 on a duplicate name)
-                    rn = self._find_group(name)
-                    if rn is None:
-                        raise
-                else:
-                    rn = group["resourceName"]
-                    self._groups[rn] = group
+                rn = self._make_group(name)[0]["resourceName"]
             found.append(rn)
         return found
+
+    def _make_group(self, name: str) -> tuple[dict[str, Any], bool]:
+        """The user group ``name``, made now (``contactGroups.create``); and whether it was
+        there already: a duplicate name is a 409 (GM §3.1), for a group made meanwhile, or
+        by an earlier attempt whose reply was lost."""
+        if self._groups is None:
+            self._load_groups()
+        assert self._groups is not None
+        try:
+            group: dict[str, Any] = self._client.call(
+                "POST", "contactGroups", body={"contactGroup": {"name": name}}
+            )
+        except PermanentError as exc:
+            if exc.status != 409:
+                raise
+            self._load_groups()
+            rn = self._user_group(name)
+            if rn is None:
+                raise
+            return self._groups[rn], True
+        self._groups[group["resourceName"]] = group
+        return group, False
+
+    def _user_group(self, name: str) -> str | None:
+        key = name.casefold()
+        for rn, group in (self._groups or {}).items():
+            if group.get("groupType") != "SYSTEM_CONTACT_GROUP" and _name(group).casefold() == key:
+                return rn
+        return None
 
     def _find_group(self, name: str) -> str | None:
         """The group a name written means: a user group of that name, else Starred; the
         deprecated system groups (Friends, Family...) accept no additions (P §3), so a
         name like theirs is a user group's."""
+        found = self._user_group(name)
+        if found is not None:
+            return found
         key = name.casefold()
         groups = self._groups or {}
-        for rn, group in groups.items():
-            if group.get("groupType") != "SYSTEM_CONTACT_GROUP" and _name(group).casefold() == key:
-                return rn
         for rn in WRITABLE_SYSTEM_GROUPS:
             system = groups.get(rn)
             names = (_name(system).casefold(), rn.split("/")[1].casefold()) if system else ()
             if key in names:
                 return rn
         return None
+
+    # --- Group writes -----------------------------------------------------------------------
+    # A user group's provider id is its name: unique at Google (409 on a duplicate, GM
+    # §3.1) and how contacts name it (``RemoteContact.group_names``), so a group read from
+    # contacts and one Rolodex wrote are known alike; it is found by it.
+
+    def create_group(self, group: LocalGroup) -> WriteResult:
+        made, existed = self._make_group(group.name)
+        return _group_written(made, existed=existed)
+
+    def _existing(self, name: str) -> str:
+        """The resource name of the user group ``name``; ``RemoteNotFound`` when there is
+        none, and a refusal for a system group (P §3: Google's own, only it changes them)."""
+        for fresh in (False, True):
+            if fresh or self._groups is None:
+                self._load_groups()
+            rn = self._user_group(name)
+            if rn is not None:
+                return rn
+            if any(
+                g.get("groupType") == "SYSTEM_CONTACT_GROUP"
+                and _name(g).casefold() == name.casefold()
+                for g in (self._groups or {}).values()
+            ):
+                raise PermanentError(
+                    f"{name} is one of Google's system groups, which only Google changes", 400
+                )
+        raise RemoteNotFound(name)
+
+    def rename_group(self, group: LocalGroup) -> WriteResult:
+        assert group.remote_id is not None
+        rn = self._existing(group.remote_id)
+        assert self._groups is not None
+        current = self._groups[rn]
+        if _name(current) == group.name:
+            return _group_written(current)
+        etag = group.etag or current.get("etag")
+        for _attempt in range(3):
+            body = {
+                "contactGroup": {"resourceName": rn, "etag": etag, "name": group.name},
+                "updateGroupFields": "name",
+                "readGroupFields": "name,groupType,metadata",
+            }
+            try:
+                renamed: dict[str, Any] = self._client.call("PUT", rn, body=body)
+            except PreconditionFailed:
+                # Changed there since (a stale etag is 400 FAILED_PRECONDITION): the name is
+                # all a rename writes, so read the group's etag again and rename that.
+                fresh = self._client.get(rn, {"groupFields": "name,groupType,metadata"})
+                self._groups[rn] = fresh
+                etag = fresh.get("etag")
+                continue
+            except RemoteNotFound:
+                self._groups.pop(rn, None)
+                raise RemoteNotFound(group.remote_id) from None
+            self._groups[rn] = renamed
+            return _group_written(renamed)
+        raise TransientError(f"the contact group {group.remote_id} kept changing while renamed")
+
+    def delete_group(self, group: LocalGroup) -> None:
+        assert group.remote_id is not None
+        try:
+            rn = self._existing(group.remote_id)
+        except RemoteNotFound:
+            return
+        # deleteContacts=false: v2 keeps a deleted group's contacts; Google removes the
+        # memberships (GM §3.1 "DELETE …?deleteContacts=").
+        with contextlib.suppress(RemoteNotFound):
+            self._client.call("DELETE", rn, params={"deleteContacts": "false"})
+        if self._groups is not None:
+            self._groups.pop(rn, None)
 
     # --- Reading ------------------------------------------------------------------------------
 
@@ -488,6 +577,10 @@ class GoogleConnector:
 def _writable(name: str) -> None:
     if name == OTHER or name.startswith(OTHER + "/"):
         raise PermanentError("Google's other contacts are read-only", 400)
+
+
+def _group_written(group: dict[str, Any], *, existed: bool = False) -> WriteResult:
+    return WriteResult(_name(group), str(group.get("etag") or ""), existed=existed)
 
 
 def _name(group: dict[str, Any]) -> str:

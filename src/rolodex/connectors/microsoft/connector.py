@@ -41,6 +41,7 @@ from rolodex.connectors.base import (
     Collection,
     Connector,
     LocalContact,
+    LocalGroup,
     PermanentError,
     PreconditionFailed,
     RemoteContact,
@@ -178,6 +179,83 @@ class MicrosoftConnector:
         if collection == DEFAULT:
             return "/me/contacts"
         return f"/me/contactFolders/{_seg(collection)}/contacts"
+
+    # --- Folder writes (the API's group writes) ------------------------------------------
+    # A folder's provider id is its id (the default folder's is ``contacts``). New folders
+    # go inside the folder their path names (the default one for "Contacts/Friends").
+
+    def create_group(self, group: LocalGroup) -> WriteResult:
+        parent_path, _, name = group.path.rpartition("/")
+        folders = self._folder_map()
+        parent = next((f for f in folders.values() if f.path == parent_path), folders[DEFAULT])
+        # DOC contactfolder-post-childfolders; POST /me/contactFolders makes one in the
+        # default folder (GM §3.2: the list is of the folders under the default one).
+        url = (
+            "/me/contactFolders"
+            if parent.id == DEFAULT
+            else f"/me/contactFolders/{_seg(parent.id)}/childFolders"
+        )
+        try:
+            response = self._client.request("POST", url, json={"displayName": name})
+        except PermanentError as error:
+            if error.status != 409:
+                raise
+            # A folder of that name is there already (ErrorFolderExists): an earlier
+            # attempt made it and its reply was lost, or it was made there meanwhile.
+            found = next(
+                (
+                    f
+                    for f in self._folder_map(refresh=True).values()
+                    if f.path == f"{parent.path}/{name}"
+                ),
+                None,
+            )
+            if found is None:
+                raise
+            return WriteResult(found.id, "", existed=True)
+        made = orjson.loads(response.content)
+        folder = Folder(str(made["id"]), name, f"{parent.path}/{name}")
+        folders[folder.id] = folder  # contacts moved into it in this push find it
+        return WriteResult(folder.id, "")
+
+    def rename_group(self, group: LocalGroup) -> WriteResult:
+        folder_id = self._writable_folder(group)
+        # DOC contactfolder-update: PATCH displayName. Folders carry no changeKey to send
+        # (DOC resources/contactfolder), so there is no stale version to re-read.
+        self._client.request(
+            "PATCH", f"/me/contactFolders/{_seg(folder_id)}", json={"displayName": group.name}
+        )
+        self._folders = None  # its path and those of the folders inside it changed
+        return WriteResult(folder_id, "")
+
+    def delete_group(self, group: LocalGroup) -> None:
+        """Deleting a folder deletes the contacts and folders in it (DOC contactfolder-
+        delete), but a deleted v2 group keeps its contacts: the API moved them out first,
+        and a folder that still holds any (a move refused, contacts added in Outlook
+        since) is refused, never deleted."""
+        folder_id = self._writable_folder(group)
+        base = f"/me/contactFolders/{_seg(folder_id)}"
+        try:
+            held = self._client.get_json(base + "/contacts", params={"$top": "1", "$select": "id"})
+            inside = self._client.get_json(base + "/childFolders", params={"$top": "1"})
+        except RemoteNotFound:
+            return  # gone already
+        if held.get("value") or inside.get("value"):
+            raise PermanentError(
+                f"the folder {group.path} still holds contacts or folders, which deleting "
+                "it would delete in the mailbox; it is deleted once they have moved out",
+                409,
+            )
+        with contextlib.suppress(RemoteNotFound):
+            self._client.request("DELETE", base)
+        self._folders = None
+
+    @staticmethod
+    def _writable_folder(group: LocalGroup) -> str:
+        assert group.remote_id is not None
+        if group.remote_id == DEFAULT:
+            raise PermanentError("the mailbox's default contact folder cannot be changed", 400)
+        return group.remote_id
 
     # --- Reading ------------------------------------------------------------------------------
 

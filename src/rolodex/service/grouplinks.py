@@ -1,0 +1,81 @@
+"""Which provider group a local group is, and the push side of group writes.
+
+A group's ``remote_id`` column says where the group comes from, by a prefix: a group card
+(CardDAV), a name on contacts (vCard CATEGORIES, Google labels), or a folder (Graph). For
+providers whose groups are items of their own that Rolodex writes (Google contact groups,
+Graph contact folders), the rest of it is the provider's id of the group as the connector
+answered it (``LocalGroup.remote_id``): a Google label's name, a Graph folder's id.
+
+A group's write waits in the outbox like a contact's (``service.groups``). A deleted group's
+row is gone by the time the write is delivered, so its delete carries the ``remote_id`` it
+had in the outbox item's ``fields``.
+"""
+
+from __future__ import annotations
+
+from rolodex.domain.account import Account
+from rolodex.domain.errors import NoSuchGroup
+from rolodex.domain.profiles import profile_for
+from rolodex.domain.remote import GROUP_OBJECT, LocalGroup, OutboxItem, WriteResult
+from rolodex.store import Tx
+
+# Groups that are items of their own at the provider (group cards) carry this prefix in
+# their remote_id; groups that exist as names on contacts (CATEGORIES, Google's labels)
+# carry "category:".
+CARD_GROUP = "card:"
+CATEGORY_GROUP = "category:"
+# The group of a folder (Graph): a contact is in the one group of the folder that holds it.
+FOLDER_GROUP = "folder:"
+
+
+def _prefix(account: Account) -> str:
+    return (
+        FOLDER_GROUP if profile_for(account.provider).groups.model == "folders" else CATEGORY_GROUP
+    )
+
+
+def provider_id(account: Account, remote_id: str | None) -> str | None:
+    """The provider's id of a group from its ``remote_id`` column; None when the group is
+    not one the connector writes (or not at the provider yet)."""
+    prefix = _prefix(account)
+    if remote_id is None or not remote_id.startswith(prefix):
+        return None
+    return remote_id[len(prefix) :]
+
+
+def state(tx: Tx, account: Account, item: OutboxItem) -> LocalGroup | None:
+    """What ``item`` asks the provider to do to its group; None when nothing is left to
+    deliver (a group deleted here since it was made or renamed, or one deleted here before
+    it ever reached the provider)."""
+    if item.operation == "delete":
+        remote = provider_id(account, item.fields[0] if item.fields else None)
+        if remote is None:
+            return None
+        return LocalGroup(name=remote, path=remote, remote_id=remote)
+    try:
+        group = tx.groups.get(account.id, item.object_id)
+    except NoSuchGroup:
+        return None
+    remote_id, etag = tx.groups.remote_ids(account.id).get(group.id, (None, None))
+    return LocalGroup(group.name, group.path, provider_id(account, remote_id), etag)
+
+
+def pushed(
+    tx: Tx, account: Account, item: OutboxItem, result: WriteResult | None, now: float
+) -> None:
+    """Record where the provider holds the group now (so that the next pull knows it for
+    Rolodex's own, not a new group), and drop the write from the outbox."""
+    if result is not None:
+        remote_id = _prefix(account) + result.remote_id
+        try:
+            tx.groups.get(account.id, item.object_id)
+        except NoSuchGroup:
+            # Deleted here while it was being made there: its delete went out knowing no
+            # provider id, so this one deletes what was made.
+            seq = tx.accounts.allocate(account.id)
+            tx.outbox.enqueue(
+                account.id, seq, GROUP_OBJECT, item.object_id, "delete", (remote_id,), now
+            )
+        else:
+            tx.groups.set_remote(account.id, item.object_id, remote_id, result.etag or None)
+    tx.outbox.done(account.id, item.seq)

@@ -1,0 +1,209 @@
+"""Group writes of a Google account, end to end: the API's group routes (the service), the
+outbox, the engine and the connector, against the People API emulator over real HTTP."""
+
+# ruff: noqa: F811 - the fixtures come from the provider's sync tests
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+import pytest
+
+from rolodex.domain.contact import Group
+from rolodex.domain.errors import FixedGroup
+from tests.sync.test_google_sync import (  # noqa: F401 - fixtures
+    Synced,
+    _due_now,
+    running,
+    synced,
+)
+
+
+def _groups(synced: Synced) -> dict[str, Group]:
+    return {g.name: g for g in synced.svc.groups.list(synced.account)}
+
+
+def _members(person: dict[str, Any]) -> set[str]:
+    return {
+        m["contactGroupMembership"]["contactGroupResourceName"]
+        for m in person.get("memberships") or ()
+        if m.get("contactGroupMembership")
+    }
+
+
+def _in(resource_name: str) -> list[dict[str, Any]]:
+    return [{"contactGroupMembership": {"contactGroupResourceName": resource_name}}]
+
+
+def _outbox(synced: Synced) -> int:
+    with synced.svc.accounts.store.read() as tx:
+        return tx.outbox.count(synced.account.id)
+
+
+def test_a_group_made_through_the_api_is_made_at_google_once_and_comes_back_quietly(
+    synced: Synced,
+) -> None:
+    synced.sync()
+    group = synced.svc.groups.create(synced.account, {"name": "Team"})
+    # A membership set before the group reached Google follows it there.
+    synced.svc.contacts.create(synced.account, {"given_name": "Ann", "group": group.id})
+    synced.sync()
+    made = synced.google.user_groups()
+    assert list(made) == ["Team"]
+    assert len(synced.google.calls("/v1/contactGroups", method="POST")) == 1
+    assert made["Team"]["resourceName"] in _members(synced.person_named("Ann"))
+    before = synced.log_size()
+    synced.sync()
+    synced.sync()
+    assert synced.log_size() == before  # no spurious change
+    assert list(_groups(synced)) == ["Team"]  # no duplicate
+    assert [g["id"] for g in synced.by_name("Ann")["groups"]] == [group.id]  # type: ignore[index]
+    assert _outbox(synced) == 0
+
+
+def test_a_create_whose_reply_was_lost_is_not_made_twice(synced: Synced) -> None:
+    synced.sync()
+    synced.google.fail(503, method="POST", path="/v1/contactGroups", after=True)
+    group = synced.svc.groups.create(synced.account, {"name": "Team"})
+    synced.sync()  # made at Google; the reply lost: the write waits
+    assert list(synced.google.user_groups()) == ["Team"]
+    assert _outbox(synced) == 1
+    _due_now(synced)
+    synced.sync()  # the retry's 409 says it is there: that one is linked
+    assert list(synced.google.user_groups()) == ["Team"]
+    assert _outbox(synced) == 0
+    synced.svc.groups.rename(synced.account, group.id, {"name": "Crew"})
+    synced.sync()
+    assert list(synced.google.user_groups()) == ["Crew"]
+
+
+def test_a_rename_reaches_google_and_its_members_keep_the_group(synced: Synced) -> None:
+    team = synced.google.add_group("Team")
+    synced.google.add_person(names=[{"givenName": "Ann"}], memberships=_in(team))
+    synced.sync()
+    group = _groups(synced)["Team"]
+    renamed = synced.svc.groups.rename(synced.account, group.id, {"name": "Crew"})
+    assert renamed.id == group.id and renamed.path == "Crew"
+    synced.sync()
+    assert synced.google.user_groups()["Crew"]["resourceName"] == team
+    before = synced.log_size()
+    synced.sync()
+    assert synced.log_size() == before
+    assert list(_groups(synced)) == ["Crew"]
+    assert [g["name"] for g in synced.by_name("Ann")["groups"]] == ["Crew"]  # type: ignore[index]
+
+
+def test_a_stale_etag_is_read_again_and_the_rename_retried(synced: Synced) -> None:
+    synced.sync()
+    group = synced.svc.groups.create(synced.account, {"name": "Team"})
+    synced.sync()
+    team = synced.google.user_groups()["Team"]
+    # Another client writes the group's client data: its etag changes.
+    synced.google.edit_group(team["resourceName"], clientData=[{"key": "app", "value": "1"}])
+    synced.svc.groups.rename(synced.account, group.id, {"name": "Crew"})
+    synced.google.clear_log()
+    synced.sync()
+    crew = synced.google.user_groups()["Crew"]
+    assert crew["resourceName"] == team["resourceName"]
+    assert crew["clientData"] == [{"key": "app", "value": "1"}]  # what it did not touch stays
+    puts = synced.google.calls(team["resourceName"], method="PUT")
+    assert [p.status for p in puts] == [400, 200]
+    assert _outbox(synced) == 0
+
+
+def test_a_delete_keeps_the_contacts(synced: Synced) -> None:
+    team = synced.google.add_group("Team")
+    synced.google.add_person(names=[{"givenName": "Ann"}], memberships=_in(team))
+    synced.sync()
+    synced.svc.groups.delete(synced.account, _groups(synced)["Team"].id)
+    synced.sync()
+    assert synced.google.user_groups() == {}
+    (call,) = synced.google.calls(team, method="DELETE")
+    assert call.param("deleteContacts") == "false"
+    assert team not in _members(synced.person_named("Ann"))
+    before = synced.log_size()
+    synced.sync()
+    assert synced.log_size() == before
+    assert synced.by_name("Ann")["groups"] == []
+    assert _groups(synced) == {}
+
+
+def test_a_group_made_and_deleted_before_a_sync_never_reaches_google(synced: Synced) -> None:
+    synced.sync()
+    group = synced.svc.groups.create(synced.account, {"name": "Brief"})
+    synced.svc.groups.delete(synced.account, group.id)
+    synced.sync()
+    assert synced.google.user_groups() == {}
+    assert synced.google.calls("/v1/contactGroups", method="POST") == []
+    assert _outbox(synced) == 0
+
+
+def test_429_backs_off_and_resumes(synced: Synced) -> None:
+    synced.sync()
+    synced.google.fail(429, method="POST", path="/v1/contactGroups", retry_after="120")
+    synced.svc.groups.create(synced.account, {"name": "Later"})
+    synced.sync()
+    assert synced.google.user_groups() == {}
+    state = synced.state()
+    assert state.last_error and "429" in state.last_error
+    _due_now(synced)
+    synced.sync()
+    assert list(synced.google.user_groups()) == ["Later"]
+
+
+def test_a_refused_rename_stays_visible(synced: Synced) -> None:
+    team = synced.google.add_group("Team")
+    synced.google.add_person(names=[{"givenName": "Ann"}], memberships=_in(team))
+    synced.sync()
+    synced.google.add_group("Crew")  # made at Google since: the name is taken there
+    synced.svc.groups.rename(synced.account, _groups(synced)["Team"].id, {"name": "Crew"})
+    synced.sync()
+    state = synced.state()
+    assert state.last_error and "refused" in state.last_error and "409" in state.last_error
+    assert _outbox(synced) == 1  # kept, not dropped
+    assert sorted(synced.google.user_groups()) == ["Crew", "Team"]
+
+
+def test_system_groups_cannot_be_changed(synced: Synced) -> None:
+    synced.google.add_person(names=[{"givenName": "Ann"}], memberships=_in("contactGroups/starred"))
+    synced.sync()
+    starred = _groups(synced)["Starred"]
+    with pytest.raises(FixedGroup) as raised:
+        synced.svc.groups.rename(synced.account, starred.id, {"name": "Stars"})
+    assert "system groups" in raised.value.reason
+    with pytest.raises(FixedGroup):
+        synced.svc.groups.delete(synced.account, starred.id)
+    assert _outbox(synced) == 0
+    assert [g["name"] for g in synced.by_name("Ann")["groups"]] == ["Starred"]  # type: ignore[index]
+
+
+def test_a_contact_joins_a_group_made_through_the_api_later(synced: Synced) -> None:
+    synced.google.add_person(names=[{"givenName": "Ann"}])
+    synced.sync()
+    group = synced.svc.groups.create(synced.account, {"name": "Team"})
+    synced.sync()
+    ann = synced.by_name("Ann")
+    synced.svc.contacts.update(synced.account, str(ann["id"]), {"group": group.id})
+    synced.sync()
+    team = synced.google.user_groups()["Team"]["resourceName"]
+    assert team in _members(synced.person_named("Ann"))
+    assert orjson.loads(orjson.dumps(synced.by_name("Ann")["groups"]))[0]["id"] == group.id
+
+
+def test_a_pull_while_a_rename_waits_leaves_the_rename_alone(synced: Synced) -> None:
+    team = synced.google.add_group("Team")
+    ann = synced.google.add_person(names=[{"givenName": "Ann"}], memberships=_in(team))
+    synced.sync()
+    group = _groups(synced)["Team"]
+    synced.google.fail(429, method="PUT", path="contactGroups/", retry_after="120")
+    synced.svc.groups.rename(synced.account, group.id, {"name": "Crew"})
+    synced.google.edit_person(ann, nicknames=[{"value": "Annie"}])
+    synced.sync()  # the rename waits; Ann comes back, still in "Team" at Google
+    assert synced.by_name("Ann")["nickname"] == "Annie"
+    assert list(_groups(synced)) == ["Crew"]  # not a second group
+    assert [g["id"] for g in synced.by_name("Ann")["groups"]] == [group.id]  # type: ignore[index]
+    _due_now(synced)
+    synced.sync()
+    assert list(synced.google.user_groups()) == ["Crew"]
+    assert list(_groups(synced)) == ["Crew"]
