@@ -8,6 +8,8 @@ import contextvars
 import logging
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import IO, Any
 
 import orjson
@@ -15,6 +17,22 @@ import orjson
 # The id of the request being served (set by rolodex.api.observe; "" outside requests).
 # anyio's worker threads run in a copy of the request's context, so they see it too.
 REQUEST_ID: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="")
+
+
+@contextmanager
+def carrying(request_id: str | None) -> Iterator[None]:
+    """Records made inside carry ``request_id``: for work a request caused that is done
+    later, perhaps in another process (the outbox row or the sync request kept the id).
+    Without an id, the records carry whatever they carried."""
+    if not request_id:
+        yield
+        return
+    token = REQUEST_ID.set(request_id)
+    try:
+        yield
+    finally:
+        REQUEST_ID.reset(token)
+
 
 _STANDARD = frozenset(logging.makeLogRecord({}).__dict__) | {"message", "asctime", "color_message"}
 

@@ -183,6 +183,8 @@ class OutboxItem:
     operation: str
     fields: tuple[str, ...]
     attempts: int
+    # The id of the API request that made the write: its delivery's logs carry it.
+    request_id: str | None = None
 
 
 @dataclass(frozen=True)

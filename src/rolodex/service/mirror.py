@@ -31,6 +31,7 @@ from rolodex.domain.remote import (
     WriteResult,
 )
 from rolodex.domain.wire import contact_document, contact_from_document
+from rolodex.logs import REQUEST_ID
 from rolodex.service import grouplinks
 from rolodex.service.grouplinks import CARD_GROUP, CATEGORY_GROUP, FOLDER_GROUP
 from rolodex.service.groups import create_group, delete_group, rename_group, set_membership
@@ -92,11 +93,17 @@ class Mirror:
 
     def request_sync(self, account_id: str) -> bool:
         """Make the account due now; True when a sync of it is running already (it will
-        run again after that one)."""
+        run again after that one). The sync that answers carries the request's id."""
         now = time.time()
         with self.store.write() as tx:
-            tx.accounts.schedule_sync(account_id, now)
+            tx.accounts.request_sync(account_id, now, REQUEST_ID.get())
             return tx.accounts.lease_holder(account_id, now) is not None
+
+    def take_sync_request(self, account_id: str) -> str | None:
+        """For a sync starting now: the id of the request that asked for it, if one did
+        (``""`` when it had no id)."""
+        with self.store.write() as tx:
+            return tx.accounts.take_sync_request(account_id)
 
     def record_status(
         self,
@@ -112,6 +119,8 @@ class Mirror:
             if succeeded:
                 values["last_synced_at"] = time.time()
             tx.accounts.set_sync_status(account_id, **values)
+            if next_sync_at is not None and tx.accounts.sync_request(account_id) is not None:
+                next_sync_at = time.time()  # asked for while this one ran: another follows
             tx.accounts.schedule_sync(account_id, next_sync_at)
 
     # Pull ----------------------------------------------------------------------------------

@@ -6,6 +6,7 @@ from collections.abc import Iterable
 
 from rolodex.domain.account import Account
 from rolodex.domain.remote import CONTACT_OBJECT, GROUP_OBJECT
+from rolodex.logs import REQUEST_ID
 from rolodex.store import Tx
 
 CONTACT = CONTACT_OBJECT
@@ -25,7 +26,11 @@ def record_change(
     fields: Iterable[str] = (),
 ) -> None:
     """Append to the change log and, for accounts whose address book lives at a provider,
-    queue the write for the provider (``push`` is the outbox operation)."""
+    queue the write for the provider (``push`` is the outbox operation), with the id of
+    the request that made it for the logs of its delivery."""
     tx.changes.append(account.id, seq, object_type, object_id, event, now)
     if push is not None and account.is_connected:
-        tx.outbox.enqueue(account.id, seq, object_type, object_id, push, tuple(fields), now)
+        request_id = REQUEST_ID.get() or None
+        tx.outbox.enqueue(
+            account.id, seq, object_type, object_id, push, tuple(fields), now, request_id
+        )

@@ -221,6 +221,33 @@ class AccountRepository:
             update(accounts).where(accounts.c.id == account_id).values(next_sync_at=at)
         )
 
+    def request_sync(self, account_id: str, now: float, request_id: str) -> None:
+        """Make the account due now, and remember who asked (``""``: no request id)."""
+        self.conn.execute(
+            update(accounts)
+            .where(accounts.c.id == account_id)
+            .values(next_sync_at=now, sync_request_id=request_id)
+        )
+
+    def take_sync_request(self, account_id: str) -> str | None:
+        """The id of the request that asked for the sync now starting (``""`` without
+        one; None: not asked for), which is no longer waiting."""
+        requested = self.sync_request(account_id)
+        if requested is not None:
+            self.conn.execute(
+                update(accounts)
+                .where(accounts.c.id == account_id, accounts.c.sync_request_id == requested)
+                .values(sync_request_id=None)
+            )
+        return requested
+
+    def sync_request(self, account_id: str) -> str | None:
+        """The id of the request waiting for a sync of the account, if one is."""
+        value = self.conn.execute(
+            select(accounts.c.sync_request_id).where(accounts.c.id == account_id)
+        ).scalar_one_or_none()
+        return None if value is None else str(value)
+
     # Access tokens -----------------------------------------------------------------------
 
     def add_token(self, token_hash: str, account_id: str, created_at: float) -> None:

@@ -92,6 +92,7 @@ class OutboxRepository:
         operation: str,
         fields: tuple[str, ...],
         now: float,
+        request_id: str | None = None,
     ) -> None:
         self.conn.execute(
             insert(outbox).values(
@@ -103,6 +104,7 @@ class OutboxRepository:
                 fields=json.dumps(list(fields)),
                 created_at=now,
                 next_attempt_at=now,
+                request_id=request_id,
             )
         )
 
@@ -122,6 +124,7 @@ class OutboxRepository:
                 r.operation,
                 tuple(json.loads(r.fields)),
                 r.attempts,
+                r.request_id,
             )
             for r in rows
         ]

@@ -61,6 +61,10 @@ accounts = Table(
     Column("next_sync_at", Float, nullable=True),
     Column("lease_owner", String(64), nullable=True),
     Column("lease_until", Float, nullable=True),
+    # A sync asked for (POST /account/sync) that has not started yet: the id of the request
+    # that asked ("" without one), carried into that sync's logs; set while a sync runs, it
+    # makes another follow.
+    Column("sync_request_id", String(64), nullable=True),
 )
 
 access_tokens = Table(
@@ -173,6 +177,8 @@ outbox = Table(
     Column("attempts", Integer, nullable=False, server_default="0"),
     Column("next_attempt_at", Float, nullable=False),
     Column("last_error", Text, nullable=True),
+    # The id of the API request that made the write, carried into the logs of its delivery.
+    Column("request_id", String(64), nullable=True),
     PrimaryKeyConstraint("account_id", "seq"),
     ForeignKeyConstraint(["account_id"], ["accounts.id"], ondelete="CASCADE"),
     Index("ix_outbox_account_next_attempt", "account_id", "next_attempt_at"),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import logging
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -24,9 +25,12 @@ from rolodex.connectors.base import (
 )
 from rolodex.domain.account import Account
 from rolodex.domain.remote import CONTACT_OBJECT, LocalState, OutboxItem, RemoteLink
+from rolodex.logs import carrying
 from rolodex.sync.groups import push_group
 from rolodex.sync.local import LocalSide
 from rolodex.sync.merge import merge
+
+log = logging.getLogger(__name__)
 
 BATCH = 500
 MAX_BACKOFF = 3600.0
@@ -221,21 +225,37 @@ class SyncEngine:
                 return
             for item in items:
                 seen.add(item.seq)
-                try:
-                    self._push_one(account, connector, item)
-                    report.pushed += 1
-                except TransientError as error:
-                    delay = backoff(item.attempts, error.retry_after)
-                    self.mirror.retry_later(account.id, item, time.time() + delay, error.message)
-                    report.push_failures += 1
-                    report.last_push_error = error.message
+                if not self._deliver(account, connector, item, report):
                     return
-                except PermanentError as error:
-                    message = f"the provider refused {item.operation} of {item.object_id}: "
-                    message += error.message
-                    self.mirror.retry_later(account.id, item, time.time() + REFUSED_RETRY, message)
-                    report.push_failures += 1
-                    report.last_push_error = message
+
+    def _deliver(
+        self, account: Account, connector: Connector, item: OutboxItem, report: SyncReport
+    ) -> bool:
+        """Deliver one write, its records carrying the id of the request that made it;
+        False when the push must stop there (a transient failure)."""
+        what = f"{item.operation} of {item.object_type} {item.object_id}"
+        extra = {"account_id": account.id}
+        with carrying(item.request_id):
+            try:
+                self._push_one(account, connector, item)
+            except TransientError as error:
+                delay = backoff(item.attempts, error.retry_after)
+                self.mirror.retry_later(account.id, item, time.time() + delay, error.message)
+                report.push_failures += 1
+                report.last_push_error = error.message
+                log.info("%s not delivered yet: %s", what, error.message, extra=extra)
+                return False
+            except PermanentError as error:
+                message = f"the provider refused {item.operation} of {item.object_id}: "
+                message += error.message
+                self.mirror.retry_later(account.id, item, time.time() + REFUSED_RETRY, message)
+                report.push_failures += 1
+                report.last_push_error = message
+                log.warning("%s refused: %s", what, error.message, extra=extra)
+                return True
+            report.pushed += 1
+            log.info("%s delivered", what, extra=extra)
+            return True
 
     def _push_one(self, account: Account, connector: Connector, item: OutboxItem) -> None:
         self.guard()

@@ -24,6 +24,7 @@ from rolodex.connectors.base import (
 )
 from rolodex.domain.account import SYNC_ERROR, SYNC_INVALID_CREDENTIALS, SYNC_RUNNING
 from rolodex.domain.errors import LeaseLost, NoSuchAccount
+from rolodex.logs import carrying
 from rolodex.metrics import SYNC_RUNS
 from rolodex.service.accounts import AccountService
 from rolodex.service.mirror import Mirror
@@ -84,9 +85,8 @@ class SyncRunner:
     def _run_isolated(self, account_id: str, *, pull: bool) -> bool:
         try:
             return self.run(account_id, pull=pull) is not None
-        except SyncFailed as error:
-            log.info("sync of %s failed: %s", account_id, error.message)
-            return True
+        except SyncFailed:
+            return True  # recorded on the account, and logged
         except NoSuchAccount:
             return False  # deleted meanwhile
 
@@ -125,30 +125,38 @@ class SyncRunner:
         if not lease.take():
             return None
         with lease:
-            try:
-                report = self._sync(account_id, lease, progress, pull)
-            except LeaseLost:
-                log.warning("sync of %s stopped: its lease was taken over", account_id)
-                return None
-            except InvalidCredentials as error:
-                # Stop until someone fixes the credentials; retrying would only lock them out.
-                self._failed(account_id, SYNC_INVALID_CREDENTIALS, error.message, None)
-                raise SyncFailed(error.message) from error
-            except TransientError as error:
-                self._failed(account_id, SYNC_ERROR, error.message, error.retry_after)
-                raise SyncFailed(error.message) from error
-            except PermanentError as error:
-                self._failed(account_id, SYNC_ERROR, error.message, None)
-                raise SyncFailed(error.message) from error
-            except NoSuchAccount:
-                raise
-            except Exception as error:
-                # A bug, or a failure nothing classified: recorded like any other, so the
-                # account shows it and the worker backs off instead of retrying every tick.
-                log.exception("sync of %s failed unexpectedly", account_id)
-                message = f"sync failed unexpectedly ({type(error).__name__}: {error})"
-                self._failed(account_id, SYNC_ERROR, message, None)
-                raise SyncFailed(message) from error
+            # The request that asked for this sync, if one did: the sync's logs carry its id.
+            requested = self.mirror.take_sync_request(account_id) if pull else None
+            with carrying(requested):
+                if requested is not None:
+                    log.info("sync of %s asked for", account_id, extra={"account_id": account_id})
+                try:
+                    report = self._sync(account_id, lease, progress, pull)
+                except LeaseLost:
+                    log.warning("sync of %s stopped: its lease was taken over", account_id)
+                    return None
+                except InvalidCredentials as error:
+                    # Stop until someone fixes the credentials; retrying would only lock
+                    # them out.
+                    self._failed(account_id, SYNC_INVALID_CREDENTIALS, error.message, None)
+                    raise SyncFailed(error.message) from error
+                except TransientError as error:
+                    self._failed(account_id, SYNC_ERROR, error.message, error.retry_after)
+                    raise SyncFailed(error.message) from error
+                except PermanentError as error:
+                    self._failed(account_id, SYNC_ERROR, error.message, None)
+                    raise SyncFailed(error.message) from error
+                except NoSuchAccount:
+                    raise
+                except Exception as error:
+                    # A bug, or a failure nothing classified: recorded like any other, so
+                    # the account shows it and the worker backs off instead of retrying
+                    # every tick.
+                    log.exception("sync of %s failed unexpectedly", account_id)
+                    message = f"sync failed unexpectedly ({type(error).__name__}: {error})"
+                    self._failed(account_id, SYNC_ERROR, message, None)
+                    raise SyncFailed(message) from error
+                _log_report(account_id, report, requested is not None)
         return report
 
     def _sync(
@@ -176,6 +184,7 @@ class SyncRunner:
 
     def _failed(self, account_id: str, state: str, error: str, retry_after: float | None) -> None:
         """Record a failure; the account's writes wait as long as its next sync."""
+        log.info("sync of %s failed: %s", account_id, error, extra={"account_id": account_id})
         if state == SYNC_INVALID_CREDENTIALS:
             at = None  # until it is reconnected
             hold = time.time() + MAX_BACKOFF
@@ -200,3 +209,17 @@ class SyncRunner:
             account_id, state=state, error=error, next_sync_at=at, succeeded=ok
         )
         SYNC_RUNS.labels("ok" if ok else state).inc()
+
+
+def _log_report(account_id: str, report: SyncReport | None, asked: bool) -> None:
+    """A line per sync that did something or was asked for (a worker's idle polls of many
+    accounts would drown the rest)."""
+    if report is None:
+        return
+    busy = report.pushed or report.push_failures or report.created_or_updated or report.deleted
+    log.log(
+        logging.INFO if busy or asked else logging.DEBUG,
+        "sync of %s done",
+        account_id,
+        extra={"account_id": account_id, **report.__dict__},
+    )
