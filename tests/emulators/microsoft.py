@@ -804,6 +804,8 @@ class GraphEmulator:
             if method == "GET":
                 return self._folder_list(request, self.default_folder.id, query)
             if method == "POST":
+                # DOC user-post-contactfolders: POST /me/contactFolders {displayName} makes
+                # a folder in the default one, 201 with the contactFolder.
                 return self._new_folder(self.default_folder.id, body)
             raise _method()
         folder = self.folders.get(rest[0])
@@ -814,6 +816,8 @@ class GraphEmulator:
             if method == "GET":
                 return _json(_folder_json(folder))
             if method == "DELETE":
+                # DOC contactfolder-delete: "Delete contactFolder other than the default
+                # contactFolder", 204; what the folder holds goes with it (delete_folder).
                 if folder.id == self.default_folder.id:
                     raise GraphError(
                         403,
@@ -823,14 +827,20 @@ class GraphEmulator:
                 self.delete_folder(folder.id)
                 return Response(status_code=204)
             if method == "PATCH":
-                if isinstance(body.get("displayName"), str):
-                    folder.name = body["displayName"]
+                # DOC contactfolder-update: PATCH displayName (or parentFolderId), 200 with
+                # the updated contactFolder. A name another folder beside it has is the
+                # 409 a create gets (inferred: folder names are unique among siblings).
+                name = body.get("displayName")
+                if isinstance(name, str):
+                    self._unique_folder_name(folder.parent, name, folder.id)
+                    folder.name = name
                 return _json(_folder_json(folder))
             raise _method()
         if tail[0] == "childFolders" and len(tail) == 1:
             if method == "GET":
                 return self._folder_list(request, folder.id, query)
             if method == "POST":
+                # DOC contactfolder-post-childfolders: a folder inside this one, 201.
                 return self._new_folder(folder.id, body)
             raise _method()
         if tail[0] == "contacts":
@@ -846,12 +856,17 @@ class GraphEmulator:
         name = body.get("displayName") if isinstance(body, dict) else None
         if not isinstance(name, str) or not name:
             raise GraphError(400, "ErrorInvalidRequest", "displayName is required.")
-        if any(f.parent == parent and f.name == name for f in self.folders.values()):
+        self._unique_folder_name(parent, name, None)
+        folder_id = self.add_folder(name, parent)
+        return _json(_folder_json(self.folders[folder_id]), status=201)
+
+    def _unique_folder_name(self, parent: str, name: str, own: str | None) -> None:
+        if any(
+            f.parent == parent and f.name == name and f.id != own for f in self.folders.values()
+        ):
             raise GraphError(
                 409, "ErrorFolderExists", "A folder with the specified name already exists."
             )
-        folder_id = self.add_folder(name, parent)
-        return _json(_folder_json(self.folders[folder_id]), status=201)
 
     def _folder_list(self, request: Request, parent: str, query: dict[str, str]) -> Response:
         # Collections page at 10 by default (PR M8) with an @odata.nextLink ($skip). The
