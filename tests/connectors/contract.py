@@ -19,9 +19,11 @@ from rolodex.connectors.base import (
     Connector,
     CursorExpired,
     LocalContact,
+    LocalGroup,
     PreconditionFailed,
     RemoteContact,
     RemoteItem,
+    RemoteNotFound,
 )
 from rolodex.domain.contact import ContactFields, Email
 from rolodex.domain.ids import new_id
@@ -166,3 +168,42 @@ class ConnectorContract:
         assert cursor is not None
         with pytest.raises(CursorExpired):
             harness.connector.changes(harness.collection, harness.expired(cursor))
+
+
+class GroupHarness(Harness, Protocol):
+    # Where a new group's path puts it: "" for flat groups (Google), "Contacts/" for
+    # folders made inside the default one (Graph).
+    group_prefix: str
+
+    def other_group_names(self) -> set[str]:
+        """The names of the user's groups, as another client sees them."""
+
+
+class GroupWriteContract:
+    """What the engine relies on from a connector whose groups can be written
+    (``Profile.groups_writable``): a group is made once, however often it is asked for."""
+
+    @staticmethod
+    def _group(harness: GroupHarness, name: str, remote_id: str | None = None) -> LocalGroup:
+        return LocalGroup(name, harness.group_prefix + name, remote_id)
+
+    def test_a_group_made_twice_is_made_once(self, harness: GroupHarness) -> None:
+        first = harness.connector.create_group(self._group(harness, "Team"))
+        assert "Team" in harness.other_group_names() and not first.existed
+        # A retry after a lost reply: the group the first attempt made answers.
+        again = harness.connector.create_group(self._group(harness, "Team"))
+        assert again.remote_id == first.remote_id and again.existed
+        assert sorted(harness.other_group_names()) == ["Team"]
+
+    def test_a_group_is_renamed_then_deleted(self, harness: GroupHarness) -> None:
+        made = harness.connector.create_group(self._group(harness, "Team"))
+        renamed = harness.connector.rename_group(
+            LocalGroup("Crew", harness.group_prefix + "Crew", made.remote_id, made.etag)
+        )
+        assert harness.other_group_names() == {"Crew"}
+        gone = self._group(harness, "Crew", renamed.remote_id)
+        harness.connector.delete_group(gone)
+        assert harness.other_group_names() == set()
+        harness.connector.delete_group(gone)  # gone already: fine
+        with pytest.raises(RemoteNotFound):
+            harness.connector.rename_group(self._group(harness, "Again", renamed.remote_id))

@@ -473,3 +473,35 @@ def test_large_first_sync_on_a_pool_maps_alike(
     assert [i.fields for i in pooled] == [i.fields for i in serial]
     assert all(i.terms for i in pooled[1000:])  # computed in the pool
     assert cursor
+
+
+# --- Group writes ---------------------------------------------------------------------------
+
+
+def test_system_groups_are_refused_before_anything_is_sent(
+    google: Google, connector: GoogleConnector
+) -> None:
+    from rolodex.domain.remote import LocalGroup
+
+    google.emulator.clear_log()
+    with pytest.raises(PermanentError) as refused:
+        connector.rename_group(LocalGroup("Stars", "Stars", "Starred"))
+    assert refused.value.status == 400 and "system groups" in refused.value.message
+    with pytest.raises(PermanentError):
+        connector.delete_group(LocalGroup("Starred", "Starred", "Starred"))
+    assert google.emulator.calls("contactGroups/", method="PUT") == []
+    assert google.emulator.calls("contactGroups/", method="DELETE") == []
+
+
+def test_a_group_written_is_a_label_contacts_can_name(
+    google: Google, connector: GoogleConnector
+) -> None:
+    from rolodex.domain.remote import LocalGroup
+
+    made = connector.create_group(LocalGroup("Team", "Team"))
+    assert made.remote_id == "Team"  # a label's provider id is its name
+    ada = connector.create(PEOPLE, dataclasses.replace(ADA, group_names=("Team",)), "r1")
+    team = google.emulator.user_groups()["Team"]["resourceName"]
+    memberships = google.emulator.person(ada.remote_id)["memberships"]
+    assert team in [m["contactGroupMembership"]["contactGroupResourceName"] for m in memberships]
+    assert len(google.emulator.calls("/v1/contactGroups", method="POST")) == 1  # not made twice

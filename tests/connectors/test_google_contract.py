@@ -9,7 +9,7 @@ import pytest
 
 from rolodex.connectors.google.client import PeopleClient
 from rolodex.connectors.google.connector import PEOPLE, GoogleConnector
-from tests.connectors.contract import ConnectorContract
+from tests.connectors.contract import ConnectorContract, GroupWriteContract
 from tests.emulators.google import GoogleEmulator, GoogleServer
 
 
@@ -45,6 +45,11 @@ class GoogleHarness:
         self.google.expire_sync_tokens()  # as 7 days later (GM §3.1)
         return cursor
 
+    group_prefix = ""
+
+    def other_group_names(self) -> set[str]:
+        return set(self.google.user_groups())
+
 
 @pytest.fixture(scope="module")
 def running() -> Iterator[GoogleServer]:
@@ -52,7 +57,7 @@ def running() -> Iterator[GoogleServer]:
         yield server
 
 
-class TestGoogleContract(ConnectorContract):
+class TestGoogleContract(ConnectorContract, GroupWriteContract):
     @pytest.fixture
     def harness(self, running: GoogleServer) -> Iterator[GoogleHarness]:
         running.reset()

@@ -571,3 +571,39 @@ def test_a_large_snapshot_is_parsed_on_every_core_with_the_same_result(
     assert snap.cursor is not None
     assert all(i.index_terms() == frozenset(index_terms(i.fields)) for i in items)
     assert sum(i.terms is not None for i in items) > 0  # those came from the pool
+
+
+# --- Folder writes --------------------------------------------------------------------------
+
+
+def test_the_default_folder_is_refused_and_a_folder_holding_contacts_is_not_deleted(
+    graph: GraphEmulator, connector: MicrosoftConnector
+) -> None:
+    from rolodex.domain.remote import LocalGroup
+
+    with pytest.raises(PermanentError):
+        connector.rename_group(LocalGroup("People", "People", DEFAULT))
+    with pytest.raises(PermanentError):
+        connector.delete_group(LocalGroup("Contacts", "Contacts", DEFAULT))
+    friends = graph.add_folder("Friends")
+    graph.add_contact({"givenName": "Kept"}, folder=friends)
+    with pytest.raises(PermanentError) as refused:
+        connector.delete_group(LocalGroup("Friends", "Contacts/Friends", friends))
+    assert "still holds contacts" in refused.value.message
+    assert friends in graph.folders and len(graph.in_folder(friends)) == 1
+    assert graph.graph_requests("DELETE") == []
+
+
+def test_a_folder_is_made_inside_the_folder_its_path_names(
+    graph: GraphEmulator, connector: MicrosoftConnector
+) -> None:
+    from rolodex.domain.remote import LocalGroup
+
+    friends = graph.add_folder("Friends")
+    made = connector.create_group(LocalGroup("Close", "Contacts/Friends/Close"))
+    assert graph.folders[made.remote_id].parent == friends
+    # A contact created in it right away finds it (no folder listing in between).
+    home = connector.home(
+        LocalContact(fields=ContactFields(), group_names=("Contacts/Friends/Close",))
+    )
+    assert home == made.remote_id

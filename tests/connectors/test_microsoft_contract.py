@@ -9,7 +9,7 @@ import pytest
 
 from rolodex.connectors.microsoft.client import GraphClient
 from rolodex.connectors.microsoft.connector import MicrosoftConnector
-from tests.connectors.contract import ConnectorContract
+from tests.connectors.contract import ConnectorContract, GroupWriteContract
 from tests.emulators.microsoft import GraphEmulator
 
 
@@ -50,8 +50,19 @@ class MicrosoftHarness:
         self.graph.expire_delta_tokens()  # 410 SyncStateNotFound (GM §2 #11)
         return cursor
 
+    group_prefix = "Contacts/"
 
-class TestMicrosoftContract(ConnectorContract):
+    def other_group_names(self) -> set[str]:
+        graph = self.graph
+        with graph.lock:
+            return {
+                f.name
+                for f in graph.folders.values()
+                if f.id not in (graph.default_folder.id, self.collection)
+            }
+
+
+class TestMicrosoftContract(ConnectorContract, GroupWriteContract):
     @pytest.fixture
     def harness(self) -> Iterator[MicrosoftHarness]:
         with GraphEmulator() as graph:
