@@ -3,7 +3,7 @@
 The processes share nothing but the database: each has its own pool, read cache and
 paging memory, kept valid by the database itself (rolodex.store.notify,
 rolodex.store.paging), so any of them answers any request alike, as separate hosts behind
-a load balancer do. uvicorn's supervisor binds the socket once, starts the processes
+a load balancer do. uvicorn's supervisor holds the port, starts the processes
 fresh (spawned, not forked: none inherits the parent's database descriptors, which
 SQLite forbids) and replaces one that dies. The supervising process runs the sync worker,
 when ``serve`` runs one.
