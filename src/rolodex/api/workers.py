@@ -1,4 +1,4 @@
-"""``rolodex serve --workers N``: N API processes on one listening socket.
+"""``rolodex serve --workers N``: N API processes on one port.
 
 The processes share nothing but the database: each has its own pool, read cache and
 paging memory, kept valid by the database itself (rolodex.store.notify,
