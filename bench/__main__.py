@@ -21,6 +21,7 @@ BENCHMARKS = {
     "list": "bench.list_throughput",
     "filters": "bench.filters",
     "writes": "bench.writes",
+    "scale": "bench.scale",
     "carddav": "bench.carddav_sync",
     "memory": "bench.memory",
     "ratelimit": "bench.rate_limits",

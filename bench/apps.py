@@ -20,7 +20,23 @@ def rolodex_app() -> ASGIApp:
 
 
 def baseline_app() -> ASGIApp:
-    with open(os.environ["BENCH_BODY_FILE"], "rb") as f:
+    """The body of ``BENCH_BODY_FILE`` for every request; with ``BENCH_LIST_BODY_FILE``,
+    that one for requests with a query string (a read mix: lists ask ``?limit=``)."""
+    one = _answer(os.environ["BENCH_BODY_FILE"])
+    listed = _answer(os.environ.get("BENCH_LIST_BODY_FILE") or os.environ["BENCH_BODY_FILE"])
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return
+        start, message = listed if scope["query_string"] else one
+        await send(start)
+        await send(message)
+
+    return app
+
+
+def _answer(path: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    with open(path, "rb") as f:
         body = f.read()
     headers = [
         (b"content-type", b"application/json"),
@@ -28,12 +44,4 @@ def baseline_app() -> ASGIApp:
         (b"content-length", str(len(body)).encode()),
     ]
     start: dict[str, Any] = {"type": "http.response.start", "status": 200, "headers": headers}
-    message: dict[str, Any] = {"type": "http.response.body", "body": body}
-
-    async def app(scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            return
-        await send(start)
-        await send(message)
-
-    return app
+    return start, {"type": "http.response.body", "body": body}

@@ -1,5 +1,6 @@
-"""Servers as subprocesses (uvicorn, one worker, the same flags for Rolodex and baseline),
-and wrk, the load generator (installed from Debian's packages when missing)."""
+"""Servers as subprocesses (uvicorn, one worker unless asked, the same flags for Rolodex and
+baseline; or ``rolodex serve`` itself), and wrk, the load generator (installed from Debian's
+packages when missing)."""
 
 from __future__ import annotations
 
@@ -19,10 +20,8 @@ from typing import Self
 import httpx
 
 ROOT = Path(__file__).resolve().parent
-# One worker, uvloop + httptools, no access log: the same for every server we measure.
+# uvloop + httptools, no access log: the same for every server we measure.
 UVICORN_FLAGS = [
-    "--workers",
-    "1",
     "--loop",
     "uvloop",
     "--http",
@@ -43,10 +42,15 @@ def free_port() -> int:
 
 
 class Server:
-    """``python -m uvicorn bench.apps:<factory> --factory`` on a free port."""
+    """``python -m uvicorn bench.apps:<factory> --factory`` on a free port, with
+    ``workers`` processes (uvicorn's supervisor when more than one)."""
 
-    def __init__(self, factory: str, env: dict[str, str] | None = None) -> None:
+    # Where the server's stdout goes: None, its log file (a subclass may discard it).
+    stdout: int | None = None
+
+    def __init__(self, factory: str, env: dict[str, str] | None = None, workers: int = 1) -> None:
         self.factory = factory
+        self.workers = workers
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.env = {**os.environ, **(env or {})}
@@ -63,8 +67,8 @@ class Server:
         assert self.proc is not None
         return self.proc.pid
 
-    def start(self, timeout: float = 30) -> None:
-        cmd = [
+    def command(self) -> list[str]:
+        return [
             sys.executable,
             "-m",
             "uvicorn",
@@ -74,21 +78,60 @@ class Server:
             "127.0.0.1",
             "--port",
             str(self.port),
+            "--workers",
+            str(self.workers),
             *UVICORN_FLAGS,
         ]
+
+    def start(self, timeout: float = 60) -> None:
         self.proc = subprocess.Popen(
-            cmd, env=self.env, stdout=self.log, stderr=subprocess.STDOUT, cwd=ROOT.parent
+            self.command(),
+            env=self.env,
+            stdout=self.log if self.stdout is None else self.stdout,
+            stderr=subprocess.STDOUT if self.stdout is None else self.log,
+            cwd=ROOT.parent,
         )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"{self.factory} exited at start:\n{self.tail()}")
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
-                    return
-            except OSError:
-                time.sleep(0.05)
+            if self.ready():
+                if self.workers > 1:
+                    self._settle(deadline)
+                return
+            time.sleep(0.05)
         raise RuntimeError(f"{self.factory} did not start within {timeout}s:\n{self.tail()}")
+
+    def _settle(self, deadline: float) -> None:
+        """Until every worker process has started and none is still importing (using CPU
+        while nothing is asked of it): the supervisor's socket accepts connections before
+        any worker could answer them."""
+        before: list[float] = []
+        while time.monotonic() < deadline:
+            time.sleep(0.5)
+            pids = self.processes()
+            now = [cpu_seconds(p) for p in pids]
+            if len(pids) == self.workers == len(before) and all(
+                b - a < 0.05 for a, b in zip(before, now, strict=True)
+            ):
+                return
+            before = now
+        raise RuntimeError(f"{self.factory}: its workers did not settle:\n{self.tail()}")
+
+    def ready(self) -> bool:
+        try:
+            with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
+                return True
+        except OSError:
+            return False
+
+    def processes(self) -> list[int]:
+        """The processes that answer requests: the supervisor's children when there is
+        one, else the server itself."""
+        if self.workers == 1:
+            return [self.pid]
+        # Not multiprocessing's resource tracker, which the supervisor starts as well.
+        return [p for p in children(self.pid) if b"spawn_main" in _cmdline(p)]
 
     def tail(self) -> str:
         return Path(self.log.name).read_text(errors="replace")[-3000:]
@@ -130,10 +173,72 @@ def rolodex_server(database_url: str, env: dict[str, str] | None = None) -> Serv
     )
 
 
-def baseline_server(body: bytes) -> Server:
-    path = Path(tempfile.mkdtemp(prefix="bench-body-")) / "body.json"
-    path.write_bytes(body)
-    return Server("baseline_app", {"BENCH_BODY_FILE": str(path)})
+class RolodexServe(Server):
+    """``rolodex serve --workers N`` as a user runs it; its access log (stdout) is
+    discarded, its other logs (stderr) kept in the server's log file."""
+
+    stdout = subprocess.DEVNULL
+
+    def command(self) -> list[str]:
+        return [
+            sys.executable,
+            "-m",
+            "rolodex",
+            "serve",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+            "--workers",
+            str(self.workers),
+            "--sync-interval",
+            "0",
+            "--no-demo",
+        ]
+
+
+def rolodex_serve(database_url: str, workers: int) -> RolodexServe:
+    """``rolodex serve --workers N`` with the same settings as ``rolodex_server``."""
+    env = rolodex_server(database_url).env
+    return RolodexServe("rolodex serve", env, workers)
+
+
+def baseline_server(body: bytes, workers: int = 1, list_body: bytes | None = None) -> Server:
+    """The bare app answering ``body`` (``list_body`` to requests with a query string)."""
+    folder = Path(tempfile.mkdtemp(prefix="bench-body-"))
+    (folder / "body.json").write_bytes(body)
+    env = {"BENCH_BODY_FILE": str(folder / "body.json")}
+    if list_body is not None:
+        (folder / "list.json").write_bytes(list_body)
+        env["BENCH_LIST_BODY_FILE"] = str(folder / "list.json")
+    return Server("baseline_app", env, workers)
+
+
+def children(pid: int) -> list[int]:
+    """The live child processes of ``pid`` (from /proc)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == pid:
+                found.append(int(entry.name))
+    return sorted(found)
+
+
+def _cmdline(pid: int) -> bytes:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return b""
+
+
+def cpu_seconds(pid: int) -> float:
+    """User and system CPU ``pid`` has used so far (its threads included)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 # --- wrk ----------------------------------------------------------------------------------
