@@ -39,6 +39,13 @@ def test_connect_a_microsoft_account_and_sync(
         result = runner.invoke(app, ["sync", str(created["account_id"]), "--database-url", db])
         assert result.exit_code == 0, result.output
         assert graph.graph_requests("GET", "/contacts/delta")
+        # The next sync checks the pictures the first one did not read, and says so: the
+        # progress line, and in its report how many are left never checked.
+        again = runner.invoke(app, ["sync", str(created["account_id"]), "--database-url", db])
+        assert again.exit_code == 0, again.output
+        assert "check pictures" in again.output
+        assert '"pictures_checked": 1' in again.output
+        assert '"pictures_unchecked": 0' in again.output
         # A refused grant: nothing is saved.
         monkeypatch.setenv("MS_REFRESH", "M.R3_BAY.not-a-grant")
         refused = runner.invoke(

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import datetime as dt
 import threading
+import time
 from collections.abc import Iterator
 from typing import Any
+from urllib.parse import quote
 
+import httpx
 import orjson
 import pytest
 
@@ -422,6 +425,45 @@ def test_the_emulator_refuses_photo_deletes_as_graph_does(
     with pytest.raises(PermanentError, match="The OData request is not supported"):
         client.request("DELETE", f"/me/contacts/{cid}/photo")
     client.close()
+
+
+def test_pictures_are_read_apart_in_order_four_at_a_time(
+    graph: GraphEmulator, connector: MicrosoftConnector
+) -> None:
+    ids = graph.add_contacts([{"givenName": f"N{i}"} for i in range(12)])
+    graph.set_photo(ids[1], JPEG)
+    graph.set_photo(ids[7], PNG, "image/png")
+    gone = graph.add_contact({"givenName": "Gone"})
+    graph.delete_contact(gone)
+    graph.latency = 0.02
+    found = list(connector.pictures([*ids, gone]))
+    assert [p.remote_id for p in found] == [*ids, gone]
+    assert [(p.data, p.content_type) for p in found if p.data] == [
+        (JPEG, "image/jpeg"),
+        (PNG, "image/png"),
+    ]
+    assert found[-1].data is None  # a contact gone meanwhile reads as having none
+    assert 1 < graph.peak_in_flight <= 4
+    # Delta pages and contact JSON carry no photo: what they give says so.
+    (snapshot_item, *_) = connector.snapshot(DEFAULT).stream or iter(())
+    assert isinstance(snapshot_item, RemoteContact) and not snapshot_item.picture_checked
+    (fetched,) = connector.fetch(DEFAULT, [ids[1]])
+    assert isinstance(fetched, RemoteContact) and fetched.picture_checked
+
+
+def test_the_emulator_answers_a_missing_photo_as_graph_does(graph: GraphEmulator) -> None:
+    # DOC profilephoto-get: 404 when no photo exists, in Graph's error body
+    # (microsoftgraph/microsoft-graph-docs#2248: ErrorItemNotFound, "The photo wasn't found.").
+    cid = graph.add_contact({"givenName": "A"})
+    graph.access_tokens["probe"] = time.time() + 60
+    answer = httpx.get(
+        f"{graph.graph_url}/me/contacts/{quote(cid, safe='')}/photo/$value",
+        headers={"Authorization": "Bearer probe"},
+    )
+    assert answer.status_code == 404
+    error = answer.json()["error"]
+    assert (error["code"], error["message"]) == ("ErrorItemNotFound", "The photo wasn't found.")
+    assert set(error["innerError"]) == {"date", "request-id", "client-request-id"}
 
 
 # --- Throttling and errors -------------------------------------------------------------------

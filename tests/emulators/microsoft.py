@@ -1014,6 +1014,9 @@ class GraphEmulator:
         if tail == ["photo", "$value"]:
             if method == "GET":
                 if contact.photo is None:
+                    # DOC profilephoto-get: "If no photo exists, the operation returns 404
+                    # Not Found"; the body is Graph's error with code ErrorItemNotFound and
+                    # "The photo wasn't found." (microsoftgraph/microsoft-graph-docs#2248).
                     raise _not_found("The photo wasn't found.")
                 return Response(contact.photo, media_type=contact.photo_type or "image/jpeg")
             if method in ("PUT", "PATCH"):

@@ -21,8 +21,10 @@ from rolodex.cli.sync import make_runner
 from rolodex.config import Settings
 from rolodex.connectors.microsoft.connector import ROLODEX_ID_PROPERTY
 from rolodex.domain.account import Account
+from rolodex.domain.errors import NoSuchPicture
 from rolodex.domain.query import ListQuery
 from rolodex.store import Store
+from rolodex.sync.engine import SyncReport
 from rolodex.sync.runner import SyncFailed, SyncRunner
 from tests.conftest import settings_for_tests
 from tests.emulators.microsoft import GraphEmulator
@@ -31,6 +33,7 @@ PNG = base64.b64decode(
     "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR4nGNgYPj/HwADAgH/"
     "yvGwdQAAAABJRU5ErkJggg=="
 )
+JPEG = b"\xff\xd8\xff\xe0" + b"0" * 64
 
 
 @dataclasses.dataclass
@@ -364,9 +367,7 @@ def _folders_with_contacts(graph: GraphEmulator) -> dict[str, str]:
 
 
 def _paths(synced: Synced) -> dict[str, list[str]]:
-    return {
-        str(c["given_name"]): [g["path"] for g in c["groups"]] for c in synced.contacts()
-    }
+    return {str(c["given_name"]): [g["path"] for g in c["groups"]] for c in synced.contacts()}
 
 
 EVERYONE = {
@@ -416,3 +417,106 @@ def test_a_folder_list_that_fails_part_way_deletes_nothing(synced: Synced, statu
     synced.sync()
     assert _paths(synced) == EVERYONE
     assert {g.path: g.id for g in synced.svc.groups.list(synced.account)} == groups
+
+
+# --- Pictures checked apart (a first sync reads none; rolodex.sync.pictures) -------------
+
+
+def _run(synced: Synced) -> SyncReport:
+    report = synced.runner.run(synced.account.id)
+    assert report is not None
+    return report
+
+
+def _picture(synced: Synced, contact_id: object) -> bytes | None:
+    try:
+        return synced.svc.pictures.get(synced.account, str(contact_id)).data
+    except NoSuchPicture:
+        return None
+
+
+def test_the_pictures_a_mailbox_has_come_in_after_its_first_sync(synced: Synced) -> None:
+    graph = synced.graph
+    friends = graph.add_folder("Friends")
+    ann = graph.add_contact({"givenName": "Ann"})
+    bob = graph.add_contact({"givenName": "Bob"}, folder=friends)
+    graph.add_contact({"givenName": "Cyd"})
+    graph.set_photo(ann, PNG, "image/png")
+    graph.set_photo(bob, JPEG)
+    # Set here before the first sync: pushed with its picture, then read back by the
+    # snapshot without it, which must not take the picture away.
+    local = orjson.loads(synced.svc.contacts.create(synced.account, {"given_name": "Dot"}))
+    synced.svc.pictures.put(synced.account, local["id"], PNG)
+    first = _run(synced)
+    assert first.snapshots == 2 and first.pictures_unchecked is None
+    assert not graph.graph_requests("GET", "/photo")  # the first sync reads no photos
+    assert _picture(synced, synced.by_name("Ann")["id"]) is None
+    assert _picture(synced, local["id"]) == PNG
+    cursor = synced.svc.changes.latest_cursor(synced.account)
+
+    second = _run(synced)
+    assert (second.pictures_checked, second.pictures_unchecked) == (4, 0)
+    assert _picture(synced, synced.by_name("Ann")["id"]) == PNG
+    assert _picture(synced, synced.by_name("Bob")["id"]) == JPEG
+    assert _picture(synced, synced.by_name("Cyd")["id"]) is None
+    assert _picture(synced, local["id"]) == PNG
+    assert synced.by_name("Ann")["picture_url"]
+    # Only the contacts whose picture came in changed, in the delta feed too.
+    changed = synced.svc.changes.since(synced.account, cursor, frozenset({"contact"})).deltas
+    assert sorted(str(d.object_id) for d in changed) == sorted(
+        str(synced.by_name(n)["id"]) for n in ("Ann", "Bob")
+    )
+    missing = [r for r in graph.graph_requests("GET", "/photo/$value") if r.status == 404]
+    assert len(missing) == 1  # Cyd's: Graph's 404 for a contact without a photo
+
+    graph.requests.clear()
+    third = _run(synced)
+    assert (third.pictures_checked, third.pictures_unchecked) == (0, 0)
+    assert not graph.graph_requests("GET", "/photo")
+
+
+def test_picture_checks_are_bounded_per_round_and_resume_after_a_failure(
+    synced: Synced, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("rolodex.connectors.microsoft.connector.PICTURE_CHECKS", 4)
+    graph = synced.graph
+    ids = graph.add_contacts([{"givenName": f"N{i}"} for i in range(10)])
+    for cid in ids:
+        graph.set_photo(cid, PNG, "image/png")
+    _run(synced)
+    # The third photo read fails past the client's retries: the round stops there, keeps
+    # the two before it, and the sync itself succeeds.
+    order = _due_order(synced)
+    graph.fail(503, path_contains=f"/contacts/{order[2]}/photo", times=10, retry_after="0")
+    second = _run(synced)
+    assert (second.pictures_checked, second.pictures_unchecked) == (2, 8)
+    assert synced.svc.accounts.get(synced.account.id).last_error is None
+    graph.faults.clear()
+    counts = [(r.pictures_checked, r.pictures_unchecked) for r in (_run(synced) for _ in range(3))]
+    assert counts == [(4, 4), (4, 0), (0, 0)]
+    assert all(_picture(synced, c["id"]) == PNG for c in synced.contacts())
+
+
+def test_a_photo_changed_in_outlook_alone_is_seen_when_it_is_checked_again(
+    synced: Synced, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    graph = synced.graph
+    cid = graph.add_contact({"givenName": "Pic"})
+    graph.set_photo(cid, JPEG)
+    _run(synced)
+    _run(synced)
+    pic = synced.by_name("Pic")
+    assert _picture(synced, pic["id"]) == JPEG
+    graph.set_photo(cid, PNG, "image/png")  # a photo alone: no change in delta
+    _run(synced)
+    assert _picture(synced, pic["id"]) == JPEG  # checked less than a day ago
+    monkeypatch.setattr("rolodex.connectors.microsoft.connector.PICTURE_RECHECK", 0.0)
+    again = _run(synced)
+    assert again.pictures_checked == 1
+    assert _picture(synced, pic["id"]) == PNG
+
+
+def _due_order(synced: Synced) -> list[str]:
+    """The remote ids in the order the checks take them: the store's, for never-checked."""
+    with synced.store.read() as tx:
+        return [rid for _, rid in tx.remotes.pictures_never_checked(synced.account.id, 1000)]

@@ -7,7 +7,7 @@ provider says so), everything else may not.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -24,6 +24,7 @@ from rolodex.domain.remote import (
     RemoteContact,
     RemoteGroup,
     RemoteItem,
+    RemotePicture,
     WriteResult,
 )
 from rolodex.domain.signin import OAuthSignIn
@@ -89,12 +90,14 @@ __all__ = [
     "LocalContact",
     "LocalGroup",
     "PermanentError",
+    "PictureReader",
     "PreconditionFailed",
     "Provider",
     "RemoteContact",
     "RemoteGroup",
     "RemoteItem",
     "RemoteNotFound",
+    "RemotePicture",
     "TransientError",
     "WriteResult",
 ]
@@ -185,6 +188,16 @@ class Connector(Protocol):
         group already gone is not an error."""
 
     def close(self) -> None: ...
+
+
+class PictureReader(Protocol):
+    """A connector whose items come without their pictures (``Capabilities.picture_backfill``
+    above 0) reads them apart with this."""
+
+    def pictures(self, remote_ids: Sequence[str]) -> Iterator[RemotePicture]:
+        """The pictures of these contacts, in order, within the provider's concurrency
+        limit; a contact gone meanwhile reads as having none. A ``TransientError`` may
+        come part way: the pictures that came before it stand."""
 
 
 # Called by a connector with the account's whole new settings when the provider hands out

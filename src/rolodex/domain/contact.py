@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 from dataclasses import dataclass, field
 
 SCALAR_FIELDS: tuple[str, ...] = (
@@ -132,3 +133,9 @@ class Picture:
     content_type: str
     etag: str
     data: bytes
+
+    @classmethod
+    def of(cls, data: bytes, content_type: str) -> Picture:
+        """The picture of these bytes; its etag is their digest, so the same bytes read
+        again from a provider are no change."""
+        return cls(content_type, hashlib.sha256(data).hexdigest()[:32], data)

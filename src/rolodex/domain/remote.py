@@ -52,6 +52,10 @@ class RemoteContact:
     # v2's ``source``: "inbox" for people the provider saved from mail (Google's "Other
     # contacts"), which are read-only; "address_book" for the user's own contacts.
     source: str = SOURCE_ADDRESS_BOOK
+    # False: the item came without its picture (Graph's delta pages and contact JSON carry
+    # none; a photo is read apart), so whether it has one is not known and the local copy's
+    # picture stays as it is until the engine checks it (``Capabilities.picture_backfill``).
+    picture_checked: bool = True
     # ``index_terms(fields)`` (rolodex.domain.normalize), when the connector computed them
     # where it parsed the item, off the main process; None: whoever needs them computes them.
     terms: frozenset[tuple[str, str]] | None = None
@@ -77,6 +81,15 @@ class RemoteGroup:
     name: str
     member_uids: tuple[str, ...] = ()
     raw: bytes | None = None
+
+
+@dataclass(frozen=True)
+class RemotePicture:
+    """A contact's picture as the provider holds it, read apart from the contact."""
+
+    remote_id: str
+    data: bytes | None  # None: it has none
+    content_type: str | None = None
 
 
 RemoteItem = RemoteContact | RemoteGroup
@@ -152,6 +165,14 @@ class Capabilities:
     # than taking the name Rolodex gives it (a CardDAV href). A create is then recorded as
     # attempted before it is sent, so that any retry looks for the item first.
     assigns_ids: bool = False
+    # Pictures that the provider's listings and change feed do not carry (Graph: a photo is
+    # a navigation property, absent from delta pages, and a photo changed alone is no
+    # change there). After a sync's pull, unless it read a collection whole, up to this
+    # many contacts have their picture checked (``PictureReader.pictures``): those never
+    # checked first (a first sync reads none), then those checked longest ago, once
+    # ``picture_recheck`` seconds have passed. 0: pictures come with the items.
+    picture_backfill: int = 0
+    picture_recheck: float = 86400.0
 
 
 # The local side of sync, as the engine sees it ------------------------------------------

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import hashlib
 import time
 from collections.abc import Iterable, Iterator, Sequence
 
@@ -28,11 +27,12 @@ from rolodex.domain.remote import (
     RemoteContact,
     RemoteGroup,
     RemoteLink,
+    RemotePicture,
     WriteResult,
 )
 from rolodex.domain.wire import contact_document, contact_from_document
 from rolodex.logs import REQUEST_ID
-from rolodex.service import grouplinks
+from rolodex.service import grouplinks, picturechecks
 from rolodex.service.grouplinks import CARD_GROUP, CATEGORY_GROUP, FOLDER_GROUP
 from rolodex.service.groups import create_group, delete_group, rename_group, set_membership
 from rolodex.service.records import CONTACT
@@ -327,12 +327,18 @@ class Mirror:
         current = contact_from_document(orjson.loads(row.doc))
         # Memberships in group cards are the group cards' business (apply_groups).
         kept = tuple(g for g in current.group_ids if g in card_groups)
-        picture_changed = self._sync_picture(tx, account.id, row.id, item)
+        if item.picture_checked:
+            picture_changed = self._sync_picture(tx, account.id, row.id, item)
+            has_picture = item.picture is not None
+        else:
+            # It came without its picture (Graph's delta): the one held stays, until a
+            # picture check says otherwise (rolodex.service.picturechecks).
+            picture_changed, has_picture = False, current.has_picture
         updated = dataclasses.replace(
             current,
             fields=item.fields,
             group_ids=tuple(dict.fromkeys((*group_ids, *kept))),
-            has_picture=item.picture is not None,
+            has_picture=has_picture,
         )
         doc = contact_document(updated, groups)
         if doc == row.doc and not picture_changed:
@@ -441,6 +447,20 @@ class Mirror:
                 removed += 1
         return removed
 
+    # Pictures checked apart (rolodex.service.picturechecks) ------------------------------
+
+    def pictures_due(
+        self, account_id: str, limit: int, checked_before: float
+    ) -> tuple[list[tuple[str, str]], int]:
+        with self.store.read() as tx:
+            return picturechecks.due(tx, account_id, limit, checked_before)
+
+    def apply_pictures(self, account: Account, found: Sequence[tuple[str, RemotePicture]]) -> int:
+        if not found:
+            return 0
+        with self._write(account.id) as tx:
+            return picturechecks.apply(tx, account, found, time.time())
+
     # Push ----------------------------------------------------------------------------------
 
     def pending(self, account_id: str, limit: int = 100) -> list[OutboxItem]:
@@ -548,11 +568,7 @@ class Mirror:
 
 def _picture(item: RemoteContact) -> Picture:
     assert item.picture is not None
-    return Picture(
-        item.picture_type or "image/jpeg",
-        hashlib.sha256(item.picture).hexdigest()[:32],
-        item.picture,
-    )
+    return Picture.of(item.picture, item.picture_type or "image/jpeg")
 
 
 def _is_own_create(tx: Tx, account_id: str, item: RemoteContact) -> bool:

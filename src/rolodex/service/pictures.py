@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import io
 import time
 
@@ -69,7 +68,7 @@ class PictureService:
 
     def put(self, account: Account, contact_id: str, data: bytes) -> bytes:
         content_type = check_picture(data)
-        picture = Picture(content_type, hashlib.sha256(data).hexdigest()[:32], data)
+        picture = Picture.of(data, content_type)
         return self._write(account, contact_id, picture)
 
     def delete(self, account: Account, contact_id: str) -> bytes:

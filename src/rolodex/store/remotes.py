@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, delete, insert, select, update
+from sqlalchemy import Connection, bindparam, delete, func, insert, select, update
 
 from rolodex.domain.remote import RemoteLink
 from rolodex.store.bulk import insert_rows
@@ -159,6 +159,57 @@ class RemoteRepository:
             sync_cursors.c.account_id == account_id, sync_cursors.c.cursor.is_not(None)
         )
         return set(self.conn.execute(cursors).scalars())
+
+    # Picture checks (rolodex.service.picturechecks) -----------------------------------------
+
+    def pictures_never_checked(self, account_id: str, limit: int) -> list[tuple[str, str]]:
+        """(contact id, remote id) of up to ``limit`` contacts whose picture was never
+        checked (the (account, checked at) index)."""
+        rows = self.conn.execute(
+            select(contact_remotes.c.contact_id, contact_remotes.c.remote_id)
+            .where(
+                contact_remotes.c.account_id == account_id,
+                contact_remotes.c.picture_checked_at.is_(None),
+            )
+            .limit(limit)
+        )
+        return [(row.contact_id, row.remote_id) for row in rows]
+
+    def pictures_checked_before(
+        self, account_id: str, before: float, limit: int
+    ) -> list[tuple[str, str]]:
+        """(contact id, remote id) of up to ``limit`` contacts whose picture was last
+        checked before ``before``, those checked longest ago first."""
+        checked = contact_remotes.c.picture_checked_at
+        rows = self.conn.execute(
+            select(contact_remotes.c.contact_id, contact_remotes.c.remote_id)
+            .where(contact_remotes.c.account_id == account_id, checked < before)
+            .order_by(checked)
+            .limit(limit)
+        )
+        return [(row.contact_id, row.remote_id) for row in rows]
+
+    def count_pictures_never_checked(self, account_id: str) -> int:
+        return int(
+            self.conn.execute(
+                select(func.count()).where(
+                    contact_remotes.c.account_id == account_id,
+                    contact_remotes.c.picture_checked_at.is_(None),
+                )
+            ).scalar_one()
+        )
+
+    def pictures_checked(self, account_id: str, contact_ids: Iterable[str], at: float) -> None:
+        ids = list(contact_ids)
+        for start in range(0, len(ids), 500):
+            self.conn.execute(
+                update(contact_remotes)
+                .where(
+                    contact_remotes.c.account_id == account_id,
+                    contact_remotes.c.contact_id.in_(ids[start : start + 500]),
+                )
+                .values(picture_checked_at=at)
+            )
 
     # Cursors -------------------------------------------------------------------------------
 

@@ -196,10 +196,15 @@ contact_remotes = Table(
     Column("uid", String(1000), nullable=True),
     Column("etag", String(1000), nullable=False),
     Column("raw", LargeBinary, nullable=True),
+    # When the contact's picture was last read from the provider, where its listings carry
+    # none (``Capabilities.picture_backfill``, rolodex.service.picturechecks); null: never.
+    # Written by the picture checks only, so that a sync round resumes where one stopped.
+    Column("picture_checked_at", Float, nullable=True),
     PrimaryKeyConstraint("account_id", "contact_id"),
     ForeignKeyConstraint(["account_id"], ["accounts.id"], ondelete="CASCADE"),
     UniqueConstraint("account_id", "remote_id"),
     Index("ix_contact_remotes_account_uid", "account_id", "uid"),
+    Index("ix_contact_remotes_account_picture_checked", "account_id", "picture_checked_at"),
 )
 
 # The provider's change cursor per collection (CardDAV sync-token, People syncToken,

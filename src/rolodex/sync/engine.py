@@ -7,6 +7,7 @@ import logging
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import cast
 
 from rolodex.connectors.base import (
     ChangeSet,
@@ -15,6 +16,7 @@ from rolodex.connectors.base import (
     CursorExpired,
     LocalContact,
     PermanentError,
+    PictureReader,
     PreconditionFailed,
     RemoteContact,
     RemoteGroup,
@@ -29,6 +31,7 @@ from rolodex.logs import carrying
 from rolodex.sync.groups import push_group
 from rolodex.sync.local import LocalSide
 from rolodex.sync.merge import merge
+from rolodex.sync.pictures import check_pictures
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +56,13 @@ class SyncReport:
     deleted: int = 0
     full_resyncs: int = 0
     last_push_error: str | None = None
+    # Collections read whole (a first sync, a new folder).
+    snapshots: int = 0
+    # Where a provider's listings carry no pictures (rolodex.sync.pictures): how many this
+    # sync checked, and how many contacts are left whose picture was never checked (None:
+    # no checks ran).
+    pictures_checked: int = 0
+    pictures_unchecked: int | None = None
 
 
 def backoff(attempts: int, retry_after: float | None = None) -> float:
@@ -96,6 +106,11 @@ class SyncEngine:
                 self.pull(account, connector, collection, report, progress)
             # A collection gone at the provider (a deleted folder) takes its contacts along.
             report.deleted += self.mirror.forget_collections(account, {c.id for c in collections})
+            caps = connector.capabilities()
+            if caps.picture_backfill and not report.snapshots:
+                report.pictures_checked, report.pictures_unchecked = check_pictures(
+                    self.mirror, cast(PictureReader, connector), caps, account, progress, self.guard
+                )
         return report
 
     # Pull --------------------------------------------------------------------------------
@@ -110,6 +125,7 @@ class SyncEngine:
     ) -> None:
         cursor = self.mirror.cursor(account.id, collection.id)
         if cursor is None:
+            report.snapshots += 1
             changes = connector.snapshot(collection.id)
         else:
             try:

@@ -18,6 +18,7 @@ from rolodex.domain.remote import (
     RemoteContact,
     RemoteGroup,
     RemoteLink,
+    RemotePicture,
     WriteResult,
 )
 
@@ -48,6 +49,18 @@ class LocalSide(Protocol):
 
     def remove(self, account: Account, remote_ids: Iterable[str]) -> int:
         """Delete the local copies of items deleted at the provider; returns how many."""
+
+    # Pictures checked apart (``Capabilities.picture_backfill``)
+    def pictures_due(
+        self, account_id: str, limit: int, checked_before: float
+    ) -> tuple[list[tuple[str, str]], int]:
+        """Up to ``limit`` (contact id, remote id) whose picture is due a check: never
+        checked first, then checked before ``checked_before``, oldest first; and how many
+        were never checked."""
+
+    def apply_pictures(self, account: Account, found: Sequence[tuple[str, RemotePicture]]) -> int:
+        """Store the pictures the checks found (by contact id) and record the checks;
+        returns how many local copies changed."""
 
     # Push
     def pending(self, account_id: str, limit: int = 100) -> list[OutboxItem]: ...

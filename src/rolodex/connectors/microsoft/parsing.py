@@ -51,6 +51,8 @@ def item(
         raw=raw if raw is not None else orjson.dumps(entry),
         rolodex_id=rolodex_id,
         terms=terms,
+        # Neither a delta page nor a contact's JSON carries its photo (read apart).
+        picture_checked=False,
     )
 
 
