@@ -3,6 +3,7 @@ API emulator, then two-way sync through the API."""
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Iterator
 
 import pytest
@@ -10,6 +11,11 @@ import pytest
 from rolodex.cli.sync import make_runner
 from tests.conftest import App
 from tests.emulators.google import GoogleServer
+
+PNG = base64.b64decode(
+    "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR4nGNgYPj/HwADAgH/"
+    "yvGwdQAAAABJRU5ErkJggg=="
+)
 
 
 @pytest.fixture(scope="module")
@@ -124,3 +130,65 @@ def test_invalid_grant_during_sync_shows_on_the_account(app: App, google: Google
     me = app.client_for(str(account["access_token"])).get("/account").json()
     assert me["sync_state"] == "invalid-credentials"
     assert "reconnect" in me["last_error"]
+
+
+def test_other_contacts_and_system_groups_through_the_api(app: App, google: GoogleServer) -> None:
+    # Issue 10: Google's Other contacts are v2's source "inbox", read-only, and a write to
+    # one is a 400 that says why; system groups show with their Google meaning (Starred; My
+    # Contacts is the address book itself, not a group) and cannot be renamed or deleted.
+    emulator = google.emulator
+    emulator.add_person(
+        names=[{"givenName": "Star"}],
+        memberships=[
+            {"contactGroupMembership": {"contactGroupResourceName": "contactGroups/starred"}},
+            {"contactGroupMembership": {"contactGroupResourceName": "contactGroups/myContacts"}},
+        ],
+    )
+    emulator.add_other_contact(
+        names=[{"givenName": "Mailer"}], emailAddresses=[{"value": "mailer@example.com"}]
+    )
+    refresh_token = emulator.grant("client-id", "client-secret")
+    answer = app.client.post("/connect/authorize", json=_body(app, "oc@gmail.com", refresh_token))
+    assert answer.status_code == 200, answer.text
+    account = _token(app, answer.json()["code"])
+    client = app.client_for(str(account["access_token"]))
+    runner = make_runner(app.settings, app.store)
+    runner.run(str(account["id"]))
+
+    [inbox] = client.get("/contacts", params={"source": "inbox"}).json()
+    assert (inbox["given_name"], inbox["source"]) == ("Mailer", "inbox")
+    assert inbox["emails"] == [{"type": None, "email": "mailer@example.com"}]
+    own = client.get("/contacts", params={"source": "address_book"}).json()
+    assert [c["given_name"] for c in own] == ["Star"]
+    assert client.get("/contacts", params={"view": "count"}).json() == {"count": 2}
+    refusals = [
+        client.put(f"/contacts/{inbox['id']}", json={"job_title": "X"}),
+        client.delete(f"/contacts/{inbox['id']}"),
+        client.put(
+            f"/contacts/{inbox['id']}/picture",
+            content=PNG,
+            headers={"Content-Type": "image/png"},
+        ),
+    ]
+    for refused in refusals:
+        assert refused.status_code == 400, refused.text
+        assert refused.json()["type"] == "invalid_request_error"
+        assert 'source "inbox"' in refused.json()["message"]
+        assert "read-only" in refused.json()["message"]
+
+    groups = client.get("/contacts/groups").json()
+    assert [g["name"] for g in groups] == ["Starred"]  # My Contacts is no group
+    [star] = own
+    assert [g["name"] for g in star["groups"]] == ["Starred"]
+    for method in ("PUT", "DELETE"):
+        refused = client.request(
+            method, f"/contacts/groups/{groups[0]['id']}", json={"name": "Stars"}
+        )
+        assert refused.status_code == 400, refused.text
+        assert "'Starred' cannot be renamed or deleted" in refused.json()["message"]
+
+    # Nothing of it was queued for Google: the next sync writes nothing there.
+    emulator.clear_log()
+    runner.run(str(account["id"]))
+    assert [c for c in emulator.calls() if c.method != "GET"] == []
+    assert client.get(f"/contacts/{inbox['id']}").json()["given_name"] == "Mailer"
