@@ -2,7 +2,7 @@
 
 The workers come from a fork server, never a fork of the syncing process (whose threads
 may hold locks); the server preloads the parsing module that asks for it, so workers start
-in milliseconds. Shared by the connectors that parse in parallel (CardDAV, Graph).
+in milliseconds. Shared by the connectors that parse in parallel (CardDAV, Graph, Google).
 """
 
 from __future__ import annotations

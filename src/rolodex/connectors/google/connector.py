@@ -378,6 +378,7 @@ class GoogleConnector:
     def snapshot(self, collection: str) -> ChangeSet:
         if collection == OTHER:
             return self._other_changes(None)
+        parsing.warm_up()  # while the groups and the first page are read
         groups_token = self._load_groups()
         holder: list[ChangeSet] = []
 

@@ -1,18 +1,17 @@
 """People into domain items, in this process or on every core, for a first sync.
 
-A first sync of a large Google account spends most of its CPU mapping people and computing
-their index terms (phone number parsing); here pages of ``connections.list`` are mapped by a
-pool of processes (from a fork server that imported only this module and the domain) while
-the next pages stream in on a thread and the engine writes the previous ones. At most a few
-pages are in flight, so memory stays flat in the size of the book.
+A first sync of a large Google account spends most of its CPU on the people's index terms
+(phone number parsing) and on mapping them; here the pages of ``connections.list`` stream
+in on a thread while a pool of processes (from the shared fork server, ``forkpool``)
+computes each page's index terms, and this process maps the people and the engine writes
+the previous ones. The pool sends back only the terms, as tuples of strings: pickling the
+mapped domain objects back cost this process as much as mapping them (the writer, which is
+what a first sync waits for). At most a few pages are in flight, so memory stays flat in
+the size of the book.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import multiprocessing
-import multiprocessing.context
-import os
 import queue
 import threading
 from collections import deque
@@ -22,8 +21,10 @@ from typing import Any
 
 import orjson
 
+from rolodex.connectors import forkpool
 from rolodex.connectors.google import mapping
 from rolodex.domain.contact import SOURCE_ADDRESS_BOOK
+from rolodex.domain.normalize import index_terms
 from rolodex.domain.remote import RemoteContact
 
 MY_CONTACTS = "contactGroups/myContacts"
@@ -31,6 +32,7 @@ MY_CONTACTS = "contactGroups/myContacts"
 AHEAD = 2
 
 Mapped = tuple[RemoteContact, str | None]  # the contact, and its photo's URL (read apart)
+Terms = tuple[tuple[str, str], ...]
 
 
 def contact(
@@ -38,16 +40,16 @@ def contact(
     person: dict[str, Any],
     groups: Mapping[str, str],
     *,
-    terms: bool = False,
+    terms: Terms | None = None,
     source: str = SOURCE_ADDRESS_BOOK,
 ) -> Mapped:
-    """One person as a ``RemoteContact`` (its picture not read yet: the URL comes beside)."""
-    fields = mapping.fields_of(person)
+    """One person as a ``RemoteContact`` (its picture not read yet: the URL comes beside);
+    ``terms``: its index terms, when a pool worker computed them."""
     item = RemoteContact(
         remote_id=person["resourceName"],
         etag=str(person.get("etag") or ""),
         collection=collection,
-        fields=fields,
+        fields=mapping.fields_of(person),
         group_names=tuple(
             groups[rn]
             for rn in mapping.group_names_of(person)
@@ -59,30 +61,25 @@ def contact(
             str(rn) for rn in (person.get("metadata") or {}).get("previousResourceNames") or ()
         ),
         source=source,
+        terms=None if terms is None else frozenset(terms),
     )
-    if terms:
-        item = dataclasses.replace(item, terms=item.index_terms())
     return item, mapping.photo_url_of(person)
 
 
-def map_page(collection: str, content: bytes, groups: Mapping[str, str]) -> list[Mapped]:
-    """In a pool worker: a page's people mapped, with their index terms."""
-    page = orjson.loads(content)
-    return [
-        contact(collection, person, groups, terms=True) for person in page.get("connections") or ()
-    ]
+def page_terms(content: bytes) -> list[Terms]:
+    """In a pool worker: the index terms of a page's people, in order."""
+    people = orjson.loads(content).get("connections") or ()
+    return [tuple(index_terms(mapping.fields_of(person))) for person in people]
 
 
 def workers() -> int:
-    """Processes to map pages on: the cores but one, which writes what they map (on two
-    cores a pool only competes with that writer and costs the pickling)."""
-    return min((os.cpu_count() or 1) - 1, 4)
+    return forkpool.workers()
 
 
-def _context() -> multiprocessing.context.BaseContext:
-    context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload([__name__])
-    return context
+def warm_up() -> None:
+    """Start the fork server the pool comes from while the first page is awaited: the
+    workers then start in milliseconds, not a quarter second."""
+    forkpool.warm_up(__name__)
 
 
 Page = tuple[bytes, dict[str, Any]]  # as sent, and parsed
@@ -128,8 +125,8 @@ def mapped_pages(
     groups: Callable[[], Mapping[str, str]],
 ) -> Iterator[Mapped]:
     """Every person of ``pages`` (``connections.list`` answers), mapped in order: the
-    first page here, the rest, when there is more than one, on a pool of processes where
-    there are cores for one."""
+    first page here, and the index terms of the rest, when there is more than one, on a
+    pool of processes where there are cores for one."""
     source = _prefetched(pages)
     first = next(source, None)
     if first is None:
@@ -146,11 +143,22 @@ def mapped_pages(
             for person in page.get("connections") or ():
                 yield contact(collection, person, names)
         return
-    with ProcessPoolExecutor(count, mp_context=_context()) as pool:
-        pending: deque[Future[list[Mapped]]] = deque()
-        for content, _page in source:
-            pending.append(pool.submit(map_page, collection, content, names))
-            while len(pending) > count or (pending and pending[0].done()):
-                yield from pending.popleft().result()
-        while pending:
-            yield from pending.popleft().result()
+    pending: deque[tuple[dict[str, Any], Future[list[Terms]]]] = deque()
+
+    def ready() -> Iterator[Mapped]:
+        page, future = pending.popleft()
+        people = page.get("connections") or ()
+        for person, terms in zip(people, future.result(), strict=True):
+            yield contact(collection, person, names, terms=terms)
+
+    with ProcessPoolExecutor(count, mp_context=forkpool.context(__name__)) as pool:
+        try:
+            for content, page in source:
+                pending.append((page, pool.submit(page_terms, content)))
+                while len(pending) > count or (pending and pending[0][1].done()):
+                    yield from ready()
+            while pending:
+                yield from ready()
+        finally:
+            for _page, future in pending:
+                future.cancel()
