@@ -26,6 +26,7 @@ from rolodex.domain.query import (
     ContactFilter,
     ListQuery,
 )
+from rolodex.store import nowait
 
 _NO_FILTER = ContactFilter()
 
@@ -43,11 +44,12 @@ class FastReads:
     def __init__(self, app: ASGIApp, services: Services) -> None:
         self.app = app
         self.services = services
-        # SQLite answers a hot read from its page cache in less time than handing the
-        # request to a worker thread and back costs, so those are answered on the event
-        # loop; anything that may take longer (filters, PostgreSQL's network round trips)
-        # goes to a thread.
-        self.inline_hot_reads = services.store.is_sqlite
+        # A hot read is answered on the event loop when that costs less than handing it
+        # to a worker thread and back: on SQLite always (its page cache answers sooner),
+        # on PostgreSQL when it needs no round trip (rolodex.store.nowait: tried with
+        # waiting forbidden, then from a thread if it needs the database). Anything else
+        # (filters, views) goes to a thread.
+        self.wait_inline = services.store.is_sqlite
         # (scheme, Host header) -> base URL of picture links: the hot reads need it on
         # every request, and it is the same for nearly all of them.
         self._bases: dict[tuple[str, bytes | None], bytes] = {}
@@ -78,12 +80,21 @@ class FastReads:
         await self.app(scope, receive, _with_version_header(send))
 
     async def _serve(self, scope: Scope, send: Send, contact_id: str | None) -> None:
-        if self.inline_hot_reads and (
-            contact_id is not None or paging_query(scope["query_string"]) is not None
-        ):
-            status, body, etag = self._answer(scope, contact_id)
-        else:
-            status, body, etag = await to_thread.run_sync(self._answer, scope, contact_id)
+        answered = None
+        if contact_id is not None or paging_query(scope["query_string"]) is not None:
+            if self.wait_inline:
+                answered = self._answer(scope, contact_id)
+            else:
+                nowait.forbid()
+                try:
+                    answered = self._answer(scope, contact_id)
+                except nowait.WouldWait:
+                    pass
+                finally:
+                    nowait.allow()
+        if answered is None:
+            answered = await to_thread.run_sync(self._answer, scope, contact_id)
+        status, body, etag = answered
         headers = [*_JSON_HEADERS, (b"content-length", str(len(body)).encode())]
         if etag is not None:
             headers.append((b"etag", etag))
@@ -110,6 +121,8 @@ class FastReads:
                     return 200, list_body(svc, account, params, base), None
                 return 200, list_body(svc, account, query, base), None
             return 200, *get_tagged(svc, account, contact_id, base)
+        except nowait.WouldWait:
+            raise
         except Exception as exc:
             status, error = describe(exc)
             return status, orjson.dumps(error), None

@@ -14,7 +14,7 @@ from rolodex.domain.ids import hash_token, new_id, new_token
 from rolodex.domain.profiles import PROVIDERS
 from rolodex.domain.providers import ProviderCatalog
 from rolodex.service.credentials import CredentialBox
-from rolodex.store import Store, authepoch
+from rolodex.store import Store
 from rolodex.store.authepoch import AuthEpoch
 
 # How long a process trusts a token it has already checked while no token is revoked and
@@ -178,17 +178,15 @@ class AccountService:
 
     def revoke(self, token: str) -> None:
         digest = hash_token(token)
-        with self.store.write() as tx:
+        with self._epoch.revoking() as tx:
             if not tx.accounts.delete_token(digest):
                 raise NoSuchToken()
-            authepoch.bump(tx)
         with self._lock:
             self._token_cache.pop(token, None)
 
     def delete(self, account_id: str) -> None:
-        with self.store.write() as tx:
+        with self._epoch.revoking() as tx:
             tx.accounts.delete(account_id)
-            authepoch.bump(tx)
         with self._lock:
             self._token_cache = {
                 k: v for k, v in self._token_cache.items() if v[2].id != account_id

@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 
 from sqlalchemy import Connection, Engine
 
@@ -43,11 +43,13 @@ from rolodex.store.database import (
     is_sqlite,
     normalize_url,
     read_connection,
+    together,
     write_connection,
 )
 from rolodex.store.groups import GroupRepository
-from rolodex.store.locks import generation, lock_account
+from rolodex.store.locks import lock_account
 from rolodex.store.notify import AccountVersions, libpq_dsn
+from rolodex.store.nowait import may_wait
 from rolodex.store.pictures import PictureRepository
 from rolodex.store.ratecounts import RateCountRepository
 from rolodex.store.remotes import RemoteRepository
@@ -71,6 +73,10 @@ class Tx:
         self.redirect_uris = RedirectUriRepository(conn)
         self.sign_ins = SignInRepository(conn)
         self.rate_counts = RateCountRepository(conn)
+
+    def together(self) -> AbstractContextManager[None]:
+        """Statements whose results nothing reads, sent at once (``database.together``)."""
+        return together(self.conn)
 
 
 class Store:
@@ -100,14 +106,16 @@ class Store:
     def write(self, account_id: str | None = None) -> Iterator[Tx]:
         """A write transaction; with ``account_id``, that account's row is locked first
         (the lock order above), and a missing account raises ``NoSuchAccount``."""
+        may_wait()
         if account_id is None:
             with write_connection(self.engine) as conn:
                 yield Tx(conn)
             return
         with write_connection(self.engine) as conn:
             before = lock_account(conn, account_id)
-            yield Tx(conn)
-            after = generation(conn, account_id) if self._versions is not None else before
+            tx = Tx(conn)
+            yield tx
+        after = tx.accounts.allocated.get(account_id, before)
         if self._versions is not None and after != before:
             self._versions.committed(account_id, after)
         for hook in self.on_commit:
@@ -117,11 +125,13 @@ class Store:
     def brief_write(self) -> Iterator[Tx]:
         """A write of rows of its own that gives up (``Busy``) rather than wait for other
         writers (``brief_write_connection``)."""
+        may_wait()
         with brief_write_connection(self.engine) as conn:
             yield Tx(conn)
 
     @contextmanager
     def read(self) -> Iterator[Tx]:
+        may_wait()
         with read_connection(self.engine) as conn:
             yield Tx(conn)
 

@@ -31,6 +31,7 @@ from rolodex.domain.errors import NoSuchAccount, NoSuchContact
 from rolodex.domain.query import ContactFilter
 from rolodex.store.contacts import ContactRow, storable
 from rolodex.store.notify import AccountVersions
+from rolodex.store.nowait import may_wait
 from rolodex.store.paging import PageEnd
 from rolodex.store.schema import accounts, contacts, page_ends
 from rolodex.store.walstamp import WalStamp
@@ -93,6 +94,8 @@ _PAGE_END_VALUES = {
 MAX_IDLE_CONNECTIONS = 16
 # Accounts whose generation is remembered with the WAL stamp it was read under.
 MAX_KNOWN_GENERATIONS = 100_000
+# How long a decision waits for another thread's (``decide_page_end``).
+DECIDER_WAIT_SECONDS = 0.05
 
 
 class _Statement:
@@ -238,6 +241,7 @@ class HotReads:
         self._known: dict[str, tuple[bytes, int]] = {}
 
     def _acquire(self) -> Any:
+        may_wait()
         with self._lock:
             if self._idle:
                 return self._idle.pop()
@@ -311,6 +315,7 @@ class HotReads:
         return generation
 
     def _peek(self, account_id: str) -> list[Any]:
+        may_wait()
         if self._peek_cursor is None:
             self._peek_conn = self._acquire()
             self._peek_cursor = self._cursor(self._peek_conn)
@@ -392,15 +397,30 @@ class HotReads:
         self, account_id: str, scope: str, end_offset: int, decision: PageEnd
     ) -> PageEnd | None:
         """``paging.decide`` as one autocommitted statement on a connection of its own that
-        never waits for a lock (a read must not queue behind writers for bookkeeping);
-        None when it could not be written now."""
-        if not self._decider_lock.acquire(blocking=False):
+        never waits for a database lock (a read must not queue behind writers for
+        bookkeeping); None when it could not be written now.
+
+        It does wait, briefly, for this process's other readers' decisions (a statement
+        each): one unrecorded is decided again by the next page's request, as plain OFFSET
+        for good (no page end to continue), which costs that page a walk over every
+        skipped key, cold, in every process."""
+        may_wait()
+        if not self._decider_lock.acquire(timeout=DECIDER_WAIT_SECONDS):
             return None
         try:
             if self._decider is None:
                 conn = self._acquire()
                 cursor = self._cursor(conn)
-                cursor.execute("PRAGMA busy_timeout=0" if self.sqlite else "SET lock_timeout = 50")
+                if self.sqlite:
+                    cursor.execute("PRAGMA busy_timeout=0")
+                else:
+                    cursor.execute("SET lock_timeout = 50")
+                    # A decision is visible to every process at commit either way; waiting
+                    # for its WAL flush as well (milliseconds: a cold page pays two) would
+                    # leave the other readers' decisions unrecorded meanwhile, and their
+                    # next pages to a plain OFFSET. A database crash may lose the last few
+                    # decisions, as SQLite's synchronous=NORMAL may lose the last commits.
+                    cursor.execute("SET synchronous_commit = off")
                 self._decider = (conn, cursor)
             conn, cursor = self._decider
             values = {
