@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import contextmanager
 
 from sqlalchemy import Connection, Engine
 
@@ -43,11 +43,10 @@ from rolodex.store.database import (
     is_sqlite,
     normalize_url,
     read_connection,
-    together,
     write_connection,
 )
 from rolodex.store.groups import GroupRepository
-from rolodex.store.locks import lock_account
+from rolodex.store.locks import generation, lock_account
 from rolodex.store.notify import AccountVersions, libpq_dsn
 from rolodex.store.nowait import may_wait
 from rolodex.store.pictures import PictureRepository
@@ -73,10 +72,6 @@ class Tx:
         self.redirect_uris = RedirectUriRepository(conn)
         self.sign_ins = SignInRepository(conn)
         self.rate_counts = RateCountRepository(conn)
-
-    def together(self) -> AbstractContextManager[None]:
-        """Statements whose results nothing reads, sent at once (``database.together``)."""
-        return together(self.conn)
 
 
 class Store:
@@ -113,9 +108,8 @@ class Store:
             return
         with write_connection(self.engine) as conn:
             before = lock_account(conn, account_id)
-            tx = Tx(conn)
-            yield tx
-        after = tx.accounts.allocated.get(account_id, before)
+            yield Tx(conn)
+            after = generation(conn, account_id) if self._versions is not None else before
         if self._versions is not None and after != before:
             self._versions.committed(account_id, after)
         for hook in self.on_commit:
