@@ -46,7 +46,7 @@ from rolodex.store.database import (
     write_connection,
 )
 from rolodex.store.groups import GroupRepository
-from rolodex.store.locks import generation, lock_account
+from rolodex.store.locks import lock_account
 from rolodex.store.notify import AccountVersions, libpq_dsn
 from rolodex.store.nowait import may_wait
 from rolodex.store.pictures import PictureRepository
@@ -108,8 +108,9 @@ class Store:
             return
         with write_connection(self.engine) as conn:
             before = lock_account(conn, account_id)
-            yield Tx(conn)
-            after = generation(conn, account_id) if self._versions is not None else before
+            tx = Tx(conn)
+            yield tx
+        after = tx.accounts.allocated.get(account_id, before)
         if self._versions is not None and after != before:
             self._versions.committed(account_id, after)
         for hook in self.on_commit:

@@ -50,6 +50,10 @@ def _account(row: Any) -> Account:
 class AccountRepository:
     def __init__(self, conn: Connection) -> None:
         self.conn = conn
+        # The generation each account was left at by this transaction's ``allocate``, the
+        # only statement that moves it: what ``Store.write`` announces at commit, known
+        # without asking again under the account's lock.
+        self.allocated: dict[str, int] = {}
 
     def insert(self, account: Account, connection: bytes | None = None) -> None:
         self.conn.execute(
@@ -128,6 +132,7 @@ class AccountRepository:
         ).scalar_one_or_none()
         if last is None:
             raise NoSuchAccount(account_id)
+        self.allocated[account_id] = int(last)
         return int(last) - count + 1
 
     def generation(self, account_id: str) -> int:

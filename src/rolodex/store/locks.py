@@ -25,9 +25,3 @@ def lock_account(conn: Connection, account_id: str) -> int:
     if found is None:
         raise NoSuchAccount(account_id)
     return int(found)
-
-
-def generation(conn: Connection, account_id: str) -> int:
-    """The account's generation as this transaction sees it."""
-    statement = select(accounts.c.generation).where(accounts.c.id == account_id)
-    return int(conn.execute(statement).scalar_one())
