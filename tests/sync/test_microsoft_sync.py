@@ -492,9 +492,18 @@ def test_picture_checks_are_bounded_per_round_and_resume_after_a_failure(
     assert (second.pictures_checked, second.pictures_unchecked) == (2, 8)
     assert synced.svc.accounts.get(synced.account.id).last_error is None
     graph.faults.clear()
+    # A refusal (not a 404) of one contact's photo does not hold up the others: recorded,
+    # its picture left as it is, and checked again later.
+    graph.fail(403, path_contains=f"/contacts/{order[3]}/photo", times=10)
     counts = [(r.pictures_checked, r.pictures_unchecked) for r in (_run(synced) for _ in range(3))]
     assert counts == [(4, 4), (4, 0), (0, 0)]
-    assert all(_picture(synced, c["id"]) == PNG for c in synced.contacts())
+    pictures = _pictures_by_remote_id(synced)
+    assert pictures.pop(order[3]) is None and set(pictures.values()) == {PNG}
+    graph.faults.clear()
+    monkeypatch.setattr("rolodex.connectors.microsoft.connector.PICTURE_RECHECK", 0.0)
+    monkeypatch.setattr("rolodex.connectors.microsoft.connector.PICTURE_CHECKS", 10)
+    assert _run(synced).pictures_checked == 10  # every one checked again, the refused too
+    assert set(_pictures_by_remote_id(synced).values()) == {PNG}
 
 
 def test_a_photo_changed_in_outlook_alone_is_seen_when_it_is_checked_again(
@@ -520,3 +529,12 @@ def _due_order(synced: Synced) -> list[str]:
     """The remote ids in the order the checks take them: the store's, for never-checked."""
     with synced.store.read() as tx:
         return [rid for _, rid in tx.remotes.pictures_never_checked(synced.account.id, 1000)]
+
+
+def _pictures_by_remote_id(synced: Synced) -> dict[str, bytes | None]:
+    with synced.store.read() as tx:
+        links = {
+            c["id"]: tx.remotes.for_contact(synced.account.id, str(c["id"]))
+            for c in synced.contacts()
+        }
+    return {link.remote_id: _picture(synced, cid) for cid, link in links.items() if link}

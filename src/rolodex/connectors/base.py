@@ -196,8 +196,9 @@ class PictureReader(Protocol):
 
     def pictures(self, remote_ids: Sequence[str]) -> Iterator[RemotePicture]:
         """The pictures of these contacts, in order, within the provider's concurrency
-        limit; a contact gone meanwhile reads as having none. A ``TransientError`` may
-        come part way: the pictures that came before it stand."""
+        limit; a contact gone meanwhile reads as having none, one the provider refuses to
+        give comes ``refused``. A ``TransientError`` may come part way: the pictures that
+        came before it stand."""
 
 
 # Called by a connector with the account's whole new settings when the provider hands out

@@ -90,6 +90,9 @@ class RemotePicture:
     remote_id: str
     data: bytes | None  # None: it has none
     content_type: str | None = None
+    # Why the provider would not give it (a refusal other than "none"): whether it has one
+    # is not known, so the picture held stays, and it is checked again later.
+    refused: str | None = None
 
 
 RemoteItem = RemoteContact | RemoteGroup

@@ -56,8 +56,8 @@ def apply(tx: Tx, account: Account, found: Sequence[tuple[str, RemotePicture]], 
             continue
         checked.append(contact_id)
         row = rows.get(contact_id)
-        if row is None or not _store(tx, aid, contact_id, picture):
-            continue
+        if row is None or picture.refused is not None or not _store(tx, aid, contact_id, picture):
+            continue  # (refused: the picture held stays, and is checked again later)
         contact = contact_from_document(orjson.loads(row.doc))
         doc = row.doc
         has_picture = picture.data is not None

@@ -56,13 +56,23 @@ def check_pictures(
         progress(PHASE, checked, len(due))
         batch.clear()
 
+    refused: list[str] = []
     try:
         for picture in connector.pictures(list(contact_of)):
             guard()
             batch.append((contact_of[picture.remote_id], picture))
+            if picture.refused is not None:
+                refused.append(picture.refused)
             if len(batch) >= BATCH:
                 store()
     except TransientError as error:
         log.info("picture checks of %s stopped for now: %s", account.id, error.message)
     store()
+    if refused:
+        log.warning(
+            "the provider refused %d of the pictures of %s checked (%s)",
+            len(refused),
+            account.id,
+            refused[0],
+        )
     return checked, max(0, never)

@@ -400,7 +400,12 @@ class MicrosoftConnector:
                 chunk = remote_ids[start : start + 64]
                 photos = [pool.submit(self._photo, rid) for rid in chunk]
                 for rid, photo in zip(chunk, photos, strict=True):
-                    data, content_type = photo.result()
+                    try:
+                        data, content_type = photo.result()
+                    except PermanentError as error:
+                        # One contact's refusal must not hold up the others' checks.
+                        yield RemotePicture(rid, None, refused=error.message)
+                        continue
                     yield RemotePicture(rid, data, content_type)
 
     def _get(self, folder: Folder, remote_id: str) -> RemoteContact | None:
