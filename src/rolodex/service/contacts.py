@@ -26,6 +26,7 @@ from rolodex.domain.wire import (
     contact_from_document,
     parse_contact_patch,
 )
+from rolodex.service.positions import Positions
 from rolodex.service.readcache import ReadCache
 from rolodex.service.records import CONTACT, record_change
 from rolodex.store import Store, Tx, paging
@@ -157,6 +158,7 @@ class ContactService:
         self.store = store
         self.hot = HotReads(store.engine, store.versions())
         self.cursors = PageCursors(store, self.hot)
+        self.positions = Positions()
         # Pages of the unfiltered list and single documents, as read in a snapshot of the
         # account's generation (rolodex.service.readcache); 0 bytes turns it off.
         self.cache = ReadCache(cache_bytes)
@@ -186,7 +188,16 @@ class ContactService:
             with self.hot.read() as tx:
                 generation = tx.generation(account.id)
                 after = self._after(account.id, query, generation)
-                read = tx.page_body(account.id, query.limit, query.offset, after)
+                seek, skip = after, 0
+                if after is None and query.offset:  # the same rows, found more cheaply
+                    seek, skip = self.positions.nearest(account.id, generation, query.offset) or (
+                        None,
+                        0,
+                    )
+                read = tx.page_body(account.id, query.limit, query.offset, seek, skip)
+            self.positions.record(
+                account.id, generation, query.offset, after, read.length, read.last_pk
+            )
             page = _CachedPage(absolute(read.body, base), read.length, read.last_pk)
             if self.cache.enabled:
                 key = _page_key(query, after, base)
@@ -275,28 +286,28 @@ class ContactService:
                 id=new_id(), account_id=account.id, fields=fields, group_ids=group_ids
             )
             doc = contact_document(contact, tx.groups.by_id(account.id, group_ids))
-            tx.contacts.insert(
-                account.id,
-                NewContact(
-                    pk=seq,
-                    id=contact.id,
-                    doc=doc,
-                    terms=frozenset(index_terms(fields)),
-                    group_ids=group_ids,
-                ),
-                now,
+            new = NewContact(
+                pk=seq,
+                id=contact.id,
+                doc=doc,
+                terms=frozenset(index_terms(fields)),
+                group_ids=group_ids,
             )
-            record_change(
-                tx,
-                account,
-                seq,
-                CONTACT,
-                contact.id,
-                "create",
-                now,
-                push="create",
-                fields=_touched(patch),
-            )
+            # Inserts only, from here: one round trip while every other writer of the
+            # account waits for this one's lock.
+            with tx.together():
+                tx.contacts.insert(account.id, new, now)
+                record_change(
+                    tx,
+                    account,
+                    seq,
+                    CONTACT,
+                    contact.id,
+                    "create",
+                    now,
+                    push="create",
+                    fields=_touched(patch),
+                )
         return doc
 
     def update(
@@ -333,20 +344,20 @@ class ContactService:
             if doc == row.doc:
                 return doc  # an SDK re-saving what it read: nothing to log or push
             seq = tx.accounts.allocate(account.id)
-            tx.contacts.update(
-                account.id, row.pk, doc, frozenset(index_terms(fields)), group_ids, now
-            )
-            record_change(
-                tx,
-                account,
-                seq,
-                CONTACT,
-                contact_id,
-                "modify",
-                now,
-                push="update",
-                fields=_touched(patch),
-            )
+            terms = frozenset(index_terms(fields))
+            with tx.together():  # as in create
+                tx.contacts.update(account.id, row.pk, doc, terms, group_ids, now)
+                record_change(
+                    tx,
+                    account,
+                    seq,
+                    CONTACT,
+                    contact_id,
+                    "modify",
+                    now,
+                    push="update",
+                    fields=_touched(patch),
+                )
         return doc
 
     def delete(self, account: Account, contact_id: str, *, if_match: str | None = None) -> None:

@@ -22,6 +22,10 @@ numbers are taken under the lock that is held until commit, so no reader ever se
 one write lock from BEGIN IMMEDIATE, which serialises writers the same way, and the row
 lock statements are no-ops there.
 
+Writers of one account therefore wait for each other, and on PostgreSQL each round trip
+the holder makes under the lock is paid by every writer queued behind it: a write's tail
+of inserts, whose results nothing reads, goes out at once (``Tx.together``).
+
 A transaction that writes only rows of its own (a lease, a cursor, an outbox retry time,
 an access token) takes no account lock; it never holds two, so it cannot close a cycle.
 """
@@ -30,7 +34,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 
 from sqlalchemy import Connection, Engine
 
@@ -43,6 +47,7 @@ from rolodex.store.database import (
     is_sqlite,
     normalize_url,
     read_connection,
+    together,
     write_connection,
 )
 from rolodex.store.groups import GroupRepository
@@ -72,6 +77,10 @@ class Tx:
         self.redirect_uris = RedirectUriRepository(conn)
         self.sign_ins = SignInRepository(conn)
         self.rate_counts = RateCountRepository(conn)
+
+    def together(self) -> AbstractContextManager[None]:
+        """Statements whose results nothing reads, sent at once (``database.together``)."""
+        return together(self.conn)
 
 
 class Store:

@@ -108,6 +108,32 @@ def write_connection(engine: Engine) -> Iterator[Connection]:
             yield conn
 
 
+@contextmanager
+def together(conn: Connection) -> Iterator[None]:
+    """The block's statements go to PostgreSQL without waiting for each one's answer
+    (psycopg's pipeline mode), and the answers come back together when it ends: one
+    round trip for several inserts instead of one each. For statements whose results
+    nothing reads: a fetch waits for everything before it, a row count is not known
+    until the end, and an error is raised at the end of the block (or at that fetch),
+    as SQLAlchemy's exception for it, as any statement's would be.
+
+    It matters under the account's lock: every write of an account waits for the one
+    holding it (``rolodex.store``), so each round trip the holder makes is paid by all
+    of them, and on a busy host a round trip is two processes waiting to be scheduled.
+    SQLite has no round trips: there the block is just run."""
+    if conn.dialect.name == "sqlite":
+        yield
+        return
+    import psycopg
+    from sqlalchemy.exc import DBAPIError
+
+    try:
+        with conn.connection.dbapi_connection.pipeline():  # type: ignore[union-attr]
+            yield
+    except psycopg.Error as exc:  # raised by the driver at the sync, outside SQLAlchemy
+        raise DBAPIError.instance(None, None, exc, psycopg.Error) from exc
+
+
 class Busy(Exception):
     """A brief write found the database's write lock taken (``brief_write_connection``)."""
 

@@ -1,0 +1,40 @@
+"""The transaction discipline of ``rolodex.store.database``, on both databases."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy.exc import IntegrityError
+
+from rolodex.service.accounts import AccountService
+from rolodex.store import Store
+
+
+def _seqs(store: Store, account_id: str) -> list[int]:
+    with store.read() as tx:
+        return [c.seq for c in tx.changes.since(account_id, 0, 100)]
+
+
+def test_statements_sent_together_all_land(store: Store) -> None:
+    account = AccountService(store).create("together@example.com").account
+    with store.write(account.id) as tx:
+        first = tx.accounts.allocate(account.id, 3)
+        with tx.together():
+            for seq in range(first, first + 3):
+                tx.changes.append(account.id, seq, "contact", f"c{seq}", "create", 0.0)
+        # A read after the block sees what the block wrote.
+        assert len(tx.changes.since(account.id, 0, 100)) == 3
+    assert _seqs(store, account.id) == [first, first + 1, first + 2]
+
+
+def test_an_error_sent_together_is_sqlalchemys_and_undoes_the_transaction(
+    store: Store,
+) -> None:
+    """PostgreSQL answers a pipelined statement's error at the end of the block, from the
+    driver: it is raised as the same exception a statement on its own would raise."""
+    account = AccountService(store).create("together-error@example.com").account
+    with pytest.raises(IntegrityError), store.write(account.id) as tx:
+        seq = tx.accounts.allocate(account.id)
+        with tx.together():
+            tx.changes.append(account.id, seq, "contact", "a", "create", 0.0)
+            tx.changes.append(account.id, seq, "contact", "b", "create", 0.0)  # same key
+    assert _seqs(store, account.id) == []
