@@ -26,7 +26,6 @@ from rolodex.domain.wire import (
     contact_from_document,
     parse_contact_patch,
 )
-from rolodex.service.positions import Positions
 from rolodex.service.readcache import ReadCache
 from rolodex.service.records import CONTACT, record_change
 from rolodex.store import Store, Tx, paging
@@ -158,7 +157,6 @@ class ContactService:
         self.store = store
         self.hot = HotReads(store.engine, store.versions())
         self.cursors = PageCursors(store, self.hot)
-        self.positions = Positions()
         # Pages of the unfiltered list and single documents, as read in a snapshot of the
         # account's generation (rolodex.service.readcache); 0 bytes turns it off.
         self.cache = ReadCache(cache_bytes)
@@ -188,16 +186,7 @@ class ContactService:
             with self.hot.read() as tx:
                 generation = tx.generation(account.id)
                 after = self._after(account.id, query, generation)
-                seek, skip = after, 0
-                if after is None and query.offset:  # the same rows, found more cheaply
-                    seek, skip = self.positions.nearest(account.id, generation, query.offset) or (
-                        None,
-                        0,
-                    )
-                read = tx.page_body(account.id, query.limit, query.offset, seek, skip)
-            self.positions.record(
-                account.id, generation, query.offset, after, read.length, read.last_pk
-            )
+                read = tx.page_body(account.id, query.limit, query.offset, after)
             page = _CachedPage(absolute(read.body, base), read.length, read.last_pk)
             if self.cache.enabled:
                 key = _page_key(query, after, base)
