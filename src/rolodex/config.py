@@ -76,6 +76,11 @@ class Settings:
     keep_alive_timeout: float = field(
         default_factory=lambda: float(_env("ROLODEX_KEEP_ALIVE_TIMEOUT", "5"))
     )
+    # On SIGTERM or Ctrl-C: how long requests in flight and a running sync get to finish
+    # (rolodex.api.server, rolodex.worker) before they are cut short.
+    shutdown_timeout: float = field(
+        default_factory=lambda: float(_env("ROLODEX_SHUTDOWN_TIMEOUT", "10"))
+    )
 
     # Hosted sign-in (rolodex.service.signin): the OAuth clients Rolodex signs users in to
     # Google and Microsoft with, and where their consent screens and token endpoints are.

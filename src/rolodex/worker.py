@@ -10,6 +10,7 @@ it and back off (``rolodex.sync.runner``); a round never stops at one.
 from __future__ import annotations
 
 import logging
+import signal
 import threading
 
 from rolodex.sync.runner import SyncRunner
@@ -32,9 +33,34 @@ class Worker:
         self._thread.start()
 
     def stop(self, timeout: float = 10.0) -> None:
+        """Stop at a safe point (``SyncRunner.stop``), waiting up to ``timeout`` seconds
+        for the sync running; one that has not stopped by then (a provider that does not
+        answer) has its lease given back anyway, so another process takes its account at
+        once rather than when the lease runs out."""
         self._stop.set()
+        self.runner.stop()
         if self._thread is not None:
             self._thread.join(timeout)
+            if self._thread.is_alive():
+                log.warning("a sync did not stop within %g s; its lease is given back", timeout)
+                self.runner.abandon()
+
+    def run_until_signalled(self, timeout: float = 10.0) -> None:
+        """``rolodex worker``: run until SIGTERM or SIGINT (Ctrl-C), then ``stop``."""
+        signalled = threading.Event()
+        handlers = {
+            number: signal.signal(number, lambda _number, _frame: signalled.set())
+            for number in (signal.SIGTERM, signal.SIGINT)
+        }
+        try:
+            self.start()
+            while not signalled.wait(0.5):
+                pass
+            log.info("stopping: a sync running stops at its next safe point")
+        finally:
+            self.stop(timeout)
+            for number, handler in handlers.items():
+                signal.signal(number, handler)
 
     def run_forever(self) -> None:
         while not self._stop.is_set():

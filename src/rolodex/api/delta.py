@@ -12,6 +12,7 @@ from fastapi.responses import Response, StreamingResponse
 
 from rolodex.api import schemas
 from rolodex.api.deps import Services, current_account, request_base_url, services
+from rolodex.api.draining import CHECK_SECONDS, draining
 from rolodex.api.render import absolute
 from rolodex.domain.account import Account
 from rolodex.domain.errors import InvalidQuery
@@ -116,12 +117,18 @@ async def longpoll(
     deadline = time.monotonic() + seconds(timeout, 30.0, MAX_LONGPOLL)
     page = await to_thread.run_sync(svc.changes.since, account, cursor, types)
     while True:
-        if page.deltas or time.monotonic() >= deadline or await request.is_disconnected():
+        if (
+            page.deltas
+            or time.monotonic() >= deadline
+            or draining()
+            or await request.is_disconnected()
+        ):
             body = render_page(page, request_base_url(request))
             return Response(body, media_type="application/json")
         # Woken when the account changes (no query while it does not), or to poll where
-        # changes are not announced (rolodex.service.changefeed).
-        if await svc.changes.wait_for_change(account, deadline):
+        # changes are not announced (rolodex.service.changefeed), or to see whether the
+        # process is shutting down.
+        if await svc.changes.wait_for_change(account, _until(deadline)):
             page = await to_thread.run_sync(svc.changes.since, account, page.cursor_end, types)
 
 
@@ -151,10 +158,16 @@ async def streaming(
         while True:
             for delta in page.deltas:
                 yield render_delta(delta, base) + b"\n"
-            if time.monotonic() >= deadline or await request.is_disconnected():
+            if time.monotonic() >= deadline or draining() or await request.is_disconnected():
                 return
-            if page.deltas or await svc.changes.wait_for_change(account, deadline):
+            if page.deltas or await svc.changes.wait_for_change(account, _until(deadline)):
                 cursor_end = page.cursor_end
                 page = await to_thread.run_sync(svc.changes.since, account, cursor_end, types)
 
     return StreamingResponse(lines(), media_type="application/x-ndjson")
+
+
+def _until(deadline: float) -> float:
+    """How long a wait for changes lasts: until ``deadline``, but no longer than a
+    shutdown may wait for it to notice."""
+    return min(deadline, time.monotonic() + CHECK_SECONDS)

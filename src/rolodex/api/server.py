@@ -14,6 +14,10 @@ they take a file descriptor each for as long as the client likes. This protocol 
 - a request that is not HTTP: 400.
 
 Each answer is in the v2 error shape, with ``Connection: close``.
+
+On SIGTERM or SIGINT uvicorn stops accepting connections and lets the requests in flight
+finish, for at most ``shutdown_timeout`` seconds; the first connection told to shut down
+tells the process (``rolodex.api.draining``), so long-polls and streams answer at once.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ import orjson
 import uvicorn
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
+from rolodex.api import draining
 from rolodex.config import Settings
 
 _REASONS = {
@@ -106,6 +111,10 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         if self._refusal is None:
             super().on_message_complete()
 
+    def shutdown(self) -> None:
+        draining.begin()
+        super().shutdown()
+
     def send_400_response(self, msg: str) -> None:
         self._refuse(400, "The request is not valid HTTP", "invalid_request_error")
 
@@ -157,6 +166,7 @@ def server_config(app: Any, host: str, port: int, settings: Settings) -> uvicorn
         port=port,
         http=LimitedHttpToolsProtocol,
         timeout_keep_alive=max(1, round(settings.keep_alive_timeout)),
+        timeout_graceful_shutdown=max(1, round(settings.shutdown_timeout)),
         log_level="info",
         log_config=None,
         access_log=False,  # rolodex.api.observe logs each request, with its request id

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import sys
 from typing import Annotated
 
@@ -89,6 +90,10 @@ def serve(
                 "`rolodex accounts token ACCOUNT_ID` issues a token."
             )
     console.print(f"API docs: {base}/docs")
+    # uvicorn shuts down gracefully on SIGTERM, then raises it again to end the process as
+    # the signal would: end it through the finally below instead, so that the sync thread
+    # stops at a safe point and gives its lease back.
+    signal.signal(signal.SIGTERM, _exit_quietly)
     worker = None
     if sync_interval is None or sync_interval > 0:
         from rolodex.cli.sync import make_runner
@@ -115,7 +120,11 @@ def serve(
         uvicorn.Server(server_config(create_app(settings, store), host, port, settings)).run()
     finally:
         if worker is not None:
-            worker.stop()
+            worker.stop(settings.shutdown_timeout)
+
+
+def _exit_quietly(_signal: int, _frame: object) -> None:
+    raise SystemExit(0)
 
 
 def main() -> None:

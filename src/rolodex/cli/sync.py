@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 from typing import Annotated
 
 import typer
@@ -113,10 +112,13 @@ def worker(
     ] = None,
     database_url: DatabaseUrl = None,
 ) -> None:
-    """Run a sync worker: syncs the accounts that are due, with any number of others."""
+    """Run a sync worker: syncs the accounts that are due, with any number of others.
+    SIGTERM or Ctrl-C stops it at a safe point, its leases given back."""
+    from rolodex.logs import configure_logging
     from rolodex.worker import Worker
 
     settings = settings_for(database_url)
     Console(stderr=True).print("sync worker running; Ctrl-C stops it")
-    with contextlib.suppress(KeyboardInterrupt):
-        Worker(make_runner(settings, open_store(settings), interval)).run_forever()
+    configure_logging()  # JSON lines off a terminal, with the request ids of the work
+    worker = Worker(make_runner(settings, open_store(settings), interval))
+    worker.run_until_signalled(settings.shutdown_timeout)

@@ -79,8 +79,9 @@ class SyncEngine:
     def __init__(
         self, mirror: LocalSide, batch: int = BATCH, *, guard: Callable[[], None] = lambda: None
     ) -> None:
-        """``guard`` is called before every write to the provider and raises to stop the
-        sync there (``rolodex.sync.lease.Lease.check``)."""
+        """``guard`` is called before every write to the provider and every item read
+        from it, and raises to stop the sync there (a lost lease, a shutdown:
+        ``rolodex.sync.runner.SyncRunner``)."""
         self.mirror = mirror
         self.batch = batch
         self.guard = guard
@@ -136,7 +137,8 @@ class SyncEngine:
                 report.full_resyncs += 1
                 changes = connector.changes(collection.id, None)
         if changes.stream is not None:
-            removed = self._apply_snapshot(account, collection, changes.stream, report, progress)
+            stream = self._guarded(changes.stream)
+            removed = self._apply_snapshot(account, collection, stream, report, progress)
         else:
             removed = self._apply_listing(account, connector, collection, changes, report, progress)
         report.deleted += self.mirror.remove(account, removed)
@@ -168,12 +170,19 @@ class SyncEngine:
         ]
         total = len(wanted) + len(changes.fetched)
         progress(f"pull {collection.name}", 0, total)
-        items: Iterator[RemoteItem] = iter(changes.fetched)
+        items = self._guarded(iter(changes.fetched))
         done = self._apply_stream(account, items, report, progress, collection.name, 0, total)
         if wanted:
-            stream = connector.fetch(collection.id, wanted)
+            stream = self._guarded(connector.fetch(collection.id, wanted))
             self._apply_stream(account, stream, report, progress, collection.name, done, total)
         return removed
+
+    def _guarded(self, items: Iterator[RemoteItem]) -> Iterator[RemoteItem]:
+        """The items, the guard called before each: a shutdown stops a pull between two
+        items read (those read before are applied in their batches or not at all)."""
+        for item in items:
+            self.guard()
+            yield item
 
     def _apply_snapshot(
         self,

@@ -56,6 +56,8 @@ class Lease:
         self.renew_every = renew_every if renew_every is not None else seconds / 3
         self._valid_until = 0.0  # monotonic
         self._lost = False
+        self._released = False
+        self._releasing = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -72,16 +74,23 @@ class Lease:
 
     def check(self) -> None:
         """Raise ``LeaseLost`` unless the lease is surely still held."""
-        if self._lost or time.monotonic() > self._valid_until - min(
-            SAFETY_SECONDS, self.seconds / 3
+        if (
+            self._lost
+            or self._released
+            or time.monotonic() > self._valid_until - min(SAFETY_SECONDS, self.seconds / 3)
         ):
             raise LeaseLost(self.account_id, self.owner)
 
     def release(self) -> None:
+        """Give the lease back, once, from any thread: a shutdown that cannot wait for its
+        sync any longer gives it back, and that sync's next write then finds it gone."""
+        with self._releasing:
+            if self._released:
+                return
+            self._released = True
         self._stop.set()
         if self._thread is not None:
             self._thread.join()
-            self._thread = None
         if not self._lost:
             self._release(self.account_id, self.owner)
 

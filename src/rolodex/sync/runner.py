@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import socket
+import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -39,6 +40,10 @@ WAIT_POLL_SECONDS = 0.5
 ConnectorFactory = Callable[[str, dict[str, Any], CredentialsChanged], Connector]
 
 
+class SyncStopped(Exception):
+    """The process is shutting down: the sync stopped at a safe point (``SyncRunner.stop``)."""
+
+
 class SyncFailed(Exception):
     """A sync failed; the account shows why (``last_error``), as does ``message``."""
 
@@ -65,6 +70,22 @@ class SyncRunner:
         self._interval = interval
         self.lease_seconds = lease_seconds
         self.owner = f"{socket.gethostname()}:{uuid.uuid4().hex[:8]}"
+        # Set when the process shuts down: syncs stop before their next write.
+        self.stopping = threading.Event()
+        self._held: dict[str, Lease] = {}  # the leases of the syncs running
+
+    def stop(self) -> None:
+        """Stop at a safe point: a sync running stops before its next write, to the
+        provider or here, or its next item read (``SyncStopped``); its account's lease is
+        given back and the account stays due, so another process takes it at once."""
+        self.stopping.set()
+
+    def abandon(self) -> None:
+        """Give back the leases of the syncs still running (a shutdown that cannot wait
+        for them any longer: a provider that does not answer). Their next write finds
+        the lease gone and is not made."""
+        for lease in list(self._held.values()):
+            lease.release()
 
     def interval(self, provider: str) -> float:
         return self._interval(provider) if callable(self._interval) else self._interval
@@ -76,8 +97,12 @@ class SyncRunner:
         pull_due, push_due = self.mirror.due(time.time())
         ran = 0
         for account_id in pull_due:
+            if self.stopping.is_set():
+                return ran
             ran += self._run_isolated(account_id, pull=True)
         for account_id in push_due:
+            if self.stopping.is_set():
+                return ran
             if account_id not in pull_due:
                 ran += self._run_isolated(account_id, pull=False)
         return ran
@@ -122,8 +147,9 @@ class SyncRunner:
             self.mirror.release,
             seconds=self.lease_seconds,
         )
-        if not lease.take():
+        if self.stopping.is_set() or not lease.take():
             return None
+        self._held[account_id] = lease
         with lease:
             # The request that asked for this sync, if one did: the sync's logs carry its id.
             requested = self.mirror.take_sync_request(account_id) if pull else None
@@ -133,7 +159,11 @@ class SyncRunner:
                 try:
                     report = self._sync(account_id, lease, progress, pull)
                 except LeaseLost:
-                    log.warning("sync of %s stopped: its lease was taken over", account_id)
+                    if not self.stopping.is_set():
+                        log.warning("sync of %s stopped: its lease was taken over", account_id)
+                    return None
+                except SyncStopped:
+                    log.info("sync of %s stopped at a safe point to shut down", account_id)
                     return None
                 except InvalidCredentials as error:
                     # Stop until someone fixes the credentials; retrying would only lock
@@ -156,6 +186,8 @@ class SyncRunner:
                     message = f"sync failed unexpectedly ({type(error).__name__}: {error})"
                     self._failed(account_id, SYNC_ERROR, message, None)
                     raise SyncFailed(message) from error
+                finally:
+                    self._held.pop(account_id, None)
                 _log_report(account_id, report, requested is not None)
         return report
 
@@ -173,7 +205,9 @@ class SyncRunner:
 
         connector = self.open_connector(account.provider, settings, credentials_changed)
         try:
-            engine = SyncEngine(self.mirror.fenced(account_id, self.owner), guard=lease.check)
+            engine = SyncEngine(
+                self.mirror.fenced(account_id, self.owner), guard=lambda: self._guard(lease)
+            )
             report = engine.sync(account, connector, progress, pull=pull)
         finally:
             connector.close()
@@ -181,6 +215,13 @@ class SyncRunner:
             next_at = time.time() + self.interval(account.provider)
             self._record(account_id, SYNC_RUNNING, report.last_push_error, next_at, True)
         return report
+
+    def _guard(self, lease: Lease) -> None:
+        """The engine's safe points: go on only while the lease holds and the process is
+        not shutting down."""
+        lease.check()
+        if self.stopping.is_set():
+            raise SyncStopped()
 
     def _failed(self, account_id: str, state: str, error: str, retry_after: float | None) -> None:
         """Record a failure; the account's writes wait as long as its next sync."""
