@@ -34,8 +34,9 @@ def client_for(app: App, base: TestClient, **kwargs: Any) -> tuple[TestClient, s
 
 
 def start_of_a_second() -> None:
-    """Wait for a fresh one-second window, so a burst is not split across two."""
-    time.sleep(1 - time.monotonic() % 1 + 0.01)
+    """Wait for a fresh one-second window (of the wall clock, as every process's are), so
+    a burst is not split across two."""
+    time.sleep(1 - time.time() % 1 + 0.01)
 
 
 def assert_429(response: Any, limit: int) -> None:
