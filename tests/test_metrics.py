@@ -1,4 +1,5 @@
-"""Sync runs are counted by outcome where they run (GET /metrics of the serving process)."""
+"""Sync runs are counted by outcome, and provider errors by kind, where they run (GET /metrics
+of the serving process)."""
 
 from __future__ import annotations
 
@@ -23,6 +24,11 @@ def runs(outcome: str) -> float:
     return REGISTRY.get_sample_value("rolodex_sync_runs_total", {"outcome": outcome}) or 0.0
 
 
+def provider_errors(provider: str, kind: str) -> float:
+    labels = {"provider": provider, "kind": kind}
+    return REGISTRY.get_sample_value("rolodex_provider_errors_total", labels) or 0.0
+
+
 def test_sync_runs_are_counted_by_outcome(app: App, radicale: RadicaleServer) -> None:
     runner = make_runner(app.settings, app.store, 30.0)
     created = app.accounts.connect(
@@ -37,8 +43,10 @@ def test_sync_runs_are_counted_by_outcome(app: App, radicale: RadicaleServer) ->
         connection={"url": f"http://127.0.0.1:{free_port()}/", "username": "a", "password": "b"},
     )
     before_ok, before_error = runs("ok"), runs("sync-error")
+    unreachable = provider_errors("carddav", "transient")
     runner.run(created.account.id)
     assert runs("ok") == before_ok + 1
     with pytest.raises(SyncFailed):
         runner.run(gone.account.id)
     assert runs("sync-error") == before_error + 1
+    assert provider_errors("carddav", "transient") == unreachable + 1

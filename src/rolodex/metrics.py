@@ -27,6 +27,14 @@ SYNC_RUNS = Counter(
     ["outcome"],
 )
 
+# What providers answered that was not success, where the syncs run, by kind: transient
+# (unreachable, 5xx, 429: tried again later), refused (a write or read the provider will
+# not take), credentials (the provider refused them: the account waits for new ones),
+# unexpected (nothing classified it: likely a bug).
+PROVIDER_ERRORS = Counter(
+    "rolodex_provider_errors", "Provider errors met by syncs in this process", ["provider", "kind"]
+)
+
 BOUNDS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 

@@ -26,7 +26,7 @@ from rolodex.connectors.base import (
 from rolodex.domain.account import SYNC_ERROR, SYNC_INVALID_CREDENTIALS, SYNC_RUNNING
 from rolodex.domain.errors import LeaseLost, NoSuchAccount
 from rolodex.logs import carrying
-from rolodex.metrics import SYNC_RUNS
+from rolodex.metrics import PROVIDER_ERRORS, SYNC_RUNS
 from rolodex.service.accounts import AccountService
 from rolodex.service.mirror import Mirror
 from rolodex.sync.engine import MAX_BACKOFF, Progress, SyncEngine, SyncReport, no_progress
@@ -168,13 +168,17 @@ class SyncRunner:
                 except InvalidCredentials as error:
                     # Stop until someone fixes the credentials; retrying would only lock
                     # them out.
-                    self._failed(account_id, SYNC_INVALID_CREDENTIALS, error.message, None)
+                    self._failed(
+                        account_id, "credentials", SYNC_INVALID_CREDENTIALS, error.message, None
+                    )
                     raise SyncFailed(error.message) from error
                 except TransientError as error:
-                    self._failed(account_id, SYNC_ERROR, error.message, error.retry_after)
+                    self._failed(
+                        account_id, "transient", SYNC_ERROR, error.message, error.retry_after
+                    )
                     raise SyncFailed(error.message) from error
                 except PermanentError as error:
-                    self._failed(account_id, SYNC_ERROR, error.message, None)
+                    self._failed(account_id, "refused", SYNC_ERROR, error.message, None)
                     raise SyncFailed(error.message) from error
                 except NoSuchAccount:
                     raise
@@ -184,7 +188,7 @@ class SyncRunner:
                     # every tick.
                     log.exception("sync of %s failed unexpectedly", account_id)
                     message = f"sync failed unexpectedly ({type(error).__name__}: {error})"
-                    self._failed(account_id, SYNC_ERROR, message, None)
+                    self._failed(account_id, "unexpected", SYNC_ERROR, message, None)
                     raise SyncFailed(message) from error
                 finally:
                     self._held.pop(account_id, None)
@@ -223,9 +227,13 @@ class SyncRunner:
         if self.stopping.is_set():
             raise SyncStopped()
 
-    def _failed(self, account_id: str, state: str, error: str, retry_after: float | None) -> None:
-        """Record a failure; the account's writes wait as long as its next sync."""
+    def _failed(
+        self, account_id: str, kind: str, state: str, error: str, retry_after: float | None
+    ) -> None:
+        """Record a failure (``kind``: rolodex.metrics.PROVIDER_ERRORS); the account's
+        writes wait as long as its next sync."""
         log.info("sync of %s failed: %s", account_id, error, extra={"account_id": account_id})
+        PROVIDER_ERRORS.labels(self.accounts.get(account_id).provider, kind).inc()
         if state == SYNC_INVALID_CREDENTIALS:
             at = None  # until it is reconnected
             hold = time.time() + MAX_BACKOFF
