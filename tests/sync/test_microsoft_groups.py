@@ -105,7 +105,9 @@ def test_a_rename_renames_the_folder_and_keeps_its_members(synced: Synced) -> No
 def test_a_delete_moves_the_contacts_to_the_default_folder_first(synced: Synced) -> None:
     graph = synced.graph
     friends = graph.add_folder("Friends")
-    graph.add_contact({"givenName": "Ann"}, folder=friends)
+    graph.add_contact(
+        {"givenName": "Ann", "categories": ["Red"], "spouseName": "Al"}, folder=friends
+    )
     graph.add_contact({"givenName": "Bob"}, folder=friends)
     synced.sync()
     ids = {c["given_name"]: c["id"] for c in synced.contacts()}
@@ -117,6 +119,9 @@ def test_a_delete_moves_the_contacts_to_the_default_folder_first(synced: Synced)
         remote = synced.remote(name)  # still in the mailbox, once each
         assert remote["parentFolderId"] == graph.default_folder.id
         assert synced.rolodex_id_of(remote["id"]) == ids[name]
+    # What Rolodex does not map moves with the contact.
+    assert synced.remote("Ann")["categories"] == ["Red"]
+    assert synced.remote("Ann")["spouseName"] == "Al"
     before = _changes(synced)
     synced.sync()
     assert _changes(synced) == before

@@ -132,6 +132,11 @@ class LocalContact:
     # The wire fields the local change touched ("groups" and "picture" included); an update
     # rewrites only these and keeps the rest of the remote item as it was. None: all.
     touched: tuple[str, ...] | None = None
+    # The provider's representation of the item a create replaces: a contact moved to
+    # another collection (Graph has no move: it is made in the new folder, then the old
+    # item deleted) keeps what Rolodex does not map (Outlook categories...), as an update
+    # would.
+    replaces: bytes | None = None
 
 
 @dataclass(frozen=True)

@@ -28,7 +28,6 @@ from rolodex.connectors.base import (
 from rolodex.domain.account import Account
 from rolodex.domain.remote import CONTACT_OBJECT, LocalState, OutboxItem, RemoteLink
 from rolodex.logs import carrying
-from rolodex.metrics import PROVIDER_ERRORS
 from rolodex.sync.groups import push_group
 from rolodex.sync.local import LocalSide
 from rolodex.sync.merge import merge
@@ -269,7 +268,6 @@ class SyncEngine:
                 self.mirror.retry_later(account.id, item, time.time() + delay, error.message)
                 report.push_failures += 1
                 report.last_push_error = error.message
-                PROVIDER_ERRORS.labels(account.provider, "transient").inc()
                 log.info("%s not delivered yet: %s", what, error.message, extra=extra)
                 return False
             except PermanentError as error:
@@ -278,7 +276,6 @@ class SyncEngine:
                 self.mirror.retry_later(account.id, item, time.time() + REFUSED_RETRY, message)
                 report.push_failures += 1
                 report.last_push_error = message
-                PROVIDER_ERRORS.labels(account.provider, "refused").inc()
                 log.warning("%s refused: %s", what, error.message, extra=extra)
                 return True
             report.pushed += 1
@@ -378,6 +375,7 @@ class SyncEngine:
         item: OutboxItem,
         state: LocalState,
         collection: str,
+        replaces: bytes | None = None,
     ) -> WriteResult:
         """Make the contact's item in ``collection``, exactly once across retries.
 
@@ -388,7 +386,7 @@ class SyncEngine:
             self.mirror.attempting(account.id, item)
         return connector.create(
             collection,
-            _local(state, touched=None),
+            dataclasses.replace(_local(state, touched=None), replaces=replaces),
             state.contact.id,
             maybe_exists=item.attempts > 0,
         )
@@ -407,7 +405,7 @@ class SyncEngine:
         ``Mirror.apply``); the Rolodex id never changes."""
         old = state.link
         assert old is not None
-        result = self._create_item(account, connector, item, state, collection)
+        result = self._create_item(account, connector, item, state, collection, old.raw)
         self._delete_whatever_changed(connector, old)  # the move stands
         self.mirror.pushed(account, item, collection, state.contact.id, result)
 

@@ -449,6 +449,8 @@ class MicrosoftConnector:
                 return found
         body = mapping.to_graph(contact.fields, None)
         body = {k: v for k, v in body.items() if v not in (None, [], {}, "")}
+        if contact.replaces:
+            body = {**mapping.unmapped(orjson.loads(contact.replaces)), **body}
         body["singleValueExtendedProperties"] = [{"id": ROLODEX_ID_PROPERTY, "value": uid}]
         try:
             response = self._client.request("POST", path, json=body)

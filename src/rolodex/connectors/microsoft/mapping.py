@@ -146,6 +146,28 @@ def to_fields(item: dict[str, Any]) -> ContactFields:
     )
 
 
+# Set by Graph, never written (GM §3.2 "From the base item"); and the extended property
+# with Rolodex's id, which a create writes itself.
+_SERVER_SET = frozenset(
+    {"id", "changeKey", "createdDateTime", "lastModifiedDateTime", "parentFolderId"}
+)
+_MAPPED = frozenset(p for props in PROPERTIES.values() for p in props)
+
+
+def unmapped(entry: dict[str, Any]) -> dict[str, Any]:
+    """The properties of a contact as Graph answered it that Rolodex does not map and a
+    create may write (categories, spouseName, ...), with a value."""
+    return {
+        k: v
+        for k, v in entry.items()
+        if k not in _MAPPED
+        and k not in _SERVER_SET
+        and not k.startswith("@")
+        and k != "singleValueExtendedProperties"
+        and v not in (None, [], {}, "")
+    }
+
+
 def to_graph(
     fields: ContactFields, touched: Iterable[str] | None, current: dict[str, Any] | None = None
 ) -> dict[str, Any]:
