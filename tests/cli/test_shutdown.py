@@ -217,8 +217,9 @@ def test_a_worker_whose_provider_does_not_answer_gives_its_lease_back_in_time(
     assert len(scene.pending()) == 1  # still waiting, to be tried again
 
 
+@pytest.mark.parametrize("workers", ["1", "2"])
 def test_serve_finishes_requests_in_flight_and_stops_its_sync_at_a_safe_point(
-    scene: Scene, tmp_path: Path
+    scene: Scene, tmp_path: Path, workers: str
 ) -> None:
     port = free_port()
     base = f"http://127.0.0.1:{port}"
@@ -232,6 +233,8 @@ def test_serve_finishes_requests_in_flight_and_stops_its_sync_at_a_safe_point(
         "--sync-interval",
         "30",
         "--no-demo",
+        "--workers",
+        workers,
     )
     try:
         deadline = time.monotonic() + 60
