@@ -26,12 +26,13 @@ from rolodex.domain.wire import (
     contact_from_document,
     parse_contact_patch,
 )
+from rolodex.service.positions import Positions
 from rolodex.service.readcache import ReadCache
 from rolodex.service.records import CONTACT, record_change
 from rolodex.store import Store, Tx, paging
 from rolodex.store.contacts import ContactRow, NewContact, storable
 from rolodex.store.database import Busy
-from rolodex.store.hot import HotReads
+from rolodex.store.hot import HotReads, PageBody
 from rolodex.store.paging import PageEnd
 
 # Default bound of the in-process read cache (Settings.read_cache_mb).
@@ -157,6 +158,7 @@ class ContactService:
         self.store = store
         self.hot = HotReads(store.engine, store.versions())
         self.cursors = PageCursors(store, self.hot)
+        self.positions = Positions()
         # Pages of the unfiltered list and single documents, as read in a snapshot of the
         # account's generation (rolodex.service.readcache); 0 bytes turns it off.
         self.cache = ReadCache(cache_bytes)
@@ -176,17 +178,30 @@ class ContactService:
         if not query.filter.is_empty:
             return absolute(b"[" + b",".join(self.page(account, query)) + b"]", base)
         page: _CachedPage | None = None
+        read: PageBody | None = None
         if self.cache.enabled:
             generation = self.hot.generation(account.id)
             after = self._after(account.id, query, generation)
             page = self.cache.get(account.id, generation, _page_key(query, after, base))
-        if page is None:
+            if page is None:
+                # One statement, one snapshot: the page if it is still of that generation.
+                seek, skip = self._seek(account.id, query, generation, after)
+                read = self.hot.page_body_at(
+                    generation, account.id, query.limit, query.offset, seek, skip
+                )
+        if page is None and read is None:
             # One snapshot for the generation, the cursor it selects and the page, so the
             # page is cached (and its end remembered) under the generation it was read in.
             with self.hot.read() as tx:
                 generation = tx.generation(account.id)
                 after = self._after(account.id, query, generation)
-                read = tx.page_body(account.id, query.limit, query.offset, after)
+                seek, skip = self._seek(account.id, query, generation, after)
+                read = tx.page_body(account.id, query.limit, query.offset, seek, skip)
+        if page is None:
+            assert read is not None  # read in one statement, or in the transaction
+            self.positions.record(
+                account.id, generation, query.offset, after, read.length, read.last_pk
+            )
             page = _CachedPage(absolute(read.body, base), read.length, read.last_pk)
             if self.cache.enabled:
                 key = _page_key(query, after, base)
@@ -195,6 +210,17 @@ class ContactService:
             end = (account.id, query.filter, query.offset + page.length)
             self.cursors.put(end, page.last_pk, generation)
         return page.body
+
+    def _seek(
+        self, account_id: str, query: ListQuery, generation: int, after: int | None
+    ) -> tuple[int | None, int]:
+        """Where to read the page from: after ``after``; for plain OFFSET, after the nearest
+        end known at its exact position, skipping the rest (the same rows, cheaper)."""
+        if after is None and query.offset:
+            nearest = self.positions.nearest(account_id, generation, query.offset)
+            if nearest is not None:
+                return nearest
+        return after, 0
 
     def _after(self, account_id: str, query: ListQuery, generation: int) -> int | None:
         """Where a remembered page ended, if this page continues it."""

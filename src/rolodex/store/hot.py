@@ -62,10 +62,33 @@ _PAGE_OFFSET = (
     .where(contacts.c.account_id == _ACCOUNT, contacts.c.pk.in_(_PAGE_KEYS.scalar_subquery()))
     .order_by(contacts.c.pk)
 )
+# After a key, skipping some (rolodex.service.positions): the narrow index again, then the
+# documents.
+_KEYS_AFTER_SKIP = (
+    select(contacts.c.pk)
+    .where(contacts.c.account_id == _ACCOUNT, contacts.c.pk > bindparam("after_pk"))
+    .order_by(contacts.c.pk)
+    .limit(bindparam("limit"))
+    .offset(bindparam("skip"))
+)
+_DOCS_AFTER_SKIP = (
+    select(contacts.c.pk, contacts.c.doc)
+    .where(
+        contacts.c.account_id == _ACCOUNT,
+        contacts.c.pk.in_(_KEYS_AFTER_SKIP.scalar_subquery()),
+    )
+    .order_by(contacts.c.pk)
+)
+# The same pages with the account's generation on every row: one statement is one snapshot,
+# so a page read so is known to be of that generation without a transaction around it.
+_GENERATION_NOW = _GENERATION.scalar_subquery()
+_DOCS_AFTER_SKIP_AT = _DOCS_AFTER_SKIP.add_columns(_GENERATION_NOW)
 _IDS_AFTER = _PAGE_AFTER.with_only_columns(contacts.c.pk, contacts.c.id)
 _IDS_OFFSET = _PAGE_OFFSET.with_only_columns(contacts.c.pk, contacts.c.id)
 _DOCS_AFTER = _PAGE_AFTER.with_only_columns(contacts.c.pk, contacts.c.doc)
 _DOCS_OFFSET = _PAGE_OFFSET.with_only_columns(contacts.c.pk, contacts.c.doc)
+_DOCS_AFTER_AT = _DOCS_AFTER.add_columns(_GENERATION_NOW)
+_DOCS_OFFSET_AT = _DOCS_OFFSET.add_columns(_GENERATION_NOW)
 
 # Page ends (rolodex.store.paging), read and decided beside the pages they serve.
 _PAGE_END = select(
@@ -94,8 +117,9 @@ _PAGE_END_VALUES = {
 MAX_IDLE_CONNECTIONS = 16
 # Accounts whose generation is remembered with the WAL stamp it was read under.
 MAX_KNOWN_GENERATIONS = 100_000
-# How long a decision waits for another thread's (``decide_page_end``).
+# How long a decision waits for a decider (``decide_page_end``), and how many PostgreSQL has.
 DECIDER_WAIT_SECONDS = 0.05
+MAX_DECIDERS = 8
 
 
 class _Statement:
@@ -183,23 +207,29 @@ class HotTx:
         return [ContactRow(pk, id_, bytes(doc)) for pk, id_, doc in rows]
 
     def page_body(
-        self, account_id: str, limit: int, offset: int = 0, after_pk: int | None = None
+        self,
+        account_id: str,
+        limit: int,
+        offset: int = 0,
+        after_pk: int | None = None,
+        skip: int = 0,
     ) -> PageBody:
-        """The unfiltered page of ``page``, joined into the JSON array (documents as stored).
+        """The unfiltered page of ``page``, joined into the JSON array (documents as stored);
+        with ``skip``, the rows after ``after_pk`` from the ``skip``-th on.
 
         Builds no row objects: a hundred of them cost more than joining the bytes.
         """
-        r = self._reads
-        if after_pk is not None:
-            rows = self._rows(
-                r.docs_after_sql, account_id=account_id, after_pk=after_pk, limit=limit
-            )
-        else:
-            rows = self._rows(r.docs_offset_sql, account_id=account_id, limit=limit, offset=offset)
-        if not rows:
-            return PageBody(b"[]", 0, None)
-        body = b"[" + b",".join([row[1] for row in rows]) + b"]"
-        return PageBody(body, len(rows), rows[-1][0])
+        statement, values = self._reads.page_statement(
+            account_id, limit, offset, after_pk, skip, generation=False
+        )
+        return _joined(self._rows(statement, **values))
+
+
+def _joined(rows: list[Any]) -> PageBody:
+    if not rows:
+        return PageBody(b"[]", 0, None)
+    body = b"[" + b",".join([row[1] for row in rows]) + b"]"
+    return PageBody(body, len(rows), rows[-1][0])
 
 
 class HotReads:
@@ -216,13 +246,17 @@ class HotReads:
         self.ids_offset_sql = _Statement(_IDS_OFFSET, engine)
         self.docs_after_sql = _Statement(_DOCS_AFTER, engine)
         self.docs_offset_sql = _Statement(_DOCS_OFFSET, engine)
+        self.docs_after_skip_sql = _Statement(_DOCS_AFTER_SKIP, engine)
+        self.docs_after_at_sql = _Statement(_DOCS_AFTER_AT, engine)
+        self.docs_offset_at_sql = _Statement(_DOCS_OFFSET_AT, engine)
+        self.docs_after_skip_at_sql = _Statement(_DOCS_AFTER_SKIP_AT, engine)
         self.page_end_sql = _Statement(_PAGE_END_LATEST, engine)
         dialect_insert: Any = sqlite_insert if self.sqlite else postgresql_insert
         self.decide_sql = _Statement(
             dialect_insert(page_ends).values(**_PAGE_END_VALUES).on_conflict_do_nothing(), engine
         )
-        self._decider: Any = None
-        self._decider_lock = threading.Lock()
+        self._deciders: list[tuple[Any, Any]] = []
+        self._decider_slots = threading.BoundedSemaphore(1 if self.sqlite else MAX_DECIDERS)
         # Hot connections run in autocommit mode, so a lone statement (``generation``) is
         # one round trip; ``read`` opens its transaction explicitly.
         self._begin = "BEGIN" if self.sqlite else "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"
@@ -341,6 +375,48 @@ class HotReads:
         if conn is not None:
             conn.close()
 
+    def page_statement(
+        self,
+        account_id: str,
+        limit: int,
+        offset: int,
+        after_pk: int | None,
+        skip: int,
+        *,
+        generation: bool,
+    ) -> tuple[_Statement, dict[str, Any]]:
+        """The statement of a page (``HotTx.page_body``), with the account's generation on
+        every row or not, and its values."""
+        values: dict[str, Any] = {"account_id": account_id, "limit": limit}
+        if after_pk is not None and skip:
+            values.update(after_pk=after_pk, skip=skip)
+            return (self.docs_after_skip_at_sql if generation else self.docs_after_skip_sql), values
+        if after_pk is not None:
+            values["after_pk"] = after_pk
+            return (self.docs_after_at_sql if generation else self.docs_after_sql), values
+        values["offset"] = offset
+        return (self.docs_offset_at_sql if generation else self.docs_offset_sql), values
+
+    def page_body_at(
+        self,
+        generation: int,
+        account_id: str,
+        limit: int,
+        offset: int = 0,
+        after_pk: int | None = None,
+        skip: int = 0,
+    ) -> PageBody | None:
+        """``HotTx.page_body`` in one statement outside a transaction (one round trip, not
+        four), if the page read is of ``generation``; None if it is not, or has no rows to
+        tell (then read it in a transaction)."""
+        statement, values = self.page_statement(
+            account_id, limit, offset, after_pk, skip, generation=True
+        )
+        rows = self._lone(statement, values)
+        if not rows or rows[0][2] != generation:
+            return None
+        return _joined(rows)
+
     def document(self, account_id: str, contact_id: str) -> bytes:
         """One contact's stored document now (one statement, no transaction)."""
         if not storable(contact_id):
@@ -396,33 +472,24 @@ class HotReads:
     def decide_page_end(
         self, account_id: str, scope: str, end_offset: int, decision: PageEnd
     ) -> PageEnd | None:
-        """``paging.decide`` as one autocommitted statement on a connection of its own that
-        never waits for a database lock (a read must not queue behind writers for
-        bookkeeping); None when it could not be written now.
+        """``paging.decide`` as one autocommitted statement on a connection kept for
+        decisions, which never waits for a database lock (a read must not queue behind
+        writers for bookkeeping); None when it could not be written now.
 
-        It does wait, briefly, for this process's other readers' decisions (a statement
-        each): one unrecorded is decided again by the next page's request, as plain OFFSET
-        for good (no page end to continue), which costs that page a walk over every
-        skipped key, cold, in every process."""
+        It does wait, briefly, for a decider: a decision left unrecorded is decided again
+        by the next page's request, as plain OFFSET for good (no page end to continue).
+        SQLite has one writer at a time, so one decider; PostgreSQL one per reader thread,
+        up to ``MAX_DECIDERS`` (through one, the readers' decisions queued behind each
+        other's round trips: most of the time of a cold page)."""
         may_wait()
-        if not self._decider_lock.acquire(timeout=DECIDER_WAIT_SECONDS):
+        if not self._decider_slots.acquire(timeout=DECIDER_WAIT_SECONDS):
             return None
         try:
-            if self._decider is None:
-                conn = self._acquire()
-                cursor = self._cursor(conn)
-                if self.sqlite:
-                    cursor.execute("PRAGMA busy_timeout=0")
-                else:
-                    cursor.execute("SET lock_timeout = 50")
-                    # A decision is visible to every process at commit either way; waiting
-                    # for its WAL flush as well (milliseconds: a cold page pays two) would
-                    # leave the other readers' decisions unrecorded meanwhile, and their
-                    # next pages to a plain OFFSET. A database crash may lose the last few
-                    # decisions, as SQLite's synchronous=NORMAL may lose the last commits.
-                    cursor.execute("SET synchronous_commit = off")
-                self._decider = (conn, cursor)
-            conn, cursor = self._decider
+            with self._lock:
+                decider = self._deciders.pop() if self._deciders else None
+            if decider is None:
+                decider = self._new_decider()
+            conn, cursor = decider
             values = {
                 "account_id": account_id,
                 "scope": scope,
@@ -436,21 +503,36 @@ class HotReads:
                 cursor.execute(self.decide_sql.sql, self.decide_sql.params(values))
                 inserted = cursor.rowcount
             except Exception:
-                self._decider = None
                 conn.close()  # busy, or broken: a fresh connection next time
                 return None
+            with self._lock:
+                self._deciders.append(decider)
         finally:
-            self._decider_lock.release()
+            self._decider_slots.release()
         if inserted:
             return decision
         held = self.page_end(account_id, scope, end_offset, decision.generation)
         return held if held is not None and held.generation == decision.generation else None
 
+    def _new_decider(self) -> tuple[Any, Any]:
+        conn = self._acquire()
+        cursor = self._cursor(conn)
+        if self.sqlite:
+            cursor.execute("PRAGMA busy_timeout=0")
+        else:
+            cursor.execute("SET lock_timeout = 50")
+            # A decision is visible to every process at commit either way; waiting for its
+            # WAL flush as well (milliseconds; a cold page makes two) is not needed for
+            # that. A database crash may lose the last few decisions, as SQLite's
+            # synchronous=NORMAL may lose the last commits.
+            cursor.execute("SET synchronous_commit = off")
+        return conn, cursor
+
     def close(self) -> None:
-        with self._decider_lock:
-            decider, self._decider = self._decider, None
-        if decider is not None:
-            decider[0].close()
+        with self._lock:
+            deciders, self._deciders = self._deciders, []
+        for conn, _ in deciders:
+            conn.close()
         with self._peek_lock:
             self._close_peek()
             self._wal = None
