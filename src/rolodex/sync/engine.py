@@ -156,13 +156,16 @@ class SyncEngine:
     ) -> list[str]:
         """Apply what a listing names (fetching what did not come with it); returns the
         remote ids deleted there."""
+        inline = {item.remote_id for item in changes.fetched}
         if changes.complete:
             known = self.mirror.known_etags(account.id, collection.id)
             removed = [rid for rid in known if rid not in changes.changed]
         else:
-            known = self.mirror.etags_of(account.id, changes.changed)
+            # Only what did not come with the changes is compared with what is stored: an
+            # incremental sync whose changes carry their data (Google, Graph) reads no etags.
+            missing = [rid for rid in changes.changed if rid not in inline]
+            known = self.mirror.etags_of(account.id, missing) if missing else {}
             removed = list(changes.removed)
-        inline = {item.remote_id for item in changes.fetched}
         wanted = [
             rid
             for rid, etag in changes.changed.items()
