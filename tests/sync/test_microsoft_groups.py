@@ -138,7 +138,7 @@ def test_a_folder_that_still_holds_contacts_is_not_deleted(synced: Synced) -> No
     synced.sync()
     assert friends in graph.folders and synced.remote("Late")["parentFolderId"] == friends
     account = synced.svc.accounts.get(synced.account.id)
-    assert account.last_error is not None and "still holds contacts" in account.last_error
+    assert account.last_error is not None and "Contacts/Friends still holds" in account.last_error
     assert _outbox(synced) == 1  # kept, and visible, not dropped
     # The folder is still there, so the next pull shows it again, with its contact.
     assert [g["path"] for g in synced.by_name("Late")["groups"]] == ["Contacts/Friends"]

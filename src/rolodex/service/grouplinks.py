@@ -8,7 +8,7 @@ answered it (``LocalGroup.remote_id``): a Google label's name, a Graph folder's 
 
 A group's write waits in the outbox like a contact's (``service.groups``). A deleted group's
 row is gone by the time the write is delivered, so its delete carries the ``remote_id`` it
-had in the outbox item's ``fields``.
+had (and its path) in the outbox item's ``fields``.
 """
 
 from __future__ import annotations
@@ -51,7 +51,8 @@ def state(tx: Tx, account: Account, item: OutboxItem) -> LocalGroup | None:
         remote = provider_id(account, item.fields[0] if item.fields else None)
         if remote is None:
             return None
-        return LocalGroup(name=remote, path=remote, remote_id=remote)
+        path = item.fields[1] if len(item.fields) > 1 else remote
+        return LocalGroup(name=path.rsplit("/", 1)[-1], path=path, remote_id=remote)
     try:
         group = tx.groups.get(account.id, item.object_id)
     except NoSuchGroup:
@@ -75,7 +76,7 @@ def pushed(
             seq = tx.accounts.allocate(account.id)
             tx.outbox.enqueue(
                 account.id, seq, GROUP_OBJECT, item.object_id, "delete", (remote_id,), now
-            )
+            )  # (its path is not known any more: the message names the provider's id)
         else:
             tx.groups.set_remote(account.id, item.object_id, remote_id, result.etag or None)
     tx.outbox.done(account.id, item.seq)

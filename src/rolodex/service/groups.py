@@ -155,9 +155,9 @@ def rename_group(
 def delete_group(
     tx: Tx, account: Account, group_id: str, now: float, *, push: bool = False
 ) -> None:
-    tx.groups.get(account.id, group_id)
-    # The provider's id of the group goes with its delete: the row is gone when it is
-    # delivered (rolodex.service.grouplinks).
+    group = tx.groups.get(account.id, group_id)
+    # The provider's id of the group (and its path, for messages) go with its delete: the
+    # row is gone when it is delivered (rolodex.service.grouplinks).
     remote_id, _etag = tx.groups.remote_ids(account.id).get(group_id, (None, None))
     members = [r.id for r in tx.contacts.rows_in_group(account.id, group_id)]
     for contact_id in members:
@@ -173,7 +173,7 @@ def delete_group(
         "delete",
         now,
         push=_push(push, "delete"),
-        fields=(remote_id,) if remote_id else (),
+        fields=(remote_id, group.path) if remote_id else (),
     )
 
 
