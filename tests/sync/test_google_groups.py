@@ -207,3 +207,14 @@ def test_a_pull_while_a_rename_waits_leaves_the_rename_alone(synced: Synced) -> 
     synced.sync()
     assert list(synced.google.user_groups()) == ["Crew"]
     assert list(_groups(synced)) == ["Crew"]
+
+
+def test_a_group_whose_name_holds_a_slash_is_renamed_not_made_again(synced: Synced) -> None:
+    team = synced.google.add_group("Sales/East")
+    synced.google.add_person(names=[{"givenName": "Ann"}], memberships=_in(team))
+    synced.sync()
+    group = _groups(synced)["Sales-East"]  # "/" separates a path's levels here
+    synced.svc.groups.rename(synced.account, group.id, {"name": "East"})
+    synced.sync()
+    assert synced.google.user_groups()["East"]["resourceName"] == team
+    assert list(synced.google.user_groups()) == ["East"]

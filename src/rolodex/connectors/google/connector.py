@@ -205,9 +205,13 @@ class GoogleConnector:
         return group, False
 
     def _user_group(self, name: str) -> str | None:
+        """The user group a name means, as Rolodex names groups: a "/" in a name at Google
+        shows as "-" (it separates the levels of a group's path)."""
         key = name.casefold()
         for rn, group in (self._groups or {}).items():
-            if group.get("groupType") != "SYSTEM_CONTACT_GROUP" and _name(group).casefold() == key:
+            if group.get("groupType") == "SYSTEM_CONTACT_GROUP":
+                continue
+            if _name(group).casefold() == key or _shown(group).casefold() == key:
                 return rn
         return None
 
@@ -582,6 +586,11 @@ def _writable(name: str) -> None:
 
 def _group_written(group: dict[str, Any], *, existed: bool = False) -> WriteResult:
     return WriteResult(_name(group), str(group.get("etag") or ""), existed=existed)
+
+
+def _shown(group: dict[str, Any]) -> str:
+    """The group's name as Rolodex shows it (``rolodex.service.mirror``)."""
+    return _name(group).replace("/", "-").strip()
 
 
 def _name(group: dict[str, Any]) -> str:
