@@ -120,7 +120,7 @@ async def longpoll(
         if (
             page.deltas
             or time.monotonic() >= deadline
-            or draining()
+            or draining(request.scope)
             or await request.is_disconnected()
         ):
             body = render_page(page, request_base_url(request))
@@ -158,7 +158,11 @@ async def streaming(
         while True:
             for delta in page.deltas:
                 yield render_delta(delta, base) + b"\n"
-            if time.monotonic() >= deadline or draining() or await request.is_disconnected():
+            if (
+                time.monotonic() >= deadline
+                or draining(request.scope)
+                or await request.is_disconnected()
+            ):
                 return
             if page.deltas or await svc.changes.wait_for_change(account, _until(deadline)):
                 cursor_end = page.cursor_end

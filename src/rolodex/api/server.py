@@ -17,7 +17,8 @@ Each answer is in the v2 error shape, with ``Connection: close``.
 
 On SIGTERM or SIGINT uvicorn stops accepting connections and lets the requests in flight
 finish, for at most ``shutdown_timeout`` seconds; the first connection told to shut down
-tells the process (``rolodex.api.draining``), so long-polls and streams answer at once.
+raises the server's flag (``rolodex.api.draining``), so long-polls and streams answer at
+once.
 """
 
 from __future__ import annotations
@@ -57,6 +58,7 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         self._in_head = True
         self._head_bytes = 0
         self._refusal: tuple[int, str, str] | None = None
+        self._draining = draining.flag_of(self.server_state)
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -83,6 +85,7 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
+        self.scope[draining.SCOPE_KEY] = self._draining  # type: ignore[literal-required]
         self._in_head = True
         self._head_bytes = 0
         self._arm_head_timer()
@@ -112,7 +115,7 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
             super().on_message_complete()
 
     def shutdown(self) -> None:
-        draining.begin()
+        self._draining.set()
         super().shutdown()
 
     def send_400_response(self, msg: str) -> None:
