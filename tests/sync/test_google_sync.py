@@ -420,3 +420,22 @@ def test_an_edit_pending_while_google_rekeys_the_person_reaches_the_new_name(
     synced.sync()
     assert synced.log_size() == before
     assert not [c for c in google.calls() if c.method != "GET"]
+
+
+def test_a_delete_pending_while_google_rekeys_the_person_deletes_it_under_the_new_name(
+    synced: Synced,
+) -> None:
+    # Deleting the old resource name is a 404, which a delete takes for done: the person
+    # would stay at Google under its new name and come back here with the next pull.
+    google = synced.google
+    old = google.add_person(names=[{"givenName": "Gone"}])
+    google.add_person(names=[{"givenName": "Stays"}])
+    synced.sync()
+    gone = synced.by_name("Gone")
+    google.rekey(old)
+    synced.svc.contacts.delete(synced.account, str(gone["id"]))
+    synced.sync()
+    assert [p["names"][0]["givenName"] for p in synced.people()] == ["Stays"]  # type: ignore[index]
+    synced.sync()
+    assert [c["given_name"] for c in synced.contacts()] == ["Stays"]
+    assert synced.state().last_error is None

@@ -173,6 +173,10 @@ class Capabilities:
     # than taking the name Rolodex gives it (a CardDAV href). A create is then recorded as
     # attempted before it is sent, so that any retry looks for the item first.
     assigns_ids: bool = False
+    # The provider may give an item a new id and name the old one in its changes (Google
+    # re-keys a person linked with a profile: ``RemoteContact.previous_ids``). Before the
+    # engine deletes such an item, it checks the item is still where its link says.
+    rekeys: bool = False
     # Pictures that the provider's listings and change feed do not carry (Graph: a photo is
     # a navigation property, absent from delta pages, and a photo changed alone is no
     # change there). After a sync's pull, unless it read a collection whole, up to this

@@ -329,9 +329,7 @@ class SyncEngine:
         writes), the write waits rather than make a second copy of the contact."""
         gone = state.link
         assert gone is not None
-        collection = next((c for c in connector.collections() if c.id == gone.collection), None)
-        if collection is not None:
-            self.pull(account, connector, collection, SyncReport())
+        self._pull_now(account, connector, gone.collection)
         fresh = self.mirror.local_state(account.id, item.object_id)
         if fresh is None:
             self.mirror.dropped(account.id, item)  # deleted here meanwhile
@@ -471,8 +469,30 @@ class SyncEngine:
             self.mirror.dropped(account.id, item)  # never reached the provider
             return
         # The user deleted it here after seeing it: the delete stands.
+        if connector.capabilities().rekeys:
+            link = self._after_any_rekey(account, connector, link)
         self._delete_whatever_changed(connector, link)
         self.mirror.pushed(account, item, link.collection, link.uid, None)
+
+    def _after_any_rekey(
+        self, account: Account, connector: Connector, link: RemoteLink
+    ) -> RemoteLink:
+        """The link of a contact about to be deleted, moved to the item's new id if the
+        provider gave it one: deleting the old id is a 404, which a delete takes for done,
+        and the item would stay there under its new id and come back with the next pull.
+        Not where the link says, the collection's changes are pulled first: they move the
+        link (the contact's delete waits in the outbox, so nothing else of it changes)."""
+        if self._remote_etag(connector, link.collection, link.remote_id) is not None:
+            return link
+        self._pull_now(account, connector, link.collection)
+        return self.mirror.link_of(account.id, link.contact_id) or link
+
+    def _pull_now(self, account: Account, connector: Connector, collection_id: str) -> None:
+        """Pull one collection in the middle of a push, to learn what became of an item
+        (deleted there, or given a new id); what it applies is counted nowhere."""
+        collection = next((c for c in connector.collections() if c.id == collection_id), None)
+        if collection is not None:
+            self.pull(account, connector, collection, SyncReport())
 
     def _delete_whatever_changed(self, connector: Connector, link: RemoteLink) -> None:
         """Delete the item even if it changed there since (then with the etag the provider

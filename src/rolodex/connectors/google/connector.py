@@ -100,7 +100,9 @@ class GoogleConnector:
         self._client.close()
 
     def capabilities(self) -> Capabilities:
-        return Capabilities(incremental=True, groups="labels", pictures=True, assigns_ids=True)
+        return Capabilities(
+            incremental=True, groups="labels", pictures=True, assigns_ids=True, rekeys=True
+        )
 
     def verify(self) -> None:
         # A refresh (is the grant alive?) and one People call (does it reach contacts?).
