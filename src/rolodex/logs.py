@@ -82,6 +82,10 @@ def configure_logging(
     access = logging.getLogger("rolodex.access")
     access.addHandler(_handler(access_stream or sys.stdout, json))
     access.propagate = False
+    # httpx logs every request a sync sends at INFO: an idle worker's polls of many
+    # accounts would drown what the syncs themselves say. Shown when debugging.
+    if level > logging.DEBUG:
+        logging.getLogger("httpx").setLevel(logging.WARNING)
     return handler
 
 
