@@ -109,3 +109,32 @@ def test_missing_microsoft_settings_are_named(app: App, graph: GraphEmulator) ->
     answer = app.client.post("/connect/authorize", json=body)
     assert answer.status_code == 400
     assert "microsoft_refresh_token" in answer.text
+
+
+def test_folders_are_written_through_the_group_routes(app: App, graph: GraphEmulator) -> None:
+    account = _connect(app, graph)
+    user = app.client_for(account["access_token"])
+    sync = make_runner(app.settings, app.store)
+    sync.run(account["id"])
+    made = user.post("/contacts/groups", json={"name": "Friends"})
+    assert made.status_code == 200, made.text
+    group = made.json()
+    assert group["path"] == "Contacts/Friends"
+    ann = user.post("/contacts", json={"given_name": "Ann", "group": group["id"]}).json()
+    sync.run(account["id"])
+    (folder,) = [f for f in graph.folders.values() if f.name == "Friends"]
+    assert [c.props["givenName"] for c in graph.in_folder(folder.id)] == ["Ann"]
+    renamed = user.put(f"/contacts/groups/{group['id']}", json={"name": "Pals"})
+    assert renamed.json()["path"] == "Contacts/Pals"
+    sync.run(account["id"])
+    assert graph.folders[folder.id].name == "Pals"
+    assert user.delete(f"/contacts/groups/{group['id']}").status_code == 200
+    sync.run(account["id"])
+    assert folder.id not in graph.folders
+    # The contact stayed, in the default folder, with the same id.
+    assert [c.props["givenName"] for c in graph.in_folder()] == ["Ann"]
+    assert [g["path"] for g in user.get(f"/contacts/{ann['id']}").json()["groups"]] == ["Contacts"]
+    (default,) = user.get("/contacts/groups").json()
+    refused = user.delete(f"/contacts/groups/{default['id']}")
+    assert refused.status_code == 400
+    assert "default contact folder" in refused.json()["message"]

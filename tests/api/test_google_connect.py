@@ -192,3 +192,31 @@ def test_other_contacts_and_system_groups_through_the_api(app: App, google: Goog
     runner.run(str(account["id"]))
     assert [c for c in emulator.calls() if c.method != "GET"] == []
     assert client.get(f"/contacts/{inbox['id']}").json()["given_name"] == "Mailer"
+
+
+def test_contact_groups_are_written_through_the_group_routes(
+    app: App, google: GoogleServer
+) -> None:
+    emulator = google.emulator
+    refresh_token = emulator.grant("client-id", "client-secret")
+    answer = app.client.post("/connect/authorize", json=_body(app, "gus@gmail.com", refresh_token))
+    account = _token(app, answer.json()["code"])
+    client = app.client_for(str(account["access_token"]))
+    runner = make_runner(app.settings, app.store)
+    runner.run(str(account["id"]))
+    group = client.post("/contacts/groups", json={"name": "Team"}).json()
+    client.post("/contacts", json={"given_name": "Ann", "group": group["id"]})
+    runner.run(str(account["id"]))
+    team = emulator.user_groups()["Team"]["resourceName"]
+    (ann,) = emulator.find_people()
+    assert team in [
+        m["contactGroupMembership"]["contactGroupResourceName"] for m in ann["memberships"]
+    ]
+    client.put(f"/contacts/groups/{group['id']}", json={"name": "Crew"})
+    runner.run(str(account["id"]))
+    assert emulator.user_groups()["Crew"]["resourceName"] == team
+    client.delete(f"/contacts/groups/{group['id']}")
+    runner.run(str(account["id"]))
+    assert emulator.user_groups() == {} and len(emulator.find_people()) == 1
+    assert client.get("/contacts/groups").json() == []
+    assert client.get("/account").json()["last_error"] is None
