@@ -37,7 +37,25 @@ Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 API_VERSION_HEADER = (b"nylas-api-version", b"2.5")
+# The routes of the hot reads, as metrics name them (the documented FastAPI routes').
+LIST_ROUTE = "/contacts"
+CONTACT_ROUTE = "/contacts/{contact_id}"
 _JSON_HEADERS = [(b"content-type", b"application/json"), API_VERSION_HEADER]
+
+
+def hot_read(scope: Scope) -> tuple[str, str | None] | None:
+    """For a hot read (an HTTP scope), its route's template and the contact id (None for
+    the list); None for anything else."""
+    if scope["method"] != "GET":
+        return None
+    path: str = scope["path"]
+    if path in ("/contacts", "/contacts/"):
+        return LIST_ROUTE, None
+    if path.startswith("/contacts/"):
+        rest = path[len("/contacts/") :].rstrip("/")
+        if rest and "/" not in rest and rest != "groups":
+            return CONTACT_ROUTE, rest
+    return None
 
 
 class FastReads:
@@ -67,19 +85,20 @@ class FastReads:
         return base
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["method"] == "GET":
-            path: str = scope["path"]
-            if path in ("/contacts", "/contacts/"):
-                await self._serve(scope, send, None)
-                return
-            if path.startswith("/contacts/"):
-                rest = path[len("/contacts/") :].rstrip("/")
-                if rest and "/" not in rest and rest != "groups":
-                    await self._serve(scope, send, rest)
-                    return
-        await self.app(scope, receive, _with_version_header(send))
+        matched = hot_read(scope) if scope["type"] == "http" else None
+        if matched is None:
+            await self.app(scope, receive, _with_version_header(send))
+            return
+        status, headers, body = await self.answer(scope, matched[1])
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
 
-    async def _serve(self, scope: Scope, send: Send, contact_id: str | None) -> None:
+    async def answer(
+        self, scope: Scope, contact_id: str | None
+    ) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
+        """A hot read's status, headers (a list of its own, for the caller to add to) and
+        body (``rolodex.api.observe`` sends them itself: a wrapped ``send`` cost two more
+        coroutine calls a request)."""
         answered = None
         if contact_id is not None or paging_query(scope["query_string"]) is not None:
             if self.wait_inline:
@@ -98,8 +117,7 @@ class FastReads:
         headers = [*_JSON_HEADERS, (b"content-length", str(len(body)).encode())]
         if etag is not None:
             headers.append((b"etag", etag))
-        await send({"type": "http.response.start", "status": status, "headers": headers})
-        await send({"type": "http.response.body", "body": body})
+        return status, headers, body
 
     def _answer(self, scope: Scope, contact_id: str | None) -> tuple[int, bytes, bytes | None]:
         """Status, body and (for one contact) its ETag."""

@@ -20,7 +20,7 @@ import orjson
 from anyio import to_thread
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 
-from rolodex.api.fastpath import ASGIApp, Message, Receive, Scope, Send
+from rolodex.api.fastpath import ASGIApp, FastReads, Message, Receive, Scope, Send, hot_read
 from rolodex.api.ratelimit import RateLimits, refuse
 from rolodex.logs import REQUEST_ID
 from rolodex.metrics import HTTP
@@ -37,6 +37,8 @@ UNMATCHED = "unmatched"
 class Observed:
     def __init__(self, inner: ASGIApp, store: Store, limits: RateLimits | None = None) -> None:
         self.inner = inner
+        # The hot reads' layer, when it is there: its answers are sent from here.
+        self.fast = inner if isinstance(inner, FastReads) else None
         self.limits = limits
         # The FastAPI app (whoever introspects the application finds its state there).
         self.app: Any = getattr(inner, "app", inner)
@@ -79,16 +81,24 @@ class Observed:
                 admitted = self.limits.admit(scope, time.time())
                 if admitted is not None and len(admitted) == 3:
                     limit, allowed, reset = admitted
-                    route = _route(scope, method, path)
+                    route = _route(scope)
                     await refuse(send_with_id, limit, allowed, reset)
                     return
                 slot = admitted
-            if path in _OPS and method in ("GET", "HEAD"):
+            reads = self.fast
+            matched = hot_read(scope) if reads is not None else None
+            if reads is not None and matched is not None:
+                route = matched[0]
+                status, headers, body = await reads.answer(scope, matched[1])
+                headers.append((b"x-request-id", request_id))
+                await send({"type": "http.response.start", "status": status, "headers": headers})
+                await send({"type": "http.response.body", "body": body})
+            elif path in _OPS and method in ("GET", "HEAD"):
                 route = path
                 await self._operations(path, send_with_id)
             else:
                 await self.inner(scope, receive, send_with_id)
-                route = _route(scope, method, path)
+                route = _route(scope)
         finally:
             if self.limits is not None:
                 self.limits.finish(scope, slot, status, time.time())
@@ -150,18 +160,13 @@ class Observed:
         return text + ("\n".join(lines) + "\n").encode()
 
 
-def _route(scope: Scope, method: str, path: str) -> str:
+def _route(scope: Scope) -> str:
     """The route's template (never the path itself: ids would make a label each)."""
     route = scope.get("route")
     if route is not None:
         return str(getattr(route, "path", UNMATCHED))
-    if method == "GET" and path.startswith("/contacts"):  # answered by the fast path
-        rest = path[len("/contacts") :].strip("/")
-        if not rest:
-            return "/contacts"
-        if "/" not in rest and rest != "groups":
-            return "/contacts/{contact_id}"
-    return UNMATCHED
+    matched = hot_read(scope)  # answered by the fast path
+    return UNMATCHED if matched is None else matched[0]
 
 
 def _label(value: str) -> str:
