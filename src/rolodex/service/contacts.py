@@ -296,21 +296,16 @@ class ContactService:
         with self.store.write(account.id) as tx:
             group_ids = self._groups_after(tx, account, (), patch)
             _check(account, fields, group_ids)
-            seq = tx.accounts.allocate(account.id, new_contacts=1)
             contact = Contact(
                 id=new_id(), account_id=account.id, fields=fields, group_ids=group_ids
             )
             doc = contact_document(contact, tx.groups.by_id(account.id, group_ids))
-            new = NewContact(
-                pk=seq,
-                id=contact.id,
-                doc=doc,
-                terms=frozenset(index_terms(fields)),
-                group_ids=group_ids,
-            )
-            # Inserts only, from here: one round trip while every other writer of the
+            terms = frozenset(index_terms(fields))
+            # Writes only, from here: one round trip while every other writer of the
             # account waits for this one's lock.
             with tx.together():
+                seq = tx.accounts.allocate(account.id, new_contacts=1)
+                new = NewContact(pk=seq, id=contact.id, doc=doc, terms=terms, group_ids=group_ids)
                 tx.contacts.insert(account.id, new, now)
                 record_change(
                     tx,
@@ -358,9 +353,9 @@ class ContactService:
             doc = contact_document(updated, tx.groups.by_id(account.id, updated.group_ids))
             if doc == row.doc:
                 return doc  # an SDK re-saving what it read: nothing to log or push
-            seq = tx.accounts.allocate(account.id)
             terms = frozenset(index_terms(fields))
             with tx.together():  # as in create
+                seq = tx.accounts.allocate(account.id)
                 tx.contacts.update(account.id, row.pk, doc, terms, group_ids, now)
                 record_change(
                     tx,

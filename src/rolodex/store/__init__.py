@@ -118,8 +118,9 @@ class Store:
         with write_connection(self.engine) as conn:
             before = lock_account(conn, account_id)
             tx = Tx(conn)
+            tx.accounts.generations[account_id] = before
             yield tx
-        after = tx.accounts.allocated.get(account_id, before)
+        after = tx.accounts.generations[account_id]
         if self._versions is not None and after != before:
             self._versions.committed(account_id, after)
         for hook in self.on_commit:

@@ -50,10 +50,12 @@ def _account(row: Any) -> Account:
 class AccountRepository:
     def __init__(self, conn: Connection) -> None:
         self.conn = conn
-        # The generation each account was left at by this transaction's ``allocate``, the
-        # only statement that moves it: what ``Store.write`` announces at commit, known
-        # without asking again under the account's lock.
-        self.allocated: dict[str, int] = {}
+        # The generation of each account whose row this transaction holds locked
+        # (``Store.write`` locks it first; an ``allocate`` locks it too), as the
+        # transaction has left it. Nobody else can move it meanwhile, so ``allocate`` knows
+        # its numbers without waiting for its statement's answer, and ``Store.write``
+        # announces the generation at commit without asking again.
+        self.generations: dict[str, int] = {}
 
     def insert(self, account: Account, connection: bytes | None = None) -> None:
         self.conn.execute(
@@ -118,22 +120,26 @@ class AccountRepository:
         """Take ``count`` numbers from the account's sequence; returns the first.
         ``new_contacts`` adds to the account's contact count in the same statement.
 
-        This is the first write of every mutation: on PostgreSQL it locks the account row,
-        so writers of one account queue here instead of deadlocking later.
+        Under the account's lock (``generations``) the statement's answer is not waited
+        for: in a ``Tx.together`` block it goes out with the inserts that follow.
         """
         values: dict[str, Any] = {"generation": accounts.c.generation + count}
         if new_contacts:
             values["contact_count"] = accounts.c.contact_count + new_contacts
-        last = self.conn.execute(
-            update(accounts)
-            .where(accounts.c.id == account_id)
-            .values(**values)
-            .returning(accounts.c.generation)
-        ).scalar_one_or_none()
-        if last is None:
-            raise NoSuchAccount(account_id)
-        self.allocated[account_id] = int(last)
-        return int(last) - count + 1
+        statement = update(accounts).where(accounts.c.id == account_id).values(**values)
+        known = self.generations.get(account_id)
+        if known is not None:
+            self.conn.execute(statement)
+            last = known + count
+        else:
+            found = self.conn.execute(
+                statement.returning(accounts.c.generation)
+            ).scalar_one_or_none()
+            if found is None:
+                raise NoSuchAccount(account_id)
+            last = int(found)
+        self.generations[account_id] = last
+        return last - count + 1
 
     def generation(self, account_id: str) -> int:
         value = self.conn.execute(
