@@ -37,6 +37,16 @@ class ContactFilter:
     source: str | None = None
     group_id: str | None = None
     recurse: bool = False
+    # Hashed once: a filter is part of the page cursors' keys, looked up several times in
+    # every list request (the dataclass's own hash rebuilds and hashes a tuple each time).
+    _hash: int = field(init=False, repr=False, compare=False, default=0)
+
+    def __post_init__(self) -> None:
+        key = (self.terms, self.source, self.group_id, self.recurse)
+        object.__setattr__(self, "_hash", hash(key))
+
+    def __hash__(self) -> int:
+        return self._hash
 
     @property
     def is_empty(self) -> bool:
