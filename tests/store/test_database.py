@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from sqlalchemy.exc import IntegrityError
 
@@ -38,3 +40,18 @@ def test_an_error_sent_together_is_sqlalchemys_and_undoes_the_transaction(
             tx.changes.append(account.id, seq, "contact", "a", "create", 0.0)
             tx.changes.append(account.id, seq, "contact", "b", "create", 0.0)  # same key
     assert _seqs(store, account.id) == []
+
+
+def test_a_store_opened_without_mmap_maps_no_pages(tmp_path: Path) -> None:
+    """A syncing process opens SQLite without a memory map (every page it maps stays in its
+    resident set); the API's stores keep theirs."""
+    from rolodex.store.database import SQLITE_MMAP_BYTES
+
+    for mmap, expected in ((True, SQLITE_MMAP_BYTES), (False, 0)):
+        store = Store(f"sqlite:///{tmp_path / f'mmap-{mmap}.db'}", mmap=mmap)
+        try:
+            with store.read() as tx:
+                found = tx.conn.exec_driver_sql("PRAGMA mmap_size").scalar()
+        finally:
+            store.close()
+        assert found == expected

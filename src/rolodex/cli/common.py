@@ -30,9 +30,9 @@ def settings_for(database_url: str | None) -> Settings:
     return settings
 
 
-def open_store(settings: Settings) -> Store:
-    """The store, migrated to the current schema."""
-    store = Store(settings.database_url)
+def open_store(settings: Settings, *, mmap: bool = True) -> Store:
+    """The store, migrated to the current schema (``mmap``: ``Store``)."""
+    store = Store(settings.database_url, mmap=mmap)
     store.migrate()
     return store
 

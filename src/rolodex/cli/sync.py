@@ -64,7 +64,8 @@ def sync(
     sync to end, then run this one: the account is up to date when the command returns.
     Exit status 1: the sync failed (the account's last_error says why, too)."""
     settings = settings_for(database_url)
-    runner = make_runner(settings, open_store(settings))
+    # A process that only syncs maps no pages of the database (``open_store``'s mmap).
+    runner = make_runner(settings, open_store(settings, mmap=False))
     console = Console(stderr=True)
     with Progress(
         TextColumn("{task.description}"),
@@ -120,5 +121,5 @@ def worker(
     settings = settings_for(database_url)
     Console(stderr=True).print("sync worker running; Ctrl-C stops it")
     configure_logging()  # JSON lines off a terminal, with the request ids of the work
-    worker = Worker(make_runner(settings, open_store(settings), interval))
+    worker = Worker(make_runner(settings, open_store(settings, mmap=False), interval))
     worker.run_until_signalled(settings.shutdown_timeout)

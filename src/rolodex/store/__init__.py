@@ -84,9 +84,10 @@ class Tx:
 
 
 class Store:
-    def __init__(self, url: str, *, pool_size: int = 8) -> None:
+    def __init__(self, url: str, *, pool_size: int = 8, mmap: bool = True) -> None:
+        """``mmap``: SQLite reads through a memory map (``database.SQLITE_MMAP_BYTES``)."""
         self.url = normalize_url(url)
-        self.engine: Engine = create_store_engine(self.url, pool_size=pool_size)
+        self.engine: Engine = create_store_engine(self.url, pool_size=pool_size, mmap=mmap)
         self._versions: AccountVersions | None = None
         self._versions_lock = threading.Lock()
         # Told the account id after each committed write(account_id), in the writing thread.
