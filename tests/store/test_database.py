@@ -23,16 +23,33 @@ def test_statements_sent_together_all_land(store: Store) -> None:
         with tx.together():
             for seq in range(first, first + 3):
                 tx.changes.append(account.id, seq, "contact", f"c{seq}", "create", 0.0)
-        # A read after the block sees what the block wrote.
-        assert len(tx.changes.since(account.id, 0, 100)) == 3
     assert _seqs(store, account.id) == [first, first + 1, first + 2]
+    # The pipeline ended with the transaction: the pooled connections answer as before.
+    for _ in range(3):
+        with store.write(account.id) as tx:
+            assert tx.accounts.generation(account.id) == first + 2
+
+
+def test_numbers_are_taken_under_the_lock_without_waiting(store: Store) -> None:
+    """Under the account's lock, ``allocate`` sends its statement with the ones that
+    follow it: the numbers are the ones it would have read back."""
+    account = AccountService(store).create("together-numbers@example.com").account
+    with store.write(account.id) as tx:
+        before = tx.accounts.generation(account.id)
+        with tx.together():
+            first = tx.accounts.allocate(account.id, 2, new_contacts=2)
+            third = tx.accounts.allocate(account.id)
+    assert (first, third) == (before + 1, before + 3)
+    with store.read() as tx:
+        assert tx.accounts.generation(account.id) == before + 3
+        assert tx.accounts.get(account.id).contact_count == 2
 
 
 def test_an_error_sent_together_is_sqlalchemys_and_undoes_the_transaction(
     store: Store,
 ) -> None:
-    """PostgreSQL answers a pipelined statement's error at the end of the block, from the
-    driver: it is raised as the same exception a statement on its own would raise."""
+    """PostgreSQL answers a pipelined statement's error with the commit's answer: it is
+    raised as the same exception a statement on its own would raise."""
     account = AccountService(store).create("together-error@example.com").account
     with pytest.raises(IntegrityError), store.write(account.id) as tx:
         seq = tx.accounts.allocate(account.id)

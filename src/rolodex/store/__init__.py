@@ -79,7 +79,8 @@ class Tx:
         self.rate_counts = RateCountRepository(conn)
 
     def together(self) -> AbstractContextManager[None]:
-        """Statements whose results nothing reads, sent at once (``database.together``)."""
+        """From here to the commit, statements whose results nothing reads go out at
+        once, with the commit (``database.together``)."""
         return together(self.conn)
 
 

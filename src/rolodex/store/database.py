@@ -6,7 +6,7 @@ import os
 import threading
 import weakref
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from typing import Any
 
 from sqlalchemy import Connection, Engine, create_engine, event, text
@@ -101,7 +101,7 @@ def write_connection(engine: Engine) -> Iterator[Connection]:
     half-way for want of a lock.
     """
     if engine.dialect.name != "sqlite":
-        with engine.connect() as conn, conn.begin():
+        with engine.connect() as conn, _until_committed(conn), conn.begin():
             yield conn
         return
     # SQLite has one writer at a time. Threads of this process queue on a lock instead of
@@ -113,22 +113,56 @@ def write_connection(engine: Engine) -> Iterator[Connection]:
             yield conn
 
 
+# Where ``together`` finds how to keep its pipeline open until the commit (conn.info), and
+# whether it has opened it.
+_UNTIL_COMMITTED = "rolodex.until_committed"
+_PIPELINED = "rolodex.pipelined"
+
+
 @contextmanager
 def together(conn: Connection) -> Iterator[None]:
-    """The block's statements go to PostgreSQL without waiting for each one's answer
-    (psycopg's pipeline mode), and the answers come back together when it ends: one
-    round trip for several inserts instead of one each. For statements whose results
-    nothing reads: a fetch waits for everything before it, a row count is not known
-    until the end, and an error is raised at the end of the block (or at that fetch),
-    as SQLAlchemy's exception for it, as any statement's would be.
+    """From here to the end of the transaction, statements go to PostgreSQL without
+    waiting for each one's answer (psycopg's pipeline mode), and the answers come back
+    together with the COMMIT's: one round trip for the inserts and the commit instead of
+    one each. So the rest of the transaction only writes, and reads nothing back: no
+    query (SQLAlchemy sees no result yet, and refuses to fetch from it), no RETURNING, no
+    row count. An error is raised at the commit, as SQLAlchemy's exception for it.
 
     It matters under the account's lock: every write of an account waits for the one
     holding it (``rolodex.store``), so each round trip the holder makes is paid by all
     of them, and on a busy host a round trip is two processes waiting to be scheduled.
-    SQLite has no round trips: there the block is just run."""
+    Outside ``write_connection`` the pipeline ends with the block. SQLite has no round
+    trips: there the block is just run."""
     if conn.dialect.name == "sqlite":
         yield
         return
+    until_committed: ExitStack | None = conn.info.get(_UNTIL_COMMITTED)
+    if until_committed is None:
+        with _pipeline(conn):
+            yield
+        return
+    if not conn.info.get(_PIPELINED):
+        until_committed.enter_context(_pipeline(conn))
+        conn.info[_PIPELINED] = True
+    yield
+
+
+@contextmanager
+def _until_committed(conn: Connection) -> Iterator[None]:
+    """A write transaction's place for a pipeline that ``together`` opens: closed after
+    the commit or rollback (the connection's info outlives its checkout, so it is
+    cleared too)."""
+    with ExitStack() as stack:
+        conn.info[_UNTIL_COMMITTED] = stack
+        try:
+            yield
+        finally:
+            conn.info.pop(_UNTIL_COMMITTED, None)
+            conn.info.pop(_PIPELINED, None)
+
+
+@contextmanager
+def _pipeline(conn: Connection) -> Iterator[None]:
     import psycopg
     from sqlalchemy.exc import DBAPIError
 
