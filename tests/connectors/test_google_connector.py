@@ -199,7 +199,7 @@ class TestReading:
         assert isinstance(item, RemoteContact)
         assert item.picture == JPEG and item.picture_type == "image/jpeg"
 
-    def test_group_rename_rereads_its_members(
+    def test_a_group_renamed_keeps_its_resource_name_and_its_members_are_not_read_again(
         self, google: Google, connector: GoogleConnector
     ) -> None:
         emulator = google.emulator
@@ -209,15 +209,34 @@ class TestReading:
             memberships=[{"contactGroupMembership": {"contactGroupResourceName": group}}],
         )
         [item], cursor = _drain(connector)
-        assert item.group_names == ("Team",)
-        with emulator.lock:
-            emulator.groups.items[group]["name"] = "Crew"
-            emulator.groups.items[group]["formattedName"] = "Crew"
-            emulator.groups.touch(group, emulator._next_seq())
+        assert isinstance(item, RemoteContact)
+        assert (item.group_names, item.group_ids) == (("Team",), (group,))
+        emulator.edit_group(group, name="Crew", formattedName="Crew")
+        emulator.clear_log()
         changes = connector.changes(PEOPLE, cursor, with_data=True)
-        assert member in changes.changed and changes.changed[member] == ""
+        # The group is known by its resource name: renamed, it is the same group, and its
+        # members (whose etags a rename leaves alone) are not read again for it.
+        assert changes.groups == ((group, "Crew"),)
+        assert changes.changed == {}
+        assert emulator.calls(group) == []
         [fresh] = connector.fetch(PEOPLE, [member])
-        assert isinstance(fresh, RemoteContact) and fresh.group_names == ("Crew",)
+        assert isinstance(fresh, RemoteContact)
+        assert (fresh.group_names, fresh.group_ids) == (("Crew",), (group,))
+
+    def test_system_groups_are_named_on_contacts_but_not_listed(
+        self, google: Google, connector: GoogleConnector
+    ) -> None:
+        starred = "contactGroups/starred"
+        google.emulator.add_person(
+            names=[{"givenName": "S"}],
+            memberships=[{"contactGroupMembership": {"contactGroupResourceName": starred}}],
+        )
+        changes = connector.snapshot(PEOPLE)
+        assert changes.stream is not None
+        [item] = list(changes.stream)
+        assert isinstance(item, RemoteContact)
+        assert (item.group_names, item.group_ids) == (("Starred",), (None,))
+        assert changes.groups == ()
 
 
 class TestWriting:
@@ -499,7 +518,8 @@ def test_a_group_written_is_a_label_contacts_can_name(
     from rolodex.domain.remote import LocalGroup
 
     made = connector.create_group(LocalGroup("Team", "Team"))
-    assert made.remote_id == "Team"  # a label's provider id is its name
+    # A label's provider id is its resource name, which a rename keeps.
+    assert made.remote_id == google.emulator.user_groups()["Team"]["resourceName"]
     ada = connector.create(PEOPLE, dataclasses.replace(ADA, group_names=("Team",)), "r1")
     team = google.emulator.user_groups()["Team"]["resourceName"]
     memberships = google.emulator.person(ada.remote_id)["memberships"]

@@ -5,8 +5,10 @@ outbox, the engine and the connector, against the People API emulator over real 
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
+import httpx
 import orjson
 import pytest
 
@@ -218,3 +220,183 @@ def test_a_group_whose_name_holds_a_slash_is_renamed_not_made_again(synced: Sync
     synced.sync()
     assert synced.google.user_groups()["East"]["resourceName"] == team
     assert list(synced.google.user_groups()) == ["East"]
+
+
+# --- Groups changed in Google Contacts (another client, over the People API) ---------------
+
+
+def _google_contacts(synced: Synced) -> httpx.Client:
+    """Another client of the same user (Google Contacts itself, as far as the People API
+    shows it), with its own grant: what it writes is a change Rolodex did not make."""
+    refresh = synced.google.grant("contacts-app", "contacts-secret")
+    token_url = os.environ["ROLODEX_GOOGLE_TOKEN_URL"]
+    answer = httpx.post(
+        token_url,
+        data={
+            "grant_type": "refresh_token",
+            "client_id": "contacts-app",
+            "client_secret": "contacts-secret",
+            "refresh_token": refresh,
+        },
+    )
+    answer.raise_for_status()
+    return httpx.Client(
+        base_url=os.environ["ROLODEX_GOOGLE_PEOPLE_URL"] + "/v1/",
+        headers={"Authorization": f"Bearer {answer.json()['access_token']}"},
+    )
+
+
+def _rename_at_google(synced: Synced, resource_name: str, name: str) -> None:
+    # contactGroups.update: PUT /v1/{contactGroup.resourceName} (GM §3.1).
+    with _google_contacts(synced) as client:
+        current = client.get(resource_name).json()
+        answer = client.put(
+            resource_name,
+            json={
+                "contactGroup": {
+                    "resourceName": resource_name,
+                    "etag": current["etag"],
+                    "name": name,
+                }
+            },
+        )
+        answer.raise_for_status()
+
+
+def _delete_at_google(synced: Synced, resource_name: str) -> None:
+    # contactGroups.delete, its contacts kept (deleteContacts defaults to false).
+    with _google_contacts(synced) as client:
+        client.delete(resource_name).raise_for_status()
+
+
+def _deltas(synced: Synced, cursor: str) -> list[tuple[str, str, str]]:
+    types = frozenset({"contact", "contact_group"})
+    page = synced.svc.changes.since(synced.account, cursor, types)
+    return [(d.object_type, d.object_id, d.event) for d in page.deltas]
+
+
+def test_a_group_renamed_at_google_is_the_same_group_here_with_its_new_name(
+    synced: Synced,
+) -> None:
+    team = synced.google.add_group("Team")
+    synced.google.add_person(names=[{"givenName": "Ann"}], memberships=_in(team))
+    synced.google.add_person(names=[{"givenName": "Bob"}], memberships=_in(team))
+    synced.google.add_person(names=[{"givenName": "Cyd"}])
+    synced.sync()
+    group = _groups(synced)["Team"]
+    cursor = synced.svc.changes.latest_cursor(synced.account)
+    _rename_at_google(synced, team, "Crew")
+    synced.sync()
+    assert _groups(synced) == {"Crew": Group(group.id, synced.account.id, "Crew", "Crew")}
+    for name in ("Ann", "Bob"):
+        groups = synced.by_name(name)["groups"]
+        assert [(g["id"], g["name"]) for g in groups] == [(group.id, "Crew")]  # type: ignore[index, union-attr]
+    assert synced.by_name("Cyd")["groups"] == []
+    # One modify for the group and one for each member whose document names it; nothing
+    # made, nothing deleted.
+    ann, bob = (str(synced.by_name(n)["id"]) for n in ("Ann", "Bob"))
+    assert sorted(_deltas(synced, cursor)) == sorted(
+        [
+            ("contact_group", group.id, "modify"),
+            ("contact", ann, "modify"),
+            ("contact", bob, "modify"),
+        ]
+    )
+    before = synced.log_size()
+    synced.sync()
+    assert synced.log_size() == before
+    # A rename through the API later renames that label, not a second one.
+    synced.svc.groups.rename(synced.account, group.id, {"name": "Squad"})
+    synced.sync()
+    assert list(synced.google.user_groups()) == ["Squad"]
+    assert synced.google.user_groups()["Squad"]["resourceName"] == team
+    assert list(_groups(synced)) == ["Squad"]
+    assert _outbox(synced) == 0
+
+
+def test_a_label_whose_new_name_holds_a_slash_is_renamed_here(synced: Synced) -> None:
+    team = synced.google.add_group("Team")
+    synced.google.add_person(names=[{"givenName": "Ann"}], memberships=_in(team))
+    synced.sync()
+    group = _groups(synced)["Team"]
+    _rename_at_google(synced, team, "Sales/East")
+    synced.sync()
+    assert _groups(synced) == {
+        "Sales-East": Group(group.id, synced.account.id, "Sales-East", "Sales-East")
+    }
+    assert [g["name"] for g in synced.by_name("Ann")["groups"]] == ["Sales-East"]  # type: ignore[index]
+
+
+def test_a_rename_at_google_while_one_made_here_waits_loses_to_it(synced: Synced) -> None:
+    """Both renamed the group since the last sync: the rename made through the API is
+    delivered (it is the edit Rolodex's user made knowing the group as it was), and Google's
+    is written over; until then a pull leaves the waiting name alone."""
+    team = synced.google.add_group("Team")
+    synced.google.add_person(names=[{"givenName": "Ann"}], memberships=_in(team))
+    synced.sync()
+    group = _groups(synced)["Team"]
+    _rename_at_google(synced, team, "Squad")
+    synced.google.fail(429, method="PUT", path="contactGroups/", retry_after="120")
+    synced.svc.groups.rename(synced.account, group.id, {"name": "Crew"})
+    synced.sync()  # the rename waits; the pull sees "Squad" at Google
+    assert list(_groups(synced)) == ["Crew"]
+    assert [g["id"] for g in synced.by_name("Ann")["groups"]] == [group.id]  # type: ignore[index]
+    _due_now(synced)
+    synced.sync()
+    assert list(synced.google.user_groups()) == ["Crew"]
+    assert synced.google.user_groups()["Crew"]["resourceName"] == team
+    assert _groups(synced) == {"Crew": Group(group.id, synced.account.id, "Crew", "Crew")}
+    assert [g["name"] for g in synced.by_name("Ann")["groups"]] == ["Crew"]  # type: ignore[index]
+    assert _outbox(synced) == 0
+
+
+def test_a_rename_here_meeting_a_rename_at_google_in_one_sync_wins(synced: Synced) -> None:
+    team = synced.google.add_group("Team")
+    synced.google.add_person(names=[{"givenName": "Ann"}], memberships=_in(team))
+    synced.sync()
+    group = _groups(synced)["Team"]
+    synced.svc.groups.rename(synced.account, group.id, {"name": "Crew"})
+    _rename_at_google(synced, team, "Squad")
+    synced.sync()  # the push's stale etag is read again, and the rename written over
+    assert list(synced.google.user_groups()) == ["Crew"]
+    assert _groups(synced) == {"Crew": Group(group.id, synced.account.id, "Crew", "Crew")}
+    assert [g["name"] for g in synced.by_name("Ann")["groups"]] == ["Crew"]  # type: ignore[index]
+
+
+def test_a_group_deleted_at_google_is_deleted_here_and_its_contacts_stay(
+    synced: Synced,
+) -> None:
+    team = synced.google.add_group("Team")
+    synced.google.add_person(names=[{"givenName": "Ann"}], memberships=_in(team))
+    synced.google.add_person(names=[{"givenName": "Bob"}], memberships=_in("contactGroups/starred"))
+    synced.sync()
+    group = _groups(synced)["Team"]
+    cursor = synced.svc.changes.latest_cursor(synced.account)
+    _delete_at_google(synced, team)
+    synced.sync()
+    assert list(_groups(synced)) == ["Starred"]
+    assert synced.by_name("Ann")["groups"] == []
+    assert [g["name"] for g in synced.by_name("Bob")["groups"]] == ["Starred"]  # type: ignore[index]
+    ann = str(synced.by_name("Ann")["id"])
+    found = _deltas(synced, cursor)
+    assert ("contact_group", group.id, "delete") in found
+    assert ("contact", ann, "modify") in found
+    assert not [d for d in found if d[0] == "contact" and d[2] != "modify"]
+    before = synced.log_size()
+    synced.sync()
+    assert synced.log_size() == before
+
+
+def test_a_label_made_at_google_is_a_group_here_before_anyone_is_in_it(
+    synced: Synced,
+) -> None:
+    synced.sync()
+    synced.google.add_group("Later")
+    synced.sync()
+    assert list(_groups(synced)) == ["Later"]
+    ann = synced.google.add_person(names=[{"givenName": "Ann"}])
+    synced.google.edit_person(
+        ann, memberships=_in(synced.google.user_groups()["Later"]["resourceName"])
+    )
+    synced.sync()
+    assert [g["id"] for g in synced.by_name("Ann")["groups"]] == [_groups(synced)["Later"].id]  # type: ignore[index]

@@ -35,6 +35,12 @@ class RemoteContact:
     collection: str
     fields: ContactFields
     group_names: tuple[str, ...] = ()
+    # The provider's ids of the groups ``group_names`` names, in the same order, where
+    # groups are items of their own there whose id outlives a rename (a Google contact
+    # group's resource name): a contact is in the group of that id, whatever it is called
+    # now on either side. None for a group known by its name only (Google's system groups);
+    # empty where the provider's groups have no ids (vCard CATEGORIES).
+    group_ids: tuple[str | None, ...] = ()
     picture: bytes | None = None
     picture_type: str | None = None
     raw: bytes | None = None
@@ -119,6 +125,12 @@ class ChangeSet:
     # after ``cursor`` was taken; ``changed`` stays empty. Whatever is known locally but
     # not in the stream was deleted remotely.
     stream: Iterator[RemoteItem] | None = None
+    # Every group of the provider, (its id, its name), as of these changes, where groups are
+    # items of their own that sync with a collection (Google's contact groups, with their
+    # own sync token in the collection's cursor): the local groups are made to match them,
+    # by id, before the items are applied (``LocalSide.provider_groups``), so that a group
+    # renamed there keeps its members here. None: the provider's groups come otherwise.
+    groups: tuple[tuple[str, str], ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -148,8 +160,8 @@ class LocalGroup:
     name: str
     path: str  # where it sits among nested groups ("Contacts/Friends"); the name if flat
     # The provider's id of the group, as the connector answered it when the group was made
-    # or read (a Google label's name there, which is unique and how contacts name it; a
-    # Graph folder's id); None: not at the provider yet.
+    # or read (a Google label's resource name, a Graph folder's id: both outlive a rename);
+    # None: not at the provider yet.
     remote_id: str | None = None
     etag: str | None = None
 

@@ -1,10 +1,13 @@
 """Which provider group a local group is, and the push side of group writes.
 
 A group's ``remote_id`` column says where the group comes from, by a prefix: a group card
-(CardDAV), a name on contacts (vCard CATEGORIES, Google labels), or a folder (Graph). For
-providers whose groups are items of their own that Rolodex writes (Google contact groups,
-Graph contact folders), the rest of it is the provider's id of the group as the connector
-answered it (``LocalGroup.remote_id``): a Google label's name, a Graph folder's id.
+(CardDAV), a name on contacts (vCard CATEGORIES, Google's system groups), a label (Google's
+contact groups) or a folder (Graph). For providers whose groups are items of their own that
+Rolodex writes (Google contact groups, Graph contact folders), the rest of it is the
+provider's id of the group as the connector answered it (``LocalGroup.remote_id``): a
+Google label's resource name, a Graph folder's id. Both outlive a rename at the provider,
+so the group keeps its v2 id and members when renamed on either side
+(``Mirror.provider_groups``).
 
 A group's write waits in the outbox like a contact's (``service.groups``). A deleted group's
 row is gone by the time the write is delivered, so its delete carries the ``remote_id`` it
@@ -20,27 +23,35 @@ from rolodex.domain.remote import GROUP_OBJECT, LocalGroup, OutboxItem, WriteRes
 from rolodex.store import Tx
 
 # Groups that are items of their own at the provider (group cards) carry this prefix in
-# their remote_id; groups that exist as names on contacts (CATEGORIES, Google's labels)
-# carry "category:".
+# their remote_id; groups that exist as names on contacts (CATEGORIES, Google's system
+# groups) carry "category:".
 CARD_GROUP = "card:"
 CATEGORY_GROUP = "category:"
 # The group of a folder (Graph): a contact is in the one group of the folder that holds it.
 FOLDER_GROUP = "folder:"
+# A Google contact group (a label), by its resource name: a contact may be in many.
+LABEL_GROUP = "label:"
 
 
-def _prefix(account: Account) -> str:
-    return (
-        FOLDER_GROUP if profile_for(account.provider).groups.model == "folders" else CATEGORY_GROUP
-    )
+def prefix(account: Account) -> str:
+    """The prefix of the groups the account's connector writes, by the provider's id."""
+    model = profile_for(account.provider).groups.model
+    return {"folders": FOLDER_GROUP, "labels": LABEL_GROUP}.get(model, CATEGORY_GROUP)
 
 
 def provider_id(account: Account, remote_id: str | None) -> str | None:
     """The provider's id of a group from its ``remote_id`` column; None when the group is
     not one the connector writes (or not at the provider yet)."""
-    prefix = _prefix(account)
-    if remote_id is None or not remote_id.startswith(prefix):
+    if remote_id is None:
         return None
-    return remote_id[len(prefix) :]
+    own = prefix(account)
+    if remote_id.startswith(own):
+        return remote_id[len(own) :]
+    if own == LABEL_GROUP and remote_id.startswith(CATEGORY_GROUP):
+        # A label linked by its name, before labels were linked by resource name: the
+        # connector finds it by that name (until the next pull links it by its id).
+        return remote_id[len(CATEGORY_GROUP) :]
+    return None
 
 
 def state(tx: Tx, account: Account, item: OutboxItem) -> LocalGroup | None:
@@ -67,7 +78,7 @@ def pushed(
     """Record where the provider holds the group now (so that the next pull knows it for
     Rolodex's own, not a new group), and drop the write from the outbox."""
     if result is not None:
-        remote_id = _prefix(account) + result.remote_id
+        remote_id = prefix(account) + result.remote_id
         try:
             tx.groups.get(account.id, item.object_id)
         except NoSuchGroup:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import itertools
 import time
 from collections.abc import Iterable, Iterator, Sequence
 
@@ -33,7 +34,7 @@ from rolodex.domain.remote import (
 from rolodex.domain.wire import contact_document, contact_from_document
 from rolodex.logs import REQUEST_ID
 from rolodex.service import grouplinks, picturechecks
-from rolodex.service.grouplinks import CARD_GROUP, CATEGORY_GROUP, FOLDER_GROUP
+from rolodex.service.grouplinks import CARD_GROUP, CATEGORY_GROUP
 from rolodex.service.groups import create_group, delete_group, rename_group, set_membership
 from rolodex.service.records import CONTACT
 from rolodex.store import Store, Tx
@@ -167,6 +168,7 @@ class Mirror:
             waiting = tx.outbox.with_pending(aid, (link.contact_id for link in links.values()))
             rows = tx.contacts.get_many(aid, (link.contact_id for link in links.values()))
             groups = tx.groups.by_id(aid)
+            linked = _linked_groups(tx, aid)
             card_groups = _card_group_ids(tx, aid)
             first = tx.accounts.allocate(aid, len(items))
             inserts: list[NewContact] = []
@@ -199,9 +201,7 @@ class Mirror:
                     rows.update(tx.contacts.get_many(aid, [link.contact_id]))
                 if link is not None and link.contact_id in waiting:
                     continue
-                group_ids = _category_groups(
-                    tx, account, item.group_names, groups, now, item.collection
-                )
+                group_ids = _category_groups(tx, account, item, groups, linked, now)
                 if link is None:
                     new = self._new(tx, account, item, group_ids, groups, seq)
                     inserts.append(new)
@@ -376,29 +376,35 @@ class Mirror:
                 for contact_id in wanted ^ present:
                     set_membership(tx, account, contact_id, group.id, contact_id in wanted, now)
 
-    def folder_groups(self, account: Account, folders: Sequence[tuple[str, str]]) -> None:
-        """For providers whose groups are folders: one group per folder (collection id,
-        path), renamed with it; the groups of folders no longer there are deleted."""
-        wanted = {FOLDER_GROUP + collection: _folder_path(path) for collection, path in folders}
+    def provider_groups(self, account: Account, groups: Sequence[tuple[str, str]]) -> None:
+        """For providers whose groups are items of their own, known whole: Graph's folders
+        (collection id, path), Google's labels (resource name, name). One group per
+        provider id, renamed with it, so that its v2 id and members stay; the groups of
+        those no longer there are deleted (their contacts stay)."""
+        own = grouplinks.prefix(account)
+        # (Google refuses an empty label name; "Unnamed group" as for group cards.)
+        paths = [(gid, _group_path(account, name) or "Unnamed group") for gid, name in groups]
+        wanted = {own + gid: path for gid, path in paths}
         with self.store.read() as tx:
-            groups = tx.groups.by_id(account.id)
+            by_id = tx.groups.by_id(account.id)
             current = {
-                remote_id: groups[group_id].path
+                remote_id: by_id[group_id].path
                 for group_id, (remote_id, _etag) in tx.groups.remote_ids(account.id).items()
-                if remote_id and remote_id.startswith(FOLDER_GROUP) and group_id in groups
+                if remote_id and remote_id.startswith(own) and group_id in by_id
             }
         if current == wanted:
             return  # the usual case: no write, no commit
         now = time.time()
         with self._write(account.id) as tx:
-            keep = {
-                _ensure_folder_group(tx, account, collection, _folder_path(path), now).id
-                for collection, path in folders
-            }
+            keep = set()
+            for gid, path in paths:
+                found = _ensure_provider_group(tx, account, gid, path, now)
+                if found is not None:
+                    keep.add(found.id)
             for group_id, (remote_id, _etag) in tx.groups.remote_ids(account.id).items():
                 if (
                     remote_id
-                    and remote_id.startswith(FOLDER_GROUP)
+                    and remote_id.startswith(own)
                     and group_id not in keep
                     and not tx.outbox.has_pending(account.id, group_id)  # its rename wins
                 ):
@@ -538,9 +544,8 @@ class Mirror:
                 )
             if merged is not None:
                 groups = tx.groups.by_id(account.id)
-                group_ids = _category_groups(
-                    tx, account, merged.group_names, groups, now, merged.collection
-                )
+                linked = _linked_groups(tx, account.id)
+                group_ids = _category_groups(tx, account, merged, groups, linked, now)
                 card_groups = _card_group_ids(tx, account.id)
                 seq = tx.accounts.allocate(account.id)
                 self._update(
@@ -624,44 +629,67 @@ def _card_group_ids(tx: Tx, account_id: str) -> set[str]:
     }
 
 
+def _linked_groups(tx: Tx, account_id: str) -> dict[str, str]:
+    """remote_id -> group id of the account's groups linked to the provider's: read once
+    for a batch of contacts, whose groups are looked up in it."""
+    return {
+        remote_id: group_id
+        for group_id, (remote_id, _etag) in tx.groups.remote_ids(account_id).items()
+        if remote_id
+    }
+
+
 def _category_groups(
     tx: Tx,
     account: Account,
-    names: Iterable[str],
+    item: RemoteContact,
     groups: dict[str, Group],
+    linked: dict[str, str],
     now: float,
-    collection: str | None = None,
 ) -> tuple[str, ...]:
     """The ids of the groups named on a contact, creating those not seen before.
 
     Groups are matched by name: a category and a group card of the same name are one group.
-    Where the provider's groups are nested folders (Graph), a contact is in the one group of
-    the folder (``collection``) that holds it, named by the folder's path
+    A group the provider names by an id (a Google label's resource name:
+    ``RemoteContact.group_ids``) is the group of that id, whatever its name here (a rename
+    made through the API may still wait for the provider). Where the provider's groups are
+    nested folders (Graph), a contact is in the one group of the folder
+    (``item.collection``) that holds it, named by the folder's path
     ("Contacts/Friends/Close"): ``_folder_group``.
     """
     if profile_for(account.provider).groups.nested:
-        first = next(iter(names), None)
-        if first is None or collection is None:
+        first = next(iter(item.group_names), None)
+        if first is None:
             return ()
-        return (_folder_group(tx, account, collection, first, groups, now).id,)
+        return (_folder_group(tx, account, item.collection, first, groups, now).id,)
     by_path = {g.path: g.id for g in groups.values()}
+    own = grouplinks.prefix(account)
     ids: list[str] = []
-    for raw_name in names:
-        name = raw_name.replace("/", "-").strip()[:1000]
+    for raw_name, gid in itertools.zip_longest(item.group_names, item.group_ids):
+        if gid is not None and own + gid in linked:
+            ids.append(linked[own + gid])
+            continue
+        name = _group_path(account, raw_name or "")
         if not name:
             continue
         if name not in by_path:
-            # A group renamed through the API whose rename has not reached the provider
-            # yet is still known there by its old name (rolodex.service.grouplinks).
-            renamed = tx.groups.find_by_remote_id(account.id, CATEGORY_GROUP + name)
-            if renamed is not None:
-                by_path[name] = renamed.id
-        if name not in by_path:
-            group = create_group(tx, account, name, now, remote_id=CATEGORY_GROUP + name)
+            # A group known by its name only, or one made at the provider since its groups
+            # were read (linked by its id now; ``provider_groups`` renames it with it).
+            remote_id = own + gid if gid is not None else CATEGORY_GROUP + name
+            group = create_group(tx, account, name, now, remote_id=remote_id)
             groups[group.id] = group
             by_path[name] = group.id
+            linked[remote_id] = group.id
         ids.append(by_path[name])
     return tuple(dict.fromkeys(ids))
+
+
+def _group_path(account: Account, raw: str) -> str:
+    """How a provider's group name is shown: a folder's path by its levels; a flat group's
+    name with its "/" as "-" ("/" separates the levels of a path)."""
+    if profile_for(account.provider).groups.nested:
+        return _folder_path(raw)
+    return raw.replace("/", "-").strip()[:1000]
 
 
 def _folder_path(raw_path: str) -> str:
@@ -671,33 +699,49 @@ def _folder_path(raw_path: str) -> str:
 def _folder_group(
     tx: Tx, account: Account, collection: str, raw_path: str, groups: dict[str, Group], now: float
 ) -> Group:
-    """The group of a provider's folder, by its path (``Mirror.folder_groups`` keeps one
+    """The group of a provider's folder, by its path (``Mirror.provider_groups`` keeps one
     group per folder, renamed with it, before every pull); made here if missing."""
     path = _folder_path(raw_path)
     for group in groups.values():
         if group.path == path:
             return group
-    found = _ensure_folder_group(tx, account, collection, path, now)
+    found = _ensure_provider_group(tx, account, collection, path, now)
+    if found is None:  # that path is another folder's group's until its rename comes
+        found = tx.groups.find_by_path(account.id, path)
+        assert found is not None
     groups[found.id] = found
     return found
 
 
-def _ensure_folder_group(tx: Tx, account: Account, collection: str, path: str, now: float) -> Group:
-    """The folder's group, found by the folder's id (its remote_id), so that a folder
-    renamed or moved keeps its group and members; named by the path's last segment."""
+def _ensure_provider_group(
+    tx: Tx, account: Account, provider_id: str, path: str, now: float
+) -> Group | None:
+    """The group of the provider's group ``provider_id`` (a folder's id, a label's resource
+    name), found by that id, so that a group renamed or moved there keeps its v2 id and
+    members; named by the path's last segment. A group of that path not linked to another
+    of the provider's groups is this one (made before it was linked). None: the path is
+    another provider group's here (a rename there or here not reached the other side yet);
+    this one waits for it."""
     name = path.rsplit("/", 1)[-1]
-    remote_id = FOLDER_GROUP + collection
+    own = grouplinks.prefix(account)
+    remote_id = own + provider_id
     found = tx.groups.find_by_remote_id(account.id, remote_id)
     if found is None:
         found = tx.groups.find_by_path(account.id, path)
         if found is None:
             return create_group(tx, account, name, now, remote_id=remote_id, path=path)
+        linked, _etag = tx.groups.remote_ids(account.id).get(found.id, (None, None))
+        if linked is not None and linked.startswith(own):
+            return None
         tx.groups.set_remote(account.id, found.id, remote_id, None)
     if (found.path != path or found.name != name) and not tx.outbox.has_pending(
         account.id, found.id
     ):
         # (A rename made through the API and still waiting for the provider wins: its
-        # push gives the folder that name.)
+        # push gives the group that name.)
+        other = tx.groups.find_by_path(account.id, path)
+        if other is not None and other.id != found.id:
+            return found  # another group has that path until its own rename comes
         found = rename_group(tx, account, found.id, name, now, path=path)
     return found
 

@@ -39,9 +39,10 @@ class LocalSide(Protocol):
 
     def apply_groups(self, account: Account, items: Sequence[RemoteGroup]) -> None: ...
 
-    def folder_groups(self, account: Account, folders: Sequence[tuple[str, str]]) -> None:
-        """Where the provider's collections are its groups (folders): one group per
-        (collection id, path), and none for folders gone."""
+    def provider_groups(self, account: Account, groups: Sequence[tuple[str, str]]) -> None:
+        """Where the provider's groups are items of their own, listed whole (Graph's
+        folders, which are its collections; Google's labels, ``ChangeSet.groups``): one
+        group per (provider id, name or path), renamed with it, and none for those gone."""
 
     def forget_collections(self, account: Account, keep: set[str]) -> int:
         """Delete the local copies of everything in collections not in ``keep`` (gone at

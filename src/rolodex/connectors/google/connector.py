@@ -13,11 +13,13 @@ deleted people come with ``metadata.deleted``. An expired token (400 or 410 with
 own sync token; the cursor holds both.
 
 Groups: Google's contact groups are labels, named on contacts (``group_names``) by their
-name (system groups by Google's display name: "Starred"). ``myContacts`` is not a label but
-the address book itself (a contact must stay in it to be one of the user's contacts), so it
-is never shown as a group and every contact Rolodex writes stays in it. A group renamed at
-Google changes no member's etag: its members are read again. A group name written that
-Google does not know is created there.
+name (system groups by Google's display name: "Starred"), and user groups by their resource
+name too (``group_ids``), which stays when a group is renamed. Every user group comes with
+the changes (``ChangeSet.groups``), so that a group renamed at Google (which changes no
+member's etag) is renamed here, members and all, and one deleted there is deleted here.
+``myContacts`` is not a label but the address book itself (a contact must stay in it to be
+one of the user's contacts), so it is never shown as a group and every contact Rolodex
+writes stays in it. A group name written that Google does not know is created there.
 """
 
 from __future__ import annotations
@@ -140,36 +142,38 @@ class GoogleConnector:
         self._groups = {g["resourceName"]: g for g in groups}
         return token
 
-    def _group_changes(self, token: str | None) -> tuple[set[str], str | None]:
-        """Apply the groups changed since ``token``; the ones whose name changed."""
+    def _group_changes(self, token: str | None) -> str | None:
+        """Apply the groups changed since ``token``; the groups' next sync token."""
         if token is None or self._groups is None:
             # Names are needed for every contact read: a full listing (a few groups).
-            old = self._groups or {}
             new_token = self._load_groups()
             assert self._groups is not None
             if token is None:
-                return set(), new_token
-            renamed = {
-                rn for rn, g in self._groups.items() if rn in old and _name(old[rn]) != _name(g)
-            }
-            # The token still says what changed since it.
+                return new_token
+            # The token still says what was deleted since it.
             changed, newer = self._group_pages(token)
-            renamed |= {g["resourceName"] for g in changed}
             for group in changed:
                 if (group.get("metadata") or {}).get("deleted"):
                     self._groups.pop(group["resourceName"], None)
-            return renamed, newer or new_token
+            return newer or new_token
         changed, new_token = self._group_pages(token)
-        renamed = set()
         for group in changed:
             rn = group["resourceName"]
             if (group.get("metadata") or {}).get("deleted"):
                 self._groups.pop(rn, None)
             else:
-                if rn in self._groups and _name(self._groups[rn]) != _name(group):
-                    renamed.add(rn)
                 self._groups[rn] = group
-        return renamed, new_token
+        return new_token
+
+    def _user_groups(self) -> tuple[tuple[str, str], ...]:
+        """Every user group, (resource name, name), for ``ChangeSet.groups``. System groups
+        are not among them: they are Google's, never renamed, and shown once a contact is
+        in one (by name, as ``RemoteContact.group_names`` has them)."""
+        return tuple(
+            (rn, _name(g))
+            for rn, g in (self._groups or {}).items()
+            if g.get("groupType") != "SYSTEM_CONTACT_GROUP"
+        )
 
     def _group_resource_names(self, names: Iterable[str]) -> list[str]:
         """Resource names of these groups, creating at Google those it does not have."""
@@ -234,32 +238,38 @@ class GoogleConnector:
         return None
 
     # --- Group writes -----------------------------------------------------------------------
-    # A user group's provider id is its name: unique at Google (409 on a duplicate, GM
-    # §3.1) and how contacts name it (``RemoteContact.group_names``), so a group read from
-    # contacts and one Rolodex wrote are known alike; it is found by it.
+    # A user group's provider id is its resource name, as for the groups read
+    # (``ChangeSet.groups``): it stays when the group is renamed, here or at Google.
 
     def create_group(self, group: LocalGroup) -> WriteResult:
         made, existed = self._make_group(group.name)
         return _group_written(made, existed=existed)
 
-    def _existing(self, name: str) -> str:
-        """The resource name of the user group ``name``; ``RemoteNotFound`` when there is
-        none, and a refusal for a system group (P §3: Google's own, only it changes them)."""
+    def _existing(self, remote_id: str) -> str:
+        """The resource name of the user group ``remote_id`` (its resource name; or its
+        name, for a group Rolodex linked by name before it linked them by resource name);
+        ``RemoteNotFound`` when there is none, and a refusal for a system group (P §3:
+        Google's own, only it changes them)."""
         for fresh in (False, True):
             if fresh or self._groups is None:
                 self._load_groups()
-            rn = self._user_group(name)
+            groups = self._groups or {}
+            rn = remote_id if remote_id in groups else self._user_group(remote_id)
+            system = [
+                g
+                for g in groups.values()
+                if g.get("groupType") == "SYSTEM_CONTACT_GROUP"
+                and (g["resourceName"] == rn or _name(g).casefold() == remote_id.casefold())
+            ]
+            if system:
+                raise PermanentError(
+                    f"{_name(system[0])} is one of Google's system groups, which only Google "
+                    "changes",
+                    400,
+                )
             if rn is not None:
                 return rn
-            if any(
-                g.get("groupType") == "SYSTEM_CONTACT_GROUP"
-                and _name(g).casefold() == name.casefold()
-                for g in (self._groups or {}).values()
-            ):
-                raise PermanentError(
-                    f"{name} is one of Google's system groups, which only Google changes", 400
-                )
-        raise RemoteNotFound(name)
+        raise RemoteNotFound(remote_id)
 
     def rename_group(self, group: LocalGroup) -> WriteResult:
         assert group.remote_id is not None
@@ -306,9 +316,15 @@ class GoogleConnector:
 
     # --- Reading ------------------------------------------------------------------------------
 
-    def _group_map(self) -> dict[str, str]:
-        """Resource name -> the name contacts show, of every group but My Contacts."""
-        return {rn: _name(g) for rn, g in (self._groups or {}).items() if rn != MY_CONTACTS}
+    def _group_map(self) -> dict[str, tuple[str, str | None]]:
+        """Resource name -> (the name contacts show, the id the group is linked by: the
+        resource name of a user group, None for a system group), of every group but My
+        Contacts."""
+        return {
+            rn: (_name(g), None if g.get("groupType") == "SYSTEM_CONTACT_GROUP" else rn)
+            for rn, g in (self._groups or {}).items()
+            if rn != MY_CONTACTS
+        }
 
     def _item(self, person: dict[str, Any]) -> RemoteContact:
         return self._with_photo(*parsing.contact(PEOPLE, person, self._group_map()))
@@ -403,7 +419,13 @@ class GoogleConnector:
             cursor = encode_cursor(found.get("nextSyncToken"), groups_token, self._groups)
             object.__setattr__(holder[0], "cursor", cursor)
 
-        changes = ChangeSet(collection=collection, cursor=None, complete=True, stream=stream())
+        changes = ChangeSet(
+            collection=collection,
+            cursor=None,
+            complete=True,
+            stream=stream(),
+            groups=self._user_groups(),
+        )
         holder.append(changes)
         return changes
 
@@ -419,7 +441,7 @@ class GoogleConnector:
             raise CursorExpired(collection) from None
         if self._groups is None and known is not None:
             self._groups = known
-        renamed, new_groups_token = self._group_changes(groups_token)
+        new_groups_token = self._group_changes(groups_token)
         fetched: list[RemoteContact] = []
         changed: dict[str, str] = {}
         removed: list[str] = []
@@ -438,21 +460,13 @@ class GoogleConnector:
                 item = self._item(person)
                 changed[rn] = item.etag
                 fetched.append(item)
-        for group in renamed:
-            # A rename changes no member's etag: read the members again.
-            try:
-                found = self._client.get(group, {"maxMembers": 100000, "groupFields": "name"})
-            except RemoteNotFound:
-                continue
-            for rn in found.get("memberResourceNames") or ():
-                changed.setdefault(rn, "")
-        inline = {item.remote_id for item in fetched}
         return ChangeSet(
             collection=collection,
             cursor=encode_cursor(new_people_token or people_token, new_groups_token, self._groups),
             changed=changed,
             removed=tuple(r for r in dict.fromkeys(removed) if r not in changed),
-            fetched=tuple(i for i in fetched if i.remote_id in inline),
+            fetched=tuple(fetched),
+            groups=self._user_groups(),
         )
 
     def fetch(self, collection: str, remote_ids: Iterable[str]) -> Iterator[RemoteItem]:
@@ -587,7 +601,7 @@ def _writable(name: str) -> None:
 
 
 def _group_written(group: dict[str, Any], *, existed: bool = False) -> WriteResult:
-    return WriteResult(_name(group), str(group.get("etag") or ""), existed=existed)
+    return WriteResult(group["resourceName"], str(group.get("etag") or ""), existed=existed)
 
 
 def _shown(group: dict[str, Any]) -> str:

@@ -38,23 +38,24 @@ Terms = tuple[tuple[str, str], ...]
 def contact(
     collection: str,
     person: dict[str, Any],
-    groups: Mapping[str, str],
+    groups: Mapping[str, tuple[str, str | None]],
     *,
     terms: Terms | None = None,
     source: str = SOURCE_ADDRESS_BOOK,
 ) -> Mapped:
     """One person as a ``RemoteContact`` (its picture not read yet: the URL comes beside);
+    ``groups``: resource name -> (name, id it is linked by) of the groups contacts show;
     ``terms``: its index terms, when a pool worker computed them."""
+    found = [
+        groups[rn] for rn in mapping.group_names_of(person) if rn != MY_CONTACTS and rn in groups
+    ]
     item = RemoteContact(
         remote_id=person["resourceName"],
         etag=str(person.get("etag") or ""),
         collection=collection,
         fields=mapping.fields_of(person),
-        group_names=tuple(
-            groups[rn]
-            for rn in mapping.group_names_of(person)
-            if rn != MY_CONTACTS and rn in groups
-        ),
+        group_names=tuple(name for name, _id in found),
+        group_ids=tuple(gid for _name, gid in found),
         raw=orjson.dumps(person),
         rolodex_id=mapping.rolodex_id_of(person),
         previous_ids=tuple(
@@ -122,7 +123,7 @@ def _prefetched(pages: Iterator[Page]) -> Iterator[Page]:
 def mapped_pages(
     collection: str,
     pages: Iterator[Page],
-    groups: Callable[[], Mapping[str, str]],
+    groups: Callable[[], Mapping[str, tuple[str, str | None]]],
 ) -> Iterator[Mapped]:
     """Every person of ``pages`` (``connections.list`` answers), mapped in order: the
     first page here, and the index terms of the rest, when there is more than one, on a
