@@ -102,7 +102,7 @@ class SyncEngine:
             if connector.capabilities().groups == "folders":
                 # The collections are the groups (Graph folders; a collection's name is
                 # its folder path): empty ones too, renamed ones keep their members.
-                self.mirror.folder_groups(account, [(c.id, c.name) for c in collections])
+                self.mirror.provider_groups(account, [(c.id, c.name) for c in collections])
             for collection in collections:
                 self.pull(account, connector, collection, report, progress)
             # A collection gone at the provider (a deleted folder) takes its contacts along.
@@ -136,6 +136,10 @@ class SyncEngine:
                 # only items whose etags differ are downloaded again.
                 report.full_resyncs += 1
                 changes = connector.changes(collection.id, None)
+        if changes.groups is not None:
+            # Before the items, which name their groups by the provider's ids: a group
+            # renamed there is renamed here, members and all, not made again.
+            self.mirror.provider_groups(account, changes.groups)
         if changes.stream is not None:
             stream = self._guarded(changes.stream)
             removed = self._apply_snapshot(account, collection, stream, report, progress)
