@@ -133,6 +133,9 @@ def test_a_notification_on_the_socket_not_yet_handled_sends_readers_to_the_datab
             conn.commit()
         assert _SlowToWake.woke.wait(5)
         assert versions.healthy and versions.known("someone") is None  # not caught up
+        versions.begin_answer()  # a request arriving now: one look serves all its reads
+        assert versions.known("someone") is None and versions.auth_epoch() is None
+        versions.end_answer()
         deadline = time.monotonic() + 5
         while versions.known("someone") != 2:
             assert time.monotonic() < deadline

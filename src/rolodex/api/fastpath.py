@@ -68,6 +68,7 @@ class FastReads:
         # waiting forbidden, then from a thread if it needs the database). Anything else
         # (filters, views) goes to a thread.
         self.wait_inline = services.store.is_sqlite
+        self.versions = services.store.versions()  # PostgreSQL's announcements
         # (scheme, Host header) -> base URL of picture links: the hot reads need it on
         # every request, and it is the same for nearly all of them.
         self._bases: dict[tuple[str, bytes | None], bytes] = {}
@@ -105,12 +106,16 @@ class FastReads:
                 answered = self._answer(scope, contact_id)
             else:
                 nowait.forbid()
+                if self.versions is not None:
+                    self.versions.begin_answer()
                 try:
                     answered = self._answer(scope, contact_id)
                 except nowait.WouldWait:
                     pass
                 finally:
                     nowait.allow()
+                    if self.versions is not None:
+                        self.versions.end_answer()
         if answered is None:
             answered = await to_thread.run_sync(self._answer, scope, contact_id)
         status, body, etag = answered

@@ -71,6 +71,7 @@ class AccountVersions:
         # as soon as it wakes): with nothing on the socket, everything delivered is handled.
         self._waiting = False
         self._readable: Callable[[], bool] = _never
+        self._held = _Held()  # per thread: ``caught_up`` as ``begin_answer`` found it
         # The auth epoch as last announced (None: unknown, ask the database), and a count
         # that moves whenever that may have changed, so a value read from the database is
         # kept only if nothing was heard meanwhile (``learn_auth``).
@@ -102,8 +103,22 @@ class AccountVersions:
     def caught_up(self) -> bool:
         """Whether every notification that has reached this host has been handled: the
         listener is connected, waiting, and nothing has arrived on its socket. The socket is
-        looked at first: the thread clears ``_waiting`` before it reads from it."""
+        looked at first: the thread clears ``_waiting`` before it reads from it. Between
+        ``begin_answer`` and ``end_answer``, what it was at ``begin_answer``."""
+        held = self._held.answer
+        if held is not None:
+            return held
         return self._healthy and not self._readable() and self._waiting
+
+    def begin_answer(self) -> None:
+        """This thread answers a request that arrived before now: one look at the socket
+        (a system call) serves all its reads (the auth epoch, the generation), which are
+        then at least as new as everything committed before it arrived."""
+        self._held.answer = None
+        self._held.answer = self.caught_up()
+
+    def end_answer(self) -> None:
+        self._held.answer = None
 
     def known(self, account_id: str) -> int | None:
         """The account's current generation, if the listener is caught up and knows it."""
@@ -289,6 +304,10 @@ class AccountVersions:
             raise ConnectionError("the listening connection was closed")
         while (note := pgconn.notifies()) is not None:
             self._heard(note.relname.decode(), note.extra.decode(), note.be_pid)
+
+
+class _Held(threading.local):
+    answer: bool | None = None
 
 
 def _never() -> bool:
