@@ -220,3 +220,41 @@ def test_contact_groups_are_written_through_the_group_routes(
     assert emulator.user_groups() == {} and len(emulator.find_people()) == 1
     assert client.get("/contacts/groups").json() == []
     assert client.get("/account").json()["last_error"] is None
+
+
+def test_a_contact_group_renamed_then_deleted_in_google_contacts(
+    app: App, google: GoogleServer
+) -> None:
+    from tests.sync.test_google_groups import delete_at_google, rename_at_google
+
+    emulator = google.emulator
+    team = emulator.add_group("Team")
+    in_team = [{"contactGroupMembership": {"contactGroupResourceName": team}}]
+    emulator.add_person(names=[{"givenName": "Ann"}], memberships=in_team)
+    refresh_token = emulator.grant("client-id", "client-secret")
+    answer = app.client.post("/connect/authorize", json=_body(app, "gil@gmail.com", refresh_token))
+    account = _token(app, answer.json()["code"])
+    client = app.client_for(str(account["access_token"]))
+    runner = make_runner(app.settings, app.store)
+    runner.run(str(account["id"]))
+    (group,) = client.get("/contacts/groups").json()
+    (ann,) = client.get("/contacts").json()
+    assert [g["id"] for g in ann["groups"]] == [group["id"]]
+    cursor = client.post("/delta/latest_cursor").json()["cursor"]
+
+    rename_at_google(emulator, team, "Crew")
+    runner.run(str(account["id"]))
+    assert client.get("/contacts/groups").json() == [{**group, "name": "Crew", "path": "Crew"}]
+    groups = client.get(f"/contacts/{ann['id']}").json()["groups"]
+    assert [(g["id"], g["name"]) for g in groups] == [(group["id"], "Crew")]
+    types = "contact,contact_group"
+    page = client.get("/delta", params={"cursor": cursor, "include_types": types}).json()
+    assert sorted((d["object"], d["id"], d["event"]) for d in page["deltas"]) == sorted(
+        [("contact_group", group["id"], "modify"), ("contact", ann["id"], "modify")]
+    )
+
+    delete_at_google(emulator, team)
+    runner.run(str(account["id"]))
+    assert client.get("/contacts/groups").json() == []
+    assert client.get(f"/contacts/{ann['id']}").json()["groups"] == []
+    assert client.get("/account").json()["last_error"] is None

@@ -14,6 +14,7 @@ import pytest
 
 from rolodex.domain.contact import Group
 from rolodex.domain.errors import FixedGroup
+from tests.emulators.google import GoogleEmulator
 from tests.sync.test_google_sync import (  # noqa: F401 - fixtures
     Synced,
     _due_now,
@@ -225,13 +226,13 @@ def test_a_group_whose_name_holds_a_slash_is_renamed_not_made_again(synced: Sync
 # --- Groups changed in Google Contacts (another client, over the People API) ---------------
 
 
-def _google_contacts(synced: Synced) -> httpx.Client:
+def google_contacts(google: GoogleEmulator) -> httpx.Client:
     """Another client of the same user (Google Contacts itself, as far as the People API
-    shows it), with its own grant: what it writes is a change Rolodex did not make."""
-    refresh = synced.google.grant("contacts-app", "contacts-secret")
-    token_url = os.environ["ROLODEX_GOOGLE_TOKEN_URL"]
+    shows it), with its own grant, over HTTP: what it writes is a change Rolodex did not
+    make."""
+    refresh = google.grant("contacts-app", "contacts-secret")
     answer = httpx.post(
-        token_url,
+        os.environ["ROLODEX_GOOGLE_TOKEN_URL"],
         data={
             "grant_type": "refresh_token",
             "client_id": "contacts-app",
@@ -246,9 +247,9 @@ def _google_contacts(synced: Synced) -> httpx.Client:
     )
 
 
-def _rename_at_google(synced: Synced, resource_name: str, name: str) -> None:
+def rename_at_google(google: GoogleEmulator, resource_name: str, name: str) -> None:
     # contactGroups.update: PUT /v1/{contactGroup.resourceName} (GM §3.1).
-    with _google_contacts(synced) as client:
+    with google_contacts(google) as client:
         current = client.get(resource_name).json()
         answer = client.put(
             resource_name,
@@ -263,9 +264,9 @@ def _rename_at_google(synced: Synced, resource_name: str, name: str) -> None:
         answer.raise_for_status()
 
 
-def _delete_at_google(synced: Synced, resource_name: str) -> None:
+def delete_at_google(google: GoogleEmulator, resource_name: str) -> None:
     # contactGroups.delete, its contacts kept (deleteContacts defaults to false).
-    with _google_contacts(synced) as client:
+    with google_contacts(google) as client:
         client.delete(resource_name).raise_for_status()
 
 
@@ -285,7 +286,7 @@ def test_a_group_renamed_at_google_is_the_same_group_here_with_its_new_name(
     synced.sync()
     group = _groups(synced)["Team"]
     cursor = synced.svc.changes.latest_cursor(synced.account)
-    _rename_at_google(synced, team, "Crew")
+    rename_at_google(synced.google, team, "Crew")
     synced.sync()
     assert _groups(synced) == {"Crew": Group(group.id, synced.account.id, "Crew", "Crew")}
     for name in ("Ann", "Bob"):
@@ -319,7 +320,7 @@ def test_a_label_whose_new_name_holds_a_slash_is_renamed_here(synced: Synced) ->
     synced.google.add_person(names=[{"givenName": "Ann"}], memberships=_in(team))
     synced.sync()
     group = _groups(synced)["Team"]
-    _rename_at_google(synced, team, "Sales/East")
+    rename_at_google(synced.google, team, "Sales/East")
     synced.sync()
     assert _groups(synced) == {
         "Sales-East": Group(group.id, synced.account.id, "Sales-East", "Sales-East")
@@ -335,7 +336,7 @@ def test_a_rename_at_google_while_one_made_here_waits_loses_to_it(synced: Synced
     synced.google.add_person(names=[{"givenName": "Ann"}], memberships=_in(team))
     synced.sync()
     group = _groups(synced)["Team"]
-    _rename_at_google(synced, team, "Squad")
+    rename_at_google(synced.google, team, "Squad")
     synced.google.fail(429, method="PUT", path="contactGroups/", retry_after="120")
     synced.svc.groups.rename(synced.account, group.id, {"name": "Crew"})
     synced.sync()  # the rename waits; the pull sees "Squad" at Google
@@ -356,7 +357,7 @@ def test_a_rename_here_meeting_a_rename_at_google_in_one_sync_wins(synced: Synce
     synced.sync()
     group = _groups(synced)["Team"]
     synced.svc.groups.rename(synced.account, group.id, {"name": "Crew"})
-    _rename_at_google(synced, team, "Squad")
+    rename_at_google(synced.google, team, "Squad")
     synced.sync()  # the push's stale etag is read again, and the rename written over
     assert list(synced.google.user_groups()) == ["Crew"]
     assert _groups(synced) == {"Crew": Group(group.id, synced.account.id, "Crew", "Crew")}
@@ -372,7 +373,7 @@ def test_a_group_deleted_at_google_is_deleted_here_and_its_contacts_stay(
     synced.sync()
     group = _groups(synced)["Team"]
     cursor = synced.svc.changes.latest_cursor(synced.account)
-    _delete_at_google(synced, team)
+    delete_at_google(synced.google, team)
     synced.sync()
     assert list(_groups(synced)) == ["Starred"]
     assert synced.by_name("Ann")["groups"] == []
