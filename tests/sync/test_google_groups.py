@@ -401,3 +401,27 @@ def test_a_label_made_at_google_is_a_group_here_before_anyone_is_in_it(
     )
     synced.sync()
     assert [g["id"] for g in synced.by_name("Ann")["groups"]] == [_groups(synced)["Later"].id]  # type: ignore[index]
+
+
+def test_groups_linked_by_name_before_are_linked_by_resource_name_at_the_next_pull(
+    synced: Synced,
+) -> None:
+    """An account synced when labels were linked by their name ("category:<name>")."""
+    team = synced.google.add_group("Team")
+    synced.google.add_person(names=[{"givenName": "Ann"}], memberships=_in(team))
+    synced.sync()
+    group = _groups(synced)["Team"]
+    with synced.svc.accounts.store.write() as tx:
+        tx.groups.set_remote(synced.account.id, group.id, "category:Team", None)
+    synced.sync()  # nothing changed at Google: the group is linked by its id again
+    rename_at_google(synced.google, team, "Crew")
+    synced.sync()
+    assert _groups(synced) == {"Crew": Group(group.id, synced.account.id, "Crew", "Crew")}
+    # A rename waiting under the old link reaches the label it names.
+    with synced.svc.accounts.store.write() as tx:
+        tx.groups.set_remote(synced.account.id, group.id, "category:Crew", None)
+    synced.svc.groups.rename(synced.account, group.id, {"name": "Squad"})
+    synced.sync()
+    assert list(synced.google.user_groups()) == ["Squad"]
+    assert synced.google.user_groups()["Squad"]["resourceName"] == team
+    assert _groups(synced) == {"Squad": Group(group.id, synced.account.id, "Squad", "Squad")}
