@@ -20,7 +20,7 @@ from sqlalchemy.sql.elements import BinaryExpression, ClauseElement, TextClause
 from rolodex.domain.contact import ContactFields
 from rolodex.domain.remote import RemoteContact, RemoteGroup
 from rolodex.service.mirror import Mirror
-from rolodex.store import bulk, hot
+from rolodex.store import bulk, hotsql
 from rolodex.store.schema import metadata
 from tests.api.test_isolation import PNG
 from tests.conftest import App
@@ -128,20 +128,21 @@ def emitted(any_app: App) -> Iterator[list[str]]:
         event.remove(engine, "before_execute", check)
 
 
-# Tables whose statements run on raw DBAPI connections only (rolodex.store.hot).
+# Tables whose statements run on raw DBAPI connections only (rolodex.store.hot, its
+# statements in rolodex.store.hotsql).
 HOT_ONLY = frozenset({"page_ends"})
 
 
 def test_the_hot_reads_are_scoped() -> None:
     """The hot reads run precompiled statements on raw connections, past the events."""
     checked = 0
-    for name in dir(hot):
-        statement = getattr(hot, name)
+    for name in dir(hotsql):
+        statement = getattr(hotsql, name)
         if isinstance(statement, Select):
             assert unscoped(statement) == [], name
             checked += 1
     assert checked >= 8
-    assert "account_id" in hot._PAGE_END_VALUES
+    assert "account_id" in hotsql.PAGE_END_VALUES
 
 
 def _workload(app: App) -> None:

@@ -4,114 +4,40 @@
 SQLAlchemy's Connection each costs a pool checkout, an event-driven BEGIN, statement
 construction, result processing and a reset on return: several times the query itself
 (bench/README.md). Here the same statements, built once with SQLAlchemy Core from the same
-schema and compiled for the engine's dialect, run on DBAPI connections kept aside for this
-purpose, in a transaction of their own (one snapshot per ``read()``, as ``Store.read``;
-REPEATABLE READ on PostgreSQL, whose default would take a new snapshot per statement).
+schema (rolodex.store.hotsql) and compiled for the engine's dialect, run on DBAPI
+connections kept aside for this purpose, in a transaction of their own (one snapshot per
+``read()``, as ``Store.read``; REPEATABLE READ on PostgreSQL, whose default would take a
+new snapshot per statement).
 
 Outside a transaction, ``generation()`` reads an account's generation with one statement:
 all a read answered from the in-process cache needs (rolodex.service.readcache). On SQLite
 it skips even that while the WAL-index header shows no commit since it last asked
 (rolodex.store.walstamp); on PostgreSQL while the database's notifications of account
-generations are heard (rolodex.store.notify).
+generations are heard (rolodex.store.notify). A page the cache does not hold is read the
+same way, with the generation it was read at, in one statement (``page_body_at``): one
+round trip where a transaction took four.
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any, NamedTuple
 
-from sqlalchemy import Engine, bindparam, select
+from sqlalchemy import Engine
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.sql.elements import BindParameter, ClauseElement
 
 from rolodex.domain.errors import NoSuchAccount, NoSuchContact
 from rolodex.domain.query import ContactFilter
+from rolodex.store import hotsql as sql
 from rolodex.store.contacts import ContactRow, storable
 from rolodex.store.notify import AccountVersions
 from rolodex.store.nowait import may_wait
 from rolodex.store.paging import PageEnd
-from rolodex.store.schema import accounts, contacts, page_ends
+from rolodex.store.schema import page_ends
 from rolodex.store.walstamp import WalStamp
-
-_ACCOUNT: BindParameter[str] = bindparam("account_id")
-
-_GENERATION = select(accounts.c.generation).where(accounts.c.id == _ACCOUNT)
-_GET = select(contacts.c.pk, contacts.c.id, contacts.c.doc).where(
-    contacts.c.account_id == _ACCOUNT, contacts.c.id == bindparam("contact_id")
-)
-# After a remembered page end: a seek on the primary key.
-_PAGE_AFTER = (
-    select(contacts.c.pk, contacts.c.id, contacts.c.doc)
-    .where(contacts.c.account_id == _ACCOUNT, contacts.c.pk > bindparam("after_pk"))
-    .order_by(contacts.c.pk)
-    .limit(bindparam("limit"))
-)
-# By offset: skip over the narrow key index, then join the documents (as ContactRepository).
-_PAGE_KEYS = (
-    select(contacts.c.pk)
-    .where(contacts.c.account_id == _ACCOUNT)
-    .order_by(contacts.c.pk)
-    .limit(bindparam("limit"))
-    .offset(bindparam("offset"))
-)
-_PAGE_OFFSET = (
-    select(contacts.c.pk, contacts.c.id, contacts.c.doc)
-    .where(contacts.c.account_id == _ACCOUNT, contacts.c.pk.in_(_PAGE_KEYS.scalar_subquery()))
-    .order_by(contacts.c.pk)
-)
-# After a key, skipping some (rolodex.service.positions): the narrow index again, then the
-# documents.
-_KEYS_AFTER_SKIP = (
-    select(contacts.c.pk)
-    .where(contacts.c.account_id == _ACCOUNT, contacts.c.pk > bindparam("after_pk"))
-    .order_by(contacts.c.pk)
-    .limit(bindparam("limit"))
-    .offset(bindparam("skip"))
-)
-_DOCS_AFTER_SKIP = (
-    select(contacts.c.pk, contacts.c.doc)
-    .where(
-        contacts.c.account_id == _ACCOUNT,
-        contacts.c.pk.in_(_KEYS_AFTER_SKIP.scalar_subquery()),
-    )
-    .order_by(contacts.c.pk)
-)
-# The same pages with the account's generation on every row: one statement is one snapshot,
-# so a page read so is known to be of that generation without a transaction around it.
-_GENERATION_NOW = _GENERATION.scalar_subquery()
-_DOCS_AFTER_SKIP_AT = _DOCS_AFTER_SKIP.add_columns(_GENERATION_NOW)
-_IDS_AFTER = _PAGE_AFTER.with_only_columns(contacts.c.pk, contacts.c.id)
-_IDS_OFFSET = _PAGE_OFFSET.with_only_columns(contacts.c.pk, contacts.c.id)
-_DOCS_AFTER = _PAGE_AFTER.with_only_columns(contacts.c.pk, contacts.c.doc)
-_DOCS_OFFSET = _PAGE_OFFSET.with_only_columns(contacts.c.pk, contacts.c.doc)
-_DOCS_AFTER_AT = _DOCS_AFTER.add_columns(_GENERATION_NOW)
-_DOCS_OFFSET_AT = _DOCS_OFFSET.add_columns(_GENERATION_NOW)
-
-# Page ends (rolodex.store.paging), read and decided beside the pages they serve.
-_PAGE_END = select(
-    page_ends.c.generation, page_ends.c.after_pk, page_ends.c.expires_at, page_ends.c.created_at
-).where(
-    page_ends.c.account_id == _ACCOUNT,
-    page_ends.c.scope == bindparam("scope"),
-    page_ends.c.end_offset == bindparam("end_offset"),
-)
-_PAGE_END_LATEST = (
-    _PAGE_END.where(page_ends.c.generation <= bindparam("generation"))
-    .order_by(page_ends.c.generation.desc())
-    .limit(1)
-)
-_PAGE_END_VALUES = {
-    "account_id": _ACCOUNT,
-    "scope": bindparam("scope"),
-    "end_offset": bindparam("end_offset"),
-    "generation": bindparam("generation"),
-    "after_pk": bindparam("after_pk"),
-    "expires_at": bindparam("expires_at"),
-    "created_at": bindparam("created_at"),
-}
 
 # Connections kept for hot reads; more are opened when more threads read at once.
 MAX_IDLE_CONNECTIONS = 16
@@ -120,26 +46,6 @@ MAX_KNOWN_GENERATIONS = 100_000
 # How long a decision waits for a decider (``decide_page_end``), and how many PostgreSQL has.
 DECIDER_WAIT_SECONDS = 0.05
 MAX_DECIDERS = 8
-
-
-class _Statement:
-    """A Core statement compiled once for a dialect, with its parameter order."""
-
-    def __init__(self, statement: ClauseElement, engine: Engine) -> None:
-        compiled = statement.compile(
-            dialect=engine.dialect, compile_kwargs={"render_postcompile": True}
-        )
-        self.sql = str(compiled)
-        self.positional = bool(getattr(compiled, "positional", False))
-        self.order: Sequence[str] = list(getattr(compiled, "positiontup", None) or ())
-        # Parameters the dialect adds itself (SQLite's OFFSET 0 after a LIMIT).
-        self.defaults: dict[str, Any] = {k: v for k, v in compiled.params.items() if v is not None}
-
-    def params(self, values: dict[str, Any]) -> Any:
-        merged = {**self.defaults, **values}
-        if self.positional:
-            return tuple(merged[name] for name in self.order)
-        return merged
 
 
 class PageBody(NamedTuple):
@@ -160,7 +66,7 @@ class HotTx:
         self.accounts = self
         self.contacts = self
 
-    def _rows(self, statement: _Statement, **values: Any) -> list[Any]:
+    def _rows(self, statement: sql.Statement, **values: Any) -> list[Any]:
         self._cursor.execute(statement.sql, statement.params(values))
         rows: list[Any] = self._cursor.fetchall()
         return rows
@@ -238,22 +144,22 @@ class HotReads:
         # PostgreSQL: generations as announced by the database (rolodex.store.notify).
         self.versions = versions
         self.sqlite = engine.dialect.name == "sqlite"
-        self.generation_sql = _Statement(_GENERATION, engine)
-        self.get_sql = _Statement(_GET, engine)
-        self.page_after_sql = _Statement(_PAGE_AFTER, engine)
-        self.page_offset_sql = _Statement(_PAGE_OFFSET, engine)
-        self.ids_after_sql = _Statement(_IDS_AFTER, engine)
-        self.ids_offset_sql = _Statement(_IDS_OFFSET, engine)
-        self.docs_after_sql = _Statement(_DOCS_AFTER, engine)
-        self.docs_offset_sql = _Statement(_DOCS_OFFSET, engine)
-        self.docs_after_skip_sql = _Statement(_DOCS_AFTER_SKIP, engine)
-        self.docs_after_at_sql = _Statement(_DOCS_AFTER_AT, engine)
-        self.docs_offset_at_sql = _Statement(_DOCS_OFFSET_AT, engine)
-        self.docs_after_skip_at_sql = _Statement(_DOCS_AFTER_SKIP_AT, engine)
-        self.page_end_sql = _Statement(_PAGE_END_LATEST, engine)
+        self.generation_sql = sql.Statement(sql.GENERATION, engine)
+        self.get_sql = sql.Statement(sql.GET, engine)
+        self.page_after_sql = sql.Statement(sql.PAGE_AFTER, engine)
+        self.page_offset_sql = sql.Statement(sql.PAGE_OFFSET, engine)
+        self.ids_after_sql = sql.Statement(sql.IDS_AFTER, engine)
+        self.ids_offset_sql = sql.Statement(sql.IDS_OFFSET, engine)
+        self.docs_after_sql = sql.Statement(sql.DOCS_AFTER, engine)
+        self.docs_offset_sql = sql.Statement(sql.DOCS_OFFSET, engine)
+        self.docs_after_skip_sql = sql.Statement(sql.DOCS_AFTER_SKIP, engine)
+        self.docs_after_at_sql = sql.Statement(sql.DOCS_AFTER_AT, engine)
+        self.docs_offset_at_sql = sql.Statement(sql.DOCS_OFFSET_AT, engine)
+        self.docs_after_skip_at_sql = sql.Statement(sql.DOCS_AFTER_SKIP_AT, engine)
+        self.page_end_sql = sql.Statement(sql.PAGE_END_LATEST, engine)
         dialect_insert: Any = sqlite_insert if self.sqlite else postgresql_insert
-        self.decide_sql = _Statement(
-            dialect_insert(page_ends).values(**_PAGE_END_VALUES).on_conflict_do_nothing(), engine
+        self.decide_sql = sql.Statement(
+            dialect_insert(page_ends).values(**sql.PAGE_END_VALUES).on_conflict_do_nothing(), engine
         )
         self._deciders: list[tuple[Any, Any]] = []
         self._decider_slots = threading.BoundedSemaphore(1 if self.sqlite else MAX_DECIDERS)
@@ -293,7 +199,7 @@ class HotReads:
         # PostgreSQL's binary format sends bytea as is, not as hex text twice its size.
         return conn.cursor() if self.sqlite else conn.cursor(binary=True)
 
-    def _lone(self, statement: _Statement, values: dict[str, Any]) -> list[Any]:
+    def _lone(self, statement: sql.Statement, values: dict[str, Any]) -> list[Any]:
         """One statement on its own, outside a transaction (its own snapshot)."""
         conn = self._acquire()
         try:
@@ -384,7 +290,7 @@ class HotReads:
         skip: int,
         *,
         generation: bool,
-    ) -> tuple[_Statement, dict[str, Any]]:
+    ) -> tuple[sql.Statement, dict[str, Any]]:
         """The statement of a page (``HotTx.page_body``), with the account's generation on
         every row or not, and its values."""
         values: dict[str, Any] = {"account_id": account_id, "limit": limit}
