@@ -447,6 +447,7 @@ class SyncEngine:
         local = LocalContact(
             fields=fields,
             group_names=state.group_names if "groups" in touched else current.group_names,
+            group_ids=state.group_ids if "groups" in touched else current.group_ids,
             picture=(state.picture.data if state.picture else None)
             if "picture" in touched
             else current.picture,
@@ -462,6 +463,7 @@ class SyncEngine:
             raw=result.raw,
             fields=fields,
             group_names=local.group_names,
+            group_ids=local.group_ids,
             picture=local.picture,
             picture_type=local.picture_type,
         )
@@ -528,6 +530,7 @@ def _local(state: LocalState, touched: tuple[str, ...] | None) -> LocalContact:
     return LocalContact(
         fields=state.contact.fields,
         group_names=state.group_names,
+        group_ids=state.group_ids,
         picture=state.picture.data if state.picture else None,
         picture_type=state.picture.content_type if state.picture else None,
         touched=touched,
