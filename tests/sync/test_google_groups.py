@@ -425,3 +425,39 @@ def test_groups_linked_by_name_before_are_linked_by_resource_name_at_the_next_pu
     assert list(synced.google.user_groups()) == ["Squad"]
     assert synced.google.user_groups()["Squad"]["resourceName"] == team
     assert _groups(synced) == {"Squad": Group(group.id, synced.account.id, "Squad", "Squad")}
+
+
+def test_a_membership_merged_with_a_change_made_at_google_is_the_one_made_here(
+    synced: Synced,
+) -> None:
+    team = synced.google.add_group("Team")
+    crew = synced.google.add_group("Crew")
+    ann = synced.google.add_person(names=[{"givenName": "Ann"}], memberships=_in(team))
+    synced.sync()
+    groups = _groups(synced)
+    joined = groups["Crew"].id
+    synced.svc.contacts.update(synced.account, str(synced.by_name("Ann")["id"]), {"group": joined})
+    synced.google.edit_person(ann, nicknames=[{"value": "Annie"}])  # a stale etag here
+    synced.sync()
+    assert _members(synced.person_named("Ann")) == {team, crew, "contactGroups/myContacts"}
+    assert synced.by_name("Ann")["nickname"] == "Annie"
+    in_groups = [g["id"] for g in synced.by_name("Ann")["groups"]]  # type: ignore[index]
+    assert in_groups == [groups["Team"].id, joined]
+
+
+def test_a_contact_joins_a_group_renamed_at_google_since_the_last_sync(synced: Synced) -> None:
+    team = synced.google.add_group("Team")
+    synced.google.add_person(names=[{"givenName": "Ann"}], memberships=_in(team))
+    synced.google.add_person(names=[{"givenName": "Bob"}])
+    synced.sync()
+    group = _groups(synced)["Team"]
+    rename_at_google(synced.google, team, "Crew")
+    # Bob joins the group here while it is still "Team" here: the label it is at Google.
+    synced.svc.contacts.update(
+        synced.account, str(synced.by_name("Bob")["id"]), {"group": group.id}
+    )
+    synced.sync()
+    assert list(synced.google.user_groups()) == ["Crew"]  # not a second "Team"
+    assert team in _members(synced.person_named("Bob"))
+    assert _groups(synced) == {"Crew": Group(group.id, synced.account.id, "Crew", "Crew")}
+    assert [g["id"] for g in synced.by_name("Bob")["groups"]] == [group.id]  # type: ignore[index]

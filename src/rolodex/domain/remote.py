@@ -139,6 +139,10 @@ class LocalContact:
 
     fields: ContactFields
     group_names: tuple[str, ...] = ()
+    # The provider's ids of those groups, in the same order (``LocalGroup.remote_id``);
+    # None for one not at the provider yet, found or made there by its name. A group
+    # renamed on one side and not yet on the other is still the group of its id.
+    group_ids: tuple[str | None, ...] = ()
     picture: bytes | None = None
     picture_type: str | None = None
     # The wire fields the local change touched ("groups" and "picture" included); an update
@@ -240,3 +244,4 @@ class LocalState:
     group_names: tuple[str, ...]
     picture: Picture | None
     link: RemoteLink | None
+    group_ids: tuple[str | None, ...] = ()  # as ``LocalContact.group_ids``

@@ -39,6 +39,15 @@ def prefix(account: Account) -> str:
     return {"folders": FOLDER_GROUP, "labels": LABEL_GROUP}.get(model, CATEGORY_GROUP)
 
 
+def linked_id(remote_id: str | None) -> str | None:
+    """The provider's id of a group the connector writes (a label, a folder) from its
+    ``remote_id`` column, whatever the provider; None for the others."""
+    for own in (LABEL_GROUP, FOLDER_GROUP):
+        if remote_id is not None and remote_id.startswith(own):
+            return remote_id[len(own) :]
+    return None
+
+
 def provider_id(account: Account, remote_id: str | None) -> str | None:
     """The provider's id of a group from its ``remote_id`` column; None when the group is
     not one the connector writes (or not at the provider yet)."""

@@ -483,9 +483,10 @@ class Mirror:
             groups = tx.groups.by_id(account_id)
             card_groups = _card_group_ids(tx, account_id)
             # By path: a category's path is its name; a folder's says where it sits.
-            names = tuple(
-                groups[g].path for g in contact.group_ids if g in groups and g not in card_groups
-            )
+            own = [g for g in contact.group_ids if g in groups and g not in card_groups]
+            names = tuple(groups[g].path for g in own)
+            links = tx.groups.remote_ids(account_id)
+            ids = tuple(grouplinks.linked_id(links.get(g, (None, None))[0]) for g in own)
             picture = None
             if contact.has_picture:
                 try:
@@ -493,7 +494,7 @@ class Mirror:
                 except NoSuchPicture:
                     picture = None
             return LocalState(
-                contact, names, picture, tx.remotes.for_contact(account_id, contact_id)
+                contact, names, picture, tx.remotes.for_contact(account_id, contact_id), ids
             )
 
     def pending_fields(

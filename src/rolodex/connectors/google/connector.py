@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import itertools
 import logging
 from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any
@@ -175,14 +176,16 @@ class GoogleConnector:
             if g.get("groupType") != "SYSTEM_CONTACT_GROUP"
         )
 
-    def _group_resource_names(self, names: Iterable[str]) -> list[str]:
-        """Resource names of these groups, creating at Google those it does not have."""
+    def _group_resource_names(self, contact: LocalContact) -> list[str]:
+        """Resource names of the contact's groups: by the id Rolodex knows a group by
+        (``LocalContact.group_ids``), which a rename on either side keeps; else by name,
+        creating at Google those it does not have."""
         if self._groups is None:
             self._load_groups()
         assert self._groups is not None
         found = [MY_CONTACTS]
-        for name in names:
-            rn = self._find_group(name)
+        for name, gid in itertools.zip_longest(contact.group_names, contact.group_ids):
+            rn = gid if gid is not None and gid in self._groups else self._find_group(name)
             if rn is None:
                 rn = self._make_group(name)[0]["resourceName"]
             found.append(rn)
@@ -507,9 +510,7 @@ class GoogleConnector:
         body = mapping.person_patch(contact.fields, WRITABLE_FIELDS, {})
         body = {k: v for k, v in body.items() if v}
         body["clientData"] = [{"key": mapping.CLIENT_DATA_KEY, "value": uid}]
-        body["memberships"] = mapping.memberships(
-            self._group_resource_names(contact.group_names), {}
-        )
+        body["memberships"] = mapping.memberships(self._group_resource_names(contact), {})
         person = self._client.call(
             "POST",
             "people:createContact",
@@ -542,9 +543,7 @@ class GoogleConnector:
         base: dict[str, Any] = orjson.loads(raw) if raw else self._get(remote_id)
         patch = mapping.person_patch(contact.fields, touched, base)
         if "groups" in touched:
-            patch["memberships"] = mapping.memberships(
-                self._group_resource_names(contact.group_names), base
-            )
+            patch["memberships"] = mapping.memberships(self._group_resource_names(contact), base)
         person = base
         if patch:
             body = {"resourceName": remote_id, "etag": etag, **patch}
