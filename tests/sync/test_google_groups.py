@@ -461,3 +461,24 @@ def test_a_contact_joins_a_group_renamed_at_google_since_the_last_sync(synced: S
     assert team in _members(synced.person_named("Bob"))
     assert _groups(synced) == {"Crew": Group(group.id, synced.account.id, "Crew", "Crew")}
     assert [g["id"] for g in synced.by_name("Bob")["groups"]] == [group.id]  # type: ignore[index]
+
+
+def test_two_labels_that_swapped_names_at_google_swap_them_here(synced: Synced) -> None:
+    team = synced.google.add_group("Team")
+    crew = synced.google.add_group("Crew")
+    synced.google.add_person(names=[{"givenName": "Ann"}], memberships=_in(team))
+    synced.sync()
+    before = _groups(synced)
+    rename_at_google(synced.google, team, "Swap")  # names are unique at Google
+    rename_at_google(synced.google, crew, "Team")
+    rename_at_google(synced.google, team, "Crew")
+    synced.sync()
+    account = synced.account.id
+    assert _groups(synced) == {
+        "Crew": Group(before["Team"].id, account, "Crew", "Crew"),
+        "Team": Group(before["Crew"].id, account, "Team", "Team"),
+    }
+    assert [g["name"] for g in synced.by_name("Ann")["groups"]] == ["Crew"]  # type: ignore[index]
+    last = synced.log_size()
+    synced.sync()
+    assert synced.log_size() == last

@@ -396,11 +396,31 @@ class Mirror:
             return  # the usual case: no write, no commit
         now = time.time()
         with self._write(account.id) as tx:
-            keep = set()
-            for gid, path in paths:
-                found = _ensure_provider_group(tx, account, gid, path, now)
-                if found is not None:
+            keep: set[str] = set()
+            waiting = paths
+            for _round in range(2 * len(paths) + 1):
+                # A rename to a path another of these groups still has waits for that
+                # group to move first; a group whose own rename waits here stays.
+                blocked: list[tuple[str, str, Group]] = []
+                for gid, path in waiting:
+                    found = _ensure_provider_group(tx, account, gid, path, now)
+                    if found is None:
+                        continue
                     keep.add(found.id)
+                    if found.path != path and not tx.outbox.has_pending(account.id, found.id):
+                        blocked.append((gid, path, found))
+                if len(blocked) == len(waiting):
+                    # Each waits for another (groups that swapped names there): one steps
+                    # aside, under a path no other has, for the others to move.
+                    targets = {path for _gid, path, _found in blocked}
+                    aside = next((b[2] for b in blocked if b[2].path in targets), None)
+                    if aside is None:
+                        break  # they wait for groups that are not moving
+                    spare = f"{aside.path} ({aside.id})"
+                    rename_group(tx, account, aside.id, spare.rsplit("/", 1)[-1], now, path=spare)
+                waiting = [(gid, path) for gid, path, _found in blocked]
+                if not waiting:
+                    break
             for group_id, (remote_id, _etag) in tx.groups.remote_ids(account.id).items():
                 if (
                     remote_id
