@@ -525,3 +525,16 @@ def test_a_group_written_is_a_label_contacts_can_name(
     memberships = google.emulator.person(ada.remote_id)["memberships"]
     assert team in [m["contactGroupMembership"]["contactGroupResourceName"] for m in memberships]
     assert len(google.emulator.calls("/v1/contactGroups", method="POST")) == 1  # not made twice
+
+
+def test_a_user_label_named_like_a_system_group_is_written_as_the_label(
+    google: Google, connector: GoogleConnector
+) -> None:
+    from rolodex.domain.remote import LocalGroup
+
+    made = connector.create_group(LocalGroup("starred", "starred"))
+    renamed = connector.rename_group(LocalGroup("Shiny", "Shiny", made.remote_id))
+    assert renamed.remote_id == made.remote_id
+    assert "Shiny" in google.emulator.user_groups()
+    with pytest.raises(PermanentError):
+        connector.rename_group(LocalGroup("Stars", "Stars", "contactGroups/starred"))

@@ -258,6 +258,8 @@ class GoogleConnector:
                 self._load_groups()
             groups = self._groups or {}
             rn = remote_id if remote_id in groups else self._user_group(remote_id)
+            if rn is not None and groups[rn].get("groupType") != "SYSTEM_CONTACT_GROUP":
+                return rn
             system = [
                 g
                 for g in groups.values()
@@ -270,8 +272,6 @@ class GoogleConnector:
                     "changes",
                     400,
                 )
-            if rn is not None:
-                return rn
         raise RemoteNotFound(remote_id)
 
     def rename_group(self, group: LocalGroup) -> WriteResult:
