@@ -19,18 +19,20 @@ from typing import Self
 
 import httpx
 
+from bench.apps import UVICORN_SETTINGS
+
 ROOT = Path(__file__).resolve().parent
-# uvloop + httptools, no access log: the same for every server we measure.
+# The same settings for every server we measure (bench.apps.UVICORN_SETTINGS), as flags.
 UVICORN_FLAGS = [
     "--loop",
-    "uvloop",
+    UVICORN_SETTINGS["loop"],
     "--http",
-    "httptools",
+    UVICORN_SETTINGS["http"],
     "--no-access-log",
     "--log-level",
-    "warning",
+    UVICORN_SETTINGS["log_level"],
     "--backlog",
-    "4096",
+    str(UVICORN_SETTINGS["backlog"]),
 ]
 
 
@@ -68,6 +70,15 @@ class Server:
         return self.proc.pid
 
     def command(self) -> list[str]:
+        if self.workers > 1:  # as rolodex serve --workers does (bench.apps)
+            return [
+                sys.executable,
+                "-m",
+                "bench.apps",
+                self.factory,
+                str(self.port),
+                str(self.workers),
+            ]
         return [
             sys.executable,
             "-m",
@@ -78,8 +89,6 @@ class Server:
             "127.0.0.1",
             "--port",
             str(self.port),
-            "--workers",
-            str(self.workers),
             *UVICORN_FLAGS,
         ]
 
