@@ -482,3 +482,24 @@ def test_two_labels_that_swapped_names_at_google_swap_them_here(synced: Synced) 
     last = synced.log_size()
     synced.sync()
     assert synced.log_size() == last
+
+
+def test_a_group_deleted_at_google_while_renamed_here_is_made_again(synced: Synced) -> None:
+    team = synced.google.add_group("Team")
+    synced.google.add_person(names=[{"givenName": "Ann"}], memberships=_in(team))
+    synced.sync()
+    group = _groups(synced)["Team"]
+    delete_at_google(synced.google, team)
+    synced.google.fail(429, method="PUT", path="contactGroups/", retry_after="120")
+    synced.svc.groups.rename(synced.account, group.id, {"name": "Crew"})
+    synced.sync()  # the rename waits: the pull leaves its group alone
+    assert list(_groups(synced)) == ["Crew"]
+    _due_now(synced)
+    synced.sync()  # Google answers the rename 404: the rename wins, the label is made again
+    made = synced.google.user_groups()
+    assert list(made) == ["Crew"] and made["Crew"]["resourceName"] != team
+    assert _groups(synced) == {"Crew": Group(group.id, synced.account.id, "Crew", "Crew")}
+    assert _outbox(synced) == 0
+    before = synced.log_size()
+    synced.sync()
+    assert synced.log_size() == before
