@@ -5,6 +5,7 @@ held to one limit together; on SQLite each counts alone."""
 from __future__ import annotations
 
 import dataclasses
+import math
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -18,6 +19,7 @@ from sqlalchemy.engine import make_url
 
 from rolodex.api.app import build_services, create_app
 from rolodex.api.observe import Observed
+from rolodex.api.ratelimit import RateLimits
 from rolodex.store import Store
 from rolodex.store.database import ensure_database
 from tests.conftest import settings_for_tests
@@ -50,11 +52,19 @@ class Processes:
             settings_for_tests(url), rate_limits=True, rate_limit_share_seconds=TICK, **limits
         )
         self.stores = [Store(url), Store(url)]
+        self.limits: list[RateLimits] = []
         self.apps = [create_app(self.settings, store) for store in self.stores]
+        for app in self.apps:
+            assert isinstance(app, Observed) and app.limits is not None
+            self.limits.append(app.limits)
         created = build_services(self.settings, self.stores[0]).accounts.create("a@example.com")
         self.token = created.access_token
-        # Each has said it is alive and heard of the other.
-        time.sleep(TICK * 6)
+        # Each has said it is alive and heard of the other (a process that has just
+        # started takes itself for alone until then).
+        deadline = time.monotonic() + 10
+        while any(not limits.shared or limits.shared.processes < 2 for limits in self.limits):
+            assert time.monotonic() < deadline, "the processes never heard of each other"
+            time.sleep(TICK)
 
     def client(self, n: int, address: str = "10.9.0.1", token: str | None = None) -> TestClient:
         client = TestClient(self.apps[n], client=(address, 1000 + n))
@@ -62,10 +72,8 @@ class Processes:
         return client
 
     def close(self) -> None:
-        for app in self.apps:
-            limits = getattr(app, "limits", None)
-            if limits is not None:
-                limits.close()
+        for limits in self.limits:
+            limits.close()
         for store in self.stores:
             store.close()
 
@@ -84,39 +92,43 @@ def processes(database: str) -> Iterator[Callable[..., Processes]]:
         both.close()
 
 
-def start_of_a_second() -> None:
-    """Wait for a fresh one-second window of the wall clock (every process's)."""
+def start_of_a_second() -> float:
+    """Wait for a fresh one-second window of the wall clock (every process's); returns
+    when it ends less a margin (a request that is slow to answer, on a busy machine, must
+    not carry a loop into the next window)."""
     time.sleep(1 - time.time() % 1 + 0.01)
+    return math.floor(time.time()) + 0.75
 
 
 def test_a_burst_over_two_processes_is_held_to_the_account_limit(
     processes: Callable[..., Processes],
 ) -> None:
-    both = processes(rate_limit_account=20)
+    both = processes(rate_limit_account=10)
     clients = [both.client(0), both.client(1)]
-    start_of_a_second()
+    end = start_of_a_second()
     statuses = []
-    while time.time() % 1 < 0.8:  # as fast as the clients go, alternating
+    while time.time() < end:  # as fast as the clients go, alternating
         for client in clients:
             statuses.append(client.get("/account").status_code)
-    assert len(statuses) > 60
-    assert 10 <= statuses.count(200) <= 20, statuses
+    assert len(statuses) > 20  # well past the limit, even on a busy machine
+    assert 5 <= statuses.count(200) <= 10, statuses
     refused = clients[0].get("/account")
     if refused.status_code == 429:
-        assert refused.headers["x-ratelimit-limit"] == "20"
+        assert refused.headers["x-ratelimit-limit"] == "10"
 
 
 def test_one_process_alone_gets_the_whole_limit_within_a_window(
     processes: Callable[..., Processes],
 ) -> None:
-    both = processes(rate_limit_account=20)
+    both = processes(rate_limit_account=10)
     client = both.client(0)
-    start_of_a_second()
+    end = start_of_a_second()
     statuses = []
-    while time.time() % 1 < 0.9:
+    while time.time() < end:  # as fast as it goes
         statuses.append(client.get("/account").status_code)
-        time.sleep(0.02)
-    assert 16 <= statuses.count(200) <= 20, statuses
+    assert len(statuses) > 15
+    # Its share (5) at first, then more as each round shows the other process idle.
+    assert 8 <= statuses.count(200) <= 10, statuses
 
 
 def test_failed_authentications_anywhere_refuse_the_address_everywhere(
@@ -143,7 +155,8 @@ def test_connect_calls_of_one_address_are_counted_over_both(
     both = processes(rate_limit_connect=4)
     clients = [both.client(n, "10.9.0.9") for n in (0, 1)]
     statuses = [clients[i % 2].post("/connect/token", json={}).status_code for i in range(8)]
-    assert statuses.count(400) == 4 and statuses.count(429) == 4, statuses
+    # Never more than the limit; one fewer when the shares' fractions fall badly.
+    assert 3 <= statuses.count(400) <= 4 and statuses.count(429) >= 4, statuses
 
 
 def test_on_sqlite_each_process_counts_alone(tmp_path: Path) -> None:

@@ -153,7 +153,7 @@ class RateLimits:
                 del self._in_flight[slot]
         if status == 401:
             client = scope.get("client")
-            self.auth_failures.add(client[0] if client else "", now)
+            self.auth_failures.note(client[0] if client else "", now)
             if self.shared is not None:
                 self.shared.urgent()  # the other processes learn of it at once
 

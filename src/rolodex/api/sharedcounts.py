@@ -6,11 +6,13 @@ list operations). A thread of each process (``SharedCounts``) keeps the processe
 in step, in rounds aligned to the wall clock (every ``tick`` seconds, on every host alike):
 
 - at the start of a round it adds what this process counted since its last round to the
-  database's sums (one statement), and says the process is alive;
-- half a round later, once every process has added its own, it reads the sums back (one
-  statement) and gives each key its *allowance*: what this process has counted, plus its
-  share of what the limit leaves (what is left divided by the processes alive). Every
-  process takes its share of the same remainder, so together they stay within the limit.
+  database's sums, and says the process is alive and done with the round;
+- half a round later it reads the sums back and, when every process alive is done with
+  the round (the sums are complete), gives each key its *allowance*: what this process has
+  added, plus its share of what the limit leaves (what is left divided by the processes
+  alive). Every process takes its share of the same remainder, so together they stay
+  within the limit. Sums read while a process is late (a busy machine) only cut
+  allowances, never raise them.
 
 Before a process has heard the sums of a window it admits its share of the limit
 (``limit / processes``): a burst spread over all processes at once is held to the limit
@@ -74,18 +76,32 @@ class Counts:
         self.entries: dict[Any, Entry] = {}
 
     def add(self, key: Any, now: float) -> float | None:
-        """Count one; None within the limit, else the seconds until the window ends."""
+        """Count a request if the allowance admits it: None then, else the seconds until
+        the window ends. Only what is admitted counts (a refusal here must not use up
+        what the other processes may admit)."""
         window = math.floor(now / self.length)
         entry = self.entries.get(key)
         if entry is None or entry[0] != window:
-            if len(self.entries) > _PRUNE_AT:
-                self.entries = {k: v for k, v in self.entries.items() if v[0] == window}
-            self.entries[key] = [window, 1, 0, self.share]
+            self._start(key, window)
             return None
-        entry[1] += 1
-        if entry[1] > entry[3]:
+        if entry[1] + 1 > entry[3]:
             return (window + 1) * self.length - now
+        entry[1] += 1
         return None
+
+    def note(self, key: Any, now: float) -> None:
+        """Count what has happened anyway (a failed authentication)."""
+        window = math.floor(now / self.length)
+        entry = self.entries.get(key)
+        if entry is None or entry[0] != window:
+            self._start(key, window)
+        else:
+            entry[1] += 1
+
+    def _start(self, key: Any, window: float) -> None:
+        if len(self.entries) > _PRUNE_AT:
+            self.entries = {k: v for k, v in self.entries.items() if v[0] == window}
+        self.entries[key] = [window, 1, 0, self.share]
 
     def reached(self, key: Any, now: float) -> float | None:
         """Seconds until the window ends if the key has used its allowance, else None."""
@@ -122,7 +138,6 @@ class SharedCounts:
         self.processes = 1
         self._urgent = threading.Event()
         self._stop = threading.Event()
-        self._last_alive = 0
         self._last_prune = 0.0
         self._failing = False
         self._thread = threading.Thread(target=self._run, name="rolodex-rate-limits", daemon=True)
@@ -179,17 +194,15 @@ class SharedCounts:
                     slot = (counts.window_end(window), counts.stored_key(key))
                     rows.append((*slot, int(n - entry[2])))
                     added.append((counts, entry, n, slot))
-        second = math.floor(now)
-        if second != self._last_alive:
-            rows.append((second + _ALIVE_SECONDS, self.process, 1))
-        if not rows:
-            return
         with self.store.brief_write() as tx:
-            sums = tx.rate_counts.add(rows)
+            sums = tx.rate_counts.add(rows) if rows else {}
+            # Alive, and done adding this round's counts: a round's sums are complete
+            # once every process alive says so (``learn``).
+            round_number = math.floor(now / self.tick)
+            tx.rate_counts.alive(self.process, math.floor(now) + _ALIVE_SECONDS, round_number)
             if now - self._last_prune > _PRUNE_EVERY:
                 tx.rate_counts.prune(now - _KEEP_SECONDS)
                 self._last_prune = now
-        self._last_alive = second
         for counts, entry, n, slot in added:
             entry[2] = n
             allowance = counts.allowance(n, sums.get(slot, 0), self.processes)
@@ -206,7 +219,10 @@ class SharedCounts:
                 if entry[0] == window:
                     slots[(counts.window_end(window), counts.stored_key(key))] = (counts, entry)
         with self.store.read() as tx:
-            processes = max(1, tx.rate_counts.processes(now))
+            second = math.floor(now)
+            # Alive: said so this second or the one before (rows ending past any window).
+            alive = [second + _ALIVE_SECONDS - 1, second + _ALIVE_SECONDS]
+            rounds = tx.rate_counts.processes(alive)
             sums = tx.rate_counts.sums(list(slots)) if slots else {}
             reached = {
                 counts: tx.rate_counts.reached(
@@ -217,11 +233,16 @@ class SharedCounts:
                 for counts in self.counts
                 if counts.urgent
             }
-        self.processes = processes
+        processes = self.processes = max(1, len(rounds))
+        # Every process alive has added this round's counts: the sums are complete, and
+        # each process may take its share of what they leave. Else (one is late: a busy
+        # machine) the sums only cut allowances, as in ``add``.
+        complete = min(rounds, default=0) >= math.floor(now / self.tick)
         for counts in self.counts:
             counts.share = float(max(1, counts.limit // processes))
         for slot, (counts, entry) in slots.items():
-            entry[3] = counts.allowance(entry[2], sums.get(slot, 0), processes)
+            allowance = counts.allowance(entry[2], sums.get(slot, 0), processes)
+            entry[3] = allowance if complete else min(entry[3], allowance)
         for counts, keys in reached.items():
             window = math.floor(now / counts.length)
             for stored in keys:

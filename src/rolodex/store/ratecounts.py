@@ -65,12 +65,28 @@ class RateCountRepository:
         )
         return {k: n for k, n in rows}
 
-    def processes(self, now: float) -> int:
-        """How many processes said they were alive until after ``now``."""
-        statement = select(func.count(func.distinct(counts.c.key))).where(
-            counts.c.window_end > now, counts.c.key.startswith(PROCESS_PREFIX)
+    def alive(self, process: str, until: int, round_number: int) -> None:
+        """Say that ``process`` is alive until ``until`` and has added its counts of
+        round ``round_number``."""
+        dialect: Any = postgresql if self.conn.dialect.name == "postgresql" else sqlite
+        statement = dialect.insert(counts).values(window_end=until, key=process, count=round_number)
+        self.conn.execute(
+            statement.on_conflict_do_update(
+                index_elements=[counts.c.window_end, counts.c.key],
+                set_={"count": statement.excluded.count},
+            )
         )
-        return int(self.conn.execute(statement).scalar_one())
+
+    def processes(self, alive_until: Sequence[int]) -> list[int]:
+        """The last round each process alive until one of ``alive_until`` added its counts
+        of (ends that no count of a second has, so the rows read are the processes' own,
+        and at times a minute's)."""
+        statement = (
+            select(func.max(counts.c.count))
+            .where(counts.c.window_end.in_(alive_until), counts.c.key.startswith(PROCESS_PREFIX))
+            .group_by(counts.c.key)
+        )
+        return [int(n) for n in self.conn.execute(statement).scalars()]
 
     def prune(self, before: float) -> None:
         self.conn.execute(delete(counts).where(counts.c.window_end < before))
