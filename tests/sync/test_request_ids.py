@@ -101,7 +101,8 @@ def test_a_requested_sync_carries_the_request_id(elsewhere: Elsewhere, logs: Log
     elsewhere.runner.run(elsewhere.account_id)
     asked = elsewhere.api.post("/account/sync", headers={"X-Request-Id": "sync-req-000456"})
     assert asked.status_code == 200, asked.text
-    assert elsewhere.runner.run_due() == 1
+    # As a worker's round would run it (run_due would sync other tests' accounts too).
+    assert elsewhere.runner.run(elsewhere.account_id) is not None
     messages = logs.carrying("sync-req-000456")
     assert f"sync of {elsewhere.account_id} asked for" in messages
     assert f"sync of {elsewhere.account_id} done" in messages
