@@ -18,7 +18,8 @@ Before a process has heard the sums of a window it admits its share of the limit
 (``limit / processes``): a burst spread over all processes at once is held to the limit
 too. The cost is that one process alone sees a key's whole limit only after a round or
 two (a burst at the start of a second gets a share of it). A key whose traffic moves to
-another process in mid-window can pass the limit by up to a share.
+another process in mid-window can pass the limit by up to a share, and so can a process in
+its first round (it takes itself for alone until it has heard of the others).
 
 Failed authentications are added at once (``urgent``; they are rare, and the limit on
 them is tight), and every round reads which client addresses have reached it anywhere,
