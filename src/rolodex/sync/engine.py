@@ -28,6 +28,7 @@ from rolodex.connectors.base import (
 from rolodex.domain.account import Account
 from rolodex.domain.remote import CONTACT_OBJECT, LocalState, OutboxItem, RemoteLink
 from rolodex.logs import carrying
+from rolodex.metrics import PROVIDER_ERRORS
 from rolodex.sync.groups import push_group
 from rolodex.sync.local import LocalSide
 from rolodex.sync.merge import merge
@@ -275,6 +276,7 @@ class SyncEngine:
                 self.mirror.retry_later(account.id, item, time.time() + delay, error.message)
                 report.push_failures += 1
                 report.last_push_error = error.message
+                PROVIDER_ERRORS.labels(account.provider, "transient").inc()
                 log.info("%s not delivered yet: %s", what, error.message, extra=extra)
                 return False
             except PermanentError as error:
@@ -283,6 +285,7 @@ class SyncEngine:
                 self.mirror.retry_later(account.id, item, time.time() + REFUSED_RETRY, message)
                 report.push_failures += 1
                 report.last_push_error = message
+                PROVIDER_ERRORS.labels(account.provider, "refused").inc()
                 log.warning("%s refused: %s", what, error.message, extra=extra)
                 return True
             report.pushed += 1
