@@ -352,16 +352,8 @@ class Mirror:
         )
 
     def _sync_picture(self, tx: Tx, account_id: str, contact_id: str, item: RemoteContact) -> bool:
-        if item.picture is None:
-            return tx.pictures.delete(account_id, contact_id)
-        picture = _picture(item)
-        try:
-            if tx.pictures.get(account_id, contact_id).etag == picture.etag:
-                return False
-        except NoSuchPicture:
-            pass
-        tx.pictures.put(account_id, contact_id, picture)
-        return True
+        picture = None if item.picture is None else _picture(item)
+        return tx.pictures.replace(account_id, contact_id, picture)
 
     def apply_groups(self, account: Account, items: Sequence[RemoteGroup]) -> None:
         """Group cards: the group (by name), with exactly the members the card lists."""

@@ -19,7 +19,6 @@ import orjson
 
 from rolodex.domain.account import Account
 from rolodex.domain.contact import Picture
-from rolodex.domain.errors import NoSuchPicture
 from rolodex.domain.remote import RemotePicture
 from rolodex.domain.wire import contact_document, contact_from_document
 from rolodex.service.records import CONTACT
@@ -73,13 +72,7 @@ def apply(tx: Tx, account: Account, found: Sequence[tuple[str, RemotePicture]], 
 
 def _store(tx: Tx, account_id: str, contact_id: str, found: RemotePicture) -> bool:
     """Store the picture found (or remove the one held); False when it is the one held."""
-    if found.data is None:
-        return tx.pictures.delete(account_id, contact_id)
-    picture = Picture.of(found.data, found.content_type or "image/jpeg")
-    try:
-        if tx.pictures.get(account_id, contact_id).etag == picture.etag:
-            return False
-    except NoSuchPicture:
-        pass
-    tx.pictures.put(account_id, contact_id, picture)
-    return True
+    picture = None
+    if found.data is not None:
+        picture = Picture.of(found.data, found.content_type or "image/jpeg")
+    return tx.pictures.replace(account_id, contact_id, picture)

@@ -35,6 +35,22 @@ class PictureRepository:
             )
         )
 
+    def replace(self, account_id: str, contact_id: str, picture: Picture | None) -> bool:
+        """Make the held picture this one (None: none); False when it already was. Syncs
+        read the same photo again and again: comparing etags spares rewriting the blob and
+        a change for nothing."""
+        if picture is None:
+            return self.delete(account_id, contact_id)
+        held = self.conn.execute(
+            select(pictures.c.etag).where(
+                pictures.c.account_id == account_id, pictures.c.contact_id == contact_id
+            )
+        ).scalar()
+        if held == picture.etag:
+            return False
+        self.put(account_id, contact_id, picture)
+        return True
+
     def delete(self, account_id: str, contact_id: str) -> bool:
         result = self.conn.execute(
             delete(pictures).where(
