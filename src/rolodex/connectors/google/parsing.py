@@ -15,9 +15,8 @@ from __future__ import annotations
 import os
 import queue
 import threading
-from collections import deque
 from collections.abc import Callable, Iterator, Mapping
-from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor
 from typing import Any
 
 import orjson
@@ -150,22 +149,7 @@ def mapped_pages(
             for person in page.get("connections") or ():
                 yield contact(collection, person, names)
         return
-    pending: deque[tuple[dict[str, Any], Future[list[Terms]]]] = deque()
-
-    def ready() -> Iterator[Mapped]:
-        page, future = pending.popleft()
-        people = page.get("connections") or ()
-        for person, terms in zip(people, future.result(), strict=True):
-            yield contact(collection, person, names, terms=terms)
-
     with ProcessPoolExecutor(count, mp_context=forkpool.context(__name__)) as pool:
-        try:
-            for content, page in source:
-                pending.append((page, pool.submit(page_terms, content)))
-                while len(pending) > count or (pending and pending[0][1].done()):
-                    yield from ready()
-            while pending:
-                yield from ready()
-        finally:
-            for _page, future in pending:
-                future.cancel()
+        for page, found in forkpool.in_order(source, pool, page_terms, count):
+            for person, terms in zip(page.get("connections") or (), found, strict=True):
+                yield contact(collection, person, names, terms=terms)

@@ -8,9 +8,8 @@ workers compute too.
 
 from __future__ import annotations
 
-from collections import deque
 from collections.abc import Iterator
-from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor
 from typing import Any
 
 import orjson
@@ -123,23 +122,9 @@ def _in_parallel(
     """Pages' index terms computed by the pool, in order, while the next pages stream in;
     at most two pages per worker in flight, so memory stays flat in the folder's size."""
     executor = pool.executor()
-    pending: deque[tuple[dict[str, Any], Future[list[str]]]] = deque()
-
-    def ready() -> Iterator[RemoteContact]:
-        page, future = pending.popleft()
-        for entry, terms in zip(contacts(page), future.result(), strict=True):
+    for page, found in forkpool.in_order(pages, executor, page_terms, 2 * pool.workers):
+        for entry, terms in zip(contacts(page), found, strict=True):
             yield item(collection, path, entry, terms=_decode(terms))
-
-    try:
-        for content, page in pages:
-            pending.append((page, executor.submit(page_terms, content)))
-            while len(pending) > 2 * pool.workers or (pending and pending[0][1].done()):
-                yield from ready()
-        while pending:
-            yield from ready()
-    finally:
-        for _page, future in pending:
-            future.cancel()
 
 
 def warm_up() -> None:
