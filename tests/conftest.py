@@ -8,6 +8,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -62,14 +63,20 @@ def _postgres_admin_url() -> str | None:
 
 
 @pytest.fixture(scope="session")
-def postgres_url() -> Iterator[str]:
-    """A fresh PostgreSQL database for this test session, dropped afterwards."""
+def postgres_admin_url() -> str:
+    """Where test databases are made; skips the test when PostgreSQL is not there."""
     admin_url = _postgres_admin_url()
     if admin_url is None:
         pytest.skip(
             "PostgreSQL not reachable (set ROLODEX_TEST_POSTGRES_URL; "
             "ROLODEX_REQUIRE_POSTGRES=1 makes this a failure)"
         )
+    return admin_url
+
+
+@contextmanager
+def _fresh_postgres(admin_url: str) -> Iterator[str]:
+    """A new, empty PostgreSQL database, dropped afterwards."""
     name = f"rolodex_test_{uuid.uuid4().hex[:12]}"
     admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
@@ -81,6 +88,25 @@ def postgres_url() -> Iterator[str]:
         with admin.connect() as conn:
             conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def postgres_url(postgres_admin_url: str) -> Iterator[str]:
+    """A fresh PostgreSQL database for this test session, dropped afterwards."""
+    with _fresh_postgres(postgres_admin_url) as url:
+        yield url
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def fresh_database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """An empty database of its own for one test, on each backend: for end-to-end tests
+    whose provider emulator always signs in the same mailbox, which a shared store would
+    re-link to another test's account."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'rolodex.db'}"
+        return
+    with _fresh_postgres(request.getfixturevalue("postgres_admin_url")) as url:
+        yield url
 
 
 @pytest.fixture(scope="session")

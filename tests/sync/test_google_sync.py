@@ -11,7 +11,6 @@ from __future__ import annotations
 import base64
 import dataclasses
 from collections.abc import Iterator
-from pathlib import Path
 
 import orjson
 import pytest
@@ -87,13 +86,13 @@ class Synced:
 
 @pytest.fixture
 def synced(
-    running: GoogleServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    running: GoogleServer, fresh_database_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[Synced]:
     google = running.reset()
     monkeypatch.setenv("ROLODEX_GOOGLE_PEOPLE_URL", running.people_url)
     monkeypatch.setenv("ROLODEX_GOOGLE_TOKEN_URL", running.token_url)
     refresh_token = google.grant("client-id", "client-secret")
-    url = f"sqlite:///{tmp_path / 'rolodex.db'}"
+    url = fresh_database_url
     settings = settings_for_tests(url)
     store = Store(url)
     store.migrate()

@@ -78,11 +78,11 @@ class Synced:
 
 
 @pytest.fixture
-def synced(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Synced]:
+def synced(fresh_database_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Synced]:
     with GraphEmulator() as graph:
         monkeypatch.setenv("ROLODEX_MICROSOFT_GRAPH_URL", graph.graph_url)
         monkeypatch.setenv("ROLODEX_MICROSOFT_LOGIN_URL", graph.login_url)
-        url = f"sqlite:///{tmp_path / 'rolodex.db'}"
+        url = fresh_database_url
         settings: Settings = settings_for_tests(url)
         store = Store(url)
         store.migrate()
