@@ -211,7 +211,7 @@ class TestReading:
         [item], cursor = _drain(connector)
         assert isinstance(item, RemoteContact)
         assert (item.group_names, item.group_ids) == (("Team",), (group,))
-        emulator.edit_group(group, name="Crew", formattedName="Crew")
+        emulator.edit_group(group, name="Crew")
         emulator.clear_log()
         changes = connector.changes(PEOPLE, cursor, with_data=True)
         # The group is known by its resource name: renamed, it is the same group, and its

@@ -485,9 +485,14 @@ class GoogleEmulator:
             }
 
     def edit_group(self, resource_name: str, **fields: Any) -> None:
-        """Another client changes a group (its name, its clientData): a new etag."""
+        """Another client changes a group (its name, its clientData): a new etag. A user
+        group's formattedName is its name (contactGroups.update sets both, as the PUT
+        handler here does), so a new name renames both."""
         with self.lock:
-            self._put_group(resource_name, {**self.groups.items[resource_name], **fields})
+            group = {**self.groups.items[resource_name], **fields}
+            if "name" in fields and group.get("groupType") == "USER_CONTACT_GROUP":
+                group["formattedName"] = fields["name"]
+            self._put_group(resource_name, group)
 
     def photo_of(self, resource_name: str) -> bytes | None:
         with self.lock:
