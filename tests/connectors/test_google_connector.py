@@ -313,6 +313,36 @@ class TestWriting:
         with pytest.raises(PreconditionFailed):
             connector.update(written.remote_id, written.etag, local, written.raw)
 
+    def test_update_names_the_contact_source_and_its_etag(
+        self, google: Google, connector: GoogleConnector
+    ) -> None:
+        # updateContact: "The server returns a 400 error if person.metadata.sources is not
+        # specified for the contact to be updated", and compares person.metadata.sources.etag
+        # with the contact's (developers.google.com/people/api/rest/v1/people/updateContact).
+        google.emulator.log_bodies = True
+        written = connector.create(PEOPLE, ADA, "r4s")
+        source = google.emulator.person(written.remote_id)["metadata"]["sources"][0]
+        local = dataclasses.replace(ADA, touched=("job_title",))
+        connector.update(written.remote_id, written.etag, local, written.raw)
+        [call] = google.emulator.calls(":updateContact")
+        sent = orjson.loads(call.body)["metadata"]["sources"]
+        assert sent == [{"type": "CONTACT", "id": source["id"], "etag": source["etag"]}]
+
+    def test_update_without_the_person_as_read_checks_the_etag_it_was_given(
+        self, google: Google, connector: GoogleConnector
+    ) -> None:
+        # Without the person as last read, the source etag sent is the one read now: a
+        # change made there since the given etag must still be a precondition failure.
+        written = connector.create(PEOPLE, ADA, "r4n")
+        google.emulator.edit_person(written.remote_id, nicknames=[{"value": "Countess"}])
+        local = dataclasses.replace(ADA, touched=("job_title",))
+        with pytest.raises(PreconditionFailed):
+            connector.update(written.remote_id, written.etag, local, None)
+        assert not google.emulator.calls(":updateContact")
+        person = google.emulator.person(written.remote_id)
+        connector.update(written.remote_id, person["etag"], local, None)
+        assert google.emulator.person(written.remote_id)["organizations"][0]["title"] == "Analyst"
+
     def test_groups_write_memberships_and_keep_my_contacts(
         self, google: Google, connector: GoogleConnector
     ) -> None:

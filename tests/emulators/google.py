@@ -1305,11 +1305,21 @@ class GoogleEmulator:
         )
         fields = _mask(q.get("personFields"), PERSON_FIELDS, "personFields", required=False)
         etag = data.get("etag")
-        source_etags = [
-            s.get("etag")
-            for s in (data.get("metadata") or {}).get("sources") or ()
-            if s.get("etag")
+        sources = [
+            s for s in (data.get("metadata") or {}).get("sources") or () if isinstance(s, dict)
         ]
+        # developers.google.com/people/api/rest/v1/people/updateContact: "The server returns
+        # a 400 error if person.metadata.sources is not specified for the contact to be
+        # updated or if there is no contact source", and a 400 with reason
+        # "failedPrecondition" "if person.metadata.sources.etag is different than the
+        # contact's etag". (The live service also takes the person's own etag, which is
+        # checked below as well.)
+        if not any(s.get("type") == "CONTACT" for s in sources):
+            raise invalid(
+                "Request must set person.metadata.sources with the contact source that is "
+                "being updated."
+            )
+        source_etags = [s.get("etag") for s in sources if s.get("etag")]
         if not etag and not source_etags:
             raise invalid(
                 "Request must set person.etag or person.metadata.sources.etag for the source "

@@ -540,13 +540,27 @@ class GoogleConnector:
     ) -> WriteResult:
         _writable(remote_id)
         touched = contact.touched if contact.touched is not None else _ALL_TOUCHED
-        base: dict[str, Any] = orjson.loads(raw) if raw else self._get(remote_id)
+        base: dict[str, Any] | None = orjson.loads(raw) if raw else None
+        if base is None or not mapping.contact_sources(base):
+            # updateContact names the contact source and the etag it was read with
+            # (person.metadata.sources, required): the person read now stands for the
+            # version ``etag`` names only if it is still that version.
+            base = self._get(remote_id)
+            if base.get("etag") != etag:
+                raise PreconditionFailed(remote_id)
         patch = mapping.person_patch(contact.fields, touched, base)
         if "groups" in touched:
             patch["memberships"] = mapping.memberships(self._group_resource_names(contact), base)
         person = base
         if patch:
-            body = {"resourceName": remote_id, "etag": etag, **patch}
+            # Google's doc checks person.metadata.sources.etag; the service also takes the
+            # person's etag (GM §3.1): both, from the version the change was made over.
+            body = {
+                "resourceName": remote_id,
+                "etag": etag,
+                "metadata": {"sources": mapping.contact_sources(base)},
+                **patch,
+            }
             try:
                 person = self._client.call(
                     "PATCH",

@@ -177,6 +177,16 @@ def rolodex_id_of(person: Mapping[str, Any]) -> str | None:
     return None
 
 
+def contact_sources(person: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The person's contact sources as updateContact wants them named
+    (``person.metadata.sources``: type, id and the etag they were read with)."""
+    out = []
+    for source in (person.get("metadata") or {}).get("sources") or ():
+        if isinstance(source, dict) and source.get("type") == "CONTACT":
+            out.append({k: source[k] for k in ("type", "id", "etag") if k in source})
+    return out
+
+
 def group_names_of(person: Mapping[str, Any]) -> list[str]:
     """The contact group resource names the person belongs to."""
     names = []
