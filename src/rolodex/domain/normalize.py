@@ -6,6 +6,7 @@ Writes index these terms; queries look them up. Both sides go through the same f
 
 from __future__ import annotations
 
+import functools
 import re
 
 import phonenumbers
@@ -34,19 +35,74 @@ def phone_terms(number: str) -> set[str]:
     if not digits:
         return set()
     terms = {digits}
-    candidate = number.strip()
-    if not candidate.startswith("+"):
-        # A bare "14158889990" is most likely international without its "+".
-        candidate = "+" + digits
-    try:
-        parsed = phonenumbers.parse(candidate, None)
-    except phonenumbers.NumberParseException:
-        return terms
-    if phonenumbers.is_valid_number(parsed):
+    parsed = _international(number, digits)
+    if parsed is not None:
         national = str(parsed.national_number)
         terms.add(national)
         terms.add(f"{parsed.country_code}{national}")
     return terms
+
+
+# What a number written with digits and punctuation only may hold besides its digits.
+_PLAIN_NUMBER = re.compile(r"\+?[\d\s\-.()/]+")
+
+
+def _international(number: str, digits: str) -> phonenumbers.PhoneNumber | None:
+    """The valid international number ``number`` is, if any.
+
+    A bare "14158889990" is most likely international without its "+". Most stored numbers
+    are plain ("+1 415 888 9990", as Google's and Graph's apps write them), and for those
+    phonenumbers' parse, which costs as much as a first sync's whole mapping of a contact,
+    is left out: the country code is the one prefix of the digits that is a calling code
+    (calling codes are prefix-free), and the rest is the national number, as parse makes
+    it unless the rest starts with a national prefix ("+44 (0)20 ...": parse strips it).
+    Numbers with more than digits and punctuation (an extension, letters) are parsed.
+    """
+    if digits[0] != "0" and _PLAIN_NUMBER.fullmatch(number.strip()):
+        for length in (1, 2, 3):
+            code = int(digits[:length])
+            if code in phonenumbers.COUNTRY_CODE_TO_REGION_CODE:
+                split = _split(code, digits[length:])
+                if split is not None:
+                    return split if phonenumbers.is_valid_number(split) else None
+                break
+    candidate = number.strip()
+    if not candidate.startswith("+"):
+        candidate = "+" + digits
+    try:
+        parsed = phonenumbers.parse(candidate, None)
+    except phonenumbers.NumberParseException:
+        return None
+    return parsed if phonenumbers.is_valid_number(parsed) else None
+
+
+def _split(code: int, rest: str) -> phonenumbers.PhoneNumber | None:
+    """The number ``+{code}{rest}`` as phonenumbers' parse makes it, or None where parse
+    may make it otherwise (``rest`` empty, or starting with what the country's metadata
+    strips as a national prefix)."""
+    region = phonenumbers.region_code_for_country_code(code)
+    if region == phonenumbers.REGION_CODE_FOR_NON_GEO_ENTITY:
+        metadata = phonenumbers.PhoneMetadata.metadata_for_nongeo_region(code)
+    else:
+        metadata = phonenumbers.PhoneMetadata.metadata_for_region(region)
+    if not rest or metadata is None:
+        return None
+    prefix = metadata.national_prefix_for_parsing
+    if prefix is not None and _prefix_pattern(prefix).match(rest):
+        return None
+    split = phonenumbers.PhoneNumber(country_code=code, national_number=int(rest))
+    zeros = len(rest) - len(rest.lstrip("0"))
+    if zeros and len(rest) > 1:
+        # As parse keeps them (Italian numbers start with a zero).
+        split.italian_leading_zero = True
+        if zeros > 1:
+            split.number_of_leading_zeros = min(zeros, len(rest) - 1)
+    return split
+
+
+@functools.cache
+def _prefix_pattern(prefix: str) -> re.Pattern[str]:
+    return re.compile(prefix)
 
 
 def text_term(value: str) -> str:
