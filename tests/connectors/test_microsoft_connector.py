@@ -167,6 +167,42 @@ def test_snapshot_streams_every_page_and_ends_with_the_delta_link(
     assert all("$top" not in r.query for r in pages)
 
 
+def test_the_default_folder_is_synced_through_its_documented_delta(
+    graph: GraphEmulator, connector: MicrosoftConnector
+) -> None:
+    # DOC contact-delta: GET /me/contactFolders/{id}/contacts/delta is the documented
+    # request; /me/contacts/delta is not. The default folder's id is the parentFolderId of
+    # what /me/contacts and /me/contactFolders list (DOC user-list-contacts,
+    # user-list-contactfolders: both are of the default folder).
+    a = graph.add_contact({"givenName": "A"})
+    snap = connector.snapshot(DEFAULT)
+    assert [i.remote_id for i in drain(snap)] == [a]
+    assert snap.cursor is not None and "$deltatoken=" in snap.cursor
+    listed = connector.changes(DEFAULT, None)
+    assert set(listed.changed) == {a} and listed.complete
+    delta = graph.graph_requests("GET", "/delta")
+    assert delta and all(
+        r.path.startswith(f"/v1.0/me/contactFolders/{quote(graph.default_folder.id, safe='')}/")
+        or r.path.startswith(f"/v1.0/me/contactFolders/{graph.default_folder.id}/")
+        for r in delta
+    )
+
+
+def test_an_empty_default_folder_without_folders_syncs_as_empty(
+    graph: GraphEmulator, connector: MicrosoftConnector
+) -> None:
+    # Nothing names the default folder's id yet: it holds nothing, which is what a sync
+    # of it says (and no cursor, so the next sync looks again).
+    snap = connector.snapshot(DEFAULT)
+    assert drain(snap) == [] and snap.cursor is None and snap.complete
+    listed = connector.changes(DEFAULT, None)
+    assert listed.changed == {} and listed.complete and listed.cursor is None
+    assert all(r.status < 400 for r in graph.graph_requests())
+    b = graph.add_contact({"givenName": "B"})
+    snap = connector.snapshot(DEFAULT)
+    assert [i.remote_id for i in drain(snap)] == [b] and snap.cursor is not None
+
+
 def test_incremental_changes_name_edits_additions_and_removals(
     graph: GraphEmulator, connector: MicrosoftConnector
 ) -> None:

@@ -783,7 +783,12 @@ class GraphEmulator:
         if rest[:1] == ["contacts"]:
             # GM §3.2: /me/contacts is hard-scoped to the default folder for lists and
             # creates, but /me/contacts/{id} searches the whole mailbox.
-            if len(rest) == 1 or rest[1] == "delta":
+            if rest[1:] == ["delta"]:
+                # DOC contact-delta ("HTTP request"): only GET /me/contactFolders/{id}/
+                # contacts/delta is documented; /me/contacts/delta is not (Microsoft Q&A
+                # 1634378: "this endpoint is not yet documented"), so it is not served.
+                raise _bad_segment("delta")
+            if len(rest) == 1:
                 return self._contacts_in(
                     request, method, self.default_folder.id, rest[1:], query, body
                 )

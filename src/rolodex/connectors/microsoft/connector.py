@@ -88,6 +88,7 @@ class MicrosoftConnector:
         self._client = client
         self._page_size = page_size
         self._folders: dict[str, Folder] | None = None
+        self._default_id: str | None = None  # the default folder's Graph id, once known
         self._pool = parsing.Pool()
         # Folder -> Rolodex ids of creates whose outcome is unknown (their reply was lost).
         self._uncertain: dict[str, set[str]] = {}
@@ -124,6 +125,8 @@ class MicrosoftConnector:
             (item, DEFAULT_NAME)
             for item in self._client.pages("/me/contactFolders", {"$top": "100"})
         ]
+        for item, _path in level[:1]:
+            self._learn_default(item)
         with ThreadPoolExecutor(FETCH_WORKERS, thread_name_prefix="graph-folders") as pool:
             while level:
                 found: list[Folder] = []
@@ -192,6 +195,37 @@ class MicrosoftConnector:
         if folder is None:
             raise RemoteNotFound(collection)
         return folder
+
+    def _learn_default(self, entry: dict[str, Any]) -> None:
+        """What ``/me/contacts`` and ``/me/contactFolders`` list is in the default folder
+        (DOC user-list-contacts, user-list-contactfolders): its parentFolderId is that
+        folder's id."""
+        parent = entry.get("parentFolderId")
+        if self._default_id is None and isinstance(parent, str) and parent:
+            self._default_id = parent
+
+    def _default_folder_id(self) -> str | None:
+        """The default folder's Graph id, which its delta query needs: the documented
+        request is ``/me/contactFolders/{id}/contacts/delta`` (DOC contact-delta), and
+        ``/me/contacts/delta`` is not documented (Microsoft Q&A 1634378). None while the
+        folder holds neither contacts nor folders, so that nothing names it."""
+        for path in ("/me/contacts", "/me/contactFolders"):
+            if self._default_id is not None:
+                break
+            page = self._client.get_json(path, params={"$top": "1", "$select": "parentFolderId"})
+            for entry in page.get("value") or []:
+                self._learn_default(entry)
+        return self._default_id
+
+    def _delta_start(self, collection: str) -> str | None:
+        """Where a delta round of ``collection`` from scratch starts; None for a default
+        folder that holds nothing (and has no id to name it by yet)."""
+        if collection != DEFAULT:
+            return f"/me/contactFolders/{_seg(collection)}/contacts/delta"
+        default_id = self._default_folder_id()
+        if default_id is None:
+            return None
+        return f"/me/contactFolders/{_seg(default_id)}/contacts/delta"
 
     @staticmethod
     def _contacts_path(collection: str) -> str:
@@ -280,8 +314,11 @@ class MicrosoftConnector:
 
     def _delta(self, collection: str, cursor: str | None) -> Iterator[tuple[bytes, dict[str, Any]]]:
         """The pages of one delta round (raw body, parsed body): from ``cursor`` (a
-        deltaLink), or from scratch."""
-        url = cursor or self._contacts_path(collection) + "/delta"
+        deltaLink), or from scratch; none for an empty default folder without an id yet
+        (the round is then complete, empty and without a deltaLink)."""
+        url = cursor or self._delta_start(collection)
+        if url is None:
+            return
         headers = {"Prefer": f"odata.maxpagesize={self._page_size}"}
         while True:
             response = self._client.request("GET", url, headers=headers, delta=True)
@@ -460,6 +497,8 @@ class MicrosoftConnector:
             self._uncertain.setdefault(folder.id, set()).add(uid)
             raise
         created = orjson.loads(response.content)
+        if folder.id == DEFAULT:
+            self._learn_default(created)
         remote_id = str(created["id"])
         etag = str(created.get("@odata.etag") or "")
         raw = response.content
