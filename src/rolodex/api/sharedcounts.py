@@ -132,7 +132,7 @@ class SharedCounts:
     """The thread that keeps ``counts`` in step with the other processes' (see above)."""
 
     def __init__(self, store: Store, counts: list[Counts], tick: float) -> None:
-        self.store = store
+        self.rounds = store.rate_count_rounds()
         self.counts = counts
         self.tick = tick
         self.process = f"{PROCESS_PREFIX}{uuid.uuid4().hex[:16]}"
@@ -154,6 +154,12 @@ class SharedCounts:
         self._thread.join(5)
 
     def _run(self) -> None:
+        try:
+            self._rounds()
+        finally:
+            self.rounds.close()
+
+    def _rounds(self) -> None:
         half = self.tick / 2
         while not self._stop.is_set():
             now = time.time()
@@ -171,7 +177,7 @@ class SharedCounts:
                 else:
                     self.learn()
             except Busy:
-                pass  # the database's write lock is taken: the next round adds it all
+                pass  # another process holds a row a while: the next round adds it all
             except Exception as error:
                 if not self._failing:
                     log.warning("rate-limit counts are not shared for now: %s", error)
@@ -195,15 +201,18 @@ class SharedCounts:
                     slot = (counts.window_end(window), counts.stored_key(key))
                     rows.append((*slot, int(n - entry[2])))
                     added.append((counts, entry, n, slot))
-        with self.store.brief_write() as tx:
-            sums = tx.rate_counts.add(rows) if rows else {}
-            # Alive, and done adding this round's counts: a round's sums are complete
-            # once every process alive says so (``learn``).
-            round_number = math.floor(now / self.tick)
-            tx.rate_counts.alive(self.process, math.floor(now) + _ALIVE_SECONDS, round_number)
-            if now - self._last_prune > _PRUNE_EVERY:
-                tx.rate_counts.prune(now - _KEEP_SECONDS)
-                self._last_prune = now
+        # Alive, and done adding this round's counts: a round's sums are complete once
+        # every process alive says so (``learn``).
+        prune = now - _KEEP_SECONDS if now - self._last_prune > _PRUNE_EVERY else None
+        sums = self.rounds.add(
+            rows,
+            self.process,
+            math.floor(now) + _ALIVE_SECONDS,
+            math.floor(now / self.tick),
+            prune_before=prune,
+        )
+        if prune is not None:
+            self._last_prune = now
         for counts, entry, n, slot in added:
             entry[2] = n
             allowance = counts.allowance(n, sums.get(slot, 0), self.processes)
@@ -219,21 +228,23 @@ class SharedCounts:
             for key, entry in list(counts.entries.items()):
                 if entry[0] == window:
                     slots[(counts.window_end(window), counts.stored_key(key))] = (counts, entry)
-        with self.store.read() as tx:
-            second = math.floor(now)
+        second = math.floor(now)
+        urgent = [counts for counts in self.counts if counts.urgent]
+        learned = self.rounds.learn(
             # Alive: said so this second or the one before (rows ending past any window).
-            alive = [second + _ALIVE_SECONDS - 1, second + _ALIVE_SECONDS]
-            rounds = tx.rate_counts.processes(alive)
-            sums = tx.rate_counts.sums(list(slots)) if slots else {}
-            reached = {
-                counts: tx.rate_counts.reached(
+            [second + _ALIVE_SECONDS - 1, second + _ALIVE_SECONDS],
+            list(slots),
+            [
+                (
                     counts.kind + ":",
                     counts.window_end(math.floor(now / counts.length)),
                     counts.limit,
                 )
-                for counts in self.counts
-                if counts.urgent
-            }
+                for counts in urgent
+            ],
+        )
+        rounds, sums = learned.rounds, learned.sums
+        reached = {counts: learned.reached[counts.kind + ":"] for counts in urgent}
         processes = self.processes = max(1, len(rounds))
         # Every process alive has added this round's counts: the sums are complete, and
         # each process may take its share of what they leave. Else (one is late: a busy

@@ -55,7 +55,7 @@ from rolodex.store.locks import lock_account
 from rolodex.store.notify import AccountVersions, libpq_dsn
 from rolodex.store.nowait import may_wait
 from rolodex.store.pictures import PictureRepository
-from rolodex.store.ratecounts import RateCountRepository
+from rolodex.store.ratecounts import RateCountRounds
 from rolodex.store.remotes import RemoteRepository
 from rolodex.store.signin import RedirectUriRepository, SignInRepository
 
@@ -76,7 +76,6 @@ class Tx:
         self.auth_codes = AuthCodeRepository(conn)
         self.redirect_uris = RedirectUriRepository(conn)
         self.sign_ins = SignInRepository(conn)
-        self.rate_counts = RateCountRepository(conn)
 
     def together(self) -> AbstractContextManager[None]:
         """From here to the commit, statements whose results nothing reads go out at
@@ -103,6 +102,11 @@ class Store:
             if self._versions is None:
                 self._versions = AccountVersions(libpq_dsn(self.url))
             return self._versions
+
+    def rate_count_rounds(self) -> RateCountRounds:
+        """The statements that share rate-limit counts with the other processes
+        (``rolodex.store.ratecounts``; PostgreSQL only), on a connection of their own."""
+        return RateCountRounds(self.engine)
 
     @property
     def is_sqlite(self) -> bool:
