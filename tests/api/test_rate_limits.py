@@ -13,8 +13,9 @@ import pytest
 from fastapi.testclient import TestClient
 
 from rolodex.api.app import create_app
+from rolodex.api.fastpath import hot_read
 from rolodex.api.observe import Observed
-from rolodex.api.ratelimit import RateLimits, endpoint
+from rolodex.api.ratelimit import HOT_ENDPOINTS, RateLimits, endpoint
 from tests.conftest import App
 
 
@@ -50,10 +51,29 @@ def assert_429(response: Any, limit: int) -> None:
 
 def test_endpoints_blank_ids() -> None:
     assert endpoint("GET", "/contacts") == "GET /contacts"
+    assert endpoint("GET", "/contacts/") == "GET /contacts"  # the list, and its concurrency
     assert endpoint("GET", "/contacts/abc123") == "GET /contacts/*"
     assert endpoint("PUT", "/contacts/abc/picture") == "PUT /contacts/*/picture"
     assert endpoint("GET", "/contacts/groups/") == "GET /contacts/groups"
     assert endpoint("POST", "/connect/token") == "POST /connect/token"
+
+
+@pytest.mark.parametrize("path", ["/contacts", "/contacts/", "/contacts/abc123", "/contacts/x/"])
+def test_hot_reads_are_counted_under_the_endpoint_their_path_names(path: str) -> None:
+    # rolodex.api.observe names a hot read's endpoint by its route, without the split.
+    matched = hot_read({"type": "http", "method": "GET", "path": path})
+    assert matched is not None
+    assert HOT_ENDPOINTS[matched[0]] == endpoint("GET", path)
+
+
+def test_requests_with_a_request_id_are_counted_alike(app: App) -> None:
+    # One scan of the headers finds both (rolodex.api.observe).
+    base = limited_app(app, rate_limit_account=2)
+    client, _ = client_for(app, base)
+    start_of_a_second()
+    for _ in range(2):
+        assert client.get("/account").status_code == 200
+    assert_429(client.get("/account", headers={"x-request-id": "abcdefgh12"}), 2)
 
 
 def test_per_account_per_endpoint(app: App) -> None:
@@ -115,7 +135,13 @@ def test_per_application_per_endpoint(app: App) -> None:
 
 @pytest.mark.parametrize(
     ("path", "limit"),
-    [("/contacts", 5), ("/delta/longpoll", 10), ("/delta/streaming", 10), ("/contacts/x", None)],
+    [
+        ("/contacts", 5),
+        ("/contacts/", 5),  # the list too (was counted as a contact's read: unlimited)
+        ("/delta/longpoll", 10),
+        ("/delta/streaming", 10),
+        ("/contacts/x", None),
+    ],
 )
 def test_concurrency_per_account(app: App, path: str, limit: int | None) -> None:
     settings = dataclasses.replace(app.settings, rate_limits=True, rate_limit_account=10_000)

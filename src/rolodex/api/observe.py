@@ -21,7 +21,7 @@ from anyio import to_thread
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 
 from rolodex.api.fastpath import ASGIApp, FastReads, Message, Receive, Scope, Send, hot_read
-from rolodex.api.ratelimit import RateLimits, refuse
+from rolodex.api.ratelimit import HOT_ENDPOINTS, RateLimits, refuse
 from rolodex.logs import REQUEST_ID
 from rolodex.metrics import HTTP
 from rolodex.store import Store
@@ -54,11 +54,16 @@ class Observed:
             return
         started = time.perf_counter()
         request_id = b""
+        authorization = b""  # the first one (the rate limits count under it)
+        seen_id = False
         for name, value in scope["headers"]:
-            if name == b"x-request-id":
+            if name == b"authorization":
+                if not authorization:
+                    authorization = value
+            elif name == b"x-request-id" and not seen_id:
+                seen_id = True
                 if _REQUEST_ID.fullmatch(value):
                     request_id = value
-                break
         if not request_id:
             self._requests += 1
             request_id = b"%s%x" % (self._id_prefix, self._requests)
@@ -76,17 +81,18 @@ class Observed:
         method: str = scope["method"]
         route = UNMATCHED
         slot = None
+        reads = self.fast
+        matched = hot_read(scope) if reads is not None else None
         try:
             if self.limits is not None:
-                admitted = self.limits.admit(scope, time.time())
+                known = None if matched is None else HOT_ENDPOINTS[matched[0]]
+                admitted = self.limits.admit(scope, time.time(), authorization, known)
                 if admitted is not None and len(admitted) == 3:
                     limit, allowed, reset = admitted
                     route = _route(scope)
                     await refuse(send_with_id, limit, allowed, reset)
                     return
                 slot = admitted
-            reads = self.fast
-            matched = hot_read(scope) if reads is not None else None
             if reads is not None and matched is not None:
                 route = matched[0]
                 status, headers, body = await reads.answer(scope, matched[1])
@@ -101,7 +107,7 @@ class Observed:
                 route = _route(scope)
         finally:
             if self.limits is not None:
-                self.limits.finish(scope, slot, status, time.time())
+                self.limits.finish(scope, slot, status)
             REQUEST_ID.reset(context)
             elapsed = time.perf_counter() - started
             HTTP.record(method, route, status, elapsed)

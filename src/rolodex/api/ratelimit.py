@@ -21,10 +21,11 @@ cost on a hot read is a header scan and a few dictionary updates.
 from __future__ import annotations
 
 import math
+import time
 
 import orjson
 
-from rolodex.api.fastpath import Scope, Send
+from rolodex.api.fastpath import CONTACT_ROUTE, LIST_ROUTE, Scope, Send
 from rolodex.api.sharedcounts import Counts, SharedCounts
 from rolodex.config import Settings
 from rolodex.metrics import RATE_LIMITED
@@ -63,9 +64,18 @@ def endpoint(method: str, path: str) -> str:
     """The endpoint a request is counted under: its method and path with ids blanked."""
     if path == "/contacts":
         return method + " /contacts"
-    if path.startswith("/contacts/") and path.count("/") == 2 and path != "/contacts/groups":
+    if (
+        path.startswith("/contacts/")
+        and path.count("/") == 2
+        and path not in ("/contacts/", "/contacts/groups")  # the list, the groups
+    ):
         return method + " /contacts/*"  # the other hot read, without the general split
     return method + " " + "/".join(s if s in _STATIC else "*" for s in path.rstrip("/").split("/"))
+
+
+# The endpoints of the hot reads by their route (``fastpath.hot_read``), as ``endpoint``
+# names them: the caller that has matched the route already need not split the path again.
+HOT_ENDPOINTS = {LIST_ROUTE: "GET /contacts", CONTACT_ROUTE: "GET /contacts/*"}
 
 
 # What a request admitted under a concurrency limit holds until it ends.
@@ -99,9 +109,14 @@ class RateLimits:
             counts = [self.account, self.application, self.connect, self.auth_failures]
             self.shared = SharedCounts(store, counts, tick)
 
-    def admit(self, scope: Scope, now: float) -> tuple[str, int, float] | Slot | None:
+    def admit(
+        self, scope: Scope, now: float, authorization: bytes, name: str | None = None
+    ) -> tuple[str, int, float] | Slot | None:
         """A refusal (which limit, its value, seconds until it resets), or the slot the
-        request holds (give it back with ``finish``), or None."""
+        request holds (give it back with ``finish``), or None. ``authorization`` is the
+        request's first Authorization header (empty without one), and ``name`` its
+        ``endpoint`` if the caller knows it (``HOT_ENDPOINTS``): ``rolodex.api.observe``
+        scans the headers once for everything it needs."""
         path: str = scope["path"]
         client = scope.get("client")
         address = client[0] if client else ""
@@ -110,12 +125,8 @@ class RateLimits:
             wait = self.auth_failures.reached(address, now)
             if wait is not None:
                 return "auth_failures", self.auth_failures.limit, wait
-        name = endpoint(scope["method"], path)
-        authorization = b""
-        for header, value in scope["headers"]:
-            if header == b"authorization":
-                authorization = value
-                break
+        if name is None:
+            name = endpoint(scope["method"], path)
         if path.startswith(_APPLICATION_ROUTES):
             # Credentials and codes are tried at /connect/* and with POSTs to /oauth/*:
             # those are held to a few a minute per address. The hosted sign-in's pages
@@ -144,7 +155,7 @@ class RateLimits:
         self._in_flight[key] = running + 1
         return key
 
-    def finish(self, scope: Scope, slot: Slot | None, status: int, now: float) -> None:
+    def finish(self, scope: Scope, slot: Slot | None, status: int) -> None:
         if slot is not None:
             left = self._in_flight[slot] - 1
             if left:
@@ -153,7 +164,7 @@ class RateLimits:
                 del self._in_flight[slot]
         if status == 401:
             client = scope.get("client")
-            self.auth_failures.note(client[0] if client else "", now)
+            self.auth_failures.note(client[0] if client else "", time.time())
             if self.shared is not None:
                 self.shared.urgent()  # the other processes learn of it at once
 
