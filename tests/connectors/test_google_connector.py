@@ -371,6 +371,23 @@ class TestWriting:
         connector.update(written.remote_id, result.etag, without, result.raw)
         assert google.emulator.photo_of(written.remote_id) is None
 
+    @pytest.mark.parametrize("kind", ["GIF", "WEBP"])
+    def test_a_gif_or_webp_picture_is_written_as_png(
+        self, google: Google, connector: GoogleConnector, kind: str
+    ) -> None:
+        # UpdateContactPhotoRequest: "All requests must have a valid photo format: JPEG or
+        # PNG" (developers.google.com/people/api/rest/v1/people/updateContactPhoto).
+        import io
+
+        from PIL import Image
+
+        out = io.BytesIO()
+        Image.new("RGBA", (8, 8), (10, 200, 10, 255)).save(out, format=kind)
+        picture = dataclasses.replace(ADA, picture=out.getvalue(), picture_type=f"image/{kind}")
+        written = connector.create(PEOPLE, picture, f"r6{kind}")
+        stored = google.emulator.photo_of(written.remote_id)
+        assert stored is not None and stored.startswith(b"\x89PNG\r\n\x1a\n")
+
     def test_delete_and_delete_again(self, google: Google, connector: GoogleConnector) -> None:
         written = connector.create(PEOPLE, ADA, "r7")
         connector.delete(written.remote_id, written.etag)

@@ -35,6 +35,7 @@ from rolodex.domain.contact import (
 from tests.emulators.microsoft import GraphEmulator
 
 JPEG = b"\xff\xd8\xff\xe0" + b"0" * 64
+JPEG2 = b"\xff\xd8\xff\xe1" + b"2" * 64
 PNG = b"\x89PNG\r\n\x1a\n" + b"1" * 64
 
 
@@ -431,10 +432,10 @@ def test_pictures_are_written_with_put_and_read_from_photo_value(
     updated = connector.update(
         result.remote_id,
         item.etag,
-        LocalContact(item.fields, picture=PNG, picture_type="image/png", touched=("picture",)),
+        LocalContact(item.fields, picture=JPEG2, picture_type="image/jpeg", touched=("picture",)),
         item.raw,
     )
-    assert graph.contacts[result.remote_id].photo == PNG
+    assert graph.contacts[result.remote_id].photo == JPEG2
     assert updated.etag == graph.contact(result.remote_id)["@odata.etag"]
     assert not graph.graph_requests("PATCH")
 
@@ -450,6 +451,37 @@ def test_a_picture_delete_is_refused_before_anything_is_sent(
         connector.update(cid, item.etag, LocalContact(item.fields, touched=("picture",)), item.raw)
     assert len(graph.requests) == before
     assert graph.contacts[cid].photo == JPEG
+
+
+@pytest.mark.parametrize("kind", ["PNG", "GIF", "WEBP"])
+def test_pictures_in_other_formats_are_written_as_jpeg(
+    graph: GraphEmulator, connector: MicrosoftConnector, kind: str
+) -> None:
+    # DOC profilephoto-update, "Request headers": "Content-Type image/jpeg. Required."
+    picture = _image(kind)
+    connector.collections()
+    result = connector.create(
+        DEFAULT,
+        LocalContact(
+            ContactFields(given_name="A"), picture=picture, picture_type=f"image/{kind.lower()}"
+        ),
+        "u",
+    )
+    [put] = graph.graph_requests("PUT", "/photo/$value")
+    assert put.headers.get("content-type") == "image/jpeg"
+    stored = graph.contacts[result.remote_id]
+    assert stored.photo is not None and stored.photo.startswith(b"\xff\xd8")
+    assert stored.photo_type == "image/jpeg"
+
+
+def _image(kind: str) -> bytes:
+    import io
+
+    from PIL import Image
+
+    out = io.BytesIO()
+    Image.new("RGBA", (8, 8), (200, 10, 10, 128)).save(out, format=kind)
+    return out.getvalue()
 
 
 def test_the_emulator_refuses_photo_deletes_as_graph_does(

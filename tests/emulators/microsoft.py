@@ -1026,10 +1026,12 @@ class GraphEmulator:
                 return Response(contact.photo, media_type=contact.photo_type or "image/jpeg")
             if method in ("PUT", "PATCH"):
                 ctype = request.headers.get("content-type", "")
-                if not ctype.startswith("image/"):
-                    raise GraphError(
-                        400, "ErrorInvalidRequest", "Content-Type must be an image type."
-                    )
+                # DOC profilephoto-update, "Request headers": "Content-Type image/jpeg.
+                # Required." (the only type it names), with the JPEG in the body.
+                if ctype.split(";")[0].strip().lower() != "image/jpeg":
+                    raise GraphError(400, "ErrorInvalidRequest", "Content-Type must be image/jpeg.")
+                if photo and not photo.startswith(b"\xff\xd8"):
+                    raise GraphError(400, "ErrorInvalidRequest", "The photo is not a JPEG.")
                 if not photo:
                     raise GraphError(400, "ErrorInvalidRequest", "Empty photo.")
                 if len(photo) > MAX_PHOTO:

@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
+from rolodex.connectors import pictures
 from rolodex.connectors.base import (
     Capabilities,
     ChangeSet,
@@ -62,6 +63,7 @@ _OTHER_PREFIX = "o1:"
 MY_CONTACTS = "contactGroups/myContacts"
 WRITABLE_SYSTEM_GROUPS = ("contactGroups/starred",)
 PAGE_SIZE = 1000
+GOOGLE_PHOTO_TYPES = frozenset({pictures.JPEG, pictures.PNG})
 BATCH_GET = 200  # people:batchGet's limit (providers.md §2a)
 _CURSOR_PREFIX = "g1:"
 _ALL_TOUCHED = (*WRITABLE_FIELDS, "groups", "picture")
@@ -518,7 +520,7 @@ class GoogleConnector:
             body=body,
         )
         if contact.picture:
-            person = self._set_photo(person["resourceName"], contact.picture)
+            person = self._set_photo(person["resourceName"], contact)
         return WriteResult(person["resourceName"], person["etag"], orjson.dumps(person))
 
     def _find_own(self, uid: str) -> dict[str, Any] | None:
@@ -577,7 +579,7 @@ class GoogleConnector:
                 raise RemoteNotFound(remote_id) from None
         if "picture" in touched:
             if contact.picture:
-                person = self._set_photo(remote_id, contact.picture)
+                person = self._set_photo(remote_id, contact)
             elif mapping.photo_url_of(base) is not None:
                 answer = self._client.call(
                     "DELETE",
@@ -587,9 +589,15 @@ class GoogleConnector:
                 person = answer.get("person") or self._get(remote_id)
         return WriteResult(remote_id, str(person.get("etag") or etag), orjson.dumps(person))
 
-    def _set_photo(self, remote_id: str, picture: bytes) -> dict[str, Any]:
+    def _set_photo(self, remote_id: str, contact: LocalContact) -> dict[str, Any]:
         import base64
 
+        assert contact.picture is not None
+        # UpdateContactPhotoRequest: "All requests must have a valid photo format: JPEG or
+        # PNG"; a GIF or WebP picture goes as a PNG.
+        picture, _type = pictures.in_format(
+            contact.picture, contact.picture_type, GOOGLE_PHOTO_TYPES, pictures.PNG
+        )
         answer = self._client.call(
             "PATCH",
             f"{remote_id}:updateContactPhoto",

@@ -37,6 +37,7 @@ from urllib.parse import quote
 
 import orjson
 
+from rolodex.connectors import pictures as picture_formats
 from rolodex.connectors.base import (
     Capabilities,
     ChangeSet,
@@ -552,14 +553,22 @@ class MicrosoftConnector:
 
     def _put_photo(self, remote_id: str, contact: LocalContact) -> tuple[str, bytes]:
         assert contact.picture is not None
-        if len(contact.picture) >= PHOTO_LIMIT:
+        # DOC profilephoto-update, "Request headers": "Content-Type image/jpeg. Required.":
+        # a PNG, GIF or WebP picture goes as a JPEG.
+        picture, content_type = picture_formats.in_format(
+            contact.picture,
+            contact.picture_type,
+            frozenset({picture_formats.JPEG}),
+            picture_formats.JPEG,
+        )
+        if len(picture) >= PHOTO_LIMIT:
             raise PermanentError("Graph takes contact photos under 4 MB")
         url = f"/me/contacts/{_seg(remote_id)}"
         self._client.request(
             "PUT",
             url + "/photo/$value",
-            content=contact.picture,
-            headers={"Content-Type": contact.picture_type or "image/jpeg"},
+            content=picture,
+            headers={"Content-Type": content_type},
         )
         # The photo changes the item's changeKey: read the etag it has now.
         response = self._client.request("GET", url)
