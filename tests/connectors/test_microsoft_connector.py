@@ -651,6 +651,49 @@ def test_a_revoked_grant_is_invalid_credentials(
         connector.verify()
 
 
+def test_a_busy_token_endpoint_is_transient_and_a_consent_gone_is_invalid_credentials(
+    graph: GraphEmulator, connector: MicrosoftConnector
+) -> None:
+    # Identity platform, "Error codes for token endpoint errors": temporarily_unavailable
+    # "The server is temporarily too busy to handle the request. Retry the request"; and
+    # consent_required: the user must consent (again), which only a new sign-in does.
+    graph.token_faults.append(
+        (400, "temporarily_unavailable", 50196, "AADSTS50196: The server is busy.")
+    )
+    with pytest.raises(TransientError, match="temporarily_unavailable"):
+        connector.verify()
+    connector.verify()  # the next try gets its token
+    graph.token_faults.append(
+        (400, "consent_required", 65001, "AADSTS65001: The user has not consented.")
+    )
+    with pytest.raises(InvalidCredentials, match="AADSTS65001"):
+        connector.verify()
+
+
+def test_a_busy_token_endpoint_at_sign_in_is_unreachable_not_refused(
+    graph: GraphEmulator,
+) -> None:
+    from rolodex.connectors import oauth
+    from rolodex.domain.errors import BadCredentials, ProviderUnreachable
+
+    graph.token_faults.append(
+        (400, "temporarily_unavailable", 50196, "AADSTS50196: The server is busy.")
+    )
+    args = {
+        "title": "Microsoft",
+        "client_id": graph.client_id,
+        "client_secret": graph.client_secret,
+        "code": "c",
+        "redirect_uri": "http://localhost/cb",
+        "code_verifier": "v" * 43,
+    }
+    token_url = f"{graph.login_url}/common/oauth2/v2.0/token"
+    with pytest.raises(ProviderUnreachable, match="temporarily_unavailable"):
+        oauth.exchange_code(token_url, **args)
+    with pytest.raises(BadCredentials):  # an unknown code: refused
+        oauth.exchange_code(token_url, **args)
+
+
 def test_a_wrong_client_secret_is_invalid_credentials(
     graph: GraphEmulator, rotations: Rotations
 ) -> None:

@@ -249,6 +249,10 @@ class GraphEmulator:
         self.refresh_token = self.issue_refresh_token()
         self.consent = ConsentScreen()  # hosted sign-in (tests.emulators.consent)
         self.token_requests = 0
+        # Answers for the next token requests, in order: (status, error, AADSTS code,
+        # description), e.g. the "temporarily_unavailable" of the identity platform's
+        # "Error codes for token endpoint errors" (v2-oauth2-auth-code-flow).
+        self.token_faults: list[tuple[int, str, int, str]] = []
         self.port = 0
         self._server: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None
@@ -613,6 +617,8 @@ class GraphEmulator:
 
         with self.lock:
             self.token_requests += 1
+            if self.token_faults:
+                return _oauth_error(*self.token_faults.pop(0))
             if one("client_id") != self.client_id:
                 return _oauth_error(
                     400,

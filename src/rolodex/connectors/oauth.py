@@ -13,6 +13,10 @@ from authlib.integrations.httpx_client import OAuth2Client, OAuthError
 from rolodex.domain.errors import BadCredentials, ProviderUnreachable
 
 TIMEOUT = httpx.Timeout(30.0, connect=10.0)
+# "Try again later" from a token endpoint, not a refusal (RFC 6749 §5.2 has server_error on
+# the authorization endpoint; Microsoft's token endpoint documents temporarily_unavailable,
+# "Retry the request").
+_BUSY = frozenset({"temporarily_unavailable", "server_error"})
 
 
 def consent_url(
@@ -67,6 +71,10 @@ def exchange_code(
             )
     except OAuthError as error:
         description = (error.description or "").split("\r\n", 1)[0]
+        if error.error in _BUSY:
+            raise ProviderUnreachable(
+                f"{title}'s token endpoint is busy ({error.error}: {description}); try again"
+            ) from None
         raise BadCredentials(
             f"{title} did not accept the sign-in ({error.error}: {description})"
         ) from None

@@ -56,7 +56,16 @@ MAX_IN_FLIGHT = 4
 # the doc says syncStateNotFound, the wire SyncStateNotFound; corso also resets on these).
 RESET_CODES = frozenset({"syncstatenotfound", "resyncrequired", "syncstateinvalid"})
 # AADSTS codes of a grant that is gone for good: reconnecting is the only way back.
-_DEAD_GRANT = ("invalid_grant", "interaction_required", "invalid_client", "unauthorized_client")
+_DEAD_GRANT = (
+    "invalid_grant",
+    "interaction_required",
+    "consent_required",
+    "invalid_client",
+    "unauthorized_client",
+)
+# The token endpoint's "retry later" (identity platform, "Error codes for token endpoint
+# errors": temporarily_unavailable, "Retry the request"; RFC 6749's server_error).
+_BUSY = ("temporarily_unavailable", "server_error")
 
 
 @functools.cache
@@ -141,6 +150,10 @@ class GraphClient:
                 raise InvalidCredentials(
                     f"Microsoft refused the refresh token ({error.error}: {description}); "
                     "reconnect the account"
+                ) from None
+            if error.error in _BUSY:
+                raise TransientError(
+                    f"token refresh failed for now ({error.error}: {description})"
                 ) from None
             raise PermanentError(f"token refresh failed ({error.error}: {description})") from None
         except httpx.HTTPStatusError as error:
