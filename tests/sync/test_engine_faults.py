@@ -53,6 +53,10 @@ class Rig:
             rows = tx.contacts.page(self.account.id, ContactFilter(), 1000, 0)
             return {r.id: contact_from_document(orjson.loads(r.doc)).fields for r in rows}
 
+    def count(self) -> int:
+        with self.store.read() as tx:
+            return tx.contacts.count(self.account.id, ContactFilter())
+
     def outbox_size(self) -> int:
         with self.store.read() as tx:
             return tx.outbox.count(self.account.id)
@@ -131,6 +135,18 @@ def test_a_first_sync_cut_short_is_completed_by_the_next_snapshot(rig: Rig) -> N
     rig.sync()  # and from its cursor on, incremental
     assert "changed" in {f.given_name for f in rig.local().values()}
     assert rig.remote.calls.count("snapshot") == 2
+
+
+def test_a_long_first_sync_is_applied_in_batches_that_grow(rig: Rig) -> None:
+    # Batches of BATCH, then 2 * BATCH, ... (rolodex.sync.engine.MAX_BATCH): a stream cut
+    # before its second batch is whole keeps only the first (each batch commits whole).
+    for i in range(2 * BATCH + 1):
+        rig.remote.remote_create(ContactFields(given_name=f"n{i}"))
+    rig.remote.plan.fail("snapshot", "after")
+    rig.sync()
+    assert rig.count() == BATCH
+    rig.sync()
+    assert rig.count() == 2 * BATCH + 1
 
 
 def test_merge_keeps_every_waiting_local_change(rig: Rig) -> None:
