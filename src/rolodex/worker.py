@@ -44,6 +44,7 @@ class Worker:
             if self._thread.is_alive():
                 log.warning("a sync did not stop within %g s; its lease is given back", timeout)
                 self.runner.abandon()
+        self.runner.close()
 
     def run_until_signalled(self, timeout: float = 10.0) -> None:
         """``rolodex worker``: run until SIGTERM or SIGINT (Ctrl-C), then ``stop``."""

@@ -4,7 +4,7 @@ is killed with SIGKILL in the middle of a sync. Every account ends up synced, co
 without duplicates, and no account was ever synced by two processes at once.
 
 Each process runs the real worker (``rolodex.worker.Worker``, the runner, its leases and
-the CardDAV connector); only the connector factory is wrapped, to append "start"/"end" of
+the CardDAV connector); only the engine's sync is wrapped, to append "start"/"end" of
 every sync to a shared log (one ``O_APPEND`` line per event), from which the overlaps are
 checked. A sync left unfinished counts as running until its process was killed.
 """
@@ -40,6 +40,7 @@ from rolodex.cli.sync import make_runner
 from rolodex.config import Settings
 from rolodex.connectors import registry
 from rolodex.store import Store
+from rolodex.sync import engine
 from rolodex.worker import Worker
 
 url, log_path, role, slow = sys.argv[1], sys.argv[2], sys.argv[3], float(sys.argv[4])
@@ -55,34 +56,33 @@ def log(event, account):
     os.close(fd)
 
 
-class Logged:
-    def __init__(self, account, inner):
-        self.account, self.inner = account, inner
-        log("start", account)
+class Slow:
+    def __init__(self, inner):
+        self.inner = inner
 
     def snapshot(self, collection):
         time.sleep(slow)  # long enough to be caught in the middle
         return self.inner.snapshot(collection)
 
-    def close(self):
-        self.inner.close()
-        log("end", self.account)
-
     def __getattr__(self, name):
         return getattr(self.inner, name)
 
 
-plain = runner.run
+plain = engine.SyncEngine.sync
 
 
-def run(account_id, *args, **kwargs):
-    runner.current = account_id
-    return plain(account_id, *args, **kwargs)
+def logged(self, account, *args, **kwargs):
+    # Under the lease: the sync itself (the runner keeps connectors between syncs).
+    log("start", account.id)
+    try:
+        return plain(self, account, *args, **kwargs)
+    finally:
+        log("end", account.id)
 
 
-runner.run = run
-runner.open_connector = lambda provider, settings, changed: Logged(
-    runner.current, registry.open_connector(provider, settings, changed)
+engine.SyncEngine.sync = logged
+runner.open_connector = lambda provider, settings, changed: Slow(
+    registry.open_connector(provider, settings, changed)
 )
 if role.startswith("worker"):
     print("ready", flush=True)

@@ -248,5 +248,10 @@ def test_credentials_handed_back_mid_sync_are_stored_sealed_at_once(rig: Rig) ->
     with rig.store.read() as tx:
         sealed = tx.accounts.connection(account_id)
     assert sealed is not None and b"rotated" not in sealed
-    assert runner.run(account_id) is not None  # the next sync starts from the new ones
+    # The next sync of this process goes on with the connector that holds the new ones;
+    # another process (or this one restarted) starts from the new ones.
+    assert runner.run(account_id) is not None
+    assert len(seen) == 1
+    restarted = SyncRunner(rig.svc.accounts, Mirror(rig.store), open_rotating, 60)
+    assert restarted.run(account_id) is not None
     assert seen[-1]["password"] == "rotated"

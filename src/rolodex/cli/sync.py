@@ -96,6 +96,8 @@ def sync(
         except NoSuchAccount:
             console.print(f"[red]error:[/red] no account {account_id}")
             raise typer.Exit(1) from None
+        finally:
+            runner.close()
     if report is None:
         console.print("another process is syncing this account right now (--no-wait)")
         raise typer.Exit(EXIT_BUSY)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from rolodex.domain.providers import ProviderSpec
 
@@ -87,6 +87,7 @@ __all__ = [
     "CredentialsChanged",
     "CursorExpired",
     "InvalidCredentials",
+    "KeptOpen",
     "LocalContact",
     "LocalGroup",
     "PermanentError",
@@ -188,6 +189,17 @@ class Connector(Protocol):
         group already gone is not an error."""
 
     def close(self) -> None: ...
+
+
+@runtime_checkable
+class KeptOpen(Protocol):
+    """A connector that holds more than its connections between two syncs (a long-lived
+    worker keeps an account's connector open for its next sync:
+    ``rolodex.sync.connections``)."""
+
+    def idle(self) -> None:
+        """The sync is over and the next one comes later: let go of what only a sync
+        needs (worker processes), and keep the connections."""
 
 
 class PictureReader(Protocol):

@@ -39,6 +39,16 @@ log = logging.getLogger(__name__)
 
 ENV = "ROLODEX_ALLOWED_PROVIDER_HOSTS"
 
+# How long a provider connection is kept open unused: longer than the poll interval, so
+# that the next sync of an account, whose connector a long-lived worker keeps
+# (``rolodex.sync.connections``), goes out on the same connection instead of a new TCP and
+# TLS handshake (httpx's default is 5 seconds). A server that closed it meanwhile is seen
+# before it is used, and a new one made.
+KEEPALIVE_SECONDS = 120.0
+LIMITS = httpx.Limits(
+    max_connections=100, max_keepalive_connections=20, keepalive_expiry=KEEPALIVE_SECONDS
+)
+
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -192,7 +202,7 @@ class GuardedBackend(httpcore.SyncBackend):
 
 def guarded_transport(verify: ssl.SSLContext | bool = True) -> httpx.HTTPTransport:
     """An httpx transport whose connections go through GuardedBackend."""
-    transport = httpx.HTTPTransport(verify=verify)
+    transport = httpx.HTTPTransport(verify=verify, limits=LIMITS)
     # httpx builds its connection pool without a way to pass a network backend.
     transport._pool._network_backend = GuardedBackend()
     return transport

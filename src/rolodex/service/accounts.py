@@ -138,14 +138,17 @@ class AccountService:
             return NewAccount(account, token)
         return self.create(email_address, name=name, provider=provider, connection=connection)
 
-    def update_connection(self, account_id: str, connection: dict[str, str]) -> None:
+    def update_connection(self, account_id: str, connection: dict[str, str]) -> bytes:
         """Store credentials the provider handed out mid-sync (a refreshed access token, a
-        rotated refresh token) at once, encrypted: a restart never goes back to old ones."""
+        rotated refresh token) at once, encrypted: a restart never goes back to old ones.
+        Returns what was stored (``sealed_connection`` reads it back while nobody else
+        changes them)."""
         if self.credentials is None:
             raise InvalidAccount("no secret key configured to seal provider credentials")
         sealed = self.credentials.seal(connection)
         with self.store.write() as tx:
             tx.accounts.set_sync_status(account_id, connection=sealed)
+        return sealed
 
     def current_connection(self, email_address: str, provider: str) -> dict[str, Any] | None:
         """The stored settings of the account connected for this address at this provider
@@ -165,7 +168,17 @@ class AccountService:
     def connection(self, account_id: str) -> dict[str, Any] | None:
         with self.store.read() as tx:
             sealed = tx.accounts.connection(account_id)
-        if sealed is None or self.credentials is None:
+        return None if sealed is None else self.unseal(sealed)
+
+    def sealed_connection(self, account_id: str) -> bytes | None:
+        """The account's settings as stored, encrypted (``unseal`` opens them)."""
+        with self.store.read() as tx:
+            return tx.accounts.connection(account_id)
+
+    def unseal(self, sealed: bytes) -> dict[str, Any] | None:
+        """Stored settings, decrypted (``AccountRepository.connection``); None without a
+        key to open them."""
+        if self.credentials is None:
             return None
         return self.credentials.open(sealed)
 

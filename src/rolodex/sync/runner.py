@@ -14,21 +14,15 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
-from typing import Any
 
-from rolodex.connectors.base import (
-    Connector,
-    CredentialsChanged,
-    InvalidCredentials,
-    PermanentError,
-    TransientError,
-)
+from rolodex.connectors.base import InvalidCredentials, PermanentError, TransientError
 from rolodex.domain.account import SYNC_ERROR, SYNC_INVALID_CREDENTIALS, SYNC_RUNNING
 from rolodex.domain.errors import LeaseLost, NoSuchAccount
 from rolodex.logs import carrying
 from rolodex.metrics import PROVIDER_ERRORS, SYNC_RUNS
 from rolodex.service.accounts import AccountService
 from rolodex.service.mirror import Mirror
+from rolodex.sync.connections import ConnectorFactory, OpenConnectors
 from rolodex.sync.engine import MAX_BACKOFF, Progress, SyncEngine, SyncReport, no_progress
 from rolodex.sync.lease import LEASE_SECONDS, Lease
 
@@ -36,8 +30,6 @@ log = logging.getLogger(__name__)
 
 # How often a caller that waits for another process's sync looks again.
 WAIT_POLL_SECONDS = 0.5
-
-ConnectorFactory = Callable[[str, dict[str, Any], CredentialsChanged], Connector]
 
 
 class SyncStopped(Exception):
@@ -73,6 +65,12 @@ class SyncRunner:
         # Set when the process shuts down: syncs stop before their next write.
         self.stopping = threading.Event()
         self._held: dict[str, Lease] = {}  # the leases of the syncs running
+        # Each account's connector, kept between its syncs (rolodex.sync.connections).
+        self.connectors = OpenConnectors(
+            lambda provider, settings, changed: self.open_connector(provider, settings, changed),
+            accounts.unseal,
+            accounts.update_connection,
+        )
 
     def stop(self) -> None:
         """Stop at a safe point: a sync running stops before its next write, to the
@@ -86,6 +84,10 @@ class SyncRunner:
         the lease gone and is not made."""
         for lease in list(self._held.values()):
             lease.release()
+
+    def close(self) -> None:
+        """Close the connectors kept between syncs (the process is done syncing)."""
+        self.connectors.close()
 
     def interval(self, provider: str) -> float:
         return self._interval(provider) if callable(self._interval) else self._interval
@@ -199,22 +201,23 @@ class SyncRunner:
         self, account_id: str, lease: Lease, progress: Progress, pull: bool
     ) -> SyncReport | None:
         account = self.accounts.get(account_id)
-        settings = self.accounts.connection(account_id)
-        if not account.is_connected or settings is None:
+        sealed = self.accounts.sealed_connection(account_id)
+        if not account.is_connected or sealed is None:
             return SyncReport()
-
-        def credentials_changed(new: dict[str, str]) -> None:
-            lease.check()
-            self.accounts.update_connection(account_id, new)
-
-        connector = self.open_connector(account.provider, settings, credentials_changed)
+        # New credentials the connector hands back are stored while the lease holds.
+        held = self.connectors.take(account_id, account.provider, sealed, lease.check)
+        if held is None:
+            return SyncReport()
+        assert held.connector is not None
+        reusable = False
         try:
             engine = SyncEngine(
                 self.mirror.fenced(account_id, self.owner), guard=lambda: self._guard(lease)
             )
-            report = engine.sync(account, connector, progress, pull=pull)
+            report = engine.sync(account, held.connector, progress, pull=pull)
+            reusable = True
         finally:
-            connector.close()
+            self.connectors.give_back(held, reusable=reusable)
         if pull:
             next_at = time.time() + self.interval(account.provider)
             self._record(account_id, SYNC_RUNNING, report.last_push_error, next_at, True)

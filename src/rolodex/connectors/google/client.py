@@ -40,6 +40,7 @@ from rolodex.connectors.base import (
     RemoteNotFound,
     TransientError,
 )
+from rolodex.connectors.outbound import LIMITS
 
 log = logging.getLogger(__name__)
 
@@ -164,6 +165,7 @@ class PeopleClient:
             update_token=self._token_updated,
             leeway=REFRESH_LEEWAY,
             timeout=TIMEOUT,
+            limits=LIMITS,
             transport=transport,
             headers={"Accept-Encoding": "gzip"},
             verify=_tls(),
@@ -171,7 +173,11 @@ class PeopleClient:
         # Photos live on another host (googleusercontent.com) and need no token: a client
         # of their own, so the bearer token never leaves for it.
         self._photos = httpx.Client(
-            timeout=TIMEOUT, transport=transport, follow_redirects=True, verify=_tls()
+            timeout=TIMEOUT,
+            limits=LIMITS,
+            transport=transport,
+            follow_redirects=True,
+            verify=_tls(),
         )
 
     def close(self) -> None:

@@ -444,8 +444,11 @@ class GoogleConnector:
             people_token, groups_token, known = decode_cursor(cursor)
         except (ValueError, KeyError, IndexError, TypeError, orjson.JSONDecodeError):
             raise CursorExpired(collection) from None
-        if self._groups is None and known is not None:
-            self._groups = known
+        # The groups as they were at the cursor, whatever this connector saw since: kept
+        # open between syncs, it may have missed those another process's syncs applied
+        # (and those of this one's pushes come again with the groups' changes). Without
+        # them, a full listing.
+        self._groups = known
         new_groups_token = self._group_changes(groups_token)
         fetched: list[RemoteContact] = []
         changed: dict[str, str] = {}

@@ -43,6 +43,7 @@ from rolodex.connectors.base import (
     RemoteNotFound,
     TransientError,
 )
+from rolodex.connectors.outbound import KEEPALIVE_SECONDS
 
 log = logging.getLogger(__name__)
 
@@ -105,7 +106,9 @@ class GraphClient:
         self._backoff = backoff
         self._max_wait = max_wait
         limits = httpx.Limits(
-            max_connections=max_in_flight, max_keepalive_connections=max_in_flight
+            max_connections=max_in_flight,
+            max_keepalive_connections=max_in_flight,
+            keepalive_expiry=KEEPALIVE_SECONDS,
         )
         self._oauth = OAuth2Client(
             client_id=client_id,

@@ -98,6 +98,11 @@ class MicrosoftConnector:
         self._pool.close()
         self._client.close()
 
+    def idle(self) -> None:
+        """Between syncs (``rolodex.connectors.base.KeptOpen``): the parsing processes of a
+        snapshot go; the connections stay."""
+        self._pool.close()
+
     def capabilities(self) -> Capabilities:
         return Capabilities(
             incremental=True,
