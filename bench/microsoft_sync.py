@@ -147,17 +147,22 @@ class Floor:
         return str(answer["access_token"])
 
     def _folders(self, headers: dict[str, str]) -> list[str]:
+        """The ids of every folder: the default folder first (the parent of those
+        ``/me/contactFolders`` lists, as Rolodex learns it), then the folders under it."""
         found, todo = [], [f"{self.box.graph_url}/me/contactFolders?$top=100"]
+        default: str | None = None
         while todo:
             page = orjson.loads(self.http.get(todo.pop(), headers=headers).content)
             for folder in page["value"]:
+                default = default or folder["parentFolderId"]
                 found.append(folder["id"])
                 todo.append(
                     f"{self.box.graph_url}/me/contactFolders/{folder['id']}/childFolders?$top=100"
                 )
             if page.get("@odata.nextLink"):
                 todo.append(page["@odata.nextLink"])
-        return found
+        assert default is not None, "the mailbox has folders under its default one"
+        return [default, *found]
 
     def read(self, *, first: bool) -> tuple[float, int]:
         """(seconds, items) of one sync round: from scratch, or from the deltaLinks."""
@@ -168,12 +173,10 @@ class Floor:
         folders = self._folders(headers)
         delta = {"Prefer": f"odata.maxpagesize={PAGE_SIZE}", **headers}
         items = 0
-        for folder in ["contacts", *folders]:
+        for folder in folders:
             if first:
-                path = "/me/contacts"
-                if folder != "contacts":
-                    path = f"/me/contactFolders/{folder}/contacts"
-                url = f"{self.box.graph_url}{path}/delta"
+                # (DOC contact-delta: the default folder's too, by its id)
+                url = f"{self.box.graph_url}/me/contactFolders/{folder}/contacts/delta"
             else:
                 url = self.links[folder]
             while True:
