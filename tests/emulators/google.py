@@ -302,6 +302,11 @@ class GoogleEmulator:
         self.rotate_refresh_tokens = rotate_refresh_tokens
         self.log_bodies = log_bodies
         self.clock: Callable[[], float] = time.time
+        # people.connections.list: "Writes may have a propagation delay of several minutes
+        # for sync requests" (developers.google.com/people/api/rest/v1/people.connections/
+        # list): a person created less than this many seconds ago is not in full listings
+        # yet (people.get and people:batchGet read it at once).
+        self.list_lag = 0.0
         self.clients: dict[str, str] = {}
         # Hosted sign-in (tests.emulators.consent): the consent screen, who the user is.
         self.consent = ConsentScreen()
@@ -530,6 +535,7 @@ class GoogleEmulator:
         person = {k: v for k, v in body.items() if k in UPDATE_PERSON_FIELDS}
         person["resourceName"] = name
         person["etag"] = _new_etag()
+        person["_created"] = self.clock()
         person["metadata"] = {
             "sources": [
                 {
@@ -1032,6 +1038,11 @@ class GoogleEmulator:
             )
         out: list[dict[str, Any]] = []
         position = page.position
+        lag_since = now - self.list_lag if self.list_lag and page.since is None else None
+
+        def lagging(item: dict[str, Any]) -> bool:
+            return lag_since is not None and item.get("_created", 0.0) > lag_since
+
         if page.names is not None:
             chunk = page.names[position : position + size]
             position += len(chunk)
@@ -1039,7 +1050,7 @@ class GoogleEmulator:
                 item = book.items.get(name) or (
                     book.deleted.get(name) if page.since is not None else None
                 )
-                if item is not None:
+                if item is not None and not lagging(item):
                     out.append(
                         self._render_any(book_name, item, fields, base, page.since is not None)
                     )
@@ -1059,6 +1070,8 @@ class GoogleEmulator:
                     item = book.deleted.get(name)
                     if item is None:
                         continue
+                if lagging(item):
+                    continue
                 out.append(self._render_any(book_name, item, fields, base, page.since is not None))
             while position < end and book.current.get(book.order_names[position]) != seqs[position]:
                 position += 1

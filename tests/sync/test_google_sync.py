@@ -249,6 +249,26 @@ def test_expired_sync_token_resyncs_and_converges(synced: Synced, status: int) -
     assert len(synced.contacts()) == 2
 
 
+def test_a_resync_keeps_a_contact_written_just_before_it(synced: Synced) -> None:
+    # people.connections.list: "Writes may have a propagation delay of several minutes for
+    # sync requests" (developers.google.com/people/api/rest/v1/people.connections/list),
+    # and old contacts can be missing from full lists (GM §2 #5): a full listing that
+    # leaves a contact out does not say it was deleted.
+    synced.sync()
+    created = orjson.loads(synced.svc.contacts.create(synced.account, {"given_name": "Fresh"}))
+    synced.google.list_lag = 600.0
+    synced.sync()  # pushed
+    [person] = synced.people()
+    synced.google.expire_sync_tokens()
+    synced.sync()  # a full resync, whose listing does not show it yet
+    assert [c["id"] for c in synced.contacts()] == [created["id"]]
+    assert [p["resourceName"] for p in synced.people()] == [person["resourceName"]]
+    synced.google.remove_person(str(person["resourceName"]))
+    synced.google.expire_sync_tokens()
+    synced.sync()  # gone there for real: gone here
+    assert synced.contacts() == []
+
+
 def test_lost_create_reply_makes_no_duplicate(synced: Synced) -> None:
     synced.sync()
     synced.google.fail(503, path=":createContact", after=True)

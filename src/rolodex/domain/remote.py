@@ -201,6 +201,12 @@ class Capabilities:
     # ``picture_recheck`` seconds have passed. 0: pictures come with the items.
     picture_backfill: int = 0
     picture_recheck: float = 86400.0
+    # A complete listing may leave out items that are there (Google: "Writes may have a
+    # propagation delay of several minutes for sync requests", people.connections.list;
+    # old contacts missing from full lists, google-microsoft.md §2 #5). What one leaves
+    # out of what is known here is read directly (``Connector.fetch``) before it is taken
+    # for deleted there.
+    lagging_lists: bool = False
 
 
 # The local side of sync, as the engine sees it ------------------------------------------

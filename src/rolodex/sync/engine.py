@@ -154,6 +154,8 @@ class SyncEngine:
             removed = self._apply_snapshot(account, collection, stream, report, progress)
         else:
             removed = self._apply_listing(account, connector, collection, changes, report, progress)
+        if removed and changes.complete and connector.capabilities().lagging_lists:
+            removed = self._still_there(account, connector, collection, removed, report, progress)
         report.deleted += self.mirror.remove(account, removed)
         # Only now: a crash before this line repeats the pull, and applying is idempotent.
         self.mirror.set_cursor(account.id, collection.id, changes.cursor)
@@ -192,6 +194,28 @@ class SyncEngine:
             stream = self._guarded(connector.fetch(collection.id, wanted))
             self._apply_stream(account, stream, report, progress, collection.name, done, total)
         return removed
+
+    def _still_there(
+        self,
+        account: Account,
+        connector: Connector,
+        collection: Collection,
+        removed: list[str],
+        report: SyncReport,
+        progress: Progress,
+    ) -> list[str]:
+        """Of the items a complete listing left out, those a direct read does not find
+        either (``Capabilities.lagging_lists``); those it finds are applied as read."""
+        found: set[str] = set()
+
+        def seen(items: Iterator[RemoteItem]) -> Iterator[RemoteItem]:
+            for item in items:
+                found.add(item.remote_id)
+                yield item
+
+        stream = self._guarded(seen(connector.fetch(collection.id, removed)))
+        self._apply_stream(account, stream, report, progress, collection.name, 0, None)
+        return [rid for rid in removed if rid not in found]
 
     def _guarded(self, items: Iterator[RemoteItem]) -> Iterator[RemoteItem]:
         """The items, the guard called before each: a shutdown stops a pull between two

@@ -106,7 +106,15 @@ class GoogleConnector:
 
     def capabilities(self) -> Capabilities:
         return Capabilities(
-            incremental=True, groups="labels", pictures=True, assigns_ids=True, rekeys=True
+            incremental=True,
+            groups="labels",
+            pictures=True,
+            assigns_ids=True,
+            rekeys=True,
+            # "Writes may have a propagation delay of several minutes for sync requests"
+            # (people.connections.list): what a full listing leaves out is read directly
+            # (people:batchGet) before it counts as deleted.
+            lagging_lists=True,
         )
 
     def verify(self) -> None:
