@@ -585,3 +585,24 @@ def test_a_user_label_named_like_a_system_group_is_written_as_the_label(
     assert "Shiny" in google.emulator.user_groups()
     with pytest.raises(PermanentError):
         connector.rename_group(LocalGroup("Stars", "Stars", "contactGroups/starred"))
+
+
+def test_a_rename_sends_the_groups_current_etag_even_when_only_the_cursor_knew_it(
+    google: Google, connector: GoogleConnector
+) -> None:
+    # contactGroups.update takes the group with its etag (ContactGroup.etag, "The HTTP entity
+    # tag of the resource"); the groups a cursor remembers have none, so it is read first.
+    from rolodex.domain.remote import LocalGroup
+
+    google.emulator.log_bodies = True
+    team = google.emulator.add_group("Team")
+    _items, cursor = _drain(connector)
+    later = google.connector()
+    later.changes(PEOPLE, cursor)
+    google.emulator.clear_log()
+    later.rename_group(LocalGroup("Crew", "Crew", team))
+    [put] = google.emulator.calls("contactGroups/", method="PUT")
+    sent = orjson.loads(put.body)["contactGroup"]
+    assert sent["etag"] and sent["name"] == "Crew"
+    assert google.emulator.user_groups()["Crew"]["resourceName"] == team
+    later.close()

@@ -289,6 +289,11 @@ class GoogleConnector:
         rn = self._existing(group.remote_id)
         assert self._groups is not None
         current = self._groups[rn]
+        if not (group.etag or current.get("etag")):
+            # Known by name only (the groups a cursor remembers carry no etags): the group
+            # as it is now, whose etag the update sends back (ContactGroup.etag).
+            current = self._client.get(rn, {"groupFields": "name,groupType,metadata"})
+            self._groups[rn] = current
         if _name(current) == group.name:
             return _group_written(current)
         etag = group.etag or current.get("etag")
