@@ -484,6 +484,38 @@ def _image(kind: str) -> bytes:
     return out.getvalue()
 
 
+def test_without_odata_etags_the_change_key_is_the_version_sent_back(
+    graph: GraphEmulator, connector: MicrosoftConnector
+) -> None:
+    # DOC resources/contact documents changeKey ("Identifies the version of the contact")
+    # and no @odata.etag; Graph's @odata.etag is W/"<changeKey>", what If-Match compares.
+    graph.odata_etags = False
+    connector.collections()
+    made = connector.create(DEFAULT, LocalContact(ContactFields(given_name="A")), "u")
+    change_key = graph.contacts[made.remote_id].change_key
+    assert made.etag == f'W/"{change_key}"'
+    updated = connector.update(
+        made.remote_id,
+        made.etag,
+        LocalContact(ContactFields(given_name="B"), touched=("given_name",)),
+        made.raw,
+    )
+    [patch] = graph.graph_requests("PATCH")
+    assert patch.headers.get("if-match") == f'W/"{change_key}"'
+    assert updated.etag == f'W/"{graph.contacts[made.remote_id].change_key}"'
+    with pytest.raises(PreconditionFailed):
+        connector.update(
+            made.remote_id,
+            made.etag,
+            LocalContact(ContactFields(given_name="C"), touched=("given_name",)),
+            made.raw,
+        )
+    (item,) = connector.fetch(DEFAULT, [made.remote_id])
+    assert item.etag == updated.etag
+    connector.delete(made.remote_id, item.etag)
+    assert made.remote_id not in graph.contacts
+
+
 def test_the_emulator_refuses_photo_deletes_as_graph_does(
     graph: GraphEmulator, connector: MicrosoftConnector
 ) -> None:

@@ -249,6 +249,7 @@ class GraphEmulator:
         self.refresh_token = self.issue_refresh_token()
         self.consent = ConsentScreen()  # hosted sign-in (tests.emulators.consent)
         self.token_requests = 0
+        self.odata_etags = True
         # Answers for the next token requests, in order: (status, error, AADSTS code,
         # description), e.g. the "temporarily_unavailable" of the identity platform's
         # "Error codes for token endpoint errors" (v2-oauth2-auth-code-flow).
@@ -524,7 +525,10 @@ class GraphEmulator:
         select: tuple[str, ...] | None,
         expand_ext: str | None = None,
     ) -> dict[str, Any]:
-        out: dict[str, Any] = {"@odata.etag": contact.etag, "id": contact.id}
+        # ``odata_etags`` off: answers without @odata.etag, as the contact resource's JSON
+        # representation documents it (DOC resources/contact: changeKey, no @odata.etag).
+        out: dict[str, Any] = {"@odata.etag": contact.etag} if self.odata_etags else {}
+        out["id"] = contact.id
         full = {
             "createdDateTime": contact.created,
             "lastModifiedDateTime": contact.modified,

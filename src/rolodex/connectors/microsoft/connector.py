@@ -360,7 +360,7 @@ class MicrosoftConnector:
                     removed[rid] = None
                     continue
                 removed.pop(rid, None)
-                changed[rid] = str(entry.get("@odata.etag") or entry.get("changeKey") or "")
+                changed[rid] = parsing.etag_of(entry)
             link = page.get("@odata.deltaLink") or link
         if cursor is None:
             return ChangeSet(collection=collection, cursor=link, changed=changed, complete=True)
@@ -506,7 +506,7 @@ class MicrosoftConnector:
         if folder.id == DEFAULT:
             self._learn_default(created)
         remote_id = str(created["id"])
-        etag = str(created.get("@odata.etag") or "")
+        etag = parsing.etag_of(created)
         raw = response.content
         if contact.picture:
             etag, raw = self._put_photo(remote_id, contact)
@@ -522,7 +522,7 @@ class MicrosoftConnector:
         for entry in page.get("value") or []:
             return WriteResult(
                 remote_id=str(entry["id"]),
-                etag=str(entry.get("@odata.etag") or ""),
+                etag=parsing.etag_of(entry),
                 raw=orjson.dumps(entry),
                 existed=True,
             )
@@ -540,15 +540,15 @@ class MicrosoftConnector:
         if body:
             # Only the touched properties, so what Rolodex does not map (categories...)
             # stays as it is; If-Match makes a newer version there a 412.
-            response = self._client.request("PATCH", url, json=body, headers={"If-Match": etag})
+            response = self._client.request("PATCH", url, json=body, headers=_if_match(etag))
             entry = orjson.loads(response.content)
-            result = WriteResult(remote_id, str(entry.get("@odata.etag") or ""), response.content)
+            result = WriteResult(remote_id, parsing.etag_of(entry), response.content)
         elif picture or raw is None:
             # Nothing to PATCH (a picture alone; PUT /photo/$value takes no If-Match):
             # check the etag by reading the item.
             response = self._client.request("GET", url)
             entry = orjson.loads(response.content)
-            if entry.get("@odata.etag") != etag:
+            if parsing.etag_of(entry) != etag:
                 raise PreconditionFailed(remote_id)
             result = WriteResult(remote_id, etag, response.content)
         if picture:
@@ -577,7 +577,7 @@ class MicrosoftConnector:
         )
         # The photo changes the item's changeKey: read the etag it has now.
         response = self._client.request("GET", url)
-        return str(orjson.loads(response.content).get("@odata.etag") or ""), response.content
+        return parsing.etag_of(orjson.loads(response.content)), response.content
 
     @staticmethod
     def _check_picture(contact: LocalContact) -> None:
@@ -593,8 +593,14 @@ class MicrosoftConnector:
         # Deleting an item already gone is not an error.
         with contextlib.suppress(RemoteNotFound):
             self._client.request(
-                "DELETE", f"/me/contacts/{_seg(remote_id)}", headers={"If-Match": etag}
+                "DELETE", f"/me/contacts/{_seg(remote_id)}", headers=_if_match(etag)
             )
+
+
+def _if_match(etag: str) -> dict[str, str]:
+    """If-Match for a known version; none for an unknown one (an empty If-Match holds no
+    entity tag, RFC 9110 §13.1.1)."""
+    return {"If-Match": etag} if etag else {}
 
 
 def _seg(value: str) -> str:

@@ -28,6 +28,18 @@ _PROPERTY_KEY = ROLODEX_ID_PROPERTY.lower()
 PARALLEL_PARSE = 300
 
 
+def etag_of(entry: dict[str, Any]) -> str:
+    """An Outlook item's version: its ``@odata.etag``, which is ``W/"<changeKey>"``; built
+    from the ``changeKey`` (a property of every Outlook item, DOC resources/contact) when an
+    answer carries no ``@odata.etag``, so that what is sent back in If-Match is an entity
+    tag either way."""
+    etag = entry.get("@odata.etag")
+    if etag:
+        return str(etag)
+    change_key = entry.get("changeKey")
+    return f'W/"{change_key}"' if change_key else ""
+
+
 def item(
     collection: str,
     path: str,
@@ -40,10 +52,9 @@ def item(
     for prop in entry.get("singleValueExtendedProperties") or []:
         if isinstance(prop, dict) and str(prop.get("id", "")).lower() == _PROPERTY_KEY:
             rolodex_id = str(prop.get("value") or "") or None
-    etag = entry.get("@odata.etag") or entry.get("changeKey") or ""
     return RemoteContact(
         remote_id=entry["id"],
-        etag=str(etag),
+        etag=etag_of(entry),
         collection=collection,
         fields=mapping.to_fields(entry),
         group_names=(path,),
