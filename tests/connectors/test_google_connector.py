@@ -431,6 +431,20 @@ class TestErrors:
         with pytest.raises(PermanentError):
             connector.create(PEOPLE, ADA, "r9")
 
+    def test_an_aborted_mutation_is_transient_a_duplicate_name_permanent(
+        self, google: Google, connector: GoogleConnector
+    ) -> None:
+        # google.rpc.Code ABORTED (HTTP 409): "typically due to a concurrency issue ...
+        # retry at a higher level", what mutations sent side by side get (every People
+        # mutation: "should be sent sequentially to avoid increased latency and failures").
+        google.emulator.fail(409, path=":createContact", grpc_status="ABORTED")
+        with pytest.raises(TransientError):
+            connector.create(PEOPLE, ADA, "r10")
+        google.emulator.fail(409, path=":createContact", grpc_status="ALREADY_EXISTS")
+        with pytest.raises(PermanentError) as refused:
+            connector.create(PEOPLE, ADA, "r10")
+        assert not isinstance(refused.value, TransientError)
+
     def test_5xx_and_network_errors_are_transient(self) -> None:
         with GoogleServer() as own:
             google = Google(own, own.emulator.grant(), [])

@@ -6,8 +6,8 @@ Wire details from ``../shared/reference/google-microsoft.md`` §3.1 and
 - the token endpoint's ``invalid_grant`` / ``invalid_client``: ``InvalidCredentials``;
 - 401: the access token is refreshed and the call repeated once;
 - 429 and the rate-limit 403s: ``TransientError`` with the ``Retry-After`` delay, if any;
-- 5xx and network errors: ``TransientError`` (idempotent reads are retried a few times
-  first);
+- 5xx, 409 ``ABORTED`` and network errors: ``TransientError`` (idempotent reads are
+  retried a few times first);
 - an expired sync token (400 or 410 whose ``details[].reason`` is ``EXPIRED_SYNC_TOKEN``,
   whatever the status says): ``SyncTokenExpired``;
 - 400 ``FAILED_PRECONDITION`` on a write (a stale etag): ``PreconditionFailed``;
@@ -280,7 +280,9 @@ class PeopleClient:
             return SyncTokenExpired(str(error))
         if status == 429 or (status == 403 and error.reasons & _RATE_LIMIT_REASONS):
             return TransientError(str(error), retry_after(response))
-        if status >= 500:
+        if status >= 500 or (status == 409 and error.grpc_status == "ABORTED"):
+            # ABORTED: a concurrency conflict (google.rpc.Code: "retry at a higher level"),
+            # unlike a 409 ALREADY_EXISTS (a contact group's name taken).
             return TransientError(str(error), retry_after(response))
         if status == 401:
             return InvalidCredentials(
