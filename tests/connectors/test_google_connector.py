@@ -343,6 +343,29 @@ class TestWriting:
         connector.update(written.remote_id, person["etag"], local, None)
         assert google.emulator.person(written.remote_id)["organizations"][0]["title"] == "Analyst"
 
+    @pytest.mark.parametrize(
+        "fault",
+        [
+            # updateContact's reference: "a 400 error with reason "failedPrecondition"";
+            # its older text: "The request throws a 412 error if person.metadata.sources.etag
+            # is different than the contact's etag".
+            {
+                "status": 400,
+                "grpc_status": "INVALID_ARGUMENT",
+                "errors_reason": "failedPrecondition",
+            },
+            {"status": 412, "grpc_status": "FAILED_PRECONDITION"},
+        ],
+    )
+    def test_every_documented_stale_etag_answer_is_precondition_failed(
+        self, google: Google, connector: GoogleConnector, fault: dict[str, object]
+    ) -> None:
+        written = connector.create(PEOPLE, ADA, "r4f")
+        google.emulator.fail(path=":updateContact", **fault)  # type: ignore[arg-type]
+        local = dataclasses.replace(ADA, touched=("job_title",))
+        with pytest.raises(PreconditionFailed):
+            connector.update(written.remote_id, written.etag, local, written.raw)
+
     def test_groups_write_memberships_and_keep_my_contacts(
         self, google: Google, connector: GoogleConnector
     ) -> None:
