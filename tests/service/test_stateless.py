@@ -57,6 +57,34 @@ def test_a_walk_served_by_every_process_in_turn_neither_skips_nor_repeats(
     assert seen == expected
 
 
+def test_a_walk_another_process_has_made_costs_one_statement_a_page(
+    store: Store, processes: list[ContactService], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    account = new_account(store)
+    writer = ContactService(store, cache_bytes=0)
+    for i in range(14):
+        writer.create(account, {"given_name": f"w{i}"})
+    first, second, _ = processes
+    walked = [names(first, account, 4, offset) for offset in range(0, 16, 4)]
+    # The second process reads each page's end decision with the page (the first made
+    # them): it writes none, and asks for none apart.
+    calls: list[str] = []
+    hot = second.hot
+    for name in ("decide_page_end", "page_end", "read"):
+        method = getattr(hot, name)
+
+        def counted(*args: Any, _method: Any = method, _name: str = name, **kwargs: Any) -> Any:
+            calls.append(_name)
+            return _method(*args, **kwargs)
+
+        monkeypatch.setattr(hot, name, counted)
+    assert [names(second, account, 4, offset) for offset in range(0, 12, 4)] == walked[:3]
+    assert calls == []
+    # The short last page has no decision to find; what it asks is as before.
+    assert names(second, account, 4, 12) == walked[3] == ["w12", "w13"]
+    assert "read" not in calls
+
+
 @pytest.mark.parametrize("where", [ContactFilter(), ContactFilter(source="address_book")])
 def test_every_process_answers_an_offset_alike(
     store: Store, processes: list[ContactService], where: ContactFilter

@@ -102,6 +102,11 @@ class PageCursors:
         if self._remembered(key, generation) is None:
             self._decide(key, PageEnd(generation, pk, None, time.time()))
 
+    def heard(self, key: tuple[str, ContactFilter, int], decision: PageEnd) -> None:
+        """The decision for offset ``key[2]`` at its generation, as read from the
+        database with a page: final, so remembered as ``get`` would."""
+        self._remember(key, decision)
+
     def _decide(self, key: tuple[str, ContactFilter, int], decision: PageEnd) -> PageEnd:
         account_id, where, offset = key
         held = self.hot.decide_page_end(account_id, _scope(where), offset, decision)
@@ -187,8 +192,19 @@ class ContactService:
                 # One statement, one snapshot: the page if it is still of that generation.
                 seek, skip = self._seek(account.id, query, generation, after)
                 read = self.hot.page_body_at(
-                    generation, account.id, query.limit, query.offset, seek, skip
+                    generation,
+                    account.id,
+                    query.limit,
+                    query.offset,
+                    seek,
+                    skip,
+                    _scope(query.filter),
                 )
+                if read is not None and read.end is not None:
+                    # Decided already (by another process, or before a restart): known
+                    # here without writing it again (``PageCursors.put`` below).
+                    end = (account.id, query.filter, query.offset + read.length)
+                    self.cursors.heard(end, read.end)
         if page is None and read is None:
             # One snapshot for the generation, the cursor it selects and the page, so the
             # page is cached (and its end remembered) under the generation it was read in.

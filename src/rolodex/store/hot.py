@@ -49,11 +49,13 @@ MAX_DECIDERS = 8
 
 
 class PageBody(NamedTuple):
-    """A page as the list endpoint sends it: the stored documents as one JSON array."""
+    """A page as the list endpoint sends it: the stored documents as one JSON array; from
+    ``page_body_at``, with the decision made for where it ends, if any yet."""
 
     body: bytes
     length: int
     last_pk: int | None
+    end: PageEnd | None = None
 
 
 class HotTx:
@@ -311,17 +313,24 @@ class HotReads:
         offset: int = 0,
         after_pk: int | None = None,
         skip: int = 0,
+        scope: str = "",
     ) -> PageBody | None:
         """``HotTx.page_body`` in one statement outside a transaction (one round trip, not
         four), if the page read is of ``generation``; None if it is not, or has no rows to
-        tell (then read it in a transaction)."""
+        tell (then read it in a transaction). With it, when the page is full, the decision
+        of list ``scope`` for offset ``offset + limit`` at that generation, if made."""
         statement, values = self.page_statement(
             account_id, limit, offset, after_pk, skip, generation=True
         )
+        values.update(end_scope=scope, end_offset=offset + limit)
         rows = self._lone(statement, values)
         if not rows or rows[0][2] != generation:
             return None
-        return _joined(rows)
+        page = _joined(rows)
+        created_at, end_after, expires_at = rows[0][3:6]
+        if created_at is None or page.length != limit:
+            return page
+        return page._replace(end=PageEnd(generation, end_after, expires_at, created_at))
 
     def document(self, account_id: str, contact_id: str) -> bytes:
         """One contact's stored document now (one statement, no transaction)."""

@@ -57,13 +57,35 @@ DOCS_AFTER_SKIP = (
 # The same pages with the account's generation on every row: one statement is one snapshot,
 # so a page read so is known to be of that generation without a transaction around it.
 GENERATION_NOW = GENERATION.scalar_subquery()
-DOCS_AFTER_SKIP_AT = DOCS_AFTER_SKIP.add_columns(GENERATION_NOW)
 IDS_AFTER = PAGE_AFTER.with_only_columns(contacts.c.pk, contacts.c.id)
 IDS_OFFSET = PAGE_OFFSET.with_only_columns(contacts.c.pk, contacts.c.id)
 DOCS_AFTER = PAGE_AFTER.with_only_columns(contacts.c.pk, contacts.c.doc)
 DOCS_OFFSET = PAGE_OFFSET.with_only_columns(contacts.c.pk, contacts.c.doc)
-DOCS_AFTER_AT = DOCS_AFTER.add_columns(GENERATION_NOW)
-DOCS_OFFSET_AT = DOCS_OFFSET.add_columns(GENERATION_NOW)
+
+
+def _end_decided(column: Any) -> Any:
+    return (
+        select(column)
+        .where(
+            page_ends.c.account_id == ACCOUNT,
+            page_ends.c.scope == bindparam("end_scope"),
+            page_ends.c.end_offset == bindparam("end_offset"),
+            page_ends.c.generation == GENERATION_NOW,
+        )
+        .scalar_subquery()
+    )
+
+
+# With them, the decision already made (rolodex.store.paging) for the offset where a full
+# page ends, in that generation (created_at is never null: null there means none yet):
+# a cold page of an account another process or an earlier run has paged costs this one
+# statement, not a decision written and read back as well (three round trips).
+END_DECIDED = tuple(
+    _end_decided(c) for c in (page_ends.c.created_at, page_ends.c.after_pk, page_ends.c.expires_at)
+)
+DOCS_AFTER_SKIP_AT = DOCS_AFTER_SKIP.add_columns(GENERATION_NOW, *END_DECIDED)
+DOCS_AFTER_AT = DOCS_AFTER.add_columns(GENERATION_NOW, *END_DECIDED)
+DOCS_OFFSET_AT = DOCS_OFFSET.add_columns(GENERATION_NOW, *END_DECIDED)
 
 # Page ends (rolodex.store.paging), read and decided beside the pages they serve.
 PAGE_END = select(
