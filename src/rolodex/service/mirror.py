@@ -40,6 +40,17 @@ from rolodex.service.records import CONTACT
 from rolodex.store import Store, Tx
 from rolodex.store.contacts import ContactRow, NewContact
 
+
+@dataclasses.dataclass(frozen=True)
+class SyncStart:
+    """What a sync starts from, read with its lease (``Mirror.start_sync``)."""
+
+    account: Account
+    connection: bytes | None  # the account's settings, sealed
+    request_id: str | None  # the request that asked for this sync, if one did
+    cursors: dict[str, str | None]
+
+
 # The etag of a link whose remote version is not known: no provider's etag matches it, so a
 # write with it fails its precondition and is merged with what the provider holds.
 UNKNOWN_ETAG = '"rolodex:unknown"'
@@ -52,25 +63,54 @@ class Mirror:
     lease is still held: a process that lost it (it stalled past its expiry and another took
     over) stops at that write, with nothing of it committed, instead of racing the new
     holder.
+
+    A fenced mirror is one sync's: given the account's cursors as they were when its lease
+    was taken (``start_sync``), it keeps them, and a new cursor is written with the sync's
+    next write (a cursor written late only repeats a pull, and applying is idempotent), at
+    the latest by ``finish_sync``, so that a sync with little to apply commits once or twice
+    rather than once per collection. A cursor that did not change is not written.
     """
 
-    def __init__(self, store: Store, lease: tuple[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        store: Store,
+        lease: tuple[str, str] | None = None,
+        cursors: dict[str, str | None] | None = None,
+    ) -> None:
         self.store = store
         self._lease = lease  # (account_id, owner)
+        self._cursors = cursors  # a sync's: the account's cursors, as they are to be
+        self._unwritten: dict[str, str | None] = {}  # collection -> cursor, not written yet
 
-    def fenced(self, account_id: str, owner: str) -> Mirror:
-        return Mirror(self.store, (account_id, owner))
+    def fenced(
+        self, account_id: str, owner: str, cursors: dict[str, str | None] | None = None
+    ) -> Mirror:
+        """The local side of one sync of the account, under ``owner``'s lease;
+        ``cursors``: its cursors as read when the lease was taken (``SyncStart``)."""
+        return Mirror(self.store, (account_id, owner), None if cursors is None else dict(cursors))
 
     @contextlib.contextmanager
     def _write(self, account_id: str | None = None) -> Iterator[Tx]:
         # With ``account_id``: its row is locked first, before anything is read (the lock
         # order of every write path, rolodex.store).
         with self.store.write(account_id) as tx:
-            if self._lease is not None:
-                account_id, owner = self._lease
-                if not tx.accounts.holds_lease(account_id, owner, time.time()):
-                    raise LeaseLost(account_id, owner)
+            unwritten = self._fence(tx)
             yield tx
+        for collection in unwritten:
+            if self._unwritten.get(collection, self) == unwritten[collection]:
+                del self._unwritten[collection]
+
+    def _fence(self, tx: Tx) -> dict[str, str | None]:
+        """Check the lease, and write the cursors waiting to be written; returns those."""
+        if self._lease is None:
+            return {}
+        account_id, owner = self._lease
+        if not tx.accounts.holds_lease(account_id, owner, time.time()):
+            raise LeaseLost(account_id, owner)
+        unwritten = dict(self._unwritten)
+        for collection, cursor in unwritten.items():
+            tx.remotes.set_cursor(account_id, collection, cursor)
+        return unwritten
 
     # Scheduling and status -------------------------------------------------------------
 
@@ -78,6 +118,49 @@ class Mirror:
         """Accounts due for a whole sync, and accounts with writes due for the provider."""
         with self.store.read() as tx:
             return tx.accounts.due_for_sync(now), tx.outbox.accounts_due(now)
+
+    def start_sync(
+        self, account_id: str, owner: str, seconds: float, *, take_request: bool
+    ) -> SyncStart | None:
+        """Take the account's lease for a sync, and read in the same transaction what the
+        sync starts from; None while another process holds it. ``take_request``: also
+        take the id of the request that asked for it (``take_sync_request``)."""
+        with self.store.write() as tx:
+            if not tx.accounts.acquire_lease(account_id, owner, time.time(), seconds):
+                return None
+            request = tx.accounts.take_sync_request(account_id) if take_request else None
+            return SyncStart(
+                tx.accounts.get(account_id),
+                tx.accounts.connection(account_id),
+                request,
+                tx.remotes.cursors(account_id),
+            )
+
+    def finish_sync(
+        self,
+        *,
+        state: str | None = None,
+        error: str | None = None,
+        next_sync_at: float | None = None,
+        succeeded: bool = False,
+    ) -> None:
+        """A fenced mirror's sync is over: its cursors not written yet, the account's
+        status (unless ``state`` is None: a push alone records none) and the lease given
+        back, in one transaction. ``LeaseLost``, with nothing written, if the lease is
+        gone."""
+        assert self._lease is not None
+        account_id, owner = self._lease
+        with self._write() as tx:
+            if state is not None:
+                self._status(tx, account_id, state, error, next_sync_at, succeeded)
+            tx.accounts.release_lease(account_id, owner)
+
+    def flush(self) -> None:
+        """Write the cursors not written yet (a sync that stops part way keeps what it
+        pulled)."""
+        if self._unwritten:
+            with self._write():
+                pass
 
     def lease(self, account_id: str, owner: str, seconds: float) -> bool:
         """Take the account's lease, or extend it; False while another process holds it."""
@@ -116,21 +199,41 @@ class Mirror:
         succeeded: bool,
     ) -> None:
         with self.store.write() as tx:
-            values: dict[str, object] = {"sync_state": state, "last_error": error}
-            if succeeded:
-                values["last_synced_at"] = time.time()
-            tx.accounts.set_sync_status(account_id, **values)
-            if next_sync_at is not None and tx.accounts.sync_request(account_id) is not None:
-                next_sync_at = time.time()  # asked for while this one ran: another follows
-            tx.accounts.schedule_sync(account_id, next_sync_at)
+            self._status(tx, account_id, state, error, next_sync_at, succeeded)
+
+    @staticmethod
+    def _status(
+        tx: Tx,
+        account_id: str,
+        state: str,
+        error: str | None,
+        next_sync_at: float | None,
+        succeeded: bool,
+    ) -> None:
+        values: dict[str, object] = {"sync_state": state, "last_error": error}
+        if succeeded:
+            values["last_synced_at"] = time.time()
+        tx.accounts.set_sync_status(account_id, **values)
+        if next_sync_at is not None and tx.accounts.sync_request(account_id) is not None:
+            next_sync_at = time.time()  # asked for while this one ran: another follows
+        tx.accounts.schedule_sync(account_id, next_sync_at)
 
     # Pull ----------------------------------------------------------------------------------
 
     def cursor(self, account_id: str, collection: str) -> str | None:
+        if self._cursors is not None:
+            return self._cursors.get(collection)
         with self.store.read() as tx:
             return tx.remotes.cursor(account_id, collection)
 
     def set_cursor(self, account_id: str, collection: str, cursor: str | None) -> None:
+        if self._cursors is not None:
+            # One sync's: written with its next write (see the class).
+            if collection in self._cursors and self._cursors[collection] == cursor:
+                return
+            self._cursors[collection] = cursor
+            self._unwritten[collection] = cursor
+            return
         with self._write() as tx:
             tx.remotes.set_cursor(account_id, collection, cursor)
 
@@ -425,8 +528,11 @@ class Mirror:
     def forget_collections(self, account: Account, keep: set[str]) -> int:
         """Collections gone at the provider (a deleted folder or address book): their
         contacts' local copies are deleted and their cursors dropped. Returns how many."""
-        with self.store.read() as tx:
-            gone = tx.remotes.collections(account.id) - keep
+        if self._cursors is not None:
+            gone = {c for c, cursor in self._cursors.items() if cursor is not None} - keep
+        else:
+            with self.store.read() as tx:
+                gone = tx.remotes.collections(account.id) - keep
         removed = 0
         for collection in sorted(gone):
             removed += self.remove(account, list(self.known_etags(account.id, collection)))

@@ -213,6 +213,15 @@ class RemoteRepository:
 
     # Cursors -------------------------------------------------------------------------------
 
+    def cursors(self, account_id: str) -> dict[str, str | None]:
+        """Every collection's cursor (a handful of rows)."""
+        rows = self.conn.execute(
+            select(sync_cursors.c.collection, sync_cursors.c.cursor).where(
+                sync_cursors.c.account_id == account_id
+            )
+        )
+        return {row.collection: row.cursor for row in rows}
+
     def cursor(self, account_id: str, collection: str) -> str | None:
         return self.conn.execute(
             select(sync_cursors.c.cursor).where(

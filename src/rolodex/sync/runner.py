@@ -8,6 +8,7 @@ process holds the account now.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import socket
 import threading
@@ -21,7 +22,7 @@ from rolodex.domain.errors import LeaseLost, NoSuchAccount
 from rolodex.logs import carrying
 from rolodex.metrics import PROVIDER_ERRORS, SYNC_RUNS
 from rolodex.service.accounts import AccountService
-from rolodex.service.mirror import Mirror
+from rolodex.service.mirror import Mirror, SyncStart
 from rolodex.sync.connections import ConnectorFactory, OpenConnectors
 from rolodex.sync.engine import MAX_BACKOFF, Progress, SyncEngine, SyncReport, no_progress
 from rolodex.sync.lease import LEASE_SECONDS, Lease
@@ -149,17 +150,25 @@ class SyncRunner:
             self.mirror.release,
             seconds=self.lease_seconds,
         )
-        if self.stopping.is_set() or not lease.take():
+        if self.stopping.is_set():
             return None
+        # The lease, the request that asked for this sync (if one did: the sync's logs
+        # carry its id), the account and its cursors: one transaction.
+        started = time.monotonic()
+        start = self.mirror.start_sync(
+            account_id, self.owner, self.lease_seconds, take_request=pull
+        )
+        if start is None:
+            return None
+        lease.taken_at(started)
         self._held[account_id] = lease
         with lease:
-            # The request that asked for this sync, if one did: the sync's logs carry its id.
-            requested = self.mirror.take_sync_request(account_id) if pull else None
+            requested = start.request_id
             with carrying(requested):
                 if requested is not None:
                     log.info("sync of %s asked for", account_id, extra={"account_id": account_id})
                 try:
-                    report = self._sync(account_id, lease, progress, pull)
+                    report = self._sync(start, lease, progress, pull)
                 except LeaseLost:
                     if not self.stopping.is_set():
                         log.warning("sync of %s stopped: its lease was taken over", account_id)
@@ -198,29 +207,44 @@ class SyncRunner:
         return report
 
     def _sync(
-        self, account_id: str, lease: Lease, progress: Progress, pull: bool
+        self, start: SyncStart, lease: Lease, progress: Progress, pull: bool
     ) -> SyncReport | None:
-        account = self.accounts.get(account_id)
-        sealed = self.accounts.sealed_connection(account_id)
+        account, sealed = start.account, start.connection
         if not account.is_connected or sealed is None:
             return SyncReport()
         # New credentials the connector hands back are stored while the lease holds.
-        held = self.connectors.take(account_id, account.provider, sealed, lease.check)
+        held = self.connectors.take(account.id, account.provider, sealed, lease.check)
         if held is None:
             return SyncReport()
         assert held.connector is not None
+        local = self.mirror.fenced(account.id, self.owner, start.cursors)
         reusable = False
         try:
-            engine = SyncEngine(
-                self.mirror.fenced(account_id, self.owner), guard=lambda: self._guard(lease)
-            )
+            engine = SyncEngine(local, guard=lambda: self._guard(lease))
             report = engine.sync(account, held.connector, progress, pull=pull)
             reusable = True
+        except (LeaseLost, NoSuchAccount):
+            raise
+        except BaseException:
+            with contextlib.suppress(Exception):
+                local.flush()  # what was pulled before the failure stays pulled
+            raise
         finally:
             self.connectors.give_back(held, reusable=reusable)
         if pull:
+            # The status, the cursors not written yet and the lease: one transaction.
             next_at = time.time() + self.interval(account.provider)
-            self._record(account_id, SYNC_RUNNING, report.last_push_error, next_at, True)
+            lease.release(
+                lambda: local.finish_sync(
+                    state=SYNC_RUNNING,
+                    error=report.last_push_error,
+                    next_sync_at=next_at,
+                    succeeded=True,
+                )
+            )
+            SYNC_RUNS.labels("ok").inc()
+        else:
+            lease.release(local.finish_sync)
         return report
 
     def _guard(self, lease: Lease) -> None:

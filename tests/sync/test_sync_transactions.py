@@ -1,0 +1,160 @@
+"""What one sync of a long-lived worker commits (rolodex.sync.runner, rolodex.service.mirror):
+the lease, the request, the account and its cursors read in one transaction; new cursors
+written with the sync's next write, at the latest with its status and the lease given back
+in one last transaction; a cursor that did not change is not written. And the leases of a
+process renewed by one thread (rolodex.sync.lease)."""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from rolodex.api.app import build_services
+from rolodex.connectors.base import CredentialsChanged, TransientError
+from rolodex.domain.account import SYNC_RUNNING
+from rolodex.domain.contact import ContactFields
+from rolodex.domain.errors import LeaseLost
+from rolodex.service.mirror import Mirror
+from rolodex.store import Store, Tx
+from rolodex.sync.lease import Lease
+from rolodex.sync.runner import SyncFailed, SyncRunner
+from tests.conftest import settings_for_tests
+from tests.sync.memory_connector import MemoryConnector
+
+
+class Rig:
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self.svc = build_services(settings_for_tests(str(store.engine.url)), store)
+        self.remote = MemoryConnector(("contacts", "work"))
+        self.account_id = self.svc.accounts.create(
+            f"tx-{time.monotonic_ns()}@example.com",
+            provider="carddav",
+            connection={"url": "memory://", "username": "u", "password": "p"},
+        ).account.id
+        self.runner = SyncRunner(self.svc.accounts, Mirror(store), self.open, 60)
+        self.writes = 0
+        plain = store.write
+
+        @contextlib.contextmanager
+        def counted(account_id: str | None = None) -> Iterator[Tx]:
+            with plain(account_id) as tx:
+                yield tx
+            self.writes += 1
+
+        store.write = counted  # type: ignore[method-assign]
+
+    def open(self, _provider: str, _settings: dict[str, Any], _changed: CredentialsChanged) -> Any:
+        return self.remote
+
+    def sync(self) -> int:
+        """The write transactions one sync committed."""
+        before = self.writes
+        assert self.runner.run(self.account_id) is not None
+        return self.writes - before
+
+    def cursors(self) -> dict[str, str | None]:
+        with self.store.read() as tx:
+            return tx.remotes.cursors(self.account_id)
+
+
+@pytest.fixture
+def rig(store: Store) -> Iterator[Rig]:
+    rig = Rig(store)
+    yield rig
+    del store.write  # type: ignore[method-assign]
+
+
+def test_a_sync_with_nothing_new_commits_twice(rig: Rig) -> None:
+    rig.remote.remote_create(ContactFields(given_name="Ada"))
+    rig.sync()
+    cursors = rig.cursors()
+    # The lease (with the account and its cursors read), then the status and the lease
+    # given back; no cursor moved, so none is written.
+    assert rig.sync() == 2
+    assert rig.cursors() == cursors
+    account = rig.svc.accounts.get(rig.account_id)
+    assert account.sync_state == SYNC_RUNNING and account.last_synced_at is not None
+    with rig.store.read() as tx:
+        assert tx.accounts.lease_holder(rig.account_id, time.time()) is None
+
+
+def test_a_change_is_applied_with_the_cursors_before_it(rig: Rig) -> None:
+    rig.sync()
+    rig.remote.remote_create(ContactFields(given_name="Grace"), collection="work")
+    # The lease; the apply, which writes the first collection's moved cursor too; then the
+    # last cursor with the status and the lease.
+    assert rig.sync() == 3
+    assert rig.svc.accounts.get(rig.account_id).contact_count == 1
+    moved = rig.cursors()
+    assert rig.sync() == 2
+    assert rig.cursors() == moved
+
+
+def test_a_sync_that_fails_part_way_keeps_the_cursors_it_pulled(rig: Rig) -> None:
+    rig.sync()
+    first = rig.cursors()
+    rig.remote.remote_create(ContactFields(given_name="Lin"), collection="contacts")
+    plain = rig.remote.changes
+
+    def second_fails(collection: str, cursor: str | None, **kwargs: Any) -> Any:
+        if collection == "work":
+            raise TransientError("down")
+        return plain(collection, cursor, **kwargs)
+
+    rig.remote.changes = second_fails  # type: ignore[method-assign]
+    with pytest.raises(SyncFailed):
+        rig.runner.run(rig.account_id)
+    after = rig.cursors()
+    assert after["contacts"] != first["contacts"]  # pulled before the failure, and kept
+    assert after["work"] == first["work"]
+    assert rig.svc.accounts.get(rig.account_id).contact_count == 1
+
+
+def test_the_last_write_of_a_sync_that_lost_its_lease_writes_nothing(store: Store) -> None:
+    svc = build_services(settings_for_tests(str(store.engine.url)), store)
+    account_id = svc.accounts.create("lost@example.com").account.id
+    mirror = Mirror(store)
+    start = mirror.start_sync(account_id, "me", 30, take_request=True)
+    assert start is not None
+    local = mirror.fenced(account_id, "me", start.cursors)
+    local.set_cursor(account_id, "book", "c1")
+    mirror.release(account_id, "me")
+    assert mirror.lease(account_id, "another", 30)
+    with pytest.raises(LeaseLost):
+        local.finish_sync(state=SYNC_RUNNING, next_sync_at=time.time(), succeeded=True)
+    with store.read() as tx:
+        assert tx.remotes.cursors(account_id) == {}
+        assert tx.accounts.lease_holder(account_id, time.time()) == "another"
+
+
+def test_one_thread_renews_every_lease_of_the_process(store: Store) -> None:
+    svc = build_services(settings_for_tests(str(store.engine.url)), store)
+    mirror = Mirror(store)
+    leases = []
+    for n in range(5):
+        account_id = svc.accounts.create(f"keep-{n}-{time.monotonic_ns()}@example.com").account.id
+        lease = Lease(account_id, "me", mirror.lease, mirror.release, seconds=0.9)
+        assert lease.take()
+        leases.append(lease)
+    try:
+        time.sleep(2.0)  # more than twice their length: renewed meanwhile
+        for lease in leases:
+            lease.check()
+            assert not mirror.lease(lease.account_id, "newcomer", 1.0)
+        assert sum(1 for t in threading.enumerate() if t.name == "leases") == 1
+    finally:
+        for lease in leases:
+            lease.release()
+    # Given back, never renewed again: another owner takes each and keeps it.
+    for lease in leases:
+        assert mirror.lease(lease.account_id, "newcomer", 5.0)
+    time.sleep(0.7)
+    for lease in leases:
+        with store.read() as tx:
+            assert tx.accounts.lease_holder(lease.account_id, time.time()) == "newcomer"
