@@ -15,7 +15,9 @@ Over a limit: 429 in the v2 error shape with ``X-RateLimit-Limit`` and ``X-RateL
 minute, on the wall clock). On PostgreSQL the counts are shared by every API process
 (``rolodex.api.sharedcounts``, off the request path), so N processes on any number of hosts
 are held to one limit; on SQLite, and for concurrency, they are counted per process. The
-cost on a hot read is a header scan and a few dictionary updates.
+cost on a hot read is a few dictionary updates (``rolodex.api.observe`` scans the headers
+once, for the request id and the token, and names the endpoint by the route it matched):
+about half a microsecond, a percent of the hot reads' time in uvicorn.
 """
 
 from __future__ import annotations
