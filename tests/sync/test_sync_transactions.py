@@ -7,6 +7,7 @@ process renewed by one thread (rolodex.sync.lease)."""
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import threading
 import time
 from collections.abc import Iterator
@@ -158,3 +159,53 @@ def test_one_thread_renews_every_lease_of_the_process(store: Store) -> None:
     for lease in leases:
         with store.read() as tx:
             assert tx.accounts.lease_holder(lease.account_id, time.time()) == "newcomer"
+
+
+class Concurrent(MemoryConnector):
+    """Says its reads may run at once, and records the thread of each changes call."""
+
+    def __init__(self) -> None:
+        super().__init__(("contacts", "work", "home"))
+        self.threads: dict[str, str] = {}
+
+    def capabilities(self) -> Any:
+        return dataclasses.replace(super().capabilities(), concurrent_reads=True)
+
+    def changes(self, collection: str, cursor: str | None, *, with_data: bool = False) -> Any:
+        self.threads[collection] = threading.current_thread().name
+        return super().changes(collection, cursor, with_data=with_data)
+
+
+def test_collections_changes_are_read_at_once_where_the_connector_allows(rig: Rig) -> None:
+    rig.remote = Concurrent()
+    rig.sync()  # first sync: snapshots, one after the other
+    rig.remote.remote_create(ContactFields(given_name="Ada"), collection="home")
+    rig.remote.threads.clear()
+    rig.sync()
+    threads = rig.remote.threads  # type: ignore[attr-defined]
+    assert threads["contacts"] == threading.current_thread().name
+    assert threads["work"].startswith("sync-read") and threads["home"].startswith("sync-read")
+    assert rig.svc.accounts.get(rig.account_id).contact_count == 1
+
+
+def test_a_read_ahead_that_fails_fails_its_collection_in_order(rig: Rig) -> None:
+    rig.remote = Concurrent()
+    rig.sync()
+    first = rig.cursors()
+    rig.remote.remote_create(ContactFields(given_name="Lin"), collection="contacts")
+    plain = rig.remote.changes
+
+    def work_fails(collection: str, cursor: str | None, **kwargs: Any) -> Any:
+        if collection == "work":
+            raise TransientError("down")
+        return plain(collection, cursor, **kwargs)
+
+    rig.remote.changes = work_fails  # type: ignore[method-assign]
+    with pytest.raises(SyncFailed):
+        rig.runner.run(rig.account_id)
+    after = rig.cursors()
+    # The collection before the failure is applied and its cursor kept; the one after it,
+    # read at once but pulled after the failure, is not.
+    assert after["contacts"] != first["contacts"]
+    assert after["work"] == first["work"] and after["home"] == first["home"]
+    assert rig.svc.accounts.get(rig.account_id).contact_count == 1

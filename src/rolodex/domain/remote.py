@@ -207,6 +207,10 @@ class Capabilities:
     # out of what is known here is read directly (``Connector.fetch``) before it is taken
     # for deleted there.
     lagging_lists: bool = False
+    # The changes of several collections may be read at once, from threads (the
+    # connector's reads and its token refresh are thread-safe): an incremental sync of
+    # several collections waits for one round trip where it waited for one per collection.
+    concurrent_reads: bool = False
 
 
 # The local side of sync, as the engine sees it ------------------------------------------

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import cast
 
@@ -37,6 +39,9 @@ from rolodex.sync.pictures import check_pictures
 log = logging.getLogger(__name__)
 
 BATCH = 500
+# Collections whose changes are read at once, at most (``SyncEngine._read_ahead``); a
+# connector holds its own requests to the provider's limits (Graph's 4 per mailbox).
+READ_AHEAD = 4
 # A long stream (a first sync) is applied in batches that double from ``batch`` up to
 # this size. Each batch's commit writes every index page it touched, and a batch of a big
 # book touches most of the index: at 500 a first sync rewrites its indexes every 500
@@ -108,12 +113,18 @@ class SyncEngine:
         self.push(account, connector, report)
         if pull:
             collections = connector.collections()
-            if connector.capabilities().groups == "folders":
-                # The collections are the groups (Graph folders; a collection's name is
-                # its folder path): empty ones too, renamed ones keep their members.
-                self.mirror.provider_groups(account, [(c.id, c.name) for c in collections])
-            for collection in collections:
-                self.pull(account, connector, collection, report, progress)
+            ahead = self._read_ahead(account, connector, collections)
+            try:
+                if connector.capabilities().groups == "folders":
+                    # The collections are the groups (Graph folders; a collection's name is
+                    # its folder path): empty ones too, renamed ones keep their members.
+                    self.mirror.provider_groups(account, [(c.id, c.name) for c in collections])
+                for collection in collections:
+                    read = ahead.pop(collection.id, None)
+                    self.pull(account, connector, collection, report, progress, read)
+            finally:
+                for left in ahead.values():
+                    left.cancel()
             # A collection gone at the provider (a deleted folder) takes its contacts along.
             report.deleted += self.mirror.forget_collections(account, {c.id for c in collections})
             caps = connector.capabilities()
@@ -125,6 +136,25 @@ class SyncEngine:
 
     # Pull --------------------------------------------------------------------------------
 
+    def _read_ahead(
+        self, account: Account, connector: Connector, collections: list[Collection]
+    ) -> dict[str, Future[ChangeSet]]:
+        """Where the connector allows it, the changes of every collection with a cursor but
+        the first, read on threads while the first is read and applied: the collections'
+        round trips overlap instead of adding up. What a collection's read raises comes
+        out when it is pulled, in order, as if it had been read then."""
+        if not connector.capabilities().concurrent_reads:
+            return {}
+        due = [
+            (c.id, cursor)
+            for c in collections
+            if (cursor := self.mirror.cursor(account.id, c.id)) is not None
+        ]
+        return {
+            cid: _readers().submit(connector.changes, cid, cursor, with_data=True)
+            for cid, cursor in due[1:]
+        }
+
     def pull(
         self,
         account: Account,
@@ -132,14 +162,20 @@ class SyncEngine:
         collection: Collection,
         report: SyncReport,
         progress: Progress = no_progress,
+        read: Future[ChangeSet] | None = None,
     ) -> None:
+        """``read``: the collection's changes since its cursor, read already
+        (``_read_ahead``)."""
         cursor = self.mirror.cursor(account.id, collection.id)
         if cursor is None:
             report.snapshots += 1
             changes = connector.snapshot(collection.id)
         else:
             try:
-                changes = connector.changes(collection.id, cursor, with_data=True)
+                if read is not None:
+                    changes = read.result()
+                else:
+                    changes = connector.changes(collection.id, cursor, with_data=True)
             except CursorExpired:
                 # A listing, not a snapshot: most of what is known is likely unchanged, and
                 # only items whose etags differ are downloaded again.
@@ -561,6 +597,13 @@ class SyncEngine:
         if not collections:
             raise PermanentError("the account has no address book to create contacts in")
         return next((c.id for c in collections if c.is_default), collections[0].id)
+
+
+@functools.cache
+def _readers() -> ThreadPoolExecutor:
+    """The threads that read collections' changes ahead (``SyncEngine._read_ahead``), for
+    the whole process: a thread started per sync cost more than a round trip."""
+    return ThreadPoolExecutor(READ_AHEAD, thread_name_prefix="sync-read")
 
 
 def _local(state: LocalState, touched: tuple[str, ...] | None) -> LocalContact:

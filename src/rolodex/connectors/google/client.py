@@ -24,6 +24,7 @@ import email.utils
 import functools
 import logging
 import ssl
+import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
@@ -149,6 +150,9 @@ class PeopleClient:
         self.read_retries = read_retries
         self._on_token = on_token
         self._refresh_token = refresh_token
+        # One refresh at a time: the engine may read two listings at once (authlib's
+        # client would refresh an expired token in each thread).
+        self._token_lock = threading.RLock()
         token: dict[str, Any] = {
             "access_token": access_token or "",
             "refresh_token": refresh_token,
@@ -198,10 +202,14 @@ class PeopleClient:
                 }
             )
 
-    def refresh(self) -> None:
-        """A new access token now."""
+    def refresh(self, stale: str | None = None) -> None:
+        """A new access token now; with ``stale``, only if the one held is still that one
+        (another thread may have refreshed it meanwhile)."""
         try:
-            self._http.refresh_token(self.token_url, refresh_token=self._refresh_token)
+            with self._token_lock:
+                if stale is not None and self._http.token.get("access_token") != stale:
+                    return
+                self._http.refresh_token(self.token_url, refresh_token=self._refresh_token)
         except OAuthError as exc:
             raise _token_error(exc) from None
         except httpx.TransportError as exc:
@@ -245,6 +253,10 @@ class PeopleClient:
         while True:
             attempt += 1
             try:
+                with self._token_lock:
+                    # Refreshed here when it expires, one thread at a time.
+                    self._http.ensure_active_token(self._http.token)
+                    sent_with = self._http.token.get("access_token")
                 response: httpx.Response = self._http.request(
                     method, url, params=params, content=content, headers=headers
                 )
@@ -265,7 +277,7 @@ class PeopleClient:
             if status == 401 and not refreshed:
                 # Expired early or revoked server-side: one refresh, then one more try.
                 refreshed = True
-                self.refresh()
+                self.refresh(stale=sent_with)
                 attempt -= 1
                 continue
             if status >= 500 and attempt < attempts:

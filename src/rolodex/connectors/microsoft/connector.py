@@ -111,6 +111,8 @@ class MicrosoftConnector:
             assigns_ids=True,
             picture_backfill=PICTURE_CHECKS,
             picture_recheck=PICTURE_RECHECK,
+            # The folders' deltas read at once, within the mailbox's 4 requests in flight.
+            concurrent_reads=True,
         )
 
     def verify(self) -> None:
