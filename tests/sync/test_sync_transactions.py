@@ -209,3 +209,21 @@ def test_a_read_ahead_that_fails_fails_its_collection_in_order(rig: Rig) -> None
     assert after["contacts"] != first["contacts"]
     assert after["work"] == first["work"] and after["home"] == first["home"]
     assert rig.svc.accounts.get(rig.account_id).contact_count == 1
+
+
+def test_a_sync_asked_for_while_one_runs_follows_it(rig: Rig) -> None:
+    rig.sync()
+    mirror = Mirror(rig.store)
+    assert rig.account_id not in mirror.due(time.time())[0]  # next in a minute
+    plain = rig.remote.collections
+
+    def asked_meanwhile() -> Any:
+        assert mirror.request_sync(rig.account_id)  # running: it says so
+        return plain()
+
+    rig.remote.collections = asked_meanwhile  # type: ignore[method-assign]
+    rig.sync()
+    assert rig.account_id in mirror.due(time.time())[0]
+    rig.remote.collections = plain  # type: ignore[method-assign]
+    rig.sync()  # that one, which takes the request
+    assert rig.account_id not in mirror.due(time.time())[0]

@@ -150,10 +150,26 @@ class Mirror:
         gone."""
         assert self._lease is not None
         account_id, owner = self._lease
-        with self._write() as tx:
+        unwritten = dict(self._unwritten)
+        with self.store.write() as tx:
+            for collection, cursor in unwritten.items():
+                tx.remotes.set_cursor(account_id, collection, cursor)
+            values: dict[str, object] = {}
             if state is not None:
-                self._status(tx, account_id, state, error, next_sync_at, succeeded)
-            tx.accounts.release_lease(account_id, owner)
+                values = {"sync_state": state, "last_error": error}
+                if succeeded:
+                    values["last_synced_at"] = time.time()
+            ended = tx.accounts.end_sync(
+                account_id,
+                owner,
+                time.time(),
+                schedule=state is not None,
+                next_sync_at=next_sync_at,
+                **values,
+            )
+            if not ended:
+                raise LeaseLost(account_id, owner)  # and nothing of it is written
+        self._unwritten.clear()
 
     def flush(self) -> None:
         """Write the cursors not written yet (a sync that stops part way keeps what it
@@ -680,6 +696,10 @@ class Mirror:
     def attempting(self, account_id: str, item: OutboxItem) -> None:
         with self._write() as tx:
             tx.outbox.mark_attempt(account_id, item.seq)
+
+    def group_attempting(self, account_id: str, item: OutboxItem, path: str) -> None:
+        with self._write() as tx:
+            tx.outbox.set_fields(account_id, item.seq, (path,))
 
     def defer_pending(self, account_id: str, at: float, error: str) -> None:
         with self.store.write() as tx:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Connection, delete, func, insert, or_, select, update
+from sqlalchemy import Connection, case, delete, func, insert, or_, select, update
 
 from rolodex.domain.account import Account
 from rolodex.domain.errors import NoSuchAccount
@@ -162,6 +162,40 @@ class AccountRepository:
         if unknown:
             raise ValueError(f"not sync status columns: {sorted(unknown)}")
         self.conn.execute(update(accounts).where(accounts.c.id == account_id).values(**values))
+
+    def end_sync(
+        self,
+        account_id: str,
+        owner: str,
+        now: float,
+        *,
+        schedule: bool = False,
+        next_sync_at: float | None = None,
+        **values: Any,
+    ) -> bool:
+        """The end of ``owner``'s sync, in one statement: its status (the columns of
+        ``set_sync_status``), with ``schedule`` when it is next due (now if another sync
+        was asked for meanwhile; None: not until it is reconnected), and its lease given
+        back. False, with nothing written, unless ``owner`` holds the lease still."""
+        unknown = set(values) - {"sync_state", "last_synced_at", "last_error"}
+        if unknown:
+            raise ValueError(f"not sync status columns: {sorted(unknown)}")
+        if schedule:
+            values["next_sync_at"] = (
+                None
+                if next_sync_at is None
+                else case((accounts.c.sync_request_id.is_not(None), now), else_=next_sync_at)
+            )
+        result = self.conn.execute(
+            update(accounts)
+            .where(
+                accounts.c.id == account_id,
+                accounts.c.lease_owner == owner,
+                accounts.c.lease_until >= now,
+            )
+            .values(lease_owner=None, lease_until=None, **values)
+        )
+        return result.rowcount == 1
 
     # Sync scheduling ---------------------------------------------------------------------
 
