@@ -697,6 +697,10 @@ class Mirror:
         with self._write() as tx:
             tx.outbox.mark_attempt(account_id, item.seq)
 
+    def group_attempting(self, account_id: str, item: OutboxItem, path: str) -> None:
+        with self._write() as tx:
+            tx.outbox.set_fields(account_id, item.seq, (path,))
+
     def defer_pending(self, account_id: str, at: float, error: str) -> None:
         with self.store.write() as tx:
             tx.outbox.defer(account_id, at, error)

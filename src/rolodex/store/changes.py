@@ -195,6 +195,13 @@ class OutboxRepository:
             .values(attempts=outbox.c.attempts + 1)
         )
 
+    def set_fields(self, account_id: str, seq: int, fields: tuple[str, ...]) -> None:
+        self.conn.execute(
+            update(outbox)
+            .where(outbox.c.account_id == account_id, outbox.c.seq == seq)
+            .values(fields=json.dumps(list(fields)))
+        )
+
     def defer(self, account_id: str, at: float, error: str) -> None:
         """Hold every write of the account until ``at`` (its sync failed unexpectedly)."""
         self.conn.execute(

@@ -12,7 +12,7 @@ import dataclasses
 
 from rolodex.connectors.base import Connector, RemoteNotFound
 from rolodex.domain.account import Account
-from rolodex.domain.remote import OutboxItem
+from rolodex.domain.remote import LocalGroup, OutboxItem, WriteResult
 from rolodex.sync.local import LocalSide
 
 
@@ -29,13 +29,40 @@ def push_group(local: LocalSide, connector: Connector, account: Account, item: O
         return
     if group.remote_id is None:
         # Made here and not there yet (a rename before the create was delivered makes it
-        # with the new name at once). A retry after a lost reply is answered with the group
-        # the first attempt made: group names are unique at the provider.
-        result = connector.create_group(group)
+        # with the new name at once).
+        result = _make(local, connector, account, item, group)
     else:
         try:
             result = connector.rename_group(group)
         except RemoteNotFound:
             # Deleted there, renamed here: the rename wins and the group is made again.
-            result = connector.create_group(dataclasses.replace(group, remote_id=None, etag=None))
+            fresh = dataclasses.replace(group, remote_id=None, etag=None)
+            result = _make(local, connector, account, item, fresh)
     local.group_pushed(account, item, result)
+
+
+def _make(
+    local: LocalSide, connector: Connector, account: Account, item: OutboxItem, group: LocalGroup
+) -> WriteResult:
+    """Make the group at the provider.
+
+    A retry after a lost reply is answered with the group the first attempt made (group
+    names are unique at the provider), as long as the name is the same. The path each
+    attempt makes the group at is recorded first (``LocalSide.group_attempting``): when a
+    rename here changed it before the retry, the earlier attempt's group (found by its
+    name, or made) is the one kept and renamed, else it would stay there as a second group
+    that comes back here in the next pull. (Across parents, a Graph folder that would have
+    to move, it is not looked for.)"""
+    earlier = item.fields[0] if item.fields else None
+    local.group_attempting(account.id, item, group.path)
+    if earlier is None or earlier == group.path or _parent(earlier) != _parent(group.path):
+        return connector.create_group(group)
+    first = LocalGroup(name=earlier.rsplit("/", 1)[-1], path=earlier)
+    made = connector.create_group(first)
+    return connector.rename_group(
+        dataclasses.replace(group, remote_id=made.remote_id, etag=made.etag or None)
+    )
+
+
+def _parent(path: str) -> str:
+    return path.rsplit("/", 1)[0] if "/" in path else ""

@@ -84,6 +84,10 @@ class LocalSide(Protocol):
     def attempting(self, account_id: str, item: OutboxItem) -> None:
         """Count an attempt at ``item`` before it is made."""
 
+    def group_attempting(self, account_id: str, item: OutboxItem, path: str) -> None:
+        """Record, before a group write makes the group at the provider, the path it is
+        made at (the item's ``fields`` then name it), in case the reply is lost."""
+
     def pushed(
         self,
         account: Account,
