@@ -15,6 +15,11 @@ It behaves like a well-behaved provider (see ``rolodex.connectors.base``):
   carrying its uid first; any other create makes a new item;
 - with ``folders=True`` collections are the contacts' groups (Graph's folders): a
   contact's ``home`` is the collection named like one of its groups;
+- with ``labels=True`` groups are items of their own, by id (Google's contact groups): every
+  listing names them all (``ChangeSet.groups``), an item is in any number of them, and
+  ``create_group`` / ``rename_group`` / ``delete_group`` write them (names are unique: a
+  create of a name that exists answers that group, as a retry after a lost reply finds it;
+  a delete takes the group off its members, which changes them);
 - ``changes(..., with_data=True)`` returns the changed items inline;
 - an update rewrites only the fields the ``LocalContact`` says it touched.
 
@@ -40,6 +45,8 @@ from rolodex.connectors.base import (
     Connector,
     CursorExpired,
     LocalContact,
+    LocalGroup,
+    PermanentError,
     PreconditionFailed,
     RemoteContact,
     RemoteItem,
@@ -51,6 +58,7 @@ from rolodex.domain.contact import WRITABLE_FIELDS, ContactFields
 from rolodex.domain.ids import looks_like_id
 
 OPERATIONS = ("collections", "changes", "snapshot", "fetch", "create", "update", "delete")
+GROUP_OPERATIONS = ("create_group", "rename_group", "delete_group")
 
 
 @dataclass
@@ -67,7 +75,7 @@ class FailurePlan:
     injected: int = 0
 
     def fail(self, operation: str, when: str = "before", times: int = 1) -> None:
-        assert operation in OPERATIONS, operation
+        assert operation in (*OPERATIONS, *GROUP_OPERATIONS), operation
         assert when in ("before", "after"), when
         self.faults.append(Fault(operation, when, times))
 
@@ -99,6 +107,7 @@ class Item:
     picture: bytes | None = None
     picture_type: str | None = None
     born: int = 0  # creation order, for tests that pick items reproducibly
+    label_ids: tuple[str, ...] = ()  # with ``labels=True``: the groups it is in, by id
 
     def remote(self, folder: str | None = None) -> RemoteContact:
         """As read from the provider; ``folder``: the collection's name, where collections
@@ -125,9 +134,13 @@ class MemoryConnector:
         assigns_ids: bool = False,
         folders: bool = False,
         late_cursor: bool = False,
+        labels: bool = False,
     ) -> None:
         self.assigns_ids = assigns_ids
         self.folders = folders
+        self.labels = labels
+        self.label_names: dict[str, str] = {}  # group id -> name, with ``labels=True``
+        self._label_ids = itertools.count(1)
         # Google's way: a snapshot's cursor is handed out with the end of its stream (the
         # sync token comes with the last page), still covering what changed during the read.
         self.late_cursor = late_cursor
@@ -229,12 +242,16 @@ class MemoryConnector:
         self.plan.check(operation, "before")
 
     def capabilities(self) -> Capabilities:
-        groups = "folders" if self.folders else "categories"
+        groups = "folders" if self.folders else "labels" if self.labels else "categories"
         return Capabilities(
             incremental=True, groups=groups, pictures=True, assigns_ids=self.assigns_ids
         )
 
     def _read(self, item: Item) -> RemoteContact:
+        if self.labels:
+            ids = tuple(g for g in item.label_ids if g in self.label_names)
+            names = tuple(self.label_names[g] for g in ids)
+            return dataclasses.replace(item.remote(), group_names=names, group_ids=ids)
         if not self.folders:
             return item.remote()
         return item.remote(next(b.name for b in self.books if b.id == item.collection))
@@ -283,7 +300,10 @@ class MemoryConnector:
                 else (),
             )
         self.plan.check("changes", "after")
-        return result
+        return dataclasses.replace(result, groups=self._groups())
+
+    def _groups(self) -> tuple[tuple[str, str], ...] | None:
+        return tuple(self.label_names.items()) if self.labels else None
 
     def snapshot(self, collection: str) -> ChangeSet:
         self._enter("snapshot")
@@ -307,6 +327,7 @@ class MemoryConnector:
             cursor=None if self.late_cursor else cursor,
             complete=True,
             stream=stream(),
+            groups=self._groups(),
         )
         return changes
 
@@ -349,6 +370,7 @@ class MemoryConnector:
                     contact.group_names,
                     contact.picture,
                     contact.picture_type if contact.picture is not None else None,
+                    label_ids=self._labels_of(contact),
                 )
             )
             result = WriteResult(item.remote_id, item.etag, item.remote().raw)
@@ -373,6 +395,7 @@ class MemoryConnector:
         )
         if "groups" in touched:
             changed.group_names = contact.group_names
+            changed.label_ids = self._labels_of(contact)
         if "picture" in touched:
             changed.picture = contact.picture
             changed.picture_type = contact.picture_type if contact.picture is not None else None
@@ -388,6 +411,73 @@ class MemoryConnector:
                 raise PreconditionFailed(remote_id)
             self.remote_delete(remote_id)
         self.plan.check("delete", "after")
+
+    def _labels_of(self, contact: LocalContact) -> tuple[str, ...]:
+        """The groups a written contact names, by id; one named by its name only, or by
+        an id no longer here (deleted meanwhile), is found by its name or made, as the
+        Google connector does (``GoogleConnector._group_resource_names``)."""
+        if not self.labels:
+            return ()
+        found: list[str] = []
+        ids = contact.group_ids or (None,) * len(contact.group_names)
+        for name, group_id in zip(contact.group_names, ids, strict=True):
+            if group_id is None or group_id not in self.label_names:
+                group_id = self._label_named(name) or self.remote_create_label(name)
+            if group_id not in found:
+                found.append(group_id)
+        return tuple(found)
+
+    def _label_named(self, name: str) -> str | None:
+        return next((g for g, n in self.label_names.items() if n == name), None)
+
+    def create_group(self, group: LocalGroup) -> WriteResult:
+        self._enter("create_group")
+        group_id = self._label_named(group.name) or self.remote_create_label(group.name)
+        self.plan.check("create_group", "after")
+        return WriteResult(group_id, f'"{group_id}"')
+
+    def rename_group(self, group: LocalGroup) -> WriteResult:
+        self._enter("rename_group")
+        assert group.remote_id is not None
+        if group.remote_id not in self.label_names:
+            raise RemoteNotFound(group.remote_id)
+        other = self._label_named(group.name)
+        if other is not None and other != group.remote_id:
+            raise PermanentError(f"a group named {group.name!r} exists (409 ALREADY_EXISTS)")
+        self.remote_rename_label(group.remote_id, group.name)
+        self.plan.check("rename_group", "after")
+        return WriteResult(group.remote_id, f'"{group.remote_id}"')
+
+    def delete_group(self, group: LocalGroup) -> None:
+        self._enter("delete_group")
+        if group.remote_id is not None and group.remote_id in self.label_names:
+            self.remote_delete_label(group.remote_id)
+        self.plan.check("delete_group", "after")
+
+    # "Another client"'s group edits (``labels=True``).
+
+    def remote_create_label(self, name: str) -> str:
+        assert self._label_named(name) is None, name
+        group_id = f"contactGroups/g{next(self._label_ids)}"
+        self.label_names[group_id] = name
+        return group_id
+
+    def remote_rename_label(self, group_id: str, name: str) -> None:
+        self.label_names[group_id] = name
+
+    def remote_delete_label(self, group_id: str) -> None:
+        """The group goes; its members stay, changed (they are no longer in it)."""
+        del self.label_names[group_id]
+        for item in list(self.items.values()):
+            if group_id in item.label_ids:
+                self.remote_label_member(item.remote_id, group_id, add=False)
+
+    def remote_label_member(self, remote_id: str, group_id: str, *, add: bool) -> None:
+        item = self.items[remote_id]
+        ids = tuple(g for g in item.label_ids if g != group_id)
+        if add:
+            ids = (*ids, group_id)
+        self._put(dataclasses.replace(item, label_ids=ids, etag=self._new_etag()))
 
     def close(self) -> None:
         self.closed += 1

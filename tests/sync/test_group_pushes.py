@@ -1,0 +1,27 @@
+"""Group writes whose replies were lost, made into cases of their own from what the
+convergence state machine found (test_convergence.py, GoogleGroupsSyncMachine)."""
+
+from __future__ import annotations
+
+from tests.sync.test_convergence import GoogleGroupsSyncMachine
+
+
+def test_a_group_made_again_under_a_new_name_after_a_lost_reply_is_made_once() -> None:
+    rig = GoogleGroupsSyncMachine()
+    try:
+        rig.local_create_group(1)
+        rig.sync()  # "L1" is at the provider
+        [group_id] = rig.local_groups()
+        rig.local_rename_group(0, 5)  # renamed here to "L5"...
+        rig.remote_delete_group(0)  # ...while deleted there: the rename makes it again
+        rig.remote.plan.fail("create_group", "after")  # made, but the reply is lost
+        rig.sync()
+        assert list(rig.remote.label_names.values()) == ["L5"]
+        rig.local_rename_group(0, 1)  # and renamed back here before the retry
+        rig.converge()
+        # The group the lost attempt made is the one renamed, not left as a second one.
+        assert list(rig.remote.label_names.values()) == ["L1"]
+        assert rig.local_groups() == {group_id: "L1"}
+        assert rig.group_links()[group_id] == next(iter(rig.remote.label_names))
+    finally:
+        rig.svc.accounts.delete(rig.account.id)
