@@ -51,6 +51,14 @@ class SyncStart:
     cursors: dict[str, str | None]
 
 
+def _status_values(state: str, error: str | None, succeeded: bool) -> dict[str, object]:
+    """The account's sync status columns after a sync that ended in ``state``."""
+    values: dict[str, object] = {"sync_state": state, "last_error": error}
+    if succeeded:
+        values["last_synced_at"] = time.time()
+    return values
+
+
 # The etag of a link whose remote version is not known: no provider's etag matches it, so a
 # write with it fails its precondition and is merged with what the provider holds.
 UNKNOWN_ETAG = '"rolodex:unknown"'
@@ -107,6 +115,10 @@ class Mirror:
         account_id, owner = self._lease
         if not tx.accounts.holds_lease(account_id, owner, time.time()):
             raise LeaseLost(account_id, owner)
+        return self._write_cursors(tx, account_id)
+
+    def _write_cursors(self, tx: Tx, account_id: str) -> dict[str, str | None]:
+        """Write the cursors waiting to be written (a sync's); returns those."""
         unwritten = dict(self._unwritten)
         for collection, cursor in unwritten.items():
             tx.remotes.set_cursor(account_id, collection, cursor)
@@ -124,7 +136,7 @@ class Mirror:
     ) -> SyncStart | None:
         """Take the account's lease for a sync, and read in the same transaction what the
         sync starts from; None while another process holds it. ``take_request``: also
-        take the id of the request that asked for it (``take_sync_request``)."""
+        take the id of the request that asked for it (``AccountRepository.take_sync_request``)."""
         with self.store.write() as tx:
             if not tx.accounts.acquire_lease(account_id, owner, time.time(), seconds):
                 return None
@@ -150,15 +162,9 @@ class Mirror:
         gone."""
         assert self._lease is not None
         account_id, owner = self._lease
-        unwritten = dict(self._unwritten)
         with self.store.write() as tx:
-            for collection, cursor in unwritten.items():
-                tx.remotes.set_cursor(account_id, collection, cursor)
-            values: dict[str, object] = {}
-            if state is not None:
-                values = {"sync_state": state, "last_error": error}
-                if succeeded:
-                    values["last_synced_at"] = time.time()
+            self._write_cursors(tx, account_id)
+            values = {} if state is None else _status_values(state, error, succeeded)
             ended = tx.accounts.end_sync(
                 account_id,
                 owner,
@@ -199,12 +205,6 @@ class Mirror:
             tx.accounts.request_sync(account_id, now, REQUEST_ID.get())
             return tx.accounts.lease_holder(account_id, now) is not None
 
-    def take_sync_request(self, account_id: str) -> str | None:
-        """For a sync starting now: the id of the request that asked for it, if one did
-        (``""`` when it had no id)."""
-        with self.store.write() as tx:
-            return tx.accounts.take_sync_request(account_id)
-
     def record_status(
         self,
         account_id: str,
@@ -215,24 +215,10 @@ class Mirror:
         succeeded: bool,
     ) -> None:
         with self.store.write() as tx:
-            self._status(tx, account_id, state, error, next_sync_at, succeeded)
-
-    @staticmethod
-    def _status(
-        tx: Tx,
-        account_id: str,
-        state: str,
-        error: str | None,
-        next_sync_at: float | None,
-        succeeded: bool,
-    ) -> None:
-        values: dict[str, object] = {"sync_state": state, "last_error": error}
-        if succeeded:
-            values["last_synced_at"] = time.time()
-        tx.accounts.set_sync_status(account_id, **values)
-        if next_sync_at is not None and tx.accounts.sync_request(account_id) is not None:
-            next_sync_at = time.time()  # asked for while this one ran: another follows
-        tx.accounts.schedule_sync(account_id, next_sync_at)
+            tx.accounts.set_sync_status(account_id, **_status_values(state, error, succeeded))
+            if next_sync_at is not None and tx.accounts.sync_request(account_id) is not None:
+                next_sync_at = time.time()  # asked for while this one ran: another follows
+            tx.accounts.schedule_sync(account_id, next_sync_at)
 
     # Pull ----------------------------------------------------------------------------------
 
