@@ -22,6 +22,7 @@ from rolodex.domain.contact import ContactFields
 from rolodex.domain.errors import LeaseLost
 from rolodex.service.mirror import Mirror
 from rolodex.store import Store, Tx
+from rolodex.store.changes import OutboxRepository
 from rolodex.sync.lease import Lease
 from rolodex.sync.runner import SyncFailed, SyncRunner
 from tests.conftest import settings_for_tests
@@ -123,7 +124,7 @@ def test_the_last_write_of_a_sync_that_lost_its_lease_writes_nothing(store: Stor
     mirror = Mirror(store)
     start = mirror.start_sync(account_id, "me", 30, take_request=True)
     assert start is not None
-    local = mirror.fenced(account_id, "me", start.cursors)
+    local = mirror.fenced(account_id, "me", start)
     local.set_cursor(account_id, "book", "c1")
     mirror.release(account_id, "me")
     assert mirror.lease(account_id, "another", 30)
@@ -227,3 +228,25 @@ def test_a_sync_asked_for_while_one_runs_follows_it(rig: Rig) -> None:
     rig.remote.collections = plain  # type: ignore[method-assign]
     rig.sync()  # that one, which takes the request
     assert rig.account_id not in mirror.due(time.time())[0]
+
+
+def test_the_outbox_is_read_once_a_sync_when_it_was_empty_at_the_start(
+    rig: Rig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rig.sync()
+    reads: list[str] = []
+    plain = OutboxRepository.pending
+
+    def counted(self: OutboxRepository, account_id: str, *args: Any) -> Any:
+        reads.append(account_id)
+        return plain(self, account_id, *args)
+
+    monkeypatch.setattr(OutboxRepository, "pending", counted)
+    rig.sync()
+    assert reads == []  # the start's transaction said there was nothing to push
+    with rig.store.write() as tx:  # a write of a contact deleted since: dropped when pushed
+        tx.outbox.enqueue(rig.account_id, 10**6, "contact", "gone", "update", (), 0.0)
+    rig.sync()
+    assert reads == [rig.account_id, rig.account_id]  # the write, then nothing more
+    with rig.store.read() as tx:
+        assert tx.outbox.count(rig.account_id) == 0

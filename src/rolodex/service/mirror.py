@@ -49,6 +49,9 @@ class SyncStart:
     connection: bytes | None  # the account's settings, sealed
     request_id: str | None  # the request that asked for this sync, if one did
     cursors: dict[str, str | None]
+    # Whether writes waited for the provider then: a sync whose outbox was empty reads it no
+    # more (a write queued since is due for the next sync, which its request makes now).
+    pushes_due: bool = True
 
 
 def _status_values(state: str, error: str | None, succeeded: bool) -> dict[str, object]:
@@ -89,13 +92,16 @@ class Mirror:
         self._lease = lease  # (account_id, owner)
         self._cursors = cursors  # a sync's: the account's cursors, as they are to be
         self._unwritten: dict[str, str | None] = {}  # collection -> cursor, not written yet
+        self._outbox_empty = False  # known empty when the sync started (``SyncStart``)
 
-    def fenced(
-        self, account_id: str, owner: str, cursors: dict[str, str | None] | None = None
-    ) -> Mirror:
-        """The local side of one sync of the account, under ``owner``'s lease;
-        ``cursors``: its cursors as read when the lease was taken (``SyncStart``)."""
-        return Mirror(self.store, (account_id, owner), None if cursors is None else dict(cursors))
+    def fenced(self, account_id: str, owner: str, start: SyncStart | None = None) -> Mirror:
+        """The local side of one sync of the account, under ``owner``'s lease; ``start``:
+        what the sync read when it took the lease (its cursors, whether writes wait)."""
+        if start is None:
+            return Mirror(self.store, (account_id, owner))
+        fenced = Mirror(self.store, (account_id, owner), dict(start.cursors))
+        fenced._outbox_empty = not start.pushes_due
+        return fenced
 
     @contextlib.contextmanager
     def _write(self, account_id: str | None = None) -> Iterator[Tx]:
@@ -120,8 +126,7 @@ class Mirror:
     def _write_cursors(self, tx: Tx, account_id: str) -> dict[str, str | None]:
         """Write the cursors waiting to be written (a sync's); returns those."""
         unwritten = dict(self._unwritten)
-        for collection, cursor in unwritten.items():
-            tx.remotes.set_cursor(account_id, collection, cursor)
+        tx.remotes.set_cursors(account_id, unwritten)
         return unwritten
 
     # Scheduling and status -------------------------------------------------------------
@@ -136,17 +141,15 @@ class Mirror:
     ) -> SyncStart | None:
         """Take the account's lease for a sync, and read in the same transaction what the
         sync starts from; None while another process holds it. ``take_request``: also
-        take the id of the request that asked for it (``AccountRepository.take_sync_request``)."""
+        take the id of the request that asked for it (``AccountRepository.sync_start``)."""
         with self.store.write() as tx:
-            if not tx.accounts.acquire_lease(account_id, owner, time.time(), seconds):
+            now = time.time()
+            if not tx.accounts.acquire_lease(account_id, owner, now, seconds):
                 return None
-            request = tx.accounts.take_sync_request(account_id) if take_request else None
-            return SyncStart(
-                tx.accounts.get(account_id),
-                tx.accounts.connection(account_id),
-                request,
-                tx.remotes.cursors(account_id),
+            account, sealed, request, due = tx.accounts.sync_start(
+                account_id, now, take_request=take_request
             )
+            return SyncStart(account, sealed, request, tx.remotes.cursors(account_id), due)
 
     def finish_sync(
         self,
@@ -272,9 +275,7 @@ class Mirror:
             links = tx.remotes.for_remote_ids(aid, (i.remote_id for i in items))
             waiting = tx.outbox.with_pending(aid, (link.contact_id for link in links.values()))
             rows = tx.contacts.get_many(aid, (link.contact_id for link in links.values()))
-            groups = tx.groups.by_id(aid)
-            linked = _linked_groups(tx, aid)
-            card_groups = _card_group_ids(tx, aid)
+            groups, linked, card_groups = _group_links(tx, aid)
             first = tx.accounts.allocate(aid, len(items))
             inserts: list[NewContact] = []
             updates: dict[int, NewContact] = {}
@@ -433,7 +434,10 @@ class Mirror:
         # Memberships in group cards are the group cards' business (apply_groups).
         kept = tuple(g for g in current.group_ids if g in card_groups)
         if item.picture_checked:
-            picture_changed = self._sync_picture(tx, account.id, row.id, item)
+            # None held and none there: no row to delete (has_picture follows the row).
+            picture_changed = (item.picture is not None or current.has_picture) and (
+                self._sync_picture(tx, account.id, row.id, item)
+            )
             has_picture = item.picture is not None
         else:
             # It came without its picture (Graph's delta): the one held stays, until a
@@ -454,6 +458,8 @@ class Mirror:
             doc=doc,
             terms=item.index_terms(),
             group_ids=updated.group_ids,
+            # (The row's membership rows are those of its document's groups.)
+            same_groups=set(updated.group_ids) == set(current.group_ids),
         )
 
     def _sync_picture(self, tx: Tx, account_id: str, contact_id: str, item: RemoteContact) -> bool:
@@ -483,12 +489,12 @@ class Mirror:
         paths = [(gid, _group_path(account, name) or "Unnamed group") for gid, name in groups]
         wanted = {own + gid: path for gid, path in paths}
         with self.store.read() as tx:
-            by_id = tx.groups.by_id(account.id)
-            current = {
-                remote_id: by_id[group_id].path
-                for group_id, (remote_id, _etag) in tx.groups.remote_ids(account.id).items()
-                if remote_id and remote_id.startswith(own) and group_id in by_id
-            }
+            by_id, remotes = tx.groups.with_remotes(account.id)
+        current = {
+            remote_id: by_id[group_id].path
+            for group_id, (remote_id, _etag) in remotes.items()
+            if remote_id and remote_id.startswith(own)
+        }
         if current == wanted:
             return  # the usual case: no write, no commit
         now = time.time()
@@ -590,6 +596,9 @@ class Mirror:
     # Push ----------------------------------------------------------------------------------
 
     def pending(self, account_id: str, limit: int = 100) -> list[OutboxItem]:
+        if self._outbox_empty:
+            self._outbox_empty = False  # once: the push's first look, at the sync's start
+            return []
         with self.store.read() as tx:
             return tx.outbox.pending(account_id, time.time(), limit)
 
@@ -600,12 +609,13 @@ class Mirror:
             except NoSuchContact:
                 return None
             contact = contact_from_document(orjson.loads(row.doc))
-            groups = tx.groups.by_id(account_id)
-            card_groups = _card_group_ids(tx, account_id)
+            groups, links = tx.groups.with_remotes(account_id)
+            card_groups = {
+                g for g, (rid, _etag) in links.items() if rid and rid.startswith(CARD_GROUP)
+            }
             # By path: a category's path is its name; a folder's says where it sits.
             own = [g for g in contact.group_ids if g in groups and g not in card_groups]
             names = tuple(groups[g].path for g in own)
-            links = tx.groups.remote_ids(account_id)
             ids = tuple(grouplinks.linked_id(links.get(g, (None, None))[0]) for g in own)
             picture = None
             if contact.has_picture:
@@ -664,10 +674,8 @@ class Mirror:
                     ),
                 )
             if merged is not None:
-                groups = tx.groups.by_id(account.id)
-                linked = _linked_groups(tx, account.id)
+                groups, linked, card_groups = _group_links(tx, account.id)
                 group_ids = _category_groups(tx, account, merged, groups, linked, now)
-                card_groups = _card_group_ids(tx, account.id)
                 seq = tx.accounts.allocate(account.id)
                 self._update(
                     tx, account, merged, item.object_id, group_ids, card_groups, groups, seq, now
@@ -746,22 +754,14 @@ def _exists(tx: Tx, account_id: str, contact_id: str) -> bool:
     return True
 
 
-def _card_group_ids(tx: Tx, account_id: str) -> set[str]:
-    return {
-        group_id
-        for group_id, (remote_id, _etag) in tx.groups.remote_ids(account_id).items()
-        if remote_id and remote_id.startswith(CARD_GROUP)
-    }
-
-
-def _linked_groups(tx: Tx, account_id: str) -> dict[str, str]:
-    """remote_id -> group id of the account's groups linked to the provider's: read once
-    for a batch of contacts, whose groups are looked up in it."""
-    return {
-        remote_id: group_id
-        for group_id, (remote_id, _etag) in tx.groups.remote_ids(account_id).items()
-        if remote_id
-    }
+def _group_links(tx: Tx, account_id: str) -> tuple[dict[str, Group], dict[str, str], set[str]]:
+    """The account's groups by id; remote_id -> group id of those linked to the
+    provider's; and the ids of the group cards' groups: read once (one statement) for a
+    batch of contacts, whose groups are looked up in them."""
+    groups, remotes = tx.groups.with_remotes(account_id)
+    linked = {remote_id: gid for gid, (remote_id, _etag) in remotes.items() if remote_id}
+    cards = {gid for remote_id, gid in linked.items() if remote_id.startswith(CARD_GROUP)}
+    return groups, linked, cards
 
 
 def _category_groups(

@@ -51,7 +51,7 @@ from rolodex.store.database import (
     write_connection,
 )
 from rolodex.store.groups import GroupRepository
-from rolodex.store.locks import lock_account
+from rolodex.store.locks import lock_account_leased
 from rolodex.store.notify import AccountVersions, libpq_dsn
 from rolodex.store.nowait import may_wait
 from rolodex.store.pictures import PictureRepository
@@ -122,9 +122,10 @@ class Store:
                 yield Tx(conn)
             return
         with write_connection(self.engine) as conn:
-            before = lock_account(conn, account_id)
+            before, owner, until = lock_account_leased(conn, account_id)
             tx = Tx(conn)
             tx.accounts.generations[account_id] = before
+            tx.accounts.leases[account_id] = (owner, until)
             yield tx
         after = tx.accounts.generations[account_id]
         if self._versions is not None and after != before:

@@ -15,6 +15,7 @@ from rolodex.store.schema import (
     auth_codes,
     contact_terms,
     memberships,
+    outbox,
     settings,
 )
 
@@ -56,6 +57,9 @@ class AccountRepository:
         # its numbers without waiting for its statement's answer, and ``Store.write``
         # announces the generation at commit without asking again.
         self.generations: dict[str, int] = {}
+        # (owner, until) of the sync lease of each account whose row this transaction
+        # locked, as read with the lock (``Store.write``) and not written since.
+        self.leases: dict[str, tuple[str | None, float | None]] = {}
 
     def insert(self, account: Account, connection: bytes | None = None) -> None:
         self.conn.execute(
@@ -186,6 +190,7 @@ class AccountRepository:
                 if next_sync_at is None
                 else case((accounts.c.sync_request_id.is_not(None), now), else_=next_sync_at)
             )
+        self.leases.pop(account_id, None)
         result = self.conn.execute(
             update(accounts)
             .where(
@@ -217,6 +222,7 @@ class AccountRepository:
 
     def acquire_lease(self, account_id: str, owner: str, now: float, seconds: float) -> bool:
         """Take (or extend) the account's sync lease; False if another worker holds it."""
+        self.leases.pop(account_id, None)
         result = self.conn.execute(
             update(accounts)
             .where(
@@ -234,6 +240,9 @@ class AccountRepository:
     def holds_lease(self, account_id: str, owner: str, now: float) -> bool:
         """Whether ``owner`` still holds the account's lease: the fence every write of a
         sync passes, in the write's own transaction."""
+        if account_id in self.leases:
+            held, until = self.leases[account_id]
+            return held == owner and (until or 0) >= now
         row = self.conn.execute(
             select(accounts.c.lease_owner, accounts.c.lease_until).where(
                 accounts.c.id == account_id
@@ -254,6 +263,7 @@ class AccountRepository:
         return str(row.lease_owner)
 
     def release_lease(self, account_id: str, owner: str) -> None:
+        self.leases.pop(account_id, None)
         self.conn.execute(
             update(accounts)
             .where(accounts.c.id == account_id, accounts.c.lease_owner == owner)
@@ -274,17 +284,48 @@ class AccountRepository:
             .values(next_sync_at=now, sync_request_id=request_id)
         )
 
+    def sync_start(
+        self, account_id: str, now: float, *, take_request: bool
+    ) -> tuple[Account, bytes | None, str | None, bool]:
+        """What a sync starts from, read in one statement: the account, its sealed
+        settings, the request that asked for the sync (with ``take_request``, taken as
+        ``take_sync_request`` does; else None), and whether writes of it wait for the
+        provider, due by ``now``."""
+        due = (
+            select(outbox.c.seq)
+            .where(outbox.c.account_id == account_id, outbox.c.next_attempt_at <= now)
+            .limit(1)
+            .exists()
+        )
+        row = self.conn.execute(
+            select(
+                *_ACCOUNT_COLUMNS,
+                accounts.c.connection,
+                accounts.c.sync_request_id,
+                due.label("pushes_due"),
+            ).where(accounts.c.id == account_id)
+        ).first()
+        if row is None:
+            raise NoSuchAccount(account_id)
+        requested = row.sync_request_id if take_request else None
+        if requested is not None:
+            self._clear_request(account_id, requested)
+        return _account(row), row.connection, requested, bool(row.pushes_due)
+
     def take_sync_request(self, account_id: str) -> str | None:
         """The id of the request that asked for the sync now starting (``""`` without
         one; None: not asked for), which is no longer waiting."""
         requested = self.sync_request(account_id)
         if requested is not None:
-            self.conn.execute(
-                update(accounts)
-                .where(accounts.c.id == account_id, accounts.c.sync_request_id == requested)
-                .values(sync_request_id=None)
-            )
+            self._clear_request(account_id, requested)
         return requested
+
+    def _clear_request(self, account_id: str, requested: str) -> None:
+        self.conn.execute(
+            update(accounts)
+            .where(accounts.c.id == account_id, accounts.c.sync_request_id == requested)
+            .values(sync_request_id=None)
+        )
 
     def sync_request(self, account_id: str) -> str | None:
         """The id of the request waiting for a sync of the account, if one is."""

@@ -49,6 +49,8 @@ class NewContact:
     terms: frozenset[tuple[str, str]]
     group_ids: tuple[str, ...]
     source: str = "address_book"
+    # An update whose groups are those the row has already: its membership rows stay.
+    same_groups: bool = False
 
 
 class ContactRepository:
@@ -240,9 +242,13 @@ class ContactRepository:
             [{"b_pk": c.pk, "b_doc": c.doc} for c in batch],
         )
         pks = [c.pk for c in batch]
+        moved = [c.pk for c in batch if not c.same_groups]
         for start in range(0, len(pks), 500):
-            self._delete_index(account_id, pks[start : start + 500])
-        self._insert_index(account_id, batch)
+            self._delete_terms(account_id, pks[start : start + 500])
+        for start in range(0, len(moved), 500):
+            self._delete_memberships(account_id, moved[start : start + 500])
+        self._insert_index(account_id, batch, with_memberships=False)
+        self._insert_memberships(account_id, [c for c in batch if not c.same_groups])
 
     def set_document(self, account_id: str, pk: int, doc: bytes, now: float) -> None:
         """Replace only the rendered document (a group was renamed, a picture changed)."""
@@ -275,7 +281,9 @@ class ContactRepository:
         )
         return [ContactRow(r.pk, r.id, r.doc) for r in rows]
 
-    def _insert_index(self, account_id: str, batch: list[NewContact]) -> None:
+    def _insert_index(
+        self, account_id: str, batch: list[NewContact], *, with_memberships: bool = True
+    ) -> None:
         # In key order: a batch's terms land all over the index, and inserted in order they
         # visit its pages in turn rather than at random (a first sync writes most of them).
         insert_rows(
@@ -284,6 +292,10 @@ class ContactRepository:
             ("account_id", "kind", "term", "contact_pk"),
             sorted((account_id, kind, term, c.pk) for c in batch for kind, term in c.terms),
         )
+        if with_memberships:
+            self._insert_memberships(account_id, batch)
+
+    def _insert_memberships(self, account_id: str, batch: list[NewContact]) -> None:
         insert_rows(
             self.conn,
             memberships,
@@ -292,11 +304,17 @@ class ContactRepository:
         )
 
     def _delete_index(self, account_id: str, pks: list[int]) -> None:
+        self._delete_terms(account_id, pks)
+        self._delete_memberships(account_id, pks)
+
+    def _delete_terms(self, account_id: str, pks: list[int]) -> None:
         self.conn.execute(
             delete(contact_terms).where(
                 contact_terms.c.account_id == account_id, contact_terms.c.contact_pk.in_(pks)
             )
         )
+
+    def _delete_memberships(self, account_id: str, pks: list[int]) -> None:
         self.conn.execute(
             delete(memberships).where(
                 memberships.c.account_id == account_id, memberships.c.contact_pk.in_(pks)

@@ -106,6 +106,25 @@ class GroupRepository:
         ).first()
         return None if row is None else Group(row.id, account_id, row.name, path)
 
+    def with_remotes(
+        self, account_id: str
+    ) -> tuple[dict[str, Group], dict[str, tuple[str | None, str | None]]]:
+        """``by_id`` and ``remote_ids`` of the account's groups, in one statement (a sync
+        reads both for every batch it applies)."""
+        rows = self.conn.execute(
+            select(
+                contact_groups.c.id,
+                contact_groups.c.name,
+                contact_groups.c.path,
+                contact_groups.c.remote_id,
+                contact_groups.c.remote_etag,
+            )
+            .where(contact_groups.c.account_id == account_id)
+            .order_by(contact_groups.c.path)
+        ).all()
+        groups = {r.id: Group(r.id, account_id, r.name, r.path) for r in rows}
+        return groups, {r.id: (r.remote_id, r.remote_etag) for r in rows}
+
     def remote_ids(self, account_id: str) -> dict[str, tuple[str | None, str | None]]:
         """group id -> (remote_id, remote_etag) of every group of the account."""
         rows = self.conn.execute(

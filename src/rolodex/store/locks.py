@@ -25,3 +25,17 @@ def lock_account(conn: Connection, account_id: str) -> int:
     if found is None:
         raise NoSuchAccount(account_id)
     return int(found)
+
+
+def lock_account_leased(conn: Connection, account_id: str) -> tuple[int, str | None, float | None]:
+    """``lock_account``, also reading who holds the account's sync lease and until when:
+    locked, the row's lease cannot change under the transaction but by its own writes, so
+    a sync's fence (``AccountRepository.holds_lease``) needs no statement of its own."""
+    found = conn.execute(
+        select(accounts.c.generation, accounts.c.lease_owner, accounts.c.lease_until)
+        .where(accounts.c.id == account_id)
+        .with_for_update(key_share=True)
+    ).first()
+    if found is None:
+        raise NoSuchAccount(account_id)
+    return int(found.generation), found.lease_owner, found.lease_until

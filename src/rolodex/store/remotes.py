@@ -229,6 +229,27 @@ class RemoteRepository:
             )
         ).scalar_one_or_none()
 
+    def set_cursors(self, account_id: str, cursors: dict[str, str | None]) -> None:
+        """``set_cursor`` of each, the rows there already updated by one statement (a
+        sync ends by writing the cursors of all its collections)."""
+        if len(cursors) < 2 or not self.conn.dialect.supports_sane_multi_rowcount:
+            for collection, cursor in cursors.items():
+                self.set_cursor(account_id, collection, cursor)
+            return
+        changed = self.conn.execute(
+            update(sync_cursors)
+            .where(
+                sync_cursors.c.account_id == account_id,
+                sync_cursors.c.collection == bindparam("b_collection"),
+            )
+            .values(cursor=bindparam("b_cursor")),
+            [{"b_collection": c, "b_cursor": v} for c, v in cursors.items()],
+        ).rowcount
+        if changed != len(cursors):
+            # Some have no row yet (a new collection): each on its own, as set_cursor does.
+            for collection, cursor in cursors.items():
+                self.set_cursor(account_id, collection, cursor)
+
     def set_cursor(self, account_id: str, collection: str, cursor: str | None) -> None:
         changed = self.conn.execute(
             update(sync_cursors)

@@ -217,7 +217,7 @@ class SyncRunner:
         if held is None:
             return SyncReport()
         assert held.connector is not None
-        local = self.mirror.fenced(account.id, self.owner, start.cursors)
+        local = self.mirror.fenced(account.id, self.owner, start)
         reusable = False
         try:
             engine = SyncEngine(local, guard=lambda: self._guard(lease))
