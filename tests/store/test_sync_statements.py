@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 
 from rolodex.domain.query import ContactFilter
+from rolodex.domain.remote import RemoteLink
 from rolodex.store import Store
 from rolodex.store.contacts import NewContact
 from tests.store.test_contract import NOW, add_contact, add_group, ids_of, make_account
@@ -78,3 +79,16 @@ def test_an_update_of_the_same_groups_keeps_its_memberships(store: Store) -> Non
     assert ids_of(store, account_id, ContactFilter(group_id=friends.id)) == []
     assert ids_of(store, account_id, ContactFilter(group_id=work.id)) == [new.id]
     assert ids_of(store, account_id, ContactFilter(terms=(("email", "a@x.com"),))) == []
+
+
+def test_linked_rows_are_the_links_and_the_rows_of_the_contacts_there(store: Store) -> None:
+    account_id = make_account(store)
+    here = add_contact(store, account_id)
+    with store.write() as tx:
+        tx.remotes.put(account_id, RemoteLink(here.id, "book", "r1", None, '"e1"', None))
+        tx.remotes.put(account_id, RemoteLink("gone", "book", "r2", None, '"e2"', b"raw"))
+    with store.read() as tx:
+        links, rows = tx.remotes.linked_rows(account_id, ["r1", "r2", "r3"])
+        assert links == tx.remotes.for_remote_ids(account_id, ["r1", "r2", "r3"])
+    assert sorted(links) == ["r1", "r2"] and links["r2"].raw == b"raw"
+    assert list(rows) == [here.id] and rows[here.id].pk == here.pk

@@ -272,9 +272,8 @@ class Mirror:
         changed = 0
         with self._write(account.id) as tx:
             aid = account.id
-            links = tx.remotes.for_remote_ids(aid, (i.remote_id for i in items))
+            links, rows = tx.remotes.linked_rows(aid, (i.remote_id for i in items))
             waiting = tx.outbox.with_pending(aid, (link.contact_id for link in links.values()))
-            rows = tx.contacts.get_many(aid, (link.contact_id for link in links.values()))
             groups, linked, card_groups = _group_links(tx, aid)
             first = tx.accounts.allocate(aid, len(items))
             inserts: list[NewContact] = []
