@@ -12,8 +12,10 @@ import httpx
 import orjson
 import pytest
 
+from rolodex.cli.sync import make_runner
 from rolodex.domain.contact import Group
 from rolodex.domain.errors import FixedGroup
+from tests.conftest import settings_for_tests
 from tests.emulators.google import GoogleEmulator
 from tests.sync.test_google_sync import (  # noqa: F401 - fixtures
     Synced,
@@ -503,3 +505,52 @@ def test_a_group_deleted_at_google_while_renamed_here_is_made_again(synced: Sync
     before = synced.log_size()
     synced.sync()
     assert synced.log_size() == before
+
+
+def test_a_contact_put_in_a_group_deleted_at_google_meanwhile_goes_without_it(
+    synced: Synced,
+) -> None:
+    """The delete there wins, as it does for the group: the contact is written without it
+    (not into a label made again by its name, which the pull would not link here) and the
+    pull deletes the group here. Both sides then agree."""
+    team = synced.google.add_group("Team")
+    synced.google.add_person(names=[{"givenName": "Ann"}], memberships=_in(team))
+    synced.google.add_person(names=[{"givenName": "Bob"}])
+    synced.sync()
+    group = _groups(synced)["Team"]
+    delete_at_google(synced.google, team)
+    bob = str(synced.by_name("Bob")["id"])
+    # The groups the connector listed at the last pull still hold the label: Google
+    # refuses the membership (400), the groups are listed again, and the write retried.
+    synced.svc.contacts.update(synced.account, bob, {"group": group.id, "nickname": "Bobby"})
+    synced.sync()
+    assert _outbox(synced) == 0
+    assert synced.google.user_groups() == {}  # not made again
+    assert _members(synced.person_named("Bob")) == {"contactGroups/myContacts"}
+    assert synced.person_named("Bob")["nicknames"][0]["value"] == "Bobby"
+    assert _groups(synced) == {}
+    assert synced.by_name("Bob")["groups"] == []
+    assert synced.by_name("Bob")["nickname"] == "Bobby"
+    before = synced.log_size()
+    synced.sync()
+    assert synced.log_size() == before
+
+
+def test_a_group_unknown_to_the_groups_listed_is_looked_for_again_before_it_counts_as_gone(
+    synced: Synced, fresh_database_url: str
+) -> None:
+    """Groups a kept connector listed before a label was made and linked by another
+    process's sync do not make a membership of it a deleted group's: they are listed
+    again first."""
+    synced.google.add_person(names=[{"givenName": "Bob"}])
+    synced.sync()  # this runner's connector, kept open, lists no groups
+    team = synced.google.add_group("Team")
+    other = make_runner(settings_for_tests(fresh_database_url), synced.svc.accounts.store)
+    other.run(synced.account.id)  # another process pulls the label
+    group = _groups(synced)["Team"]
+    synced.svc.contacts.update(
+        synced.account, str(synced.by_name("Bob")["id"]), {"group": group.id}
+    )
+    synced.sync()
+    assert _members(synced.person_named("Bob")) == {team, "contactGroups/myContacts"}
+    assert [g["id"] for g in synced.by_name("Bob")["groups"]] == [group.id]  # type: ignore[index]

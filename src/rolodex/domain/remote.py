@@ -178,6 +178,11 @@ class WriteResult:
     # A create found the item an earlier attempt made (its reply was lost); it may have been
     # edited there since, so what it holds is not necessarily what was sent.
     existed: bool = False
+    # The provider holds less than was sent: the write left out what it could not hold (a
+    # group deleted there meanwhile). The item then comes back in the next pull as any
+    # change made there does, rather than as this write returning, so that the contact here
+    # becomes what the provider holds (``rolodex.service.mirror.UNKNOWN_ETAG``).
+    partial: bool = False
 
 
 @dataclass(frozen=True)

@@ -62,8 +62,9 @@ def _status_values(state: str, error: str | None, succeeded: bool) -> dict[str, 
     return values
 
 
-# The etag of a link whose remote version is not known: no provider's etag matches it, so a
-# write with it fails its precondition and is merged with what the provider holds.
+# The etag of a link whose remote version is not known (or not what was written:
+# ``WriteResult.partial``): no provider's etag matches it, so a pull reads the item again,
+# and a write with it fails its precondition and is merged with what the provider holds.
 UNKNOWN_ETAG = '"rolodex:unknown"'
 
 
@@ -666,11 +667,12 @@ class Mirror:
             if result is None:
                 tx.remotes.delete(account.id, item.object_id)
             else:
+                # A partial write's item is to come back as a change made there: no pull
+                # takes it for this write returning.
+                etag = UNKNOWN_ETAG if result.partial else result.etag
                 tx.remotes.put(
                     account.id,
-                    RemoteLink(
-                        item.object_id, collection, result.remote_id, uid, result.etag, result.raw
-                    ),
+                    RemoteLink(item.object_id, collection, result.remote_id, uid, etag, result.raw),
                 )
             if merged is not None:
                 groups, linked, card_groups = _group_links(tx, account.id)

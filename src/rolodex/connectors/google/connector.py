@@ -28,10 +28,10 @@ import contextlib
 import dataclasses
 import itertools
 import logging
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent import futures
 from concurrent.futures import ThreadPoolExecutor
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import orjson
 
@@ -62,7 +62,10 @@ PEOPLE = "people/me"
 OTHER = "otherContacts"
 OTHER_FIELDS = "emailAddresses,metadata,names,phoneNumbers,photos"  # its readMask's paths
 _OTHER_PREFIX = "o1:"
-MY_CONTACTS = "contactGroups/myContacts"
+T = TypeVar("T")
+
+GROUP_PREFIX = "contactGroups/"
+MY_CONTACTS = GROUP_PREFIX + "myContacts"
 WRITABLE_SYSTEM_GROUPS = ("contactGroups/starred",)
 PAGE_SIZE = 1000
 GOOGLE_PHOTO_TYPES = frozenset({pictures.JPEG, pictures.PNG})
@@ -200,20 +203,57 @@ class GoogleConnector:
             if g.get("groupType") != "SYSTEM_CONTACT_GROUP"
         )
 
-    def _group_resource_names(self, contact: LocalContact) -> list[str]:
+    def _group_resource_names(self, contact: LocalContact, *, fresh: bool = False) -> list[str]:
         """Resource names of the contact's groups: by the id Rolodex knows a group by
-        (``LocalContact.group_ids``), which a rename on either side keeps; else by name,
-        creating at Google those it does not have."""
-        if self._groups is None:
+        (``LocalContact.group_ids``), which a rename on either side keeps; by name, made at
+        Google when it has none of that name, for a group not there yet (no id).
+
+        A group whose resource name Google no longer lists was deleted there since the last
+        pull, and the delete wins, as for the group itself: the contact goes without it,
+        and the pull deletes the group here. (Made again by its name, the group would be a
+        new label that the pull does not link to the group here, and the contact's
+        membership of it would stay there only.) The groups are listed again before one
+        counts as deleted: those listed may be older than the last pull, which another
+        process may have run."""
+        if fresh or self._groups is None:
             self._load_groups()
+            fresh = True
         assert self._groups is not None
         found = [MY_CONTACTS]
         for name, gid in itertools.zip_longest(contact.group_names, contact.group_ids):
-            rn = gid if gid is not None and gid in self._groups else self._find_group(name)
+            if gid is not None and gid.startswith(GROUP_PREFIX):
+                if gid not in self._groups and not fresh:
+                    return self._group_resource_names(contact, fresh=True)
+                if gid in self._groups:
+                    found.append(gid)
+                continue
+            rn = self._find_group(name)
             if rn is None:
                 rn = self._make_group(name)[0]["resourceName"]
             found.append(rn)
         return found
+
+    def _memberships_written(
+        self, contact: LocalContact, base: dict[str, Any], write: Callable[[list[Any]], T]
+    ) -> tuple[T, bool]:
+        """``write(memberships)`` with the contact's groups; once more with the groups
+        listed again when Google refuses them because one is gone (a 400 naming no reason
+        Rolodex can rely on, inferred: a group deleted there since they were listed). And
+        whether a group was left out as deleted: the person there is then not what was
+        asked (``WriteResult.partial``)."""
+        sent = self._group_resource_names(contact)
+        try:
+            written = write(mapping.memberships(sent, base))
+        except PermanentError as exc:
+            if exc.status != 400:
+                raise
+            now = self._group_resource_names(contact, fresh=True)
+            if now == sent:
+                raise
+            written = write(mapping.memberships(now, base))
+        groups = self._groups or {}
+        gone = any(g and g.startswith(GROUP_PREFIX) and g not in groups for g in contact.group_ids)
+        return written, gone
 
     def _make_group(self, name: str) -> tuple[dict[str, Any], bool]:
         """The user group ``name``, made now (``contactGroups.create``); and whether it was
@@ -549,16 +589,22 @@ class GoogleConnector:
         body = mapping.person_patch(contact.fields, WRITABLE_FIELDS, {})
         body = {k: v for k, v in body.items() if v}
         body["clientData"] = [{"key": mapping.CLIENT_DATA_KEY, "value": uid}]
-        body["memberships"] = mapping.memberships(self._group_resource_names(contact), {})
-        person = self._client.call(
-            "POST",
-            "people:createContact",
-            params={"personFields": mapping.READ_FIELDS},
-            body=body,
-        )
+
+        def made(memberships: list[Any]) -> dict[str, Any]:
+            person: dict[str, Any] = self._client.call(
+                "POST",
+                "people:createContact",
+                params={"personFields": mapping.READ_FIELDS},
+                body={**body, "memberships": memberships},
+            )
+            return person
+
+        person, partial = self._memberships_written(contact, {}, made)
         if contact.picture:
             person = self._set_photo(person["resourceName"], contact)
-        return WriteResult(person["resourceName"], person["etag"], orjson.dumps(person))
+        return WriteResult(
+            person["resourceName"], person["etag"], orjson.dumps(person), partial=partial
+        )
 
     def _find_own(self, uid: str) -> dict[str, Any] | None:
         """The person an earlier create of ``uid`` made, if it landed: the most recently
@@ -588,24 +634,23 @@ class GoogleConnector:
             if base.get("etag") != etag:
                 raise PreconditionFailed(remote_id)
         patch = mapping.person_patch(contact.fields, touched, base)
-        if "groups" in touched:
-            patch["memberships"] = mapping.memberships(self._group_resource_names(contact), base)
-        person = base
-        if patch:
+
+        def updated(memberships: list[Any] | None) -> dict[str, Any]:
+            fields = patch if memberships is None else {**patch, "memberships": memberships}
             # Google's doc checks person.metadata.sources.etag; the service also takes the
             # person's etag (GM §3.1): both, from the version the change was made over.
             body = {
                 "resourceName": remote_id,
                 "etag": etag,
                 "metadata": {"sources": mapping.contact_sources(base)},
-                **patch,
+                **fields,
             }
             try:
-                person = self._client.call(
+                person: dict[str, Any] = self._client.call(
                     "PATCH",
                     f"{remote_id}:updateContact",
                     params={
-                        "updatePersonFields": ",".join(sorted(patch)),
+                        "updatePersonFields": ",".join(sorted(fields)),
                         "personFields": mapping.READ_FIELDS,
                     },
                     body=body,
@@ -614,6 +659,13 @@ class GoogleConnector:
                 raise PreconditionFailed(remote_id) from None
             except RemoteNotFound:
                 raise RemoteNotFound(remote_id) from None
+            return person
+
+        person, partial = base, False
+        if "groups" in touched:
+            person, partial = self._memberships_written(contact, base, updated)
+        elif patch:
+            person = updated(None)
         if "picture" in touched:
             if contact.picture:
                 person = self._set_photo(remote_id, contact)
@@ -624,7 +676,8 @@ class GoogleConnector:
                     params={"personFields": mapping.READ_FIELDS},
                 )
                 person = answer.get("person") or self._get(remote_id)
-        return WriteResult(remote_id, str(person.get("etag") or etag), orjson.dumps(person))
+        etag = str(person.get("etag") or etag)
+        return WriteResult(remote_id, etag, orjson.dumps(person), partial=partial)
 
     def _set_photo(self, remote_id: str, contact: LocalContact) -> dict[str, Any]:
         import base64
