@@ -373,7 +373,8 @@ class MemoryConnector:
                     label_ids=self._labels_of(contact),
                 )
             )
-            result = WriteResult(item.remote_id, item.etag, item.remote().raw)
+            partial = self._labels_gone(contact)
+            result = WriteResult(item.remote_id, item.etag, item.remote().raw, partial=partial)
         self.plan.check("create", "after")
         return result
 
@@ -401,7 +402,8 @@ class MemoryConnector:
             changed.picture_type = contact.picture_type if contact.picture is not None else None
         self._put(changed)
         self.plan.check("update", "after")
-        return WriteResult(changed.remote_id, changed.etag, changed.remote().raw)
+        partial = "groups" in touched and self._labels_gone(contact)
+        return WriteResult(changed.remote_id, changed.etag, changed.remote().raw, partial=partial)
 
     def delete(self, remote_id: str, etag: str) -> None:
         self._enter("delete")
@@ -413,19 +415,28 @@ class MemoryConnector:
         self.plan.check("delete", "after")
 
     def _labels_of(self, contact: LocalContact) -> tuple[str, ...]:
-        """The groups a written contact names, by id; one named by its name only, or by
-        an id no longer here (deleted meanwhile), is found by its name or made, as the
-        Google connector does (``GoogleConnector._group_resource_names``)."""
+        """The groups a written contact names, by id; one of an id no longer here (deleted
+        meanwhile) is left out, and one named by its name only is found by its name or
+        made, as the Google connector does (``GoogleConnector._group_resource_names``)."""
         if not self.labels:
             return ()
         found: list[str] = []
         ids = contact.group_ids or (None,) * len(contact.group_names)
         for name, group_id in zip(contact.group_names, ids, strict=True):
-            if group_id is None or group_id not in self.label_names:
+            if group_id is not None and group_id not in self.label_names:
+                continue
+            if group_id is None:
                 group_id = self._label_named(name) or self.remote_create_label(name)
             if group_id not in found:
                 found.append(group_id)
         return tuple(found)
+
+    def _labels_gone(self, contact: LocalContact) -> bool:
+        """Whether a written contact names a group deleted here meanwhile, left out of it:
+        what it holds is then not what was sent (``WriteResult.partial``)."""
+        return self.labels and any(
+            g is not None and g not in self.label_names for g in contact.group_ids
+        )
 
     def _label_named(self, name: str) -> str | None:
         return next((g for g, n in self.label_names.items() if n == name), None)
