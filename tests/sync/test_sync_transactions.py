@@ -250,3 +250,34 @@ def test_the_outbox_is_read_once_a_sync_when_it_was_empty_at_the_start(
     assert reads == [rig.account_id, rig.account_id]  # the write, then nothing more
     with rig.store.read() as tx:
         assert tx.outbox.count(rig.account_id) == 0
+
+
+def test_the_groups_read_at_the_start_stand_for_the_first_comparison_only(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    svc = build_services(settings_for_tests(str(store.engine.url)), store)
+    account = svc.accounts.create(
+        f"folders-{time.monotonic_ns()}@example.com",
+        provider="microsoft",
+        connection={"microsoft_client_id": "c", "microsoft_refresh_token": "r"},
+    ).account
+    mirror = Mirror(store)
+    start = mirror.start_sync(account.id, "me", 30, take_request=True)
+    assert start is not None and start.groups is not None
+    local = mirror.fenced(account.id, "me", start)
+    reads: list[str] = []
+    plain = Mirror._read_groups
+
+    def counted(self: Mirror, account_id: str) -> Any:
+        reads.append(account_id)
+        return plain(self, account_id)
+
+    monkeypatch.setattr(Mirror, "_read_groups", counted)
+    folders = [("f1", "Contacts/Friends")]
+    local.provider_groups(account, folders)  # compared with the start's: made, a write
+    assert reads == []
+    local.provider_groups(account, folders)  # read again: the write changed them
+    assert reads == [account.id]
+    with store.read() as tx:
+        assert [g.path for g in tx.groups.list(account.id)] == ["Contacts/Friends"]
+    mirror.release(account.id, "me")

@@ -40,6 +40,8 @@ from rolodex.service.records import CONTACT
 from rolodex.store import Store, Tx
 from rolodex.store.contacts import ContactRow, NewContact
 
+GroupsRead = tuple[dict[str, Group], dict[str, tuple[str | None, str | None]]]
+
 
 @dataclasses.dataclass(frozen=True)
 class SyncStart:
@@ -52,6 +54,10 @@ class SyncStart:
     # Whether writes waited for the provider then: a sync whose outbox was empty reads it no
     # more (a write queued since is due for the next sync, which its request makes now).
     pushes_due: bool = True
+    # Where the provider's groups are items of their own (labels, folders): the account's
+    # groups then (``GroupRepository.with_remotes``), which its first ``provider_groups``
+    # compares with the provider's unless the sync wrote something before.
+    groups: GroupsRead | None = None
 
 
 def _status_values(state: str, error: str | None, succeeded: bool) -> dict[str, object]:
@@ -94,6 +100,7 @@ class Mirror:
         self._cursors = cursors  # a sync's: the account's cursors, as they are to be
         self._unwritten: dict[str, str | None] = {}  # collection -> cursor, not written yet
         self._outbox_empty = False  # known empty when the sync started (``SyncStart``)
+        self._groups_read: GroupsRead | None = None  # ``SyncStart.groups``, until a write
 
     def fenced(self, account_id: str, owner: str, start: SyncStart | None = None) -> Mirror:
         """The local side of one sync of the account, under ``owner``'s lease; ``start``:
@@ -102,12 +109,14 @@ class Mirror:
             return Mirror(self.store, (account_id, owner))
         fenced = Mirror(self.store, (account_id, owner), dict(start.cursors))
         fenced._outbox_empty = not start.pushes_due
+        fenced._groups_read = start.groups
         return fenced
 
     @contextlib.contextmanager
     def _write(self, account_id: str | None = None) -> Iterator[Tx]:
         # With ``account_id``: its row is locked first, before anything is read (the lock
         # order of every write path, rolodex.store).
+        self._groups_read = None  # what this sync writes may change them
         with self.store.write(account_id) as tx:
             unwritten = self._fence(tx)
             yield tx
@@ -150,7 +159,11 @@ class Mirror:
             account, sealed, request, due = tx.accounts.sync_start(
                 account_id, now, take_request=take_request
             )
-            return SyncStart(account, sealed, request, tx.remotes.cursors(account_id), due)
+            groups = None
+            if profile_for(account.provider).groups.model != "categories":
+                groups = tx.groups.with_remotes(account_id)
+            cursors = tx.remotes.cursors(account_id)
+            return SyncStart(account, sealed, request, cursors, due, groups)
 
     def finish_sync(
         self,
@@ -488,8 +501,9 @@ class Mirror:
         # (Google refuses an empty label name; "Unnamed group" as for group cards.)
         paths = [(gid, _group_path(account, name) or "Unnamed group") for gid, name in groups]
         wanted = {own + gid: path for gid, path in paths}
-        with self.store.read() as tx:
-            by_id, remotes = tx.groups.with_remotes(account.id)
+        by_id, remotes = self._groups_read or self._read_groups(account.id)
+        # Once: a later call (another collection's groups) reads them as they are then.
+        self._groups_read = None
         current = {
             remote_id: by_id[group_id].path
             for group_id, (remote_id, _etag) in remotes.items()
@@ -532,6 +546,10 @@ class Mirror:
                     and not tx.outbox.has_pending(account.id, group_id)  # its rename wins
                 ):
                     delete_group(tx, account, group_id, now)
+
+    def _read_groups(self, account_id: str) -> GroupsRead:
+        with self.store.read() as tx:
+            return tx.groups.with_remotes(account_id)
 
     def forget_collections(self, account: Account, keep: set[str]) -> int:
         """Collections gone at the provider (a deleted folder or address book): their
