@@ -15,6 +15,7 @@ import pytest
 from rolodex.cli.sync import make_runner
 from rolodex.domain.contact import Group
 from rolodex.domain.errors import FixedGroup
+from rolodex.sync.runner import SyncFailed
 from tests.conftest import settings_for_tests
 from tests.emulators.google import GoogleEmulator
 from tests.sync.test_google_sync import (  # noqa: F401 - fixtures
@@ -554,3 +555,32 @@ def test_a_group_unknown_to_the_groups_listed_is_looked_for_again_before_it_coun
     synced.sync()
     assert _members(synced.person_named("Bob")) == {team, "contactGroups/myContacts"}
     assert [g["id"] for g in synced.by_name("Bob")["groups"]] == [group.id]  # type: ignore[index]
+
+
+def test_a_contact_written_before_its_new_groups_create_makes_the_group_once(
+    synced: Synced,
+) -> None:
+    """A contact's write sends it as it is now, in a group it joined after the write was
+    queued and that is not at Google yet: the group's create goes first (by name, the
+    write would make a label that the group's own create, after a rename, made again)."""
+    synced.sync()
+    ann = orjson.loads(synced.svc.contacts.create(synced.account, {"given_name": "Ann"}))
+    synced.svc.contacts.update(synced.account, ann["id"], {"nickname": "Annie"})
+    group = synced.svc.groups.create(synced.account, {"name": "Team"})
+    synced.svc.contacts.update(synced.account, ann["id"], {"group": group.id})
+    # Ann's create goes; her next write fails, and the push stops there; so does the pull
+    # (before it could take a label of the group's name for the group).
+    synced.google.fail(503, method="PATCH", path=":updateContact")
+    synced.google.fail(400, method="GET", path="/v1/people/me/connections")
+    with pytest.raises(SyncFailed):
+        synced.sync()
+    synced.svc.groups.rename(synced.account, group.id, {"name": "Crew"})
+    _due_now(synced)
+    synced.sync()
+    assert list(synced.google.user_groups()) == ["Crew"]
+    crew = synced.google.user_groups()["Crew"]["resourceName"]
+    assert _members(synced.person_named("Ann")) == {crew, "contactGroups/myContacts"}
+    assert _groups(synced) == {"Crew": Group(group.id, synced.account.id, "Crew", "Crew")}
+    assert [g["id"] for g in synced.by_name("Ann")["groups"]] == [group.id]  # type: ignore[index]
+    assert synced.by_name("Ann")["nickname"] == "Annie"
+    assert _outbox(synced) == 0

@@ -22,6 +22,7 @@ from rolodex.domain.errors import LeaseLost, NoSuchContact, NoSuchPicture
 from rolodex.domain.ids import new_id
 from rolodex.domain.profiles import profile_for
 from rolodex.domain.remote import (
+    GROUP_OBJECT,
     LocalGroup,
     LocalState,
     OutboxItem,
@@ -644,6 +645,20 @@ class Mirror:
             return LocalState(
                 contact, names, picture, tx.remotes.for_contact(account_id, contact_id), ids
             )
+
+    def group_creates_for(self, account_id: str, contact_id: str) -> list[OutboxItem]:
+        with self.store.read() as tx:
+            try:
+                row = tx.contacts.get(account_id, contact_id)
+            except NoSuchContact:
+                return []
+            links = tx.groups.remote_ids(account_id)
+            unlinked = [
+                g
+                for g in contact_from_document(orjson.loads(row.doc)).group_ids
+                if g in links and not links[g][0]
+            ]
+            return tx.outbox.waiting(account_id, GROUP_OBJECT, "create", unlinked)
 
     def pending_fields(
         self, account_id: str, contact_id: str, fields: tuple[str, ...]

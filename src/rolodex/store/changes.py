@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import Connection, delete, func, insert, select, update
 
@@ -115,19 +116,27 @@ class OutboxRepository:
             .order_by(outbox.c.seq)
             .limit(limit)
         )
-        return [
-            OutboxItem(
-                r.seq,
-                r.account_id,
-                r.object_type,
-                r.object_id,
-                r.operation,
-                tuple(json.loads(r.fields)),
-                r.attempts,
-                r.request_id,
+        return _items(rows)
+
+    def waiting(
+        self, account_id: str, object_type: str, operation: str, object_ids: Iterable[str]
+    ) -> list[OutboxItem]:
+        """The writes waiting of that type and operation for these objects, in order, due
+        or not."""
+        ids = list(dict.fromkeys(object_ids))
+        if not ids:
+            return []
+        rows = self.conn.execute(
+            select(outbox)
+            .where(
+                outbox.c.account_id == account_id,
+                outbox.c.object_type == object_type,
+                outbox.c.operation == operation,
+                outbox.c.object_id.in_(ids),
             )
-            for r in rows
-        ]
+            .order_by(outbox.c.seq)
+        )
+        return _items(rows)
 
     def has_pending(self, account_id: str, object_id: str) -> bool:
         return (
@@ -216,3 +225,19 @@ class OutboxRepository:
             .where(outbox.c.account_id == account_id, outbox.c.seq == seq)
             .values(attempts=outbox.c.attempts + 1, next_attempt_at=at, last_error=error)
         )
+
+
+def _items(rows: Iterable[Any]) -> list[OutboxItem]:
+    return [
+        OutboxItem(
+            r.seq,
+            r.account_id,
+            r.object_type,
+            r.object_id,
+            r.operation,
+            tuple(json.loads(r.fields)),
+            r.attempts,
+            r.request_id,
+        )
+        for r in rows
+    ]

@@ -321,18 +321,25 @@ class SyncEngine:
     def push(self, account: Account, connector: Connector, report: SyncReport) -> None:
         """Deliver the outbox in order. A transient failure stops the push (later writes of
         the same contact must not overtake it); a refusal is parked and the rest goes on."""
-        seen: set[int] = set()
+        seen: set[int] = set()  # delivered or tried in this push
         while True:
             items = [i for i in self.mirror.pending(account.id) if i.seq not in seen]
             if not items:
                 return
             for item in items:
+                if item.seq in seen:  # delivered ahead of its turn (``_groups_first``)
+                    continue
                 seen.add(item.seq)
-                if not self._deliver(account, connector, item, report):
+                if not self._deliver(account, connector, item, report, seen):
                     return
 
     def _deliver(
-        self, account: Account, connector: Connector, item: OutboxItem, report: SyncReport
+        self,
+        account: Account,
+        connector: Connector,
+        item: OutboxItem,
+        report: SyncReport,
+        seen: set[int],
     ) -> bool:
         """Deliver one write, its records carrying the id of the request that made it;
         False when the push must stop there (a transient failure)."""
@@ -340,7 +347,7 @@ class SyncEngine:
         extra = {"account_id": account.id}
         with carrying(item.request_id):
             try:
-                self._push_one(account, connector, item)
+                self._push_one(account, connector, item, report, seen)
             except TransientError as error:
                 delay = backoff(item.attempts, error.retry_after)
                 self.mirror.retry_later(account.id, item, time.time() + delay, error.message)
@@ -362,7 +369,14 @@ class SyncEngine:
             log.info("%s delivered", what, extra=extra)
             return True
 
-    def _push_one(self, account: Account, connector: Connector, item: OutboxItem) -> None:
+    def _push_one(
+        self,
+        account: Account,
+        connector: Connector,
+        item: OutboxItem,
+        report: SyncReport,
+        seen: set[int],
+    ) -> None:
         self.guard()
         if item.object_type != CONTACT_OBJECT:
             push_group(self.mirror, connector, account, item)
@@ -371,6 +385,10 @@ class SyncEngine:
             self._push_delete(account, connector, item)
             return
         state = self.mirror.local_state(account.id, item.object_id)
+        writes_groups = connector.capabilities().groups in ("labels", "folders")
+        if state is not None and writes_groups and None in state.group_ids:
+            self._groups_first(account, connector, item, report, seen)
+            state = self.mirror.local_state(account.id, item.object_id)
         if state is None:
             # Deleted here since; the delete that follows in the outbox says the rest.
             self.mirror.dropped(account.id, item)
@@ -393,6 +411,29 @@ class SyncEngine:
             self._push_merged(account, connector, item, state)
             return
         self.mirror.pushed(account, item, link.collection, link.uid, result)
+
+    def _groups_first(
+        self,
+        account: Account,
+        connector: Connector,
+        item: OutboxItem,
+        report: SyncReport,
+        seen: set[int],
+    ) -> None:
+        """Deliver the creates of the contact's groups that wait behind it in the outbox.
+
+        A write sends the contact as it is now, in groups it may have joined after the
+        write was queued, and those may not be at the provider yet (made here after it).
+        Written first, by name, the provider would get a group that its create, later,
+        makes a second time if it was renamed meanwhile (or, on Graph, a folder to put
+        the contact in that is not there). A group's create depends on nothing before it,
+        so it goes now; one that cannot go yet holds the contact's write back with it."""
+        for create in self.mirror.group_creates_for(account.id, item.object_id):
+            if create.seq in seen:
+                continue  # tried in this push and refused: the contact goes without it
+            seen.add(create.seq)
+            if not self._deliver(account, connector, create, report, seen):
+                raise TransientError(f"its group {create.object_id} is not at the provider yet")
 
     def _push_not_found(
         self, account: Account, connector: Connector, item: OutboxItem, state: LocalState
