@@ -321,33 +321,27 @@ class SyncEngine:
     def push(self, account: Account, connector: Connector, report: SyncReport) -> None:
         """Deliver the outbox in order. A transient failure stops the push (later writes of
         the same contact must not overtake it); a refusal is parked and the rest goes on."""
-        seen: set[int] = set()  # delivered or tried in this push
+        run = _Push(account, connector, report)
         while True:
-            items = [i for i in self.mirror.pending(account.id) if i.seq not in seen]
+            items = [i for i in self.mirror.pending(account.id) if i.seq not in run.seen]
             if not items:
                 return
             for item in items:
-                if item.seq in seen:  # delivered ahead of its turn (``_groups_first``)
+                if item.seq in run.seen:  # delivered ahead of its turn (``_groups_first``)
                     continue
-                seen.add(item.seq)
-                if not self._deliver(account, connector, item, report, seen):
+                run.seen.add(item.seq)
+                if not self._deliver(run, item):
                     return
 
-    def _deliver(
-        self,
-        account: Account,
-        connector: Connector,
-        item: OutboxItem,
-        report: SyncReport,
-        seen: set[int],
-    ) -> bool:
+    def _deliver(self, run: _Push, item: OutboxItem) -> bool:
         """Deliver one write, its records carrying the id of the request that made it;
         False when the push must stop there (a transient failure)."""
+        account, report = run.account, run.report
         what = f"{item.operation} of {item.object_type} {item.object_id}"
         extra = {"account_id": account.id}
         with carrying(item.request_id):
             try:
-                self._push_one(account, connector, item, report, seen)
+                self._push_one(run, item)
             except TransientError as error:
                 delay = backoff(item.attempts, error.retry_after)
                 self.mirror.retry_later(account.id, item, time.time() + delay, error.message)
@@ -369,14 +363,8 @@ class SyncEngine:
             log.info("%s delivered", what, extra=extra)
             return True
 
-    def _push_one(
-        self,
-        account: Account,
-        connector: Connector,
-        item: OutboxItem,
-        report: SyncReport,
-        seen: set[int],
-    ) -> None:
+    def _push_one(self, run: _Push, item: OutboxItem) -> None:
+        account, connector = run.account, run.connector
         self.guard()
         if item.object_type != CONTACT_OBJECT:
             push_group(self.mirror, connector, account, item)
@@ -387,7 +375,7 @@ class SyncEngine:
         state = self.mirror.local_state(account.id, item.object_id)
         writes_groups = connector.capabilities().groups in ("labels", "folders")
         if state is not None and writes_groups and None in state.group_ids:
-            self._groups_first(account, connector, item, report, seen)
+            self._groups_first(run, item)
             state = self.mirror.local_state(account.id, item.object_id)
         if state is None:
             # Deleted here since; the delete that follows in the outbox says the rest.
@@ -412,14 +400,7 @@ class SyncEngine:
             return
         self.mirror.pushed(account, item, link.collection, link.uid, result)
 
-    def _groups_first(
-        self,
-        account: Account,
-        connector: Connector,
-        item: OutboxItem,
-        report: SyncReport,
-        seen: set[int],
-    ) -> None:
+    def _groups_first(self, run: _Push, item: OutboxItem) -> None:
         """Deliver the creates of the contact's groups that wait behind it in the outbox.
 
         A write sends the contact as it is now, in groups it may have joined after the
@@ -428,11 +409,11 @@ class SyncEngine:
         makes a second time if it was renamed meanwhile (or, on Graph, a folder to put
         the contact in that is not there). A group's create depends on nothing before it,
         so it goes now; one that cannot go yet holds the contact's write back with it."""
-        for create in self.mirror.group_creates_for(account.id, item.object_id):
-            if create.seq in seen:
+        for create in self.mirror.group_creates_for(run.account.id, item.object_id):
+            if create.seq in run.seen:
                 continue  # tried in this push and refused: the contact goes without it
-            seen.add(create.seq)
-            if not self._deliver(account, connector, create, report, seen):
+            run.seen.add(create.seq)
+            if not self._deliver(run, create):
                 raise TransientError(f"its group {create.object_id} is not at the provider yet")
 
     def _push_not_found(
@@ -638,6 +619,17 @@ class SyncEngine:
         if not collections:
             raise PermanentError("the account has no address book to create contacts in")
         return next((c.id for c in collections if c.is_default), collections[0].id)
+
+
+@dataclass
+class _Push:
+    """One push of an account's outbox: where it goes, what it reports, and the writes
+    delivered or tried in it (some ahead of their turn)."""
+
+    account: Account
+    connector: Connector
+    report: SyncReport
+    seen: set[int] = dataclasses.field(default_factory=set)
 
 
 @functools.cache
