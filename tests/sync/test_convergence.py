@@ -632,11 +632,9 @@ class GoogleGroupsSyncMachine(GoogleSyncMachine):
         for group_id, name in self.local_groups().items():
             keys = {group_id, *self.group_labels.get(group_id, ())}
             writes = [w for w in self.group_writes if w.key in keys]
-            if not writes:
-                # A group no rule here made, linked to no label another client made (seen
-                # with random seeds; where it comes from is not explained yet): its name
-                # is not checked.
-                continue
+            # Every group was made by a rule, here or there: none by a contact's write
+            # (``SyncEngine._groups_first``), nor left over from a lost reply.
+            assert writes, ("a group nobody made", group_id, name)
             last = max(writes, key=lambda w: _delivered(w, writes))
             assert name == last.value, ("a later rename was lost", name, writes)
 
