@@ -204,6 +204,34 @@ def test_an_empty_default_folder_without_folders_syncs_as_empty(
     assert [i.remote_id for i in drain(snap)] == [b] and snap.cursor is not None
 
 
+def test_requests_go_side_by_side_on_threads_kept_between_syncs(
+    graph: GraphEmulator, rotations: Rotations
+) -> None:
+    def graph_threads() -> set[threading.Thread]:
+        return {t for t in threading.enumerate() if t.name.startswith("graph_")}
+
+    before = graph_threads()
+    conn = MicrosoftConnector(make_client(graph, rotations), page_size=10)
+    graph.add_folder("Friends")
+    (a,) = graph.add_contacts([{"givenName": "A"}])
+    snap = conn.snapshot(DEFAULT)
+    drain(snap)
+    cursor = snap.cursor
+    seen: set[threading.Thread] = set()
+    for n in range(3):  # a sync after one change: the folders, then the changed item read
+        conn.collections()
+        graph.edit_contact(a, {"surname": f"Edited {n}"})
+        changes = conn.changes(DEFAULT, cursor, with_data=True)
+        assert [i.remote_id for i in changes.fetched] == [a]
+        cursor = changes.cursor
+        seen |= graph_threads() - before
+    assert 0 < len(seen) <= 4  # the mailbox's limit, the same threads each time
+    conn.close()
+    for thread in seen:
+        thread.join(5)
+    assert not graph_threads() - before
+
+
 def test_incremental_changes_name_edits_additions_and_removals(
     graph: GraphEmulator, connector: MicrosoftConnector
 ) -> None:

@@ -30,7 +30,7 @@ import logging
 import queue
 import threading
 from collections.abc import Iterable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import quote
@@ -91,12 +91,25 @@ class MicrosoftConnector:
         self._folders: dict[str, Folder] | None = None
         self._default_id: str | None = None  # the default folder's Graph id, once known
         self._pool = parsing.Pool()
+        self._threads: ThreadPoolExecutor | None = None  # ``_requests``
         # Folder -> Rolodex ids of creates whose outcome is unknown (their reply was lost).
         self._uncertain: dict[str, set[str]] = {}
 
     def close(self) -> None:
         self._pool.close()
+        if self._threads is not None:
+            self._threads.shutdown(wait=False, cancel_futures=True)
         self._client.close()
+
+    def _requests(self) -> ThreadPoolExecutor:
+        """The threads that send this mailbox's requests side by side (as many as it takes
+        at once), kept with the connector between syncs: a sync after one change started
+        a pool for its folder listing and one for each folder's changed items, a thread
+        start for nearly every request. Their tasks send requests and submit nothing, so
+        callers on other threads (folders read at once) share them without deadlock."""
+        if self._threads is None:
+            self._threads = ThreadPoolExecutor(FETCH_WORKERS, thread_name_prefix="graph")
+        return self._threads
 
     def idle(self) -> None:
         """Between syncs (``rolodex.connectors.base.KeptOpen``): the parsing processes of a
@@ -135,24 +148,24 @@ class MicrosoftConnector:
         ]
         for item, _path in level[:1]:
             self._learn_default(item)
-        with ThreadPoolExecutor(FETCH_WORKERS, thread_name_prefix="graph-folders") as pool:
-            while level:
-                found: list[Folder] = []
-                for item, parent_path in level:
-                    folder_id = str(item.get("id") or "")
-                    if not folder_id or folder_id in folders:
-                        continue
-                    name = str(item.get("displayName") or "").replace("/", "-").strip()
-                    name = name or "Unnamed"
-                    folder = Folder(folder_id, name, f"{parent_path}/{name}")
-                    folders[folder_id] = folder
-                    found.append(folder)
-                children = pool.map(self._children, found)
-                level = [
-                    (child, folder.path)
-                    for folder, items in zip(found, children, strict=True)
-                    for child in items
-                ]
+        pool = self._requests()
+        while level:
+            found: list[Folder] = []
+            for item, parent_path in level:
+                folder_id = str(item.get("id") or "")
+                if not folder_id or folder_id in folders:
+                    continue
+                name = str(item.get("displayName") or "").replace("/", "-").strip()
+                name = name or "Unnamed"
+                folder = Folder(folder_id, name, f"{parent_path}/{name}")
+                folders[folder_id] = folder
+                found.append(folder)
+            children = pool.map(self._children, found)
+            level = [
+                (child, folder.path)
+                for folder, items in zip(found, children, strict=True)
+                for child in items
+            ]
         return folders
 
     def _children(self, folder: Folder) -> list[dict[str, Any]]:
@@ -424,11 +437,12 @@ class MicrosoftConnector:
         ids = list(dict.fromkeys(remote_ids))
         if not ids:
             return
-        with ThreadPoolExecutor(FETCH_WORKERS, thread_name_prefix="graph-fetch") as pool:
-            for start in range(0, len(ids), 64):
-                chunk = ids[start : start + 64]
-                items = [pool.submit(self._get, folder, rid) for rid in chunk]
-                photos = [pool.submit(self._photo, rid) for rid in chunk]
+        pool = self._requests()
+        for start in range(0, len(ids), 64):
+            chunk = ids[start : start + 64]
+            items = [pool.submit(self._get, folder, rid) for rid in chunk]
+            photos = [pool.submit(self._photo, rid) for rid in chunk]
+            with _cancelled_on_exit([*items, *photos]):
                 for got, photo in zip(items, photos, strict=True):
                     item = got.result()
                     data, content_type = photo.result()
@@ -440,10 +454,11 @@ class MicrosoftConnector:
     def pictures(self, remote_ids: Sequence[str]) -> Iterator[RemotePicture]:
         """Each contact's ``/photo/$value`` (404: none), 4 at a time (the client holds
         the mailbox to its limit), in order, in chunks so that memory stays flat."""
-        with ThreadPoolExecutor(FETCH_WORKERS, thread_name_prefix="graph-photos") as pool:
-            for start in range(0, len(remote_ids), 64):
-                chunk = remote_ids[start : start + 64]
-                photos = [pool.submit(self._photo, rid) for rid in chunk]
+        pool = self._requests()
+        for start in range(0, len(remote_ids), 64):
+            chunk = remote_ids[start : start + 64]
+            photos = [pool.submit(self._photo, rid) for rid in chunk]
+            with _cancelled_on_exit(photos):
                 for rid, photo in zip(chunk, photos, strict=True):
                     try:
                         data, content_type = photo.result()
@@ -597,6 +612,17 @@ class MicrosoftConnector:
             self._client.request(
                 "DELETE", f"/me/contacts/{_seg(remote_id)}", headers=_if_match(etag)
             )
+
+
+@contextlib.contextmanager
+def _cancelled_on_exit(futures: list[Future[Any]]) -> Iterator[None]:
+    """Requests not sent yet are not sent once their reader stops (a sync stopped between
+    two items, a failure): the kept threads go on to other work instead."""
+    try:
+        yield
+    finally:
+        for future in futures:
+            future.cancel()
 
 
 def _if_match(etag: str) -> dict[str, str]:
