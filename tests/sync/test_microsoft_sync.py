@@ -184,6 +184,27 @@ def test_moving_a_contact_to_another_group_moves_it_between_folders(synced: Sync
     assert [g["path"] for g in again["groups"]] == ["Contacts/Work"]
 
 
+def test_a_move_keeps_what_was_changed_in_outlook_since_the_last_sync(synced: Synced) -> None:
+    """A move is a create in the new folder and a delete of the old contact: the old one
+    is read first, so a change made there since the last pull moves with it."""
+    graph = synced.graph
+    friends = graph.add_folder("Friends")
+    work = graph.add_folder("Work")
+    old = graph.add_contact({"givenName": "Moe", "jobTitle": "Cook"}, folder=friends)
+    synced.sync()
+    moe = synced.by_name("Moe")
+    graph.edit_contact(old, {"jobTitle": "Chef", "spouseName": "Flo"})
+    synced.svc.contacts.update(synced.account, moe["id"], {"group": synced.group("Contacts/Work")})
+    synced.sync()
+    remote = synced.remote("Moe")
+    assert remote["parentFolderId"] == work
+    assert remote["jobTitle"] == "Chef" and remote["spouseName"] == "Flo"
+    synced.sync()
+    again = synced.by_name("Moe")
+    assert again["id"] == moe["id"] and again["job_title"] == "Chef"
+    assert [g["path"] for g in again["groups"]] == ["Contacts/Work"]
+
+
 def test_a_conflict_is_merged_field_by_field(synced: Synced) -> None:
     graph = synced.graph
     cid = graph.add_contact({"givenName": "Eve", "surname": "Old"})

@@ -476,6 +476,8 @@ class SyncEngine:
         state: LocalState,
         collection: str,
         replaces: bytes | None = None,
+        *,
+        local: LocalContact | None = None,
     ) -> WriteResult:
         """Make the contact's item in ``collection``, exactly once across retries.
 
@@ -486,7 +488,7 @@ class SyncEngine:
             self.mirror.attempting(account.id, item)
         return connector.create(
             collection,
-            dataclasses.replace(_local(state, touched=None), replaces=replaces),
+            dataclasses.replace(local or _local(state, touched=None), replaces=replaces),
             state.contact.id,
             maybe_exists=item.attempts > 0,
         )
@@ -502,12 +504,30 @@ class SyncEngine:
         """The contact's groups put it in another collection (a Graph folder): made there,
         then the old item deleted, and only then recorded. A retry after either step finds
         the new item by the contact id it carries (and a pull meanwhile leaves it alone:
-        ``Mirror.apply``); the Rolodex id never changes."""
+        ``Mirror.apply``); the Rolodex id never changes.
+
+        The old item is read first: changed there since the last pull, the new one carries
+        that change too (as after a failed precondition), or it would go with the old one."""
         old = state.link
         assert old is not None
-        result = self._create_item(account, connector, item, state, collection, old.raw)
-        self._delete_whatever_changed(connector, old)  # the move stands
-        self.mirror.pushed(account, item, collection, state.contact.id, result)
+        current = self._current(connector, old)
+        if current is None or current.etag == old.etag:
+            result = self._create_item(account, connector, item, state, collection, old.raw)
+            self._delete_whatever_changed(connector, old)
+            self.mirror.pushed(account, item, collection, state.contact.id, result)
+            return
+        # In the folder its groups here name: that is what the move was made for.
+        local = dataclasses.replace(
+            self._merged_local(account, item, state, current),
+            group_names=state.group_names,
+            group_ids=state.group_ids,
+        )
+        result = self._create_item(
+            account, connector, item, state, collection, current.raw, local=local
+        )
+        self._delete_whatever_changed(connector, old)
+        merged = _as_written(current, local, result)
+        self.mirror.pushed(account, item, collection, state.contact.id, result, merged=merged)
 
     def _push_merged(
         self,
@@ -522,7 +542,21 @@ class SyncEngine:
         the local change touched, and write that with the fresh etag."""
         link = state.link
         assert link is not None
-        current = next(
+        current = self._current(connector, link)
+        if current is None:
+            if not recreate:
+                raise TransientError(f"{link.remote_id} vanished while it was being written")
+            self._push_create(account, connector, item, state, link.collection)
+            return
+        local = self._merged_local(account, item, state, current)
+        result = connector.update(current.remote_id, current.etag, local, current.raw)
+        merged = _as_written(current, local, result)
+        self.mirror.pushed(account, item, link.collection, link.uid, result, merged=merged)
+
+    @staticmethod
+    def _current(connector: Connector, link: RemoteLink) -> RemoteContact | None:
+        """The linked item as the provider holds it now; None when it is gone."""
+        return next(
             (
                 i
                 for i in connector.fetch(link.collection, [link.remote_id])
@@ -530,17 +564,16 @@ class SyncEngine:
             ),
             None,
         )
-        if current is None:
-            if not recreate:
-                raise TransientError(f"{link.remote_id} vanished while it was being written")
-            self._push_create(account, connector, item, state, link.collection)
-            return
-        # Every local change still waiting is re-applied, not only this one: the local copy
-        # becomes what this write leaves there, and must not lose the later changes.
+
+    def _merged_local(
+        self, account: Account, item: OutboxItem, state: LocalState, current: RemoteContact
+    ) -> LocalContact:
+        """What to write over ``current``, changed there since it was read: the fields of
+        every local change still waiting re-applied to it, not only this one's (the local
+        copy becomes what this write leaves there, and must not lose the later changes)."""
         touched = self.mirror.pending_fields(account.id, item.object_id, item.fields)
-        fields = merge(current.fields, state.contact.fields, touched)
-        local = LocalContact(
-            fields=fields,
+        return LocalContact(
+            fields=merge(current.fields, state.contact.fields, touched),
             group_names=state.group_names if "groups" in touched else current.group_names,
             group_ids=state.group_ids if "groups" in touched else current.group_ids,
             picture=(state.picture.data if state.picture else None)
@@ -551,18 +584,6 @@ class SyncEngine:
             else current.picture_type,
             touched=touched,
         )
-        result = connector.update(current.remote_id, current.etag, local, current.raw)
-        merged = dataclasses.replace(
-            current,
-            etag=result.etag,
-            raw=result.raw,
-            fields=fields,
-            group_names=local.group_names,
-            group_ids=local.group_ids,
-            picture=local.picture,
-            picture_type=local.picture_type,
-        )
-        self.mirror.pushed(account, item, link.collection, link.uid, result, merged=merged)
 
     def _push_delete(self, account: Account, connector: Connector, item: OutboxItem) -> None:
         link = self.mirror.link_of(account.id, item.object_id)
@@ -637,6 +658,20 @@ def _readers() -> ThreadPoolExecutor:
     """The threads that read collections' changes ahead (``SyncEngine._read_ahead``), for
     the whole process: a thread started per sync cost more than a round trip."""
     return ThreadPoolExecutor(READ_AHEAD, thread_name_prefix="sync-read")
+
+
+def _as_written(current: RemoteContact, local: LocalContact, result: WriteResult) -> RemoteContact:
+    """The provider's item once ``local`` was written over ``current``."""
+    return dataclasses.replace(
+        current,
+        etag=result.etag,
+        raw=result.raw,
+        fields=local.fields,
+        group_names=local.group_names,
+        group_ids=local.group_ids,
+        picture=local.picture,
+        picture_type=local.picture_type,
+    )
 
 
 def _local(state: LocalState, touched: tuple[str, ...] | None) -> LocalContact:
