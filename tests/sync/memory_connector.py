@@ -281,6 +281,10 @@ class MemoryConnector:
                 cursor=new_cursor,
                 changed={i.remote_id: i.etag for i in members},
                 complete=True,
+                # Graph's delta from scratch is pages of the contacts themselves.
+                fetched=tuple(self._read(i) for i in members)
+                if self.folders and self.inline_data
+                else (),
             )
         else:
             name, _, mark = cursor.rpartition("@")
