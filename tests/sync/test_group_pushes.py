@@ -25,3 +25,23 @@ def test_a_group_made_again_under_a_new_name_after_a_lost_reply_is_made_once() -
         assert rig.group_links()[group_id] == next(iter(rig.remote.label_names))
     finally:
         rig.svc.accounts.delete(rig.account.id)
+
+
+def test_a_retry_after_the_earlier_name_was_made_looks_there_again() -> None:
+    """An attempt under the name of an earlier one whose reply was lost (renamed here in
+    between) that loses its reply too: the retry after it looks for that name still,
+    rather than make a third group under the latest name."""
+    rig = GoogleGroupsSyncMachine()
+    try:
+        rig.remote.plan.fail("create_group", "after")
+        rig.local_create_group(2)
+        rig.sync_while_down()  # the create is tried as "L2" while the provider is down
+        rig.local_rename_group(0, 1)
+        rig.sync()  # "L2" is made there (the earlier attempt's name); its reply is lost
+        assert list(rig.remote.label_names.values()) == ["L2"]
+        rig.converge()
+        assert list(rig.remote.label_names.values()) == ["L1"]
+        [group_id] = rig.local_groups()
+        assert rig.local_groups() == {group_id: "L1"}
+    finally:
+        rig.svc.accounts.delete(rig.account.id)

@@ -54,9 +54,11 @@ def _make(
     that comes back here in the next pull. (Across parents, a Graph folder that would have
     to move, it is not looked for.)"""
     earlier = item.fields[0] if item.fields else None
-    local.group_attempting(account.id, item, group.path)
     if earlier is None or earlier == group.path or _parent(earlier) != _parent(group.path):
+        local.group_attempting(account.id, item, group.path)
         return connector.create_group(group)
+    # The path recorded stays the earlier one: this attempt makes (or finds) the group
+    # there too, and a retry after it must look there again, not make a third.
     first = LocalGroup(name=earlier.rsplit("/", 1)[-1], path=earlier)
     made = connector.create_group(first)
     return connector.rename_group(
