@@ -115,6 +115,7 @@ async def longpoll(
     svc: Services = Depends(services),
 ) -> Response:
     deadline = time.monotonic() + seconds(timeout, 30.0, MAX_LONGPOLL)
+    mark = svc.changes.mark(account)
     page = await to_thread.run_sync(svc.changes.since, account, cursor, types)
     while True:
         if (
@@ -128,7 +129,8 @@ async def longpoll(
         # Woken when the account changes (no query while it does not), or to poll where
         # changes are not announced (rolodex.service.changefeed), or to see whether the
         # process is shutting down.
-        if await svc.changes.wait_for_change(account, _until(deadline)):
+        if await svc.changes.wait_for_change(account, _until(deadline), mark):
+            mark = svc.changes.mark(account)
             page = await to_thread.run_sync(svc.changes.since, account, page.cursor_end, types)
 
 
@@ -149,11 +151,12 @@ async def streaming(
 ) -> StreamingResponse:
     wait = seconds(timeout, 60.0, MAX_STREAM)
     # A bad cursor is an error before the stream starts, not a broken stream.
+    first_mark = svc.changes.mark(account)
     first = await to_thread.run_sync(svc.changes.since, account, cursor, types)
     base = request_base_url(request)
 
     async def lines() -> AsyncIterator[bytes]:
-        page = first
+        page, mark = first, first_mark
         deadline = time.monotonic() + wait
         while True:
             for delta in page.deltas:
@@ -164,7 +167,8 @@ async def streaming(
                 or await request.is_disconnected()
             ):
                 return
-            if page.deltas or await svc.changes.wait_for_change(account, _until(deadline)):
+            if page.deltas or await svc.changes.wait_for_change(account, _until(deadline), mark):
+                mark = svc.changes.mark(account)
                 cursor_end = page.cursor_end
                 page = await to_thread.run_sync(svc.changes.since, account, cursor_end, types)
 

@@ -87,11 +87,16 @@ class ChangeSignals:
     listener per process hears every other process's commits (``rolodex.store.notify``)
     and wakes the waiters of that account only: a waiter costs no query while nothing
     happens to its account, however many wait.
+
+    A waiter reads the change log before it waits, so a change announced in between would
+    wake nobody: each announcement is counted (``mark``), and a wait given the count from
+    before the read ends at once when it moved since.
     """
 
     def __init__(self, store: Store) -> None:
         self._waiters: dict[str, set[tuple[asyncio.AbstractEventLoop, asyncio.Event]]] = {}
         self._lock = threading.Lock()
+        self._heard: dict[str | None, int] = {}  # announcements, by account (None: all)
         self._versions = store.versions()
         store.on_commit.append(self.notify)
         if self._versions is not None:
@@ -105,6 +110,7 @@ class ChangeSignals:
     def notify(self, account_id: str | None) -> None:
         """Wake the waiters of ``account_id`` (None: every waiter). Any thread."""
         with self._lock:
+            self._heard[account_id] = self._heard.get(account_id, 0) + 1
             if account_id is None:
                 waiting = [w for ws in self._waiters.values() for w in ws]
             else:
@@ -113,11 +119,21 @@ class ChangeSignals:
             with contextlib.suppress(RuntimeError):  # its loop has closed meanwhile
                 loop.call_soon_threadsafe(event.set)
 
-    async def wait(self, account_id: str, timeout: float) -> bool:
-        """Until the account may have changed (True) or ``timeout`` passes (False)."""
+    def mark(self, account_id: str) -> int:
+        """How many announcements reached the account's waiters so far."""
+        with self._lock:
+            return self._heard.get(account_id, 0) + self._heard.get(None, 0)
+
+    async def wait(self, account_id: str, timeout: float, mark: int | None = None) -> bool:
+        """Until the account may have changed (True) or ``timeout`` passes (False); at
+        once when it was announced to since ``mark``."""
         waiter = (asyncio.get_running_loop(), asyncio.Event())
         with self._lock:
             self._waiters.setdefault(account_id, set()).add(waiter)
+            if mark is not None and mark != self._heard.get(account_id, 0) + self._heard.get(
+                None, 0
+            ):
+                waiter[1].set()
         try:
             await asyncio.wait_for(waiter[1].wait(), max(0.0, timeout))
             return True
@@ -137,13 +153,17 @@ class ChangeFeed:
         self.store = store
         self.signals = ChangeSignals(store)
 
-    async def wait_for_change(self, account: Account, until: float) -> bool:
-        """Wait until the account may have changed or the monotonic time ``until``; True
-        when its change log is worth reading again."""
+    def mark(self, account: Account) -> int:
+        """To take before reading the change log, and give ``wait_for_change`` after."""
+        return self.signals.mark(account.id)
+
+    async def wait_for_change(self, account: Account, until: float, mark: int) -> bool:
+        """Wait until the account may have changed since ``mark`` or the monotonic time
+        ``until``; True when its change log is worth reading again."""
         left = until - time.monotonic()
         if self.signals.announced:
-            return await self.signals.wait(account.id, min(left, IDLE_SECONDS))
-        await self.signals.wait(account.id, min(left, POLL_SECONDS))
+            return await self.signals.wait(account.id, min(left, IDLE_SECONDS), mark)
+        await self.signals.wait(account.id, min(left, POLL_SECONDS), mark)
         return True
 
     def latest_cursor(self, account: Account) -> str:
