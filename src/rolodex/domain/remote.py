@@ -260,3 +260,5 @@ class LocalState:
     picture: Picture | None
     link: RemoteLink | None
     group_ids: tuple[str | None, ...] = ()  # as ``LocalContact.group_ids``
+    # Rolodex's ids of those groups that are not at the provider yet (no link).
+    unlinked_groups: tuple[str, ...] = ()

@@ -636,6 +636,7 @@ class Mirror:
             own = [g for g in contact.group_ids if g in groups and g not in card_groups]
             names = tuple(groups[g].path for g in own)
             ids = tuple(grouplinks.linked_id(links.get(g, (None, None))[0]) for g in own)
+            unlinked = tuple(g for g in own if not links.get(g, (None, None))[0])
             picture = None
             if contact.has_picture:
                 try:
@@ -643,22 +644,17 @@ class Mirror:
                 except NoSuchPicture:
                     picture = None
             return LocalState(
-                contact, names, picture, tx.remotes.for_contact(account_id, contact_id), ids
+                contact,
+                names,
+                picture,
+                tx.remotes.for_contact(account_id, contact_id),
+                ids,
+                unlinked,
             )
 
-    def group_creates_for(self, account_id: str, contact_id: str) -> list[OutboxItem]:
+    def group_creates(self, account_id: str, group_ids: Iterable[str]) -> list[OutboxItem]:
         with self.store.read() as tx:
-            try:
-                row = tx.contacts.get(account_id, contact_id)
-            except NoSuchContact:
-                return []
-            links = tx.groups.remote_ids(account_id)
-            unlinked = [
-                g
-                for g in contact_from_document(orjson.loads(row.doc)).group_ids
-                if g in links and not links[g][0]
-            ]
-            return tx.outbox.waiting(account_id, GROUP_OBJECT, "create", unlinked)
+            return tx.outbox.waiting(account_id, GROUP_OBJECT, "create", group_ids)
 
     def pending_fields(
         self, account_id: str, contact_id: str, fields: tuple[str, ...]

@@ -374,8 +374,8 @@ class SyncEngine:
             return
         state = self.mirror.local_state(account.id, item.object_id)
         writes_groups = connector.capabilities().groups in ("labels", "folders")
-        if state is not None and writes_groups and None in state.group_ids:
-            self._groups_first(run, item)
+        if state is not None and writes_groups and state.unlinked_groups:
+            self._groups_first(run, state.unlinked_groups)
             state = self.mirror.local_state(account.id, item.object_id)
         if state is None:
             # Deleted here since; the delete that follows in the outbox says the rest.
@@ -400,8 +400,8 @@ class SyncEngine:
             return
         self.mirror.pushed(account, item, link.collection, link.uid, result)
 
-    def _groups_first(self, run: _Push, item: OutboxItem) -> None:
-        """Deliver the creates of the contact's groups that wait behind it in the outbox.
+    def _groups_first(self, run: _Push, group_ids: tuple[str, ...]) -> None:
+        """Deliver the creates of a contact's groups that wait behind it in the outbox.
 
         A write sends the contact as it is now, in groups it may have joined after the
         write was queued, and those may not be at the provider yet (made here after it).
@@ -409,7 +409,7 @@ class SyncEngine:
         makes a second time if it was renamed meanwhile (or, on Graph, a folder to put
         the contact in that is not there). A group's create depends on nothing before it,
         so it goes now; one that cannot go yet holds the contact's write back with it."""
-        for create in self.mirror.group_creates_for(run.account.id, item.object_id):
+        for create in self.mirror.group_creates(run.account.id, group_ids):
             if create.seq in run.seen:
                 continue  # tried in this push and refused: the contact goes without it
             run.seen.add(create.seq)

@@ -74,9 +74,8 @@ class LocalSide(Protocol):
 
     def link_of(self, account_id: str, contact_id: str) -> RemoteLink | None: ...
 
-    def group_creates_for(self, account_id: str, contact_id: str) -> list[OutboxItem]:
-        """The creates waiting in the outbox of the contact's groups that are not at the
-        provider yet, in order."""
+    def group_creates(self, account_id: str, group_ids: Iterable[str]) -> list[OutboxItem]:
+        """The creates of these groups waiting in the outbox, in order."""
 
     def group_state(self, account: Account, item: OutboxItem) -> LocalGroup | None:
         """What a group write asks of the provider (``LocalGroup``); None: nothing left."""

@@ -62,13 +62,12 @@ PEOPLE = "people/me"
 OTHER = "otherContacts"
 OTHER_FIELDS = "emailAddresses,metadata,names,phoneNumbers,photos"  # its readMask's paths
 _OTHER_PREFIX = "o1:"
-T = TypeVar("T")
-
 GROUP_PREFIX = "contactGroups/"
 MY_CONTACTS = GROUP_PREFIX + "myContacts"
 WRITABLE_SYSTEM_GROUPS = ("contactGroups/starred",)
 PAGE_SIZE = 1000
 GOOGLE_PHOTO_TYPES = frozenset({pictures.JPEG, pictures.PNG})
+T = TypeVar("T")  # what a write of memberships returns (``_memberships_written``)
 BATCH_GET = 200  # people:batchGet's limit (providers.md §2a)
 _CURSOR_PREFIX = "g1:"
 _ALL_TOUCHED = (*WRITABLE_FIELDS, "groups", "picture")
@@ -203,10 +202,13 @@ class GoogleConnector:
             if g.get("groupType") != "SYSTEM_CONTACT_GROUP"
         )
 
-    def _group_resource_names(self, contact: LocalContact, *, fresh: bool = False) -> list[str]:
-        """Resource names of the contact's groups: by the id Rolodex knows a group by
-        (``LocalContact.group_ids``), which a rename on either side keeps; by name, made at
-        Google when it has none of that name, for a group not there yet (no id).
+    def _group_resource_names(
+        self, contact: LocalContact, *, fresh: bool = False
+    ) -> tuple[list[str], bool]:
+        """Resource names of the contact's groups, and whether one was left out as gone.
+        By the id Rolodex knows a group by (``LocalContact.group_ids``), which a rename on
+        either side keeps; by name, made at Google when it has none of that name, for a
+        group not there yet (no id).
 
         A group whose resource name Google no longer lists was deleted there since the last
         pull, and the delete wins, as for the group itself: the contact goes without it,
@@ -219,19 +221,21 @@ class GoogleConnector:
             self._load_groups()
             fresh = True
         assert self._groups is not None
-        found = [MY_CONTACTS]
+        found, gone = [MY_CONTACTS], False
         for name, gid in itertools.zip_longest(contact.group_names, contact.group_ids):
             if gid is not None and gid.startswith(GROUP_PREFIX):
                 if gid not in self._groups and not fresh:
                     return self._group_resource_names(contact, fresh=True)
                 if gid in self._groups:
                     found.append(gid)
+                else:
+                    gone = True
                 continue
             rn = self._find_group(name)
             if rn is None:
                 rn = self._make_group(name)[0]["resourceName"]
             found.append(rn)
-        return found
+        return found, gone
 
     def _memberships_written(
         self, contact: LocalContact, base: dict[str, Any], write: Callable[[list[Any]], T]
@@ -241,19 +245,16 @@ class GoogleConnector:
         Rolodex can rely on, inferred: a group deleted there since they were listed). And
         whether a group was left out as deleted: the person there is then not what was
         asked (``WriteResult.partial``)."""
-        sent = self._group_resource_names(contact)
+        sent, gone = self._group_resource_names(contact)
         try:
-            written = write(mapping.memberships(sent, base))
+            return write(mapping.memberships(sent, base)), gone
         except PermanentError as exc:
             if exc.status != 400:
                 raise
-            now = self._group_resource_names(contact, fresh=True)
+            now, gone = self._group_resource_names(contact, fresh=True)
             if now == sent:
                 raise
-            written = write(mapping.memberships(now, base))
-        groups = self._groups or {}
-        gone = any(g and g.startswith(GROUP_PREFIX) and g not in groups for g in contact.group_ids)
-        return written, gone
+            return write(mapping.memberships(now, base)), gone
 
     def _make_group(self, name: str) -> tuple[dict[str, Any], bool]:
         """The user group ``name``, made now (``contactGroups.create``); and whether it was
