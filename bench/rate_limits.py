@@ -6,9 +6,18 @@ are checked and none refused: the ratio is the cost of the checks (on PostgreSQL
 the counts with other processes too: ``rolodex.api.sharedcounts``). Both servers run the
 same flags on the list benchmark's account, warmed alike; they take turns (each first in
 every other round), best of the rounds.
+
+Each case has two rows: the rate (requests a second, best round), and the server's CPU
+time per request (user and system, read from ``/proc`` around each round; median of the
+rounds). On two cores the load generator and the server share the machine, and whatever
+else runs there moves the rates by more than the checks cost; the CPU a request takes is
+the cost itself, and moves much less.
 """
 
 from __future__ import annotations
+
+import statistics
+from dataclasses import dataclass
 
 from bench.core import Context, Row, Target, fmt_rate
 from bench.data import dataset
@@ -16,6 +25,17 @@ from bench.list_throughput import CLIENTS, IDS_LUA, PAGE, SIZE, WALK_LUA
 from bench.servers import WrkResult, rolodex_server, wrk
 
 TARGET = Target(">=", 0.95)
+
+
+@dataclass(frozen=True)
+class Round:
+    """One wrk run against one server, and the server's CPU seconds per request in it
+    (what the checks cost, less swayed than the rate by whatever else the machine runs)."""
+
+    wrk: WrkResult
+    cpu: float
+
+
 # Far above what 8 connections can send: counted, never reached.
 UNREACHED = {
     "ROLODEX_RATE_LIMIT_ACCOUNT": "1000000000",
@@ -51,24 +71,26 @@ def _run(ctx: Context, backend: str) -> list[Row]:
             (f"GET /contacts?limit={PAGE}&offset=N walk", walk),
             ("GET /contacts/{id}", by_id),
         ):
-            ours: list[WrkResult] = []
-            theirs: list[WrkResult] = []
+            ours: list[Round] = []
+            theirs: list[Round] = []
             for n in range(rounds):
                 # Taking turns, first one then the other first: a machine warming up or
                 # slowing down during the run weighs on both alike.
                 pair = ((on, ours), (off, theirs)) if n % 2 == 0 else ((off, theirs), (on, ours))
                 for server, results in pair:
-                    results.append(
-                        wrk(server.url, script, seconds, connections=CLIENTS, token=data.token)
-                    )
-            bad = sum(r.non_2xx + r.errors for r in ours + theirs)
+                    before = server.cpu_seconds()
+                    got = wrk(server.url, script, seconds, connections=CLIENTS, token=data.token)
+                    results.append(Round(got, (server.cpu_seconds() - before) / got.requests))
+            bad = sum(r.wrk.non_2xx + r.wrk.errors for r in ours + theirs)
             if bad:
-                raise RuntimeError(f"{bad} failed requests:\n{ours[-1].output}")
-            r, b = max(ours, key=lambda x: x.rps), max(theirs, key=lambda x: x.rps)
+                raise RuntimeError(f"{bad} failed requests:\n{ours[-1].wrk.output}")
+            r = max(ours, key=lambda x: x.wrk.rps).wrk
+            b = max(theirs, key=lambda x: x.wrk.rps).wrk
+            what = f"{case}, rate limits on vs off ({SIZE:,} contacts)"
             rows.append(
                 Row(
                     benchmark="ratelimit",
-                    case=f"{case}, rate limits on vs off ({SIZE:,} contacts)",
+                    case=what,
                     backend=backend,
                     rolodex=fmt_rate(r.rps, "req/s"),
                     baseline=fmt_rate(b.rps, "req/s"),
@@ -83,6 +105,21 @@ def _run(ctx: Context, backend: str) -> list[Row]:
                         "rounds": rounds,
                         "connections": CLIENTS,
                     },
+                )
+            )
+            cpu_on = statistics.median(x.cpu for x in ours)
+            cpu_off = statistics.median(x.cpu for x in theirs)
+            rows.append(
+                Row(
+                    benchmark="ratelimit",
+                    case=f"{what}: server CPU per request",
+                    backend=backend,
+                    rolodex=f"{cpu_on * 1e6:.1f} µs",
+                    baseline=f"{cpu_off * 1e6:.1f} µs",
+                    ratio=cpu_off / cpu_on,
+                    target=TARGET,
+                    note="off / on: the requests a CPU second serves, on against off",
+                    data={"on_cpu": [x.cpu for x in ours], "off_cpu": [x.cpu for x in theirs]},
                 )
             )
     return rows

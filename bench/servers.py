@@ -69,6 +69,12 @@ class Server:
         assert self.proc is not None
         return self.proc.pid
 
+    def cpu_seconds(self) -> float:
+        """CPU time the server's process has used so far (user and system; one worker's:
+        with ``workers`` above one, the supervisor's only)."""
+        fields = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
     def command(self) -> list[str]:
         if self.workers > 1:  # as rolodex serve --workers does (bench.apps)
             return [
