@@ -639,7 +639,7 @@ class GoogleGroupsSyncMachine(GoogleSyncMachine):
             keys = {group_id, *self.group_labels.get(group_id, ())}
             writes = [w for w in self.group_writes if w.key in keys]
             # Every group was made by a rule, here or there: none by a contact's write
-            # (``SyncEngine._groups_first``), nor left over from a lost reply.
+            # (``OutboxPush._groups_first``), nor left over from a lost reply.
             assert writes, ("a group nobody made", group_id, name)
             last = max(writes, key=lambda w: _delivered(w, writes))
             assert name == last.value, ("a later rename was lost", name, writes)

@@ -24,7 +24,7 @@ from rolodex.domain.account import Account
 from rolodex.domain.errors import NoSuchPicture
 from rolodex.domain.query import ListQuery
 from rolodex.store import Store
-from rolodex.sync.engine import SyncReport
+from rolodex.sync.report import SyncReport
 from rolodex.sync.runner import SyncFailed, SyncRunner
 from tests.conftest import settings_for_tests
 from tests.emulators.microsoft import GraphEmulator

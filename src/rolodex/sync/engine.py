@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import logging
-import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
 from typing import cast
 
 from rolodex.connectors.base import (
@@ -16,25 +13,16 @@ from rolodex.connectors.base import (
     Collection,
     Connector,
     CursorExpired,
-    LocalContact,
-    PermanentError,
     PictureReader,
-    PreconditionFailed,
     RemoteContact,
     RemoteGroup,
     RemoteItem,
-    RemoteNotFound,
-    TransientError,
-    WriteResult,
 )
 from rolodex.domain.account import Account
-from rolodex.domain.remote import CONTACT_OBJECT, LocalState, OutboxItem, RemoteLink
-from rolodex.logs import carrying
-from rolodex.metrics import PROVIDER_ERRORS
-from rolodex.sync.groups import push_group
 from rolodex.sync.local import LocalSide
-from rolodex.sync.merge import merge
 from rolodex.sync.pictures import check_pictures
+from rolodex.sync.push import OutboxPush
+from rolodex.sync.report import Progress, SyncReport, no_progress
 
 log = logging.getLogger(__name__)
 
@@ -50,39 +38,6 @@ READ_AHEAD = 4
 # and 2,000 kept the peak RSS at 240 MB (4,000: 270 MB, no faster). The first batches stay
 # small, so the first contacts show soon and an incremental sync is one small transaction.
 MAX_BATCH = 2000
-MAX_BACKOFF = 3600.0
-# A write the provider refused outright is tried again only this rarely, and stays visible
-# in the outbox (and in the account's last_error) meanwhile: nothing is silently dropped.
-REFUSED_RETRY = 3600.0
-
-Progress = Callable[[str, int, int | None], None]
-
-
-def no_progress(_phase: str, _done: int, _total: int | None) -> None:
-    pass
-
-
-@dataclass
-class SyncReport:
-    pushed: int = 0
-    push_failures: int = 0
-    created_or_updated: int = 0
-    deleted: int = 0
-    full_resyncs: int = 0
-    last_push_error: str | None = None
-    # Collections read whole (a first sync, a new folder).
-    snapshots: int = 0
-    # Where a provider's listings carry no pictures (rolodex.sync.pictures): how many this
-    # sync checked, and how many contacts are left whose picture was never checked (None:
-    # no checks ran).
-    pictures_checked: int = 0
-    pictures_unchecked: int | None = None
-
-
-def backoff(attempts: int, retry_after: float | None = None) -> float:
-    if retry_after is not None:
-        return min(max(retry_after, 1.0), MAX_BACKOFF)
-    return float(min(MAX_BACKOFF, 5 * 2**attempts))
 
 
 class SyncEngine:
@@ -319,338 +274,18 @@ class SyncEngine:
     # Push --------------------------------------------------------------------------------
 
     def push(self, account: Account, connector: Connector, report: SyncReport) -> None:
-        """Deliver the outbox in order. A transient failure stops the push (later writes of
-        the same contact must not overtake it); a refusal is parked and the rest goes on."""
-        run = _Push(account, connector, report)
-        while True:
-            items = [i for i in self.mirror.pending(account.id) if i.seq not in run.seen]
-            if not items:
-                return
-            for item in items:
-                if item.seq in run.seen:  # delivered ahead of its turn (``_groups_first``)
-                    continue
-                run.seen.add(item.seq)
-                if not self._deliver(run, item):
-                    return
+        """Deliver the outbox in order (``rolodex.sync.push``)."""
 
-    def _deliver(self, run: _Push, item: OutboxItem) -> bool:
-        """Deliver one write, its records carrying the id of the request that made it;
-        False when the push must stop there (a transient failure)."""
-        account, report = run.account, run.report
-        what = f"{item.operation} of {item.object_type} {item.object_id}"
-        extra = {"account_id": account.id}
-        with carrying(item.request_id):
-            try:
-                self._push_one(run, item)
-            except TransientError as error:
-                delay = backoff(item.attempts, error.retry_after)
-                self.mirror.retry_later(account.id, item, time.time() + delay, error.message)
-                report.push_failures += 1
-                report.last_push_error = error.message
-                PROVIDER_ERRORS.labels(account.provider, "transient").inc()
-                log.info("%s not delivered yet: %s", what, error.message, extra=extra)
-                return False
-            except PermanentError as error:
-                message = f"the provider refused {item.operation} of {item.object_id}: "
-                message += error.message
-                self.mirror.retry_later(account.id, item, time.time() + REFUSED_RETRY, message)
-                report.push_failures += 1
-                report.last_push_error = message
-                PROVIDER_ERRORS.labels(account.provider, "refused").inc()
-                log.warning("%s refused: %s", what, error.message, extra=extra)
-                return True
-            report.pushed += 1
-            log.info("%s delivered", what, extra=extra)
-            return True
+        def pull_now(collection_id: str) -> None:
+            # What became of an item (deleted there, or given a new id); what this pull
+            # applies is counted nowhere.
+            collection = next((c for c in connector.collections() if c.id == collection_id), None)
+            if collection is not None:
+                self.pull(account, connector, collection, SyncReport())
 
-    def _push_one(self, run: _Push, item: OutboxItem) -> None:
-        account, connector = run.account, run.connector
-        self.guard()
-        if item.object_type != CONTACT_OBJECT:
-            push_group(self.mirror, connector, account, item)
-            return
-        if item.operation == "delete":
-            self._push_delete(account, connector, item)
-            return
-        state = self.mirror.local_state(account.id, item.object_id)
-        writes_groups = connector.capabilities().groups in ("labels", "folders")
-        if state is not None and writes_groups and state.unlinked_groups:
-            self._groups_first(run, state.unlinked_groups)
-            state = self.mirror.local_state(account.id, item.object_id)
-        if state is None:
-            # Deleted here since; the delete that follows in the outbox says the rest.
-            self.mirror.dropped(account.id, item)
-            return
-        link = state.link
-        home = connector.home(_local(state, touched=None))
-        if link is None:
-            self._push_create(account, connector, item, state, home or self._default(connector))
-            return
-        if home is not None and home != link.collection:
-            self._push_move(account, connector, item, state, home)
-            return
-        local = _local(state, touched=item.fields)
-        try:
-            result = connector.update(link.remote_id, link.etag, local, link.raw)
-        except RemoteNotFound:
-            self._push_not_found(account, connector, item, state)
-            return
-        except PreconditionFailed:
-            self._push_merged(account, connector, item, state)
-            return
-        self.mirror.pushed(account, item, link.collection, link.uid, result)
-
-    def _groups_first(self, run: _Push, group_ids: tuple[str, ...]) -> None:
-        """Deliver the creates of a contact's groups that wait behind it in the outbox.
-
-        A write sends the contact as it is now, in groups it may have joined after the
-        write was queued, and those may not be at the provider yet (made here after it).
-        Written first, by name, the provider would get a group that its create, later,
-        makes a second time if it was renamed meanwhile (or, on Graph, a folder to put
-        the contact in that is not there). A group's create depends on nothing before it,
-        so it goes now; one that cannot go yet holds the contact's write back with it."""
-        for create in self.mirror.group_creates(run.account.id, group_ids):
-            if create.seq in run.seen:
-                continue  # tried in this push and refused: the contact goes without it
-            run.seen.add(create.seq)
-            if not self._deliver(run, create):
-                raise TransientError(f"its group {create.object_id} is not at the provider yet")
-
-    def _push_not_found(
-        self, account: Account, connector: Connector, item: OutboxItem, state: LocalState
-    ) -> None:
-        """The item is not where the link says: deleted there, or given a new id (Google
-        re-keys a person linked with a profile, and names the old resource name in its
-        changes). The collection's changes say which, so they are pulled now. A new id moves
-        the link, and the edit is merged into what the provider holds there (the etag
-        changed with the id); a deletion drops the link, and the edit wins: the contact is
-        made again. While the changes say neither (a provider's changes may lag its
-        writes), the write waits rather than make a second copy of the contact."""
-        gone = state.link
-        assert gone is not None
-        self._pull_now(account, connector, gone.collection)
-        fresh = self.mirror.local_state(account.id, item.object_id)
-        if fresh is None:
-            self.mirror.dropped(account.id, item)  # deleted here meanwhile
-        elif fresh.link is None:
-            self._push_create(account, connector, item, fresh, gone.collection)
-        elif fresh.link.remote_id != gone.remote_id:
-            self._push_merged(account, connector, item, fresh)
-        else:
-            raise TransientError(
-                f"{gone.remote_id} is gone at the provider, and its changes do not say yet "
-                "whether it was deleted or given a new id"
-            )
-
-    def _push_create(
-        self,
-        account: Account,
-        connector: Connector,
-        item: OutboxItem,
-        state: LocalState,
-        collection: str,
-    ) -> None:
-        result = self._create_item(account, connector, item, state, collection)
-        if result.existed:
-            # An earlier attempt made it and its reply was lost; another client may have
-            # edited it since, so merge as after any precondition failure.
-            link = RemoteLink(
-                state.contact.id,
-                collection,
-                result.remote_id,
-                state.contact.id,
-                result.etag,
-                result.raw,
-            )
-            self._push_merged(
-                account, connector, item, dataclasses.replace(state, link=link), recreate=False
-            )
-            return
-        self.mirror.pushed(account, item, collection, state.contact.id, result)
-
-    def _create_item(
-        self,
-        account: Account,
-        connector: Connector,
-        item: OutboxItem,
-        state: LocalState,
-        collection: str,
-        replaces: bytes | None = None,
-        *,
-        local: LocalContact | None = None,
-    ) -> WriteResult:
-        """Make the contact's item in ``collection``, exactly once across retries.
-
-        The item carries the contact id: a retried create finds the item it already made
-        instead of making a second one. Where the provider names the item, nothing but the
-        item itself says a create landed, so the attempt is counted before it is made."""
-        if connector.capabilities().assigns_ids:
-            self.mirror.attempting(account.id, item)
-        return connector.create(
-            collection,
-            dataclasses.replace(local or _local(state, touched=None), replaces=replaces),
-            state.contact.id,
-            maybe_exists=item.attempts > 0,
-        )
-
-    def _push_move(
-        self,
-        account: Account,
-        connector: Connector,
-        item: OutboxItem,
-        state: LocalState,
-        collection: str,
-    ) -> None:
-        """The contact's groups put it in another collection (a Graph folder): made there,
-        then the old item deleted, and only then recorded. A retry after either step finds
-        the new item by the contact id it carries (and a pull meanwhile leaves it alone:
-        ``Mirror.apply``); the Rolodex id never changes.
-
-        The old item is read first: changed there since the last pull, the new one carries
-        that change too (as after a failed precondition), or it would go with the old one."""
-        old = state.link
-        assert old is not None
-        current = self._current(connector, old)
-        if current is None or current.etag == old.etag:
-            result = self._create_item(account, connector, item, state, collection, old.raw)
-            self._delete_whatever_changed(connector, old)
-            self.mirror.pushed(account, item, collection, state.contact.id, result)
-            return
-        # In the folder its groups here name: that is what the move was made for.
-        local = dataclasses.replace(
-            self._merged_local(account, item, state, current),
-            group_names=state.group_names,
-            group_ids=state.group_ids,
-        )
-        result = self._create_item(
-            account, connector, item, state, collection, current.raw, local=local
-        )
-        self._delete_whatever_changed(connector, old)
-        merged = _as_written(current, local, result)
-        self.mirror.pushed(account, item, collection, state.contact.id, result, merged=merged)
-
-    def _push_merged(
-        self,
-        account: Account,
-        connector: Connector,
-        item: OutboxItem,
-        state: LocalState,
-        *,
-        recreate: bool = True,
-    ) -> None:
-        """The provider's copy changed since we read it: re-read it, re-apply the fields
-        the local change touched, and write that with the fresh etag."""
-        link = state.link
-        assert link is not None
-        current = self._current(connector, link)
-        if current is None:
-            if not recreate:
-                raise TransientError(f"{link.remote_id} vanished while it was being written")
-            self._push_create(account, connector, item, state, link.collection)
-            return
-        local = self._merged_local(account, item, state, current)
-        result = connector.update(current.remote_id, current.etag, local, current.raw)
-        merged = _as_written(current, local, result)
-        self.mirror.pushed(account, item, link.collection, link.uid, result, merged=merged)
-
-    @staticmethod
-    def _current(connector: Connector, link: RemoteLink) -> RemoteContact | None:
-        """The linked item as the provider holds it now; None when it is gone."""
-        return next(
-            (
-                i
-                for i in connector.fetch(link.collection, [link.remote_id])
-                if isinstance(i, RemoteContact)
-            ),
-            None,
-        )
-
-    def _merged_local(
-        self, account: Account, item: OutboxItem, state: LocalState, current: RemoteContact
-    ) -> LocalContact:
-        """What to write over ``current``, changed there since it was read: the fields of
-        every local change still waiting re-applied to it, not only this one's (the local
-        copy becomes what this write leaves there, and must not lose the later changes)."""
-        touched = self.mirror.pending_fields(account.id, item.object_id, item.fields)
-        return LocalContact(
-            fields=merge(current.fields, state.contact.fields, touched),
-            group_names=state.group_names if "groups" in touched else current.group_names,
-            group_ids=state.group_ids if "groups" in touched else current.group_ids,
-            picture=(state.picture.data if state.picture else None)
-            if "picture" in touched
-            else current.picture,
-            picture_type=(state.picture.content_type if state.picture else None)
-            if "picture" in touched
-            else current.picture_type,
-            touched=touched,
-        )
-
-    def _push_delete(self, account: Account, connector: Connector, item: OutboxItem) -> None:
-        link = self.mirror.link_of(account.id, item.object_id)
-        if link is None:
-            self.mirror.dropped(account.id, item)  # never reached the provider
-            return
-        # The user deleted it here after seeing it: the delete stands.
-        if connector.capabilities().rekeys:
-            link = self._after_any_rekey(account, connector, link)
-        self._delete_whatever_changed(connector, link)
-        self.mirror.pushed(account, item, link.collection, link.uid, None)
-
-    def _after_any_rekey(
-        self, account: Account, connector: Connector, link: RemoteLink
-    ) -> RemoteLink:
-        """The link of a contact about to be deleted, moved to the item's new id if the
-        provider gave it one: deleting the old id is a 404, which a delete takes for done,
-        and the item would stay there under its new id and come back with the next pull.
-        Not where the link says, the collection's changes are pulled first: they move the
-        link (the contact's delete waits in the outbox, so nothing else of it changes)."""
-        if self._remote_etag(connector, link.collection, link.remote_id) is not None:
-            return link
-        self._pull_now(account, connector, link.collection)
-        return self.mirror.link_of(account.id, link.contact_id) or link
-
-    def _pull_now(self, account: Account, connector: Connector, collection_id: str) -> None:
-        """Pull one collection in the middle of a push, to learn what became of an item
-        (deleted there, or given a new id); what it applies is counted nowhere."""
-        collection = next((c for c in connector.collections() if c.id == collection_id), None)
-        if collection is not None:
-            self.pull(account, connector, collection, SyncReport())
-
-    def _delete_whatever_changed(self, connector: Connector, link: RemoteLink) -> None:
-        """Delete the item even if it changed there since (then with the etag the provider
-        has now); one already gone is fine."""
-        try:
-            connector.delete(link.remote_id, link.etag)
-        except PreconditionFailed:
-            fresh = self._remote_etag(connector, link.collection, link.remote_id)
-            if fresh is not None:
-                connector.delete(link.remote_id, fresh)
-        except RemoteNotFound:
-            pass
-
-    @staticmethod
-    def _remote_etag(connector: Connector, collection: str, remote_id: str) -> str | None:
-        for found in connector.fetch(collection, [remote_id]):
-            return found.etag
-        return None
-
-    @staticmethod
-    def _default(connector: Connector) -> str:
-        collections = connector.collections()
-        if not collections:
-            raise PermanentError("the account has no address book to create contacts in")
-        return next((c.id for c in collections if c.is_default), collections[0].id)
-
-
-@dataclass
-class _Push:
-    """One push of an account's outbox: where it goes, what it reports, and the writes
-    delivered or tried in it (some ahead of their turn)."""
-
-    account: Account
-    connector: Connector
-    report: SyncReport
-    seen: set[int] = dataclasses.field(default_factory=set)
+        OutboxPush(
+            self.mirror, account, connector, report, guard=self.guard, pull_now=pull_now
+        ).run()
 
 
 @functools.cache
@@ -658,28 +293,3 @@ def _readers() -> ThreadPoolExecutor:
     """The threads that read collections' changes ahead (``SyncEngine._read_ahead``), for
     the whole process: a thread started per sync cost more than a round trip."""
     return ThreadPoolExecutor(READ_AHEAD, thread_name_prefix="sync-read")
-
-
-def _as_written(current: RemoteContact, local: LocalContact, result: WriteResult) -> RemoteContact:
-    """The provider's item once ``local`` was written over ``current``."""
-    return dataclasses.replace(
-        current,
-        etag=result.etag,
-        raw=result.raw,
-        fields=local.fields,
-        group_names=local.group_names,
-        group_ids=local.group_ids,
-        picture=local.picture,
-        picture_type=local.picture_type,
-    )
-
-
-def _local(state: LocalState, touched: tuple[str, ...] | None) -> LocalContact:
-    return LocalContact(
-        fields=state.contact.fields,
-        group_names=state.group_names,
-        group_ids=state.group_ids,
-        picture=state.picture.data if state.picture else None,
-        picture_type=state.picture.content_type if state.picture else None,
-        touched=touched,
-    )

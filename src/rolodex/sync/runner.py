@@ -24,8 +24,10 @@ from rolodex.metrics import PROVIDER_ERRORS, SYNC_RUNS
 from rolodex.service.accounts import AccountService
 from rolodex.service.mirror import Mirror, SyncStart
 from rolodex.sync.connections import ConnectorFactory, OpenConnectors
-from rolodex.sync.engine import MAX_BACKOFF, Progress, SyncEngine, SyncReport, no_progress
+from rolodex.sync.engine import SyncEngine
 from rolodex.sync.lease import LEASE_SECONDS, Lease
+from rolodex.sync.push import MAX_BACKOFF
+from rolodex.sync.report import Progress, SyncReport, no_progress
 
 log = logging.getLogger(__name__)
 
