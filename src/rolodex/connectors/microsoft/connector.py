@@ -31,9 +31,7 @@ import queue
 import threading
 from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
-from urllib.parse import quote
 
 import orjson
 
@@ -57,12 +55,11 @@ from rolodex.connectors.base import (
 )
 from rolodex.connectors.microsoft import mapping, parsing
 from rolodex.connectors.microsoft.client import GraphClient
+from rolodex.connectors.microsoft.folders import DEFAULT, Folder, FolderTree, seg
 from rolodex.connectors.microsoft.parsing import ROLODEX_ID_PROPERTY
 
 log = logging.getLogger(__name__)
 
-DEFAULT = "contacts"  # collection id of the default folder
-DEFAULT_NAME = "Contacts"
 EXPAND = f"singleValueExtendedProperties($filter=id eq '{ROLODEX_ID_PROPERTY}')"
 PAGE_SIZE = 500  # Prefer: odata.maxpagesize for delta pages
 FETCH_WORKERS = 4  # the mailbox's concurrency limit
@@ -77,21 +74,13 @@ PICTURE_CHECKS = 300
 PICTURE_RECHECK = 24 * 3600.0
 
 
-@dataclass(frozen=True)
-class Folder:
-    id: str
-    name: str
-    path: str
-
-
 class MicrosoftConnector:
     def __init__(self, client: GraphClient, *, page_size: int = PAGE_SIZE) -> None:
         self._client = client
         self._page_size = page_size
-        self._folders: dict[str, Folder] | None = None
-        self._default_id: str | None = None  # the default folder's Graph id, once known
         self._pool = parsing.Pool()
         self._threads: ThreadPoolExecutor | None = None  # ``_requests``
+        self._tree = FolderTree(client, self._requests)
         # Folder -> Rolodex ids of creates whose outcome is unknown (their reply was lost).
         self._uncertain: dict[str, set[str]] = {}
 
@@ -133,203 +122,26 @@ class MicrosoftConnector:
         self._client.verify_grant()
         self._client.get_json("/me/contacts", params={"$top": "1", "$select": "id"})
 
-    # --- Folders ------------------------------------------------------------------------------
-
-    def _load_folders(self) -> dict[str, Folder]:
-        """Every folder, or an error: never part of them. The engine takes a folder that
-        ``collections`` does not list for one deleted in Outlook, and deletes its contacts
-        here, so a listing with a page or a level missing must fail as a whole."""
-        folders = {DEFAULT: Folder(DEFAULT, DEFAULT_NAME, DEFAULT_NAME)}
-        # Breadth first: the folders under the default one, then each level's childFolders,
-        # the folders of a level listed side by side (4 at a time, the mailbox's limit).
-        level = [
-            (item, DEFAULT_NAME)
-            for item in self._client.pages("/me/contactFolders", {"$top": "100"})
-        ]
-        for item, _path in level[:1]:
-            self._learn_default(item)
-        pool = self._requests()
-        while level:
-            found: list[Folder] = []
-            for item, parent_path in level:
-                folder_id = str(item.get("id") or "")
-                if not folder_id or folder_id in folders:
-                    continue
-                name = str(item.get("displayName") or "").replace("/", "-").strip()
-                name = name or "Unnamed"
-                folder = Folder(folder_id, name, f"{parent_path}/{name}")
-                folders[folder_id] = folder
-                found.append(folder)
-            children = pool.map(self._children, found)
-            level = [
-                (child, folder.path)
-                for folder, items in zip(found, children, strict=True)
-                for child in items
-            ]
-        return folders
-
-    def _children(self, folder: Folder) -> list[dict[str, Any]]:
-        """The folders right under ``folder``, every page of them. A folder gone by now
-        (deleted between the listing of its parent and its own) leaves this listing
-        without whatever was under it, which must not read as their deletion: transient,
-        and the next sync lists again."""
-        try:
-            return self._client.pages(
-                f"/me/contactFolders/{_seg(folder.id)}/childFolders", {"$top": "100"}
-            )
-        except RemoteNotFound:
-            raise TransientError(
-                f"the contact folder {folder.path} went away while the folders were listed"
-            ) from None
-
-    def _folder_map(self, refresh: bool = False) -> dict[str, Folder]:
-        if self._folders is None or refresh:
-            self._folders = self._load_folders()
-        return self._folders
+    # --- Folders (rolodex.connectors.microsoft.folders) --------------------------------------
 
     def collections(self) -> list[Collection]:
-        folders = self._folder_map(refresh=True)
+        folders = self._tree.folders(refresh=True)
         return [
             Collection(id=f.id, name=f.path, is_default=f.id == DEFAULT)
             for f in sorted(folders.values(), key=lambda f: (f.id != DEFAULT, f.path))
         ]
 
     def home(self, contact: LocalContact) -> str | None:
-        """The folder named by the contact's group (a path, or a folder's name when only one
-        folder has it); None when it names none, so it stays where it is."""
-        if not contact.group_names:
-            return None
-        folders = self._folder_map()
-        wanted = contact.group_names[0]
-        for folder in folders.values():
-            if folder.path == wanted:
-                return folder.id
-        named = [f.id for f in folders.values() if f.name == wanted]
-        if len(named) == 1:
-            return named[0]
-        return None
-
-    def _folder(self, collection: str) -> Folder:
-        folder = self._folder_map().get(collection)
-        if folder is None:
-            folder = self._folder_map(refresh=True).get(collection)
-        if folder is None:
-            raise RemoteNotFound(collection)
-        return folder
-
-    def _learn_default(self, entry: dict[str, Any]) -> None:
-        """What ``/me/contacts`` and ``/me/contactFolders`` list is in the default folder
-        (DOC user-list-contacts, user-list-contactfolders): its parentFolderId is that
-        folder's id."""
-        parent = entry.get("parentFolderId")
-        if self._default_id is None and isinstance(parent, str) and parent:
-            self._default_id = parent
-
-    def _default_folder_id(self) -> str | None:
-        """The default folder's Graph id, which its delta query needs: the documented
-        request is ``/me/contactFolders/{id}/contacts/delta`` (DOC contact-delta), and
-        ``/me/contacts/delta`` is not documented (Microsoft Q&A 1634378). None while the
-        folder holds neither contacts nor folders, so that nothing names it."""
-        for path in ("/me/contacts", "/me/contactFolders"):
-            if self._default_id is not None:
-                break
-            page = self._client.get_json(path, params={"$top": "1", "$select": "parentFolderId"})
-            for entry in page.get("value") or []:
-                self._learn_default(entry)
-        return self._default_id
-
-    def _delta_start(self, collection: str) -> str | None:
-        """Where a delta round of ``collection`` from scratch starts; None for a default
-        folder that holds nothing (and has no id to name it by yet)."""
-        if collection != DEFAULT:
-            return f"/me/contactFolders/{_seg(collection)}/contacts/delta"
-        default_id = self._default_folder_id()
-        if default_id is None:
-            return None
-        return f"/me/contactFolders/{_seg(default_id)}/contacts/delta"
-
-    @staticmethod
-    def _contacts_path(collection: str) -> str:
-        if collection == DEFAULT:
-            return "/me/contacts"
-        return f"/me/contactFolders/{_seg(collection)}/contacts"
-
-    # --- Folder writes (the API's group writes) ------------------------------------------
-    # A folder's provider id is its id (the default folder's is ``contacts``). New folders
-    # go inside the folder their path names (the default one for "Contacts/Friends").
+        return self._tree.home(contact.group_names)
 
     def create_group(self, group: LocalGroup) -> WriteResult:
-        parent_path, _, name = group.path.rpartition("/")
-        folders = self._folder_map()
-        parent = next((f for f in folders.values() if f.path == parent_path), folders[DEFAULT])
-        # DOC contactfolder-post-childfolders; POST /me/contactFolders makes one in the
-        # default folder (GM §3.2: the list is of the folders under the default one).
-        url = (
-            "/me/contactFolders"
-            if parent.id == DEFAULT
-            else f"/me/contactFolders/{_seg(parent.id)}/childFolders"
-        )
-        try:
-            response = self._client.request("POST", url, json={"displayName": name})
-        except PermanentError as error:
-            if error.status != 409:
-                raise
-            # A folder of that name is there already (ErrorFolderExists): an earlier
-            # attempt made it and its reply was lost, or it was made there meanwhile.
-            found = next(
-                (
-                    f
-                    for f in self._folder_map(refresh=True).values()
-                    if f.path == f"{parent.path}/{name}"
-                ),
-                None,
-            )
-            if found is None:
-                raise
-            return WriteResult(found.id, "", existed=True)
-        made = orjson.loads(response.content)
-        folder = Folder(str(made["id"]), name, f"{parent.path}/{name}")
-        folders[folder.id] = folder  # contacts moved into it in this push find it
-        return WriteResult(folder.id, "")
+        return self._tree.create(group)
 
     def rename_group(self, group: LocalGroup) -> WriteResult:
-        folder_id = self._writable_folder(group)
-        # DOC contactfolder-update: PATCH displayName. Folders carry no changeKey to send
-        # (DOC resources/contactfolder), so there is no stale version to re-read.
-        self._client.request(
-            "PATCH", f"/me/contactFolders/{_seg(folder_id)}", json={"displayName": group.name}
-        )
-        self._folders = None  # its path and those of the folders inside it changed
-        return WriteResult(folder_id, "")
+        return self._tree.rename(group)
 
     def delete_group(self, group: LocalGroup) -> None:
-        """Deleting a folder deletes the contacts and folders in it (DOC contactfolder-
-        delete), but a deleted v2 group keeps its contacts: the API moved them out first,
-        and a folder that still holds any (a move refused, contacts added in Outlook
-        since) is refused, never deleted."""
-        folder_id = self._writable_folder(group)
-        base = f"/me/contactFolders/{_seg(folder_id)}"
-        try:
-            held = self._client.get_json(base + "/contacts", params={"$top": "1", "$select": "id"})
-            inside = self._client.get_json(base + "/childFolders", params={"$top": "1"})
-        except RemoteNotFound:
-            return  # gone already
-        if held.get("value") or inside.get("value"):
-            raise PermanentError(
-                f"the folder {group.path} still holds contacts or folders, which deleting "
-                "it would delete in the mailbox; it is deleted once they have moved out",
-                409,
-            )
-        with contextlib.suppress(RemoteNotFound):
-            self._client.request("DELETE", base)
-        self._folders = None
-
-    @staticmethod
-    def _writable_folder(group: LocalGroup) -> str:
-        assert group.remote_id is not None
-        if group.remote_id == DEFAULT:
-            raise PermanentError("the mailbox's default contact folder cannot be changed", 400)
-        return group.remote_id
+        self._tree.delete(group)
 
     # --- Reading ------------------------------------------------------------------------------
 
@@ -337,7 +149,7 @@ class MicrosoftConnector:
         """The pages of one delta round (raw body, parsed body): from ``cursor`` (a
         deltaLink), or from scratch; none for an empty default folder without an id yet
         (the round is then complete, empty and without a deltaLink)."""
-        url = cursor or self._delta_start(collection)
+        url = cursor or self._tree.delta_start(collection)
         if url is None:
             return
         headers = {"Prefer": f"odata.maxpagesize={self._page_size}"}
@@ -360,7 +172,7 @@ class MicrosoftConnector:
         in Outlook; and the removed ids. From scratch (a resync after an expired cursor):
         ids and etags only, complete; the engine fetches what differs from what it holds,
         so memory stays flat and nothing unchanged is read."""
-        self._folder(collection)
+        self._tree.folder(collection)
         changed: dict[str, str] = {}
         removed: dict[str, None] = {}
         link: str | None = None
@@ -397,7 +209,7 @@ class MicrosoftConnector:
         so the ChangeSet's cursor is set when the stream ends (the engine reads it after
         the stream)."""
         parsing.warm_up()
-        folder = self._folder(collection)
+        folder = self._tree.folder(collection)
         result = ChangeSet(collection=collection, cursor=None, complete=True)
         last: list[str] = []
 
@@ -425,7 +237,7 @@ class MicrosoftConnector:
         by the property instead (a failure stops the snapshot rather than risk that)."""
         found: dict[str, str] = {}
         for uid in sorted(self._uncertain.get(folder.id, ())):
-            hit = self._find(self._contacts_path(folder.id), uid)
+            hit = self._find(self._tree.contacts_path(folder.id), uid)
             if hit is not None:
                 found[hit.remote_id] = uid
         return found
@@ -433,7 +245,7 @@ class MicrosoftConnector:
     def fetch(self, collection: str, remote_ids: Iterable[str]) -> Iterator[RemoteItem]:
         """The items read one by one (with Rolodex's id expanded) and their photos, up to 4
         requests at a time, in chunks so that memory stays flat."""
-        folder = self._folder(collection)
+        folder = self._tree.folder(collection)
         ids = list(dict.fromkeys(remote_ids))
         if not ids:
             return
@@ -471,7 +283,7 @@ class MicrosoftConnector:
     def _get(self, folder: Folder, remote_id: str) -> RemoteContact | None:
         try:
             response = self._client.request(
-                "GET", f"/me/contacts/{_seg(remote_id)}", params={"$expand": EXPAND}
+                "GET", f"/me/contacts/{seg(remote_id)}", params={"$expand": EXPAND}
             )
         except RemoteNotFound:
             return None
@@ -481,7 +293,7 @@ class MicrosoftConnector:
         # 404 when the contact has no photo (DOC profilephoto-get: "If no photo exists,
         # the operation returns 404 Not Found"), as when the contact itself is gone.
         try:
-            response = self._client.request("GET", f"/me/contacts/{_seg(remote_id)}/photo/$value")
+            response = self._client.request("GET", f"/me/contacts/{seg(remote_id)}/photo/$value")
         except RemoteNotFound:
             return None, None
         content_type = response.headers.get("Content-Type", "image/jpeg").split(";")[0].strip()
@@ -497,8 +309,8 @@ class MicrosoftConnector:
         self, collection: str, contact: LocalContact, uid: str, *, maybe_exists: bool = False
     ) -> WriteResult:
         self._check_picture(contact)
-        folder = self._folder(collection)
-        path = self._contacts_path(folder.id)
+        folder = self._tree.folder(collection)
+        path = self._tree.contacts_path(folder.id)
         if maybe_exists:
             try:
                 found = self._find(path, uid)
@@ -521,7 +333,7 @@ class MicrosoftConnector:
             raise
         created = orjson.loads(response.content)
         if folder.id == DEFAULT:
-            self._learn_default(created)
+            self._tree.learn_default(created)
         remote_id = str(created["id"])
         etag = parsing.etag_of(created)
         raw = response.content
@@ -551,7 +363,7 @@ class MicrosoftConnector:
         self._check_picture(contact)
         touched = contact.touched
         body = mapping.to_graph(contact.fields, touched, orjson.loads(raw) if raw else None)
-        url = f"/me/contacts/{_seg(remote_id)}"
+        url = f"/me/contacts/{seg(remote_id)}"
         picture = (touched is None or "picture" in touched) and contact.picture is not None
         result = WriteResult(remote_id=remote_id, etag=etag, raw=raw)
         if body:
@@ -585,7 +397,7 @@ class MicrosoftConnector:
         )
         if len(picture) >= PHOTO_LIMIT:
             raise PermanentError("Graph takes contact photos under 4 MB")
-        url = f"/me/contacts/{_seg(remote_id)}"
+        url = f"/me/contacts/{seg(remote_id)}"
         self._client.request(
             "PUT",
             url + "/photo/$value",
@@ -610,7 +422,7 @@ class MicrosoftConnector:
         # Deleting an item already gone is not an error.
         with contextlib.suppress(RemoteNotFound):
             self._client.request(
-                "DELETE", f"/me/contacts/{_seg(remote_id)}", headers=_if_match(etag)
+                "DELETE", f"/me/contacts/{seg(remote_id)}", headers=_if_match(etag)
             )
 
 
@@ -629,10 +441,6 @@ def _if_match(etag: str) -> dict[str, str]:
     """If-Match for a known version; none for an unknown one (an empty If-Match holds no
     entity tag, RFC 9110 §13.1.1)."""
     return {"If-Match": etag} if etag else {}
-
-
-def _seg(value: str) -> str:
-    return quote(value, safe="")
 
 
 _DONE = object()

@@ -1,0 +1,242 @@
+"""A mailbox's contact folders: the tree as Graph lists it, where each folder's contacts
+and delta query are, and the folder writes (the API's group writes).
+
+The default folder has the collection id ``contacts`` (reached as ``/me/contacts``, which
+is scoped to it); every other folder is known by its Graph id, and named by its path from
+the default folder ("Contacts/Friends/Close")."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote
+
+import orjson
+
+from rolodex.connectors.base import (
+    LocalGroup,
+    PermanentError,
+    RemoteNotFound,
+    TransientError,
+    WriteResult,
+)
+from rolodex.connectors.microsoft.client import GraphClient
+
+DEFAULT = "contacts"  # collection id of the default folder
+DEFAULT_NAME = "Contacts"
+
+
+@dataclass(frozen=True)
+class Folder:
+    id: str
+    name: str
+    path: str
+
+
+class FolderTree:
+    """The folders of one mailbox, listed again when asked to (``folders(refresh=True)``,
+    once a sync) and after a write that changes paths. ``requests`` gives the threads
+    that send the mailbox's requests side by side (the connector's)."""
+
+    def __init__(self, client: GraphClient, requests: Callable[[], ThreadPoolExecutor]) -> None:
+        self._client = client
+        self._requests = requests
+        self._folders: dict[str, Folder] | None = None
+        self._default_id: str | None = None  # the default folder's Graph id, once known
+
+    def folders(self, refresh: bool = False) -> dict[str, Folder]:
+        if self._folders is None or refresh:
+            self._folders = self._load()
+        return self._folders
+
+    def folder(self, collection: str) -> Folder:
+        folder = self.folders().get(collection)
+        if folder is None:
+            folder = self.folders(refresh=True).get(collection)
+        if folder is None:
+            raise RemoteNotFound(collection)
+        return folder
+
+    def _load(self) -> dict[str, Folder]:
+        """Every folder, or an error: never part of them. The engine takes a folder that
+        ``collections`` does not list for one deleted in Outlook, and deletes its contacts
+        here, so a listing with a page or a level missing must fail as a whole."""
+        folders = {DEFAULT: Folder(DEFAULT, DEFAULT_NAME, DEFAULT_NAME)}
+        # Breadth first: the folders under the default one, then each level's childFolders,
+        # the folders of a level listed side by side (4 at a time, the mailbox's limit).
+        level = [
+            (item, DEFAULT_NAME)
+            for item in self._client.pages("/me/contactFolders", {"$top": "100"})
+        ]
+        for item, _path in level[:1]:
+            self.learn_default(item)
+        pool = self._requests()
+        while level:
+            found: list[Folder] = []
+            for item, parent_path in level:
+                folder_id = str(item.get("id") or "")
+                if not folder_id or folder_id in folders:
+                    continue
+                name = str(item.get("displayName") or "").replace("/", "-").strip()
+                name = name or "Unnamed"
+                folder = Folder(folder_id, name, f"{parent_path}/{name}")
+                folders[folder_id] = folder
+                found.append(folder)
+            children = pool.map(self._children, found)
+            level = [
+                (child, folder.path)
+                for folder, items in zip(found, children, strict=True)
+                for child in items
+            ]
+        return folders
+
+    def _children(self, folder: Folder) -> list[dict[str, Any]]:
+        """The folders right under ``folder``, every page of them. A folder gone by now
+        (deleted between the listing of its parent and its own) leaves this listing
+        without whatever was under it, which must not read as their deletion: transient,
+        and the next sync lists again."""
+        try:
+            return self._client.pages(
+                f"/me/contactFolders/{seg(folder.id)}/childFolders", {"$top": "100"}
+            )
+        except RemoteNotFound:
+            raise TransientError(
+                f"the contact folder {folder.path} went away while the folders were listed"
+            ) from None
+
+    def home(self, group_names: tuple[str, ...]) -> str | None:
+        """The folder named by a contact's group (a path, or a folder's name when only one
+        folder has it); None when it names none, so it stays where it is."""
+        if not group_names:
+            return None
+        folders = self.folders()
+        wanted = group_names[0]
+        for folder in folders.values():
+            if folder.path == wanted:
+                return folder.id
+        named = [f.id for f in folders.values() if f.name == wanted]
+        if len(named) == 1:
+            return named[0]
+        return None
+
+    def learn_default(self, entry: dict[str, Any]) -> None:
+        """What ``/me/contacts`` and ``/me/contactFolders`` list is in the default folder
+        (DOC user-list-contacts, user-list-contactfolders): its parentFolderId is that
+        folder's id."""
+        parent = entry.get("parentFolderId")
+        if self._default_id is None and isinstance(parent, str) and parent:
+            self._default_id = parent
+
+    def _default_folder_id(self) -> str | None:
+        """The default folder's Graph id, which its delta query needs: the documented
+        request is ``/me/contactFolders/{id}/contacts/delta`` (DOC contact-delta), and
+        ``/me/contacts/delta`` is not documented (Microsoft Q&A 1634378). None while the
+        folder holds neither contacts nor folders, so that nothing names it."""
+        for path in ("/me/contacts", "/me/contactFolders"):
+            if self._default_id is not None:
+                break
+            page = self._client.get_json(path, params={"$top": "1", "$select": "parentFolderId"})
+            for entry in page.get("value") or []:
+                self.learn_default(entry)
+        return self._default_id
+
+    def delta_start(self, collection: str) -> str | None:
+        """Where a delta round of ``collection`` from scratch starts; None for a default
+        folder that holds nothing (and has no id to name it by yet)."""
+        if collection != DEFAULT:
+            return f"/me/contactFolders/{seg(collection)}/contacts/delta"
+        default_id = self._default_folder_id()
+        if default_id is None:
+            return None
+        return f"/me/contactFolders/{seg(default_id)}/contacts/delta"
+
+    @staticmethod
+    def contacts_path(collection: str) -> str:
+        if collection == DEFAULT:
+            return "/me/contacts"
+        return f"/me/contactFolders/{seg(collection)}/contacts"
+
+    # --- Writes -------------------------------------------------------------------------
+    # A folder's provider id is its id (the default folder's is ``contacts``). New folders
+    # go inside the folder their path names (the default one for "Contacts/Friends").
+
+    def create(self, group: LocalGroup) -> WriteResult:
+        parent_path, _, name = group.path.rpartition("/")
+        folders = self.folders()
+        parent = next((f for f in folders.values() if f.path == parent_path), folders[DEFAULT])
+        # DOC contactfolder-post-childfolders; POST /me/contactFolders makes one in the
+        # default folder (GM §3.2: the list is of the folders under the default one).
+        url = (
+            "/me/contactFolders"
+            if parent.id == DEFAULT
+            else f"/me/contactFolders/{seg(parent.id)}/childFolders"
+        )
+        try:
+            response = self._client.request("POST", url, json={"displayName": name})
+        except PermanentError as error:
+            if error.status != 409:
+                raise
+            # A folder of that name is there already (ErrorFolderExists): an earlier
+            # attempt made it and its reply was lost, or it was made there meanwhile.
+            found = next(
+                (
+                    f
+                    for f in self.folders(refresh=True).values()
+                    if f.path == f"{parent.path}/{name}"
+                ),
+                None,
+            )
+            if found is None:
+                raise
+            return WriteResult(found.id, "", existed=True)
+        made = orjson.loads(response.content)
+        folder = Folder(str(made["id"]), name, f"{parent.path}/{name}")
+        folders[folder.id] = folder  # contacts moved into it in this push find it
+        return WriteResult(folder.id, "")
+
+    def rename(self, group: LocalGroup) -> WriteResult:
+        folder_id = _writable(group)
+        # DOC contactfolder-update: PATCH displayName. Folders carry no changeKey to send
+        # (DOC resources/contactfolder), so there is no stale version to re-read.
+        self._client.request(
+            "PATCH", f"/me/contactFolders/{seg(folder_id)}", json={"displayName": group.name}
+        )
+        self._folders = None  # its path and those of the folders inside it changed
+        return WriteResult(folder_id, "")
+
+    def delete(self, group: LocalGroup) -> None:
+        """Deleting a folder deletes the contacts and folders in it (DOC contactfolder-
+        delete), but a deleted v2 group keeps its contacts: the API moved them out first,
+        and a folder that still holds any (a move refused, contacts added in Outlook
+        since) is refused, never deleted."""
+        folder_id = _writable(group)
+        base = f"/me/contactFolders/{seg(folder_id)}"
+        try:
+            held = self._client.get_json(base + "/contacts", params={"$top": "1", "$select": "id"})
+            inside = self._client.get_json(base + "/childFolders", params={"$top": "1"})
+        except RemoteNotFound:
+            return  # gone already
+        if held.get("value") or inside.get("value"):
+            raise PermanentError(
+                f"the folder {group.path} still holds contacts or folders, which deleting "
+                "it would delete in the mailbox; it is deleted once they have moved out",
+                409,
+            )
+        with contextlib.suppress(RemoteNotFound):
+            self._client.request("DELETE", base)
+        self._folders = None
+
+
+def _writable(group: LocalGroup) -> str:
+    assert group.remote_id is not None
+    if group.remote_id == DEFAULT:
+        raise PermanentError("the mailbox's default contact folder cannot be changed", 400)
+    return group.remote_id
+
+
+def seg(value: str) -> str:
+    """A path segment: an id as Graph gave it, quoted whole."""
+    return quote(value, safe="")
