@@ -45,3 +45,29 @@ def test_a_retry_after_the_earlier_name_was_made_looks_there_again() -> None:
         assert rig.local_groups() == {group_id: "L1"}
     finally:
         rig.svc.accounts.delete(rig.account.id)
+
+
+def test_a_retry_never_takes_the_label_another_group_here_is_linked_to() -> None:
+    """The earlier attempt's label, found by its name, is no longer that group's to take
+    when the pull has linked it to another group here meanwhile (one made here under that
+    name since the rename): the retry makes its group under its own name instead."""
+    rig = GoogleGroupsSyncMachine()
+    try:
+        rig.remote.plan.fail("create_group", "after")
+        rig.local_create_group(2)
+        rig.sync_while_down()  # the create is tried as "L2" while the provider is down
+        rig.local_rename_group(0, 1)  # renamed "L1" here...
+        rig.local_create_group(2)  # ...and another group made here as "L2"
+        rig.sync()  # "L2" is made there for the first; its reply is lost
+        [label] = rig.remote.label_names
+        groups = {name: group_id for group_id, name in rig.local_groups().items()}
+        # The pull took the label for the group of its name here.
+        assert rig.group_links() == {groups["L2"]: label}
+        rig.converge()
+        assert rig.local_groups() == {groups["L1"]: "L1", groups["L2"]: "L2"}
+        links = rig.group_links()
+        assert {rig.remote.label_names[links[g]] for g in groups.values()} == {"L1", "L2"}
+        assert links[groups["L2"]] == label
+        assert sorted(rig.remote.label_names.values()) == ["L1", "L2"]
+    finally:
+        rig.svc.accounts.delete(rig.account.id)

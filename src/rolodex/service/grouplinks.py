@@ -17,6 +17,7 @@ had (and its path) in the outbox item's ``fields``.
 from __future__ import annotations
 
 from rolodex.domain.account import Account
+from rolodex.domain.contact import Group
 from rolodex.domain.errors import NoSuchGroup
 from rolodex.domain.profiles import profile_for
 from rolodex.domain.remote import GROUP_OBJECT, LocalGroup, OutboxItem, WriteResult
@@ -79,6 +80,24 @@ def state(tx: Tx, account: Account, item: OutboxItem) -> LocalGroup | None:
         return None
     remote_id, etag = tx.groups.remote_ids(account.id).get(group.id, (None, None))
     return LocalGroup(group.name, group.path, provider_id(account, remote_id), etag)
+
+
+def attempted_at(tx: Tx, account: Account, path: str) -> Group | None:
+    """The group here not at the provider yet whose write waiting in the outbox last tried
+    to make it at ``path`` (``LocalSide.group_attempting``), renamed here since: a group of
+    that path at the provider that no group here is linked to is the one that attempt made,
+    its reply lost."""
+    own = prefix(account)
+    unlinked = [
+        group_id
+        for group_id, (remote_id, _etag) in tx.groups.remote_ids(account.id).items()
+        if not (remote_id and remote_id.startswith(own))
+    ]
+    for operation in ("create", "update"):
+        for write in tx.outbox.waiting(account.id, GROUP_OBJECT, operation, unlinked):
+            if write.fields == (path,):
+                return tx.groups.get(account.id, write.object_id)
+    return None
 
 
 def pushed(

@@ -672,6 +672,11 @@ class Mirror:
         with self.store.read() as tx:
             return grouplinks.state(tx, account, item)
 
+    def group_linked(self, account: Account, remote_id: str) -> str | None:
+        with self.store.read() as tx:
+            found = tx.groups.find_by_remote_id(account.id, grouplinks.prefix(account) + remote_id)
+        return None if found is None else found.id
+
     def group_pushed(self, account: Account, item: OutboxItem, result: WriteResult | None) -> None:
         with self._write(account.id) as tx:
             grouplinks.pushed(tx, account, item, result, time.time())
@@ -876,13 +881,17 @@ def _ensure_provider_group(
     members; named by the path's last segment. A group of that path not linked to another
     of the provider's groups is this one (made before it was linked). None: the path is
     another provider group's here (a rename there or here not reached the other side yet);
-    this one waits for it."""
+    this one waits for it. Else a group renamed here whose waiting create last tried that
+    path is this one (``grouplinks.attempted_at``: that attempt made it, its reply lost), not
+    a new group here that its retry would find there as another's."""
     name = path.rsplit("/", 1)[-1]
     own = grouplinks.prefix(account)
     remote_id = own + provider_id
     found = tx.groups.find_by_remote_id(account.id, remote_id)
     if found is None:
-        found = tx.groups.find_by_path(account.id, path)
+        found = tx.groups.find_by_path(account.id, path) or grouplinks.attempted_at(
+            tx, account, path
+        )
         if found is None:
             return create_group(tx, account, name, now, remote_id=remote_id, path=path)
         linked, _etag = tx.groups.remote_ids(account.id).get(found.id, (None, None))

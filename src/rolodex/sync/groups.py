@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from rolodex.connectors.base import Connector, RemoteNotFound
+from rolodex.connectors.base import Connector, PermanentError, RemoteNotFound
 from rolodex.domain.account import Account
 from rolodex.domain.remote import LocalGroup, OutboxItem, WriteResult
 from rolodex.sync.local import LocalSide
@@ -52,18 +52,40 @@ def _make(
     rename here changed it before the retry, the earlier attempt's group (found by its
     name, or made) is the one kept and renamed, else it would stay there as a second group
     that comes back here in the next pull. (Across parents, a Graph folder that would have
-    to move, it is not looked for.)"""
+    to move, it is not looked for.)
+
+    A group answered that another group here is linked to is never taken: the pull linked
+    it to that one meanwhile (the group of its name here), or it is that one's and still has
+    the name there because that one's rename has not reached the provider yet. Taken, it
+    would be two groups here, and one of their names lost there. The earlier attempt's
+    group is then simply not this one's any more (it is made under its own name); a group
+    of its own name that another has is a refusal, as for a rename to a taken name (until
+    the other's rename frees it)."""
     earlier = item.fields[0] if item.fields else None
-    if earlier is None or earlier == group.path or _parent(earlier) != _parent(group.path):
-        local.group_attempting(account.id, item, group.path)
-        return connector.create_group(group)
-    # The path recorded stays the earlier one: this attempt makes (or finds) the group
-    # there too, and a retry after it must look there again, not make a third.
-    first = LocalGroup(name=earlier.rsplit("/", 1)[-1], path=earlier)
-    made = connector.create_group(first)
-    return connector.rename_group(
-        dataclasses.replace(group, remote_id=made.remote_id, etag=made.etag or None)
-    )
+    if earlier is not None and earlier != group.path and _parent(earlier) == _parent(group.path):
+        # The path recorded stays the earlier one: this attempt makes (or finds) the group
+        # there too, and a retry after it must look there again, not make a third.
+        first = LocalGroup(name=earlier.rsplit("/", 1)[-1], path=earlier)
+        made = connector.create_group(first)
+        if _holder(local, account, item, made) is None:
+            return connector.rename_group(
+                dataclasses.replace(group, remote_id=made.remote_id, etag=made.etag or None)
+            )
+    local.group_attempting(account.id, item, group.path)
+    made = connector.create_group(group)
+    holder = _holder(local, account, item, made)
+    if holder is not None:
+        raise PermanentError(
+            f"a group named {group.name!r} exists at the provider: the group {holder} here, "
+            "whose rename has not reached it yet"
+        )
+    return made
+
+
+def _holder(local: LocalSide, account: Account, item: OutboxItem, made: WriteResult) -> str | None:
+    """The other group here linked to the provider's group ``made`` answers, if any."""
+    holder = local.group_linked(account, made.remote_id)
+    return holder if holder not in (None, item.object_id) else None
 
 
 def _parent(path: str) -> str:

@@ -87,6 +87,10 @@ class LocalSide(Protocol):
     def attempting(self, account_id: str, item: OutboxItem) -> None:
         """Count an attempt at ``item`` before it is made."""
 
+    def group_linked(self, account: Account, remote_id: str) -> str | None:
+        """The id of the group here linked to the provider's group ``remote_id`` (the
+        connector's id of it, as ``LocalGroup.remote_id``); None: no group here is."""
+
     def group_attempting(self, account_id: str, item: OutboxItem, path: str) -> None:
         """Record, before a group write makes the group at the provider, the path it is
         made at (the item's ``fields`` then name it), in case the reply is lost."""
