@@ -584,3 +584,39 @@ def test_a_contact_written_before_its_new_groups_create_makes_the_group_once(
     assert [g["id"] for g in synced.by_name("Ann")["groups"]] == [group.id]  # type: ignore[index]
     assert synced.by_name("Ann")["nickname"] == "Annie"
     assert _outbox(synced) == 0
+
+
+def test_a_retry_under_an_earlier_name_leaves_the_label_another_group_took(
+    synced: Synced,
+) -> None:
+    """A group tried as "Team" while Google refused, renamed "Crew" here, and another made
+    here as "Team"; the retry makes "Team" there (the earlier attempt's name) and its reply
+    is lost, and the pull links that label to the other group (of its name). The retry
+    after it is answered that label by the 409: it is not the first group's any more, and
+    the first is made as "Crew" (two groups here linked to one label lost a rename)."""
+    synced.sync()
+    synced.google.fail(503, method="POST", path="/v1/contactGroups")
+    first = synced.svc.groups.create(synced.account, {"name": "Team"})
+    synced.sync()  # tried as "Team": nothing made
+    synced.svc.groups.rename(synced.account, first.id, {"name": "Crew"})
+    second = synced.svc.groups.create(synced.account, {"name": "Team"})
+    synced.google.fail(503, method="POST", path="/v1/contactGroups", after=True)
+    _due_now(synced)
+    synced.sync()
+    made = synced.google.user_groups()
+    assert list(made) == ["Team"]
+    with synced.svc.accounts.store.read() as tx:
+        links = tx.groups.remote_ids(synced.account.id)
+    assert links[second.id][0] == "label:" + made["Team"]["resourceName"]
+    _due_now(synced)
+    synced.sync()
+    synced.sync()
+    made = synced.google.user_groups()
+    assert sorted(made) == ["Crew", "Team"]
+    with synced.svc.accounts.store.read() as tx:
+        links = tx.groups.remote_ids(synced.account.id)
+    assert links[first.id][0] == "label:" + made["Crew"]["resourceName"]
+    assert links[second.id][0] == "label:" + made["Team"]["resourceName"]
+    assert sorted(_groups(synced)) == ["Crew", "Team"]
+    assert _outbox(synced) == 0
+
