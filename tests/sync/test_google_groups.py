@@ -620,3 +620,24 @@ def test_a_retry_under_an_earlier_name_leaves_the_label_another_group_took(
     assert sorted(_groups(synced)) == ["Crew", "Team"]
     assert _outbox(synced) == 0
 
+
+def test_a_group_deleted_here_after_a_lost_create_is_deleted_at_google_too(
+    synced: Synced,
+) -> None:
+    """Made at Google, its reply lost, and no pull linked it before it was deleted here: its
+    delete knows no resource name, and what the lost attempt made goes too (found by the
+    409 of its name), rather than come back here as a group nobody made."""
+    synced.sync()
+    synced.google.fail(503, method="POST", path="/v1/contactGroups", after=True)
+    synced.google.fail(400, method="GET", path="/v1/people/me/connections")
+    group = synced.svc.groups.create(synced.account, {"name": "Team"})
+    with pytest.raises(SyncFailed):
+        synced.sync()
+    assert list(synced.google.user_groups()) == ["Team"]
+    synced.svc.groups.delete(synced.account, group.id)
+    _due_now(synced)
+    synced.sync()
+    synced.sync()
+    assert synced.google.user_groups() == {}
+    assert _groups(synced) == {}
+    assert _outbox(synced) == 0

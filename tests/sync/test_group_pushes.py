@@ -71,3 +71,44 @@ def test_a_retry_never_takes_the_label_another_group_here_is_linked_to() -> None
         assert sorted(rig.remote.label_names.values()) == ["L1", "L2"]
     finally:
         rig.svc.accounts.delete(rig.account.id)
+
+
+def test_a_group_deleted_here_after_a_lost_create_is_deleted_there_too() -> None:
+    """Its delete knows no provider id (none came back), and its create is dropped with
+    the group: what the lost attempt made must go too, not come back as a group nobody
+    made here."""
+    rig = GoogleGroupsSyncMachine()
+    try:
+        rig.remote.plan.fail("create_group", "after")  # made, but the reply is lost...
+        rig.remote.plan.fail("collections", "before")  # ...and no pull links it
+        rig.local_create_group(2)
+        rig.sync()
+        assert list(rig.remote.label_names.values()) == ["L2"]
+        rig.local_delete_group(0)
+        rig.converge()
+        assert rig.remote.label_names == {}
+        assert rig.local_groups() == {}
+    finally:
+        rig.svc.accounts.delete(rig.account.id)
+
+
+def test_a_pull_while_that_delete_waits_makes_no_group_of_the_lost_label() -> None:
+    """The write that deletes what the lost attempt made finds it by its name, and that
+    reply is lost too: the pull after it sees the label, which is no group here (the write,
+    retried, deletes it)."""
+    rig = GoogleGroupsSyncMachine()
+    try:
+        rig.remote.plan.fail("create_group", "after")
+        rig.remote.plan.fail("collections", "before")
+        rig.local_create_group(2)
+        rig.sync()  # made, its reply lost, and no pull
+        rig.local_delete_group(0)
+        rig.remote.plan.fail("create_group", "after")
+        rig.sync()
+        assert list(rig.remote.label_names.values()) == ["L2"]
+        assert rig.local_groups() == {}
+        rig.converge()
+        assert rig.remote.label_names == {}
+        assert rig.local_groups() == {}
+    finally:
+        rig.svc.accounts.delete(rig.account.id)

@@ -82,6 +82,32 @@ def state(tx: Tx, account: Account, item: OutboxItem) -> LocalGroup | None:
     return LocalGroup(group.name, group.path, provider_id(account, remote_id), etag)
 
 
+def lost(tx: Tx, account: Account, item: OutboxItem) -> LocalGroup | None:
+    """The group an attempt at ``item`` may have made at the provider, by the path it
+    recorded, when the group was deleted here since (None while it is here, or when no
+    attempt was recorded): its reply was lost, and its delete knew no provider id."""
+    if item.operation == "delete" or not item.fields:
+        return None
+    try:
+        tx.groups.get(account.id, item.object_id)
+    except NoSuchGroup:
+        path = item.fields[0]
+        return LocalGroup(name=path.rsplit("/", 1)[-1], path=path)
+    return None
+
+
+def lost_at(tx: Tx, account: Account, path: str) -> bool:
+    """Whether a write waiting in the outbox of a group deleted here since recorded an
+    attempt at ``path``: a group of that path at the provider that no group here is linked
+    to may be what it made, its reply lost, and that write deletes it (``lost``)."""
+    here = tx.groups.remote_ids(account.id)
+    return any(
+        write.fields == (path,) and write.object_id not in here
+        for operation in ("create", "update")
+        for write in tx.outbox.waiting_of(account.id, GROUP_OBJECT, operation)
+    )
+
+
 def attempted_at(tx: Tx, account: Account, path: str) -> Group | None:
     """The group here not at the provider yet whose write waiting in the outbox last tried
     to make it at ``path`` (``LocalSide.group_attempting``), renamed here since: a group of

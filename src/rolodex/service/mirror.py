@@ -521,7 +521,7 @@ class Mirror:
                 # group to move first; a group whose own rename waits here stays.
                 blocked: list[tuple[str, str, Group]] = []
                 for gid, path in waiting:
-                    found = _ensure_provider_group(tx, account, gid, path, now)
+                    found = _ensure_provider_group(tx, account, gid, path, now, unmade=True)
                     if found is None:
                         continue
                     keep.add(found.id)
@@ -671,6 +671,10 @@ class Mirror:
     def group_state(self, account: Account, item: OutboxItem) -> LocalGroup | None:
         with self.store.read() as tx:
             return grouplinks.state(tx, account, item)
+
+    def group_lost(self, account: Account, item: OutboxItem) -> LocalGroup | None:
+        with self.store.read() as tx:
+            return grouplinks.lost(tx, account, item)
 
     def group_linked(self, account: Account, remote_id: str) -> str | None:
         with self.store.read() as tx:
@@ -874,7 +878,7 @@ def _folder_group(
 
 
 def _ensure_provider_group(
-    tx: Tx, account: Account, provider_id: str, path: str, now: float
+    tx: Tx, account: Account, provider_id: str, path: str, now: float, *, unmade: bool = False
 ) -> Group | None:
     """The group of the provider's group ``provider_id`` (a folder's id, a label's resource
     name), found by that id, so that a group renamed or moved there keeps its v2 id and
@@ -883,7 +887,9 @@ def _ensure_provider_group(
     another provider group's here (a rename there or here not reached the other side yet);
     this one waits for it. Else a group renamed here whose waiting create last tried that
     path is this one (``grouplinks.attempted_at``: that attempt made it, its reply lost), not
-    a new group here that its retry would find there as another's."""
+    a new group here that its retry would find there as another's. ``unmade``: nor is a
+    group of a path that an attempt of a group deleted here since recorded (None: the write
+    of that group deletes it, ``grouplinks.lost_at``)."""
     name = path.rsplit("/", 1)[-1]
     own = grouplinks.prefix(account)
     remote_id = own + provider_id
@@ -893,6 +899,8 @@ def _ensure_provider_group(
             tx, account, path
         )
         if found is None:
+            if unmade and grouplinks.lost_at(tx, account, path):
+                return None
             return create_group(tx, account, name, now, remote_id=remote_id, path=path)
         linked, _etag = tx.groups.remote_ids(account.id).get(found.id, (None, None))
         if linked is not None and linked.startswith(own):

@@ -138,6 +138,19 @@ class OutboxRepository:
         )
         return _items(rows)
 
+    def waiting_of(self, account_id: str, object_type: str, operation: str) -> list[OutboxItem]:
+        """Every write waiting of that type and operation, in order, due or not."""
+        rows = self.conn.execute(
+            select(outbox)
+            .where(
+                outbox.c.account_id == account_id,
+                outbox.c.object_type == object_type,
+                outbox.c.operation == operation,
+            )
+            .order_by(outbox.c.seq)
+        )
+        return _items(rows)
+
     def has_pending(self, account_id: str, object_id: str) -> bool:
         return (
             self.conn.execute(

@@ -21,6 +21,9 @@ def push_group(local: LocalSide, connector: Connector, account: Account, item: O
     classified as for contacts."""
     group = local.group_state(account, item)
     if group is None:
+        lost = local.group_lost(account, item)
+        if lost is not None:
+            _unmake(local, connector, account, item, lost)
         local.dropped(account.id, item)
         return
     if item.operation == "delete":
@@ -80,6 +83,21 @@ def _make(
             "whose rename has not reached it yet"
         )
     return made
+
+
+def _unmake(
+    local: LocalSide, connector: Connector, account: Account, item: OutboxItem, lost: LocalGroup
+) -> None:
+    """Delete the group an earlier attempt at ``item`` may have made (its reply lost) of a
+    group deleted here since: its delete went out knowing no provider id. Found as a retry
+    finds it (there is no other way to look a group up by its name); when the attempt had
+    not made it, this makes it, to delete it at once. One that another group here is linked
+    to is that one's (``_make``), and stays."""
+    made = connector.create_group(lost)
+    if _holder(local, account, item, made) is None:
+        connector.delete_group(
+            dataclasses.replace(lost, remote_id=made.remote_id, etag=made.etag or None)
+        )
 
 
 def _holder(local: LocalSide, account: Account, item: OutboxItem, made: WriteResult) -> str | None:

@@ -80,6 +80,11 @@ class LocalSide(Protocol):
     def group_state(self, account: Account, item: OutboxItem) -> LocalGroup | None:
         """What a group write asks of the provider (``LocalGroup``); None: nothing left."""
 
+    def group_lost(self, account: Account, item: OutboxItem) -> LocalGroup | None:
+        """For a write of a group deleted here since an attempt at it recorded the path it
+        was making the group at (``group_attempting``), its reply lost: the group that
+        attempt may have made, by that path (no ``remote_id``). None otherwise."""
+
     def group_pushed(self, account: Account, item: OutboxItem, result: WriteResult | None) -> None:
         """Record a delivered group write (the provider's id of the group, from
         ``result``; None after a delete) and drop it from the outbox."""
