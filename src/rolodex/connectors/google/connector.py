@@ -26,12 +26,11 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import itertools
 import logging
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from concurrent import futures
 from concurrent.futures import ThreadPoolExecutor
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
@@ -49,11 +48,11 @@ from rolodex.connectors.base import (
     RemoteContact,
     RemoteItem,
     RemoteNotFound,
-    TransientError,
     WriteResult,
 )
 from rolodex.connectors.google import mapping, parsing
 from rolodex.connectors.google.client import PeopleClient, ScopeMissing, SyncTokenExpired
+from rolodex.connectors.google.labels import Labels
 from rolodex.domain.contact import SOURCE_INBOX, WRITABLE_FIELDS
 
 log = logging.getLogger(__name__)
@@ -62,12 +61,8 @@ PEOPLE = "people/me"
 OTHER = "otherContacts"
 OTHER_FIELDS = "emailAddresses,metadata,names,phoneNumbers,photos"  # its readMask's paths
 _OTHER_PREFIX = "o1:"
-GROUP_PREFIX = "contactGroups/"
-MY_CONTACTS = GROUP_PREFIX + "myContacts"
-WRITABLE_SYSTEM_GROUPS = ("contactGroups/starred",)
 PAGE_SIZE = 1000
 GOOGLE_PHOTO_TYPES = frozenset({pictures.JPEG, pictures.PNG})
-T = TypeVar("T")  # what a write of memberships returns (``_memberships_written``)
 BATCH_GET = 200  # people:batchGet's limit (providers.md §2a)
 _CURSOR_PREFIX = "g1:"
 _ALL_TOUCHED = (*WRITABLE_FIELDS, "groups", "picture")
@@ -103,7 +98,7 @@ def decode_cursor(cursor: str) -> tuple[str, str | None, dict[str, dict[str, Any
 class GoogleConnector:
     def __init__(self, client: PeopleClient) -> None:
         self._client = client
-        self._groups: dict[str, dict[str, Any]] | None = None  # resource name -> group
+        self._labels = Labels(client)
         self._thread: ThreadPoolExecutor | None = None  # ``_beside``
 
     def close(self) -> None:
@@ -148,259 +143,23 @@ class GoogleConnector:
     def home(self, contact: LocalContact) -> str | None:
         return None
 
-    # --- Groups -----------------------------------------------------------------------------
-
-    def _group_pages(self, token: str | None) -> tuple[list[dict[str, Any]], str | None]:
-        params: dict[str, Any] = {"groupFields": "name,groupType,metadata", "pageSize": 1000}
-        if token:
-            params["syncToken"] = token
-        found: list[dict[str, Any]] = []
-        next_token = None
-        try:
-            for groups, token in self._client.pages("contactGroups", params, "contactGroups"):
-                found.extend(groups)
-                next_token = token
-        except SyncTokenExpired:
-            raise CursorExpired(PEOPLE) from None
-        return found, next_token
-
-    def _load_groups(self) -> str | None:
-        groups, token = self._group_pages(None)
-        self._groups = {g["resourceName"]: g for g in groups}
-        return token
-
-    def _group_changes(self, token: str | None) -> str | None:
-        """Apply the groups changed since ``token``; the groups' next sync token."""
-        if token is None or self._groups is None:
-            # Names are needed for every contact read: a full listing (a few groups).
-            new_token = self._load_groups()
-            assert self._groups is not None
-            if token is None:
-                return new_token
-            # The token still says what was deleted since it.
-            changed, newer = self._group_pages(token)
-            for group in changed:
-                if (group.get("metadata") or {}).get("deleted"):
-                    self._groups.pop(group["resourceName"], None)
-            return newer or new_token
-        changed, new_token = self._group_pages(token)
-        for group in changed:
-            rn = group["resourceName"]
-            if (group.get("metadata") or {}).get("deleted"):
-                self._groups.pop(rn, None)
-            else:
-                self._groups[rn] = group
-        return new_token
-
-    def _user_groups(self) -> tuple[tuple[str, str], ...]:
-        """Every user group, (resource name, name), for ``ChangeSet.groups``. System groups
-        are not among them: they are Google's, never renamed, and shown once a contact is
-        in one (by name, as ``RemoteContact.group_names`` has them)."""
-        return tuple(
-            (rn, _name(g))
-            for rn, g in (self._groups or {}).items()
-            if g.get("groupType") != "SYSTEM_CONTACT_GROUP"
-        )
-
-    def _group_resource_names(
-        self, contact: LocalContact, *, fresh: bool = False
-    ) -> tuple[list[str], bool]:
-        """Resource names of the contact's groups, and whether one was left out as gone.
-        By the id Rolodex knows a group by (``LocalContact.group_ids``), which a rename on
-        either side keeps; by name, made at Google when it has none of that name, for a
-        group not there yet (no id).
-
-        A group whose resource name Google no longer lists was deleted there since the last
-        pull, and the delete wins, as for the group itself: the contact goes without it,
-        and the pull deletes the group here. (Made again by its name, the group would be a
-        new label that the pull does not link to the group here, and the contact's
-        membership of it would stay there only.) The groups are listed again before one
-        counts as deleted: those listed may be older than the last pull, which another
-        process may have run."""
-        if fresh or self._groups is None:
-            self._load_groups()
-            fresh = True
-        assert self._groups is not None
-        found, gone = [MY_CONTACTS], False
-        for name, gid in itertools.zip_longest(contact.group_names, contact.group_ids):
-            if gid is not None and gid.startswith(GROUP_PREFIX):
-                if gid not in self._groups and not fresh:
-                    return self._group_resource_names(contact, fresh=True)
-                if gid in self._groups:
-                    found.append(gid)
-                else:
-                    gone = True
-                continue
-            rn = self._find_group(name)
-            if rn is None:
-                rn = self._make_group(name)[0]["resourceName"]
-            found.append(rn)
-        return found, gone
-
-    def _memberships_written(
-        self, contact: LocalContact, base: dict[str, Any], write: Callable[[list[Any]], T]
-    ) -> tuple[T, bool]:
-        """``write(memberships)`` with the contact's groups; once more with the groups
-        listed again when Google refuses them because one is gone (a 400 naming no reason
-        Rolodex can rely on, inferred: a group deleted there since they were listed). And
-        whether a group was left out as deleted: the person there is then not what was
-        asked (``WriteResult.partial``)."""
-        sent, gone = self._group_resource_names(contact)
-        try:
-            return write(mapping.memberships(sent, base)), gone
-        except PermanentError as exc:
-            if exc.status != 400:
-                raise
-            now, gone = self._group_resource_names(contact, fresh=True)
-            if now == sent:
-                raise
-            return write(mapping.memberships(now, base)), gone
-
-    def _make_group(self, name: str) -> tuple[dict[str, Any], bool]:
-        """The user group ``name``, made now (``contactGroups.create``); and whether it was
-        there already: a duplicate name is a 409 (GM §3.1), for a group made meanwhile, or
-        by an earlier attempt whose reply was lost."""
-        if self._groups is None:
-            self._load_groups()
-        assert self._groups is not None
-        try:
-            group: dict[str, Any] = self._client.call(
-                "POST", "contactGroups", body={"contactGroup": {"name": name}}
-            )
-        except PermanentError as exc:
-            if exc.status != 409:
-                raise
-            self._load_groups()
-            rn = self._user_group(name)
-            if rn is None:
-                raise
-            return self._groups[rn], True
-        self._groups[group["resourceName"]] = group
-        return group, False
-
-    def _user_group(self, name: str) -> str | None:
-        """The user group a name means, as Rolodex names groups: a "/" in a name at Google
-        shows as "-" (it separates the levels of a group's path)."""
-        key = name.casefold()
-        for rn, group in (self._groups or {}).items():
-            if group.get("groupType") == "SYSTEM_CONTACT_GROUP":
-                continue
-            if _name(group).casefold() == key or _shown(group).casefold() == key:
-                return rn
-        return None
-
-    def _find_group(self, name: str) -> str | None:
-        """The group a name written means: a user group of that name, else Starred; the
-        deprecated system groups (Friends, Family...) accept no additions (P §3), so a
-        name like theirs is a user group's."""
-        found = self._user_group(name)
-        if found is not None:
-            return found
-        key = name.casefold()
-        groups = self._groups or {}
-        for rn in WRITABLE_SYSTEM_GROUPS:
-            system = groups.get(rn)
-            names = (_name(system).casefold(), rn.split("/")[1].casefold()) if system else ()
-            if key in names:
-                return rn
-        return None
-
-    # --- Group writes -----------------------------------------------------------------------
+    # --- Groups (rolodex.connectors.google.labels) ---------------------------------------
     # A user group's provider id is its resource name, as for the groups read
     # (``ChangeSet.groups``): it stays when the group is renamed, here or at Google.
 
     def create_group(self, group: LocalGroup) -> WriteResult:
-        made, existed = self._make_group(group.name)
-        return _group_written(made, existed=existed)
-
-    def _existing(self, remote_id: str) -> str:
-        """The resource name of the user group ``remote_id`` (its resource name; or its
-        name, for a group Rolodex linked by name before it linked them by resource name);
-        ``RemoteNotFound`` when there is none, and a refusal for a system group (P §3:
-        Google's own, only it changes them)."""
-        for fresh in (False, True):
-            if fresh or self._groups is None:
-                self._load_groups()
-            groups = self._groups or {}
-            rn = remote_id if remote_id in groups else self._user_group(remote_id)
-            if rn is not None and groups[rn].get("groupType") != "SYSTEM_CONTACT_GROUP":
-                return rn
-            system = [
-                g
-                for g in groups.values()
-                if g.get("groupType") == "SYSTEM_CONTACT_GROUP"
-                and (g["resourceName"] == rn or _name(g).casefold() == remote_id.casefold())
-            ]
-            if system:
-                raise PermanentError(
-                    f"{_name(system[0])} is one of Google's system groups, which only Google "
-                    "changes",
-                    400,
-                )
-        raise RemoteNotFound(remote_id)
+        return self._labels.create(group)
 
     def rename_group(self, group: LocalGroup) -> WriteResult:
-        assert group.remote_id is not None
-        rn = self._existing(group.remote_id)
-        assert self._groups is not None
-        current = self._groups[rn]
-        if not (group.etag or current.get("etag")):
-            # Known by name only (the groups a cursor remembers carry no etags): the group
-            # as it is now, whose etag the update sends back (ContactGroup.etag).
-            current = self._client.get(rn, {"groupFields": "name,groupType,metadata"})
-            self._groups[rn] = current
-        if _name(current) == group.name:
-            return _group_written(current)
-        etag = group.etag or current.get("etag")
-        for _attempt in range(3):
-            body = {
-                "contactGroup": {"resourceName": rn, "etag": etag, "name": group.name},
-                "updateGroupFields": "name",
-                "readGroupFields": "name,groupType,metadata",
-            }
-            try:
-                renamed: dict[str, Any] = self._client.call("PUT", rn, body=body)
-            except PreconditionFailed:
-                # Changed there since (a stale etag is 400 FAILED_PRECONDITION): the name is
-                # all a rename writes, so read the group's etag again and rename that.
-                fresh = self._client.get(rn, {"groupFields": "name,groupType,metadata"})
-                self._groups[rn] = fresh
-                etag = fresh.get("etag")
-                continue
-            except RemoteNotFound:
-                self._groups.pop(rn, None)
-                raise RemoteNotFound(group.remote_id) from None
-            self._groups[rn] = renamed
-            return _group_written(renamed)
-        raise TransientError(f"the contact group {group.remote_id} kept changing while renamed")
+        return self._labels.rename(group)
 
     def delete_group(self, group: LocalGroup) -> None:
-        assert group.remote_id is not None
-        try:
-            rn = self._existing(group.remote_id)
-        except RemoteNotFound:
-            return
-        # deleteContacts=false: v2 keeps a deleted group's contacts; Google removes the
-        # memberships (GM §3.1 "DELETE …?deleteContacts=").
-        with contextlib.suppress(RemoteNotFound):
-            self._client.call("DELETE", rn, params={"deleteContacts": "false"})
-        if self._groups is not None:
-            self._groups.pop(rn, None)
+        self._labels.delete(group)
 
     # --- Reading ------------------------------------------------------------------------------
 
-    def _group_map(self) -> dict[str, tuple[str, str | None]]:
-        """Resource name -> (the name contacts show, the id the group is linked by: the
-        resource name of a user group, None for a system group), of every group but My
-        Contacts."""
-        return {
-            rn: (_name(g), None if g.get("groupType") == "SYSTEM_CONTACT_GROUP" else rn)
-            for rn, g in (self._groups or {}).items()
-            if rn != MY_CONTACTS
-        }
-
     def _item(self, person: dict[str, Any]) -> RemoteContact:
-        return self._with_photo(*parsing.contact(PEOPLE, person, self._group_map()))
+        return self._with_photo(*parsing.contact(PEOPLE, person, self._labels.group_map()))
 
     def _with_photo(self, item: RemoteContact, url: str | None) -> RemoteContact:
         if url is None:
@@ -474,7 +233,7 @@ class GoogleConnector:
         if collection == OTHER:
             return self._other_changes(None)
         parsing.warm_up()  # while the groups and the first page are read
-        groups_token = self._load_groups()
+        groups_token = self._labels.load()
         holder: list[ChangeSet] = []
 
         def stream() -> Iterator[RemoteItem]:
@@ -485,11 +244,11 @@ class GoogleConnector:
                 "requestSyncToken": "true",
             }
             pages = self._client.raw_pages("people/me/connections", params, found)
-            for item, url in parsing.mapped_pages(collection, pages, self._group_map):
+            for item, url in parsing.mapped_pages(collection, pages, self._labels.group_map):
                 yield self._with_photo(item, url)
             # The sync token comes with the last page only (GM §3.1): the cursor is known
             # now, and the engine reads it once the stream is exhausted.
-            cursor = encode_cursor(found.get("nextSyncToken"), groups_token, self._groups)
+            cursor = encode_cursor(found.get("nextSyncToken"), groups_token, self._labels.known)
             object.__setattr__(holder[0], "cursor", cursor)
 
         changes = ChangeSet(
@@ -497,7 +256,7 @@ class GoogleConnector:
             cursor=None,
             complete=True,
             stream=stream(),
-            groups=self._user_groups(),
+            groups=self._labels.user_groups(),
         )
         holder.append(changes)
         return changes
@@ -516,15 +275,18 @@ class GoogleConnector:
         # open between syncs, it may have missed those another process's syncs applied
         # (and those of this one's pushes come again with the groups' changes). Without
         # them, a full listing.
-        self._groups = known
+        self._labels.known = known
         # The groups' changes are read beside the people's (one round trip, not two); the
         # people are mapped once both are in, since they name their groups.
-        groups_read = self._beside().submit(self._group_changes, groups_token)
+        groups_read = self._beside().submit(self._labels.changes, groups_token)
         try:
             listed = list(self._listing(people_token))
         finally:
             futures.wait([groups_read])
-        new_groups_token = groups_read.result()
+        try:
+            new_groups_token = groups_read.result()
+        except SyncTokenExpired:
+            raise CursorExpired(PEOPLE) from None  # the groups' token is in the cursor
         fetched: list[RemoteContact] = []
         changed: dict[str, str] = {}
         removed: list[str] = []
@@ -545,11 +307,13 @@ class GoogleConnector:
                 fetched.append(item)
         return ChangeSet(
             collection=collection,
-            cursor=encode_cursor(new_people_token or people_token, new_groups_token, self._groups),
+            cursor=encode_cursor(
+                new_people_token or people_token, new_groups_token, self._labels.known
+            ),
             changed=changed,
             removed=tuple(r for r in dict.fromkeys(removed) if r not in changed),
             fetched=tuple(fetched),
-            groups=self._user_groups(),
+            groups=self._labels.user_groups(),
         )
 
     def fetch(self, collection: str, remote_ids: Iterable[str]) -> Iterator[RemoteItem]:
@@ -560,8 +324,8 @@ class GoogleConnector:
                 if person["resourceName"] in others:
                     yield self._other_item(person)
             return
-        if self._groups is None:
-            self._load_groups()
+        if self._labels.known is None:
+            self._labels.load()
         wanted = list(dict.fromkeys(remote_ids))
         for start in range(0, len(wanted), BATCH_GET):
             chunk = wanted[start : start + BATCH_GET]
@@ -600,7 +364,7 @@ class GoogleConnector:
             )
             return person
 
-        person, partial = self._memberships_written(contact, {}, made)
+        person, partial = self._labels.memberships_written(contact, {}, made)
         if contact.picture:
             person = self._set_photo(person["resourceName"], contact)
         return WriteResult(
@@ -664,7 +428,7 @@ class GoogleConnector:
 
         person, partial = base, False
         if "groups" in touched:
-            person, partial = self._memberships_written(contact, base, updated)
+            person, partial = self._labels.memberships_written(contact, base, updated)
         elif patch:
             person = updated(None)
         if "picture" in touched:
@@ -710,21 +474,6 @@ class GoogleConnector:
 def _writable(name: str) -> None:
     if name == OTHER or name.startswith(OTHER + "/"):
         raise PermanentError("Google's other contacts are read-only", 400)
-
-
-def _group_written(group: dict[str, Any], *, existed: bool = False) -> WriteResult:
-    return WriteResult(group["resourceName"], str(group.get("etag") or ""), existed=existed)
-
-
-def _shown(group: dict[str, Any]) -> str:
-    """The group's name as Rolodex shows it (``rolodex.service.mirror``)."""
-    return _name(group).replace("/", "-").strip()
-
-
-def _name(group: dict[str, Any]) -> str:
-    if group.get("groupType") == "SYSTEM_CONTACT_GROUP":
-        return str(group.get("formattedName") or group.get("name") or "")
-    return str(group.get("name") or "")
 
 
 if TYPE_CHECKING:
