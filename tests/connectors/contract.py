@@ -195,6 +195,16 @@ class GroupWriteContract:
         assert again.remote_id == first.remote_id and again.existed
         assert sorted(harness.other_group_names()) == ["Team"]
 
+    def test_a_group_is_found_by_its_path_and_nothing_is_made(self, harness: GroupHarness) -> None:
+        """What a retry whose earlier attempt's reply was lost looks for (sync/groups.py)."""
+        assert harness.connector.find_group(harness.group_prefix + "Team") is None
+        assert harness.other_group_names() == set()
+        made = harness.connector.create_group(self._group(harness, "Team"))
+        found = harness.connector.find_group(harness.group_prefix + "Team")
+        assert found is not None and found.remote_id == made.remote_id and found.existed
+        assert harness.connector.find_group(harness.group_prefix + "Crew") is None
+        assert harness.other_group_names() == {"Team"}
+
     def test_a_group_is_renamed_then_deleted(self, harness: GroupHarness) -> None:
         made = harness.connector.create_group(self._group(harness, "Team"))
         renamed = harness.connector.rename_group(

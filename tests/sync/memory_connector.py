@@ -58,7 +58,7 @@ from rolodex.domain.contact import WRITABLE_FIELDS, ContactFields
 from rolodex.domain.ids import looks_like_id
 
 OPERATIONS = ("collections", "changes", "snapshot", "fetch", "create", "update", "delete")
-GROUP_OPERATIONS = ("create_group", "rename_group", "delete_group")
+GROUP_OPERATIONS = ("create_group", "find_group", "rename_group", "delete_group")
 
 
 @dataclass
@@ -450,6 +450,12 @@ class MemoryConnector:
         group_id = self._label_named(group.name) or self.remote_create_label(group.name)
         self.plan.check("create_group", "after")
         return WriteResult(group_id, f'"{group_id}"')
+
+    def find_group(self, path: str) -> WriteResult | None:
+        self._enter("find_group")
+        group_id = self._label_named(path)
+        self.plan.check("find_group", "after")
+        return None if group_id is None else WriteResult(group_id, f'"{group_id}"', existed=True)
 
     def rename_group(self, group: LocalGroup) -> WriteResult:
         self._enter("rename_group")

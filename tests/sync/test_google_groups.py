@@ -586,33 +586,29 @@ def test_a_contact_written_before_its_new_groups_create_makes_the_group_once(
     assert _outbox(synced) == 0
 
 
-def test_a_retry_under_an_earlier_name_leaves_the_label_another_group_took(
+def test_a_retry_finds_the_lost_attempts_label_under_its_earlier_name(
     synced: Synced,
 ) -> None:
-    """A group tried as "Team" while Google refused, renamed "Crew" here, and another made
-    here as "Team"; the retry makes "Team" there (the earlier attempt's name) and its reply
-    is lost, and the pull links that label to the other group (of its name). The retry
-    after it is answered that label by the 409: it is not the first group's any more, and
-    the first is made as "Crew" (two groups here linked to one label lost a rename)."""
+    """A group made at Google as "Team", its reply lost and no pull after it; renamed
+    "Crew" here, and another made here as "Team". The retry finds "Team" in Google's
+    listing (the lost attempt's, linked to no group here) and renames it "Crew"; the other
+    group is made as a label of its own. Nothing is made twice, and no label is left that
+    no group here is linked to."""
     synced.sync()
-    synced.google.fail(503, method="POST", path="/v1/contactGroups")
+    synced.google.fail(503, method="POST", path="/v1/contactGroups", after=True)
+    synced.google.fail(400, method="GET", path="/v1/people/me/connections")
     first = synced.svc.groups.create(synced.account, {"name": "Team"})
-    synced.sync()  # tried as "Team": nothing made
+    with pytest.raises(SyncFailed):
+        synced.sync()
+    [lost] = synced.google.user_groups().values()
     synced.svc.groups.rename(synced.account, first.id, {"name": "Crew"})
     second = synced.svc.groups.create(synced.account, {"name": "Team"})
-    synced.google.fail(503, method="POST", path="/v1/contactGroups", after=True)
-    _due_now(synced)
-    synced.sync()
-    made = synced.google.user_groups()
-    assert list(made) == ["Team"]
-    with synced.svc.accounts.store.read() as tx:
-        links = tx.groups.remote_ids(synced.account.id)
-    assert links[second.id][0] == "label:" + made["Team"]["resourceName"]
     _due_now(synced)
     synced.sync()
     synced.sync()
     made = synced.google.user_groups()
     assert sorted(made) == ["Crew", "Team"]
+    assert made["Crew"]["resourceName"] == lost["resourceName"]
     with synced.svc.accounts.store.read() as tx:
         links = tx.groups.remote_ids(synced.account.id)
     assert links[first.id][0] == "label:" + made["Crew"]["resourceName"]
@@ -625,8 +621,8 @@ def test_a_group_deleted_here_after_a_lost_create_is_deleted_at_google_too(
     synced: Synced,
 ) -> None:
     """Made at Google, its reply lost, and no pull linked it before it was deleted here: its
-    delete knows no resource name, and what the lost attempt made goes too (found by the
-    409 of its name), rather than come back here as a group nobody made."""
+    delete knows no resource name, and what the lost attempt made goes too (found by its
+    name in the groups' listing), rather than come back here as a group nobody made."""
     synced.sync()
     synced.google.fail(503, method="POST", path="/v1/contactGroups", after=True)
     synced.google.fail(400, method="GET", path="/v1/people/me/connections")

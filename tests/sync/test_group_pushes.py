@@ -27,22 +27,51 @@ def test_a_group_made_again_under_a_new_name_after_a_lost_reply_is_made_once() -
         rig.svc.accounts.delete(rig.account.id)
 
 
-def test_a_retry_after_the_earlier_name_was_made_looks_there_again() -> None:
-    """An attempt under the name of an earlier one whose reply was lost (renamed here in
-    between) that loses its reply too: the retry after it looks for that name still,
-    rather than make a third group under the latest name."""
+def test_a_retry_under_a_new_name_makes_nothing_under_the_earlier_one() -> None:
+    """An attempt that never reached the provider (it was down), the group renamed here
+    before the retry: the retry looks for a group under the earlier name, finds none, and
+    makes the group under its new name only; that attempt's reply lost too, the one after
+    it finds it there."""
     rig = GoogleGroupsSyncMachine()
     try:
         rig.remote.plan.fail("create_group", "after")
         rig.local_create_group(2)
         rig.sync_while_down()  # the create is tried as "L2" while the provider is down
         rig.local_rename_group(0, 1)
-        rig.sync()  # "L2" is made there (the earlier attempt's name); its reply is lost
-        assert list(rig.remote.label_names.values()) == ["L2"]
+        rig.sync()  # "L1" is made there; its reply is lost
+        assert list(rig.remote.label_names.values()) == ["L1"]
         rig.converge()
         assert list(rig.remote.label_names.values()) == ["L1"]
         [group_id] = rig.local_groups()
         assert rig.local_groups() == {group_id: "L1"}
+        assert rig.group_links()[group_id] == next(iter(rig.remote.label_names))
+    finally:
+        rig.svc.accounts.delete(rig.account.id)
+
+
+def test_a_group_renamed_by_a_retry_whose_reply_was_lost_is_found_under_that_name() -> None:
+    """A retry finds the earlier attempt's group under its earlier name and renames it to
+    the new one; that reply is lost, and the group is renamed here once more before the
+    next retry: the group is there under the name the lost rename gave it, and that is
+    where the next retry finds it (seeds 44 and 48 of the groups machine made a group
+    nobody made of it)."""
+    rig = GoogleGroupsSyncMachine()
+    try:
+        rig.remote.plan.fail("create_group", "after")
+        rig.remote.plan.fail("collections", "before")
+        rig.local_create_group(3)
+        rig.sync()  # "L3" made there, its reply lost, and no pull
+        rig.local_rename_group(0, 5)
+        rig.remote.plan.fail("rename_group", "after")
+        rig.remote.plan.fail("collections", "before")
+        rig.sync()  # "L3" found and renamed "L5" there; that reply lost too, no pull
+        assert list(rig.remote.label_names.values()) == ["L5"]
+        rig.local_rename_group(0, 3)  # back to "L3" here
+        rig.converge()
+        assert list(rig.remote.label_names.values()) == ["L3"]
+        [group_id] = rig.local_groups()
+        assert rig.local_groups() == {group_id: "L3"}
+        assert rig.group_links()[group_id] == next(iter(rig.remote.label_names))
     finally:
         rig.svc.accounts.delete(rig.account.id)
 
@@ -54,11 +83,13 @@ def test_a_retry_never_takes_the_label_another_group_here_is_linked_to() -> None
     rig = GoogleGroupsSyncMachine()
     try:
         rig.remote.plan.fail("create_group", "after")
+        rig.remote.plan.fail("collections", "before")
         rig.local_create_group(2)
-        rig.sync_while_down()  # the create is tried as "L2" while the provider is down
+        rig.sync()  # "L2" is made there for the first; its reply is lost, and no pull
         rig.local_rename_group(0, 1)  # renamed "L1" here...
         rig.local_create_group(2)  # ...and another group made here as "L2"
-        rig.sync()  # "L2" is made there for the first; its reply is lost
+        rig.remote.plan.fail("find_group", "before")  # the retry stops; the pull goes on
+        rig.sync()
         [label] = rig.remote.label_names
         groups = {name: group_id for group_id, name in rig.local_groups().items()}
         # The pull took the label for the group of its name here.
@@ -93,8 +124,8 @@ def test_a_group_deleted_here_after_a_lost_create_is_deleted_there_too() -> None
 
 
 def test_a_pull_while_that_delete_waits_makes_no_group_of_the_lost_label() -> None:
-    """The write that deletes what the lost attempt made finds it by its name, and that
-    reply is lost too: the pull after it sees the label, which is no group here (the write,
+    """The write that deletes what the lost attempt made finds it by its name, and its
+    delete fails: the pull after it sees the label, which is no group here (the write,
     retried, deletes it)."""
     rig = GoogleGroupsSyncMachine()
     try:
@@ -103,7 +134,7 @@ def test_a_pull_while_that_delete_waits_makes_no_group_of_the_lost_label() -> No
         rig.local_create_group(2)
         rig.sync()  # made, its reply lost, and no pull
         rig.local_delete_group(0)
-        rig.remote.plan.fail("create_group", "after")
+        rig.remote.plan.fail("delete_group", "before")
         rig.sync()
         assert list(rig.remote.label_names.values()) == ["L2"]
         assert rig.local_groups() == {}

@@ -178,6 +178,10 @@ class Connector(Protocol):
         Graph) is the one an earlier attempt made, its reply lost, or one made there
         meanwhile: it is answered (``existed=True``), never made twice."""
 
+    def find_group(self, path: str) -> WriteResult | None:
+        """The group at ``path`` there now (listed afresh: the group an earlier attempt
+        made or renamed, its reply lost); None when there is none. Nothing is made."""
+
     def rename_group(self, group: LocalGroup) -> WriteResult:
         """Rename the group ``group.remote_id`` to ``group.name``. The name is all a rename
         writes, so a stale etag is re-read and the rename retried. Raises

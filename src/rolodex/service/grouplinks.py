@@ -82,37 +82,37 @@ def state(tx: Tx, account: Account, item: OutboxItem) -> LocalGroup | None:
     return LocalGroup(group.name, group.path, provider_id(account, remote_id), etag)
 
 
-def lost(tx: Tx, account: Account, item: OutboxItem) -> LocalGroup | None:
-    """The group an attempt at ``item`` may have made at the provider, by the path it
-    recorded, when the group was deleted here since (None while it is here, or when no
-    attempt was recorded): its reply was lost, and its delete knew no provider id."""
+def lost(tx: Tx, account: Account, item: OutboxItem) -> tuple[str, ...]:
+    """The paths at which attempts at ``item`` may have left its group at the provider, as
+    they recorded them, when the group was deleted here since (none while it is here, or
+    when no attempt was recorded): their replies were lost, and its delete knew no provider
+    id."""
     if item.operation == "delete" or not item.fields:
-        return None
+        return ()
     try:
         tx.groups.get(account.id, item.object_id)
     except NoSuchGroup:
-        path = item.fields[0]
-        return LocalGroup(name=path.rsplit("/", 1)[-1], path=path)
-    return None
+        return item.fields
+    return ()
 
 
 def lost_at(tx: Tx, account: Account, path: str) -> bool:
     """Whether a write waiting in the outbox of a group deleted here since recorded an
     attempt at ``path``: a group of that path at the provider that no group here is linked
-    to may be what it made, its reply lost, and that write deletes it (``lost``)."""
+    to may be what it left there, its reply lost, and that write deletes it (``lost``)."""
     here = tx.groups.remote_ids(account.id)
     return any(
-        write.fields == (path,) and write.object_id not in here
+        path in write.fields and write.object_id not in here
         for operation in ("create", "update")
         for write in tx.outbox.waiting_of(account.id, GROUP_OBJECT, operation)
     )
 
 
 def attempted_at(tx: Tx, account: Account, path: str) -> Group | None:
-    """The group here not at the provider yet whose write waiting in the outbox last tried
-    to make it at ``path`` (``LocalSide.group_attempting``), renamed here since: a group of
-    that path at the provider that no group here is linked to is the one that attempt made,
-    its reply lost."""
+    """The group here not at the provider yet whose write waiting in the outbox tried to
+    make or rename it at ``path`` (``LocalSide.group_attempting``), renamed here since: a
+    group of that path at the provider that no group here is linked to is the one that
+    attempt left there, its reply lost."""
     own = prefix(account)
     unlinked = [
         group_id
@@ -121,7 +121,7 @@ def attempted_at(tx: Tx, account: Account, path: str) -> Group | None:
     ]
     for operation in ("create", "update"):
         for write in tx.outbox.waiting(account.id, GROUP_OBJECT, operation, unlinked):
-            if write.fields == (path,):
+            if path in write.fields:
                 return tx.groups.get(account.id, write.object_id)
     return None
 

@@ -672,7 +672,7 @@ class Mirror:
         with self.store.read() as tx:
             return grouplinks.state(tx, account, item)
 
-    def group_lost(self, account: Account, item: OutboxItem) -> LocalGroup | None:
+    def group_lost(self, account: Account, item: OutboxItem) -> tuple[str, ...]:
         with self.store.read() as tx:
             return grouplinks.lost(tx, account, item)
 
@@ -730,9 +730,9 @@ class Mirror:
         with self._write() as tx:
             tx.outbox.mark_attempt(account_id, item.seq)
 
-    def group_attempting(self, account_id: str, item: OutboxItem, path: str) -> None:
+    def group_attempting(self, account_id: str, item: OutboxItem, paths: tuple[str, ...]) -> None:
         with self._write() as tx:
-            tx.outbox.set_fields(account_id, item.seq, (path,))
+            tx.outbox.set_fields(account_id, item.seq, paths)
 
     def defer_pending(self, account_id: str, at: float, error: str) -> None:
         with self.store.write() as tx:

@@ -21,9 +21,7 @@ def push_group(local: LocalSide, connector: Connector, account: Account, item: O
     classified as for contacts."""
     group = local.group_state(account, item)
     if group is None:
-        lost = local.group_lost(account, item)
-        if lost is not None:
-            _unmake(local, connector, account, item, lost)
+        _unmake(local, connector, account, item, local.group_lost(account, item))
         local.dropped(account.id, item)
         return
     if item.operation == "delete":
@@ -47,34 +45,35 @@ def push_group(local: LocalSide, connector: Connector, account: Account, item: O
 def _make(
     local: LocalSide, connector: Connector, account: Account, item: OutboxItem, group: LocalGroup
 ) -> WriteResult:
-    """Make the group at the provider.
+    """Make the group at the provider, once across retries.
 
     A retry after a lost reply is answered with the group the first attempt made (group
-    names are unique at the provider), as long as the name is the same. The path each
-    attempt makes the group at is recorded first (``LocalSide.group_attempting``): when a
-    rename here changed it before the retry, the earlier attempt's group (found by its
-    name, or made) is the one kept and renamed, else it would stay there as a second group
-    that comes back here in the next pull. (Across parents, a Graph folder that would have
-    to move, it is not looked for.)
+    names are unique at the provider), as long as the name is the same. Every path an
+    attempt makes or renames the group at is recorded before it is sent
+    (``LocalSide.group_attempting``): when a rename here changed the path before the retry,
+    the group an earlier attempt left at one of those paths (looked up there, the latest
+    first) is the one kept and renamed, else it would stay there as a second group that
+    comes back here in the next pull. (Across parents, a Graph folder that would have to
+    move, it is not looked for.)
 
-    A group answered that another group here is linked to is never taken: the pull linked
-    it to that one meanwhile (the group of its name here), or it is that one's and still has
+    A group there that another group here is linked to is never taken: the pull linked it
+    to that one meanwhile (the group of its name here), or it is that one's and still has
     the name there because that one's rename has not reached the provider yet. Taken, it
-    would be two groups here, and one of their names lost there. The earlier attempt's
-    group is then simply not this one's any more (it is made under its own name); a group
-    of its own name that another has is a refusal, as for a rename to a taken name (until
-    the other's rename frees it)."""
-    earlier = item.fields[0] if item.fields else None
-    if earlier is not None and earlier != group.path and _parent(earlier) == _parent(group.path):
-        # The path recorded stays the earlier one: this attempt makes (or finds) the group
-        # there too, and a retry after it must look there again, not make a third.
-        first = LocalGroup(name=earlier.rsplit("/", 1)[-1], path=earlier)
-        made = connector.create_group(first)
-        if _holder(local, account, item, made) is None:
-            return connector.rename_group(
-                dataclasses.replace(group, remote_id=made.remote_id, etag=made.etag or None)
-            )
-    local.group_attempting(account.id, item, group.path)
+    would be two groups here, and one of their names lost there. An earlier attempt's group
+    is then simply not this one's any more; a group of its own name that another has is a
+    refusal, as for a rename to a taken name (until the other's rename frees it)."""
+    tried = _with(item.fields, group.path)
+    for path in reversed(item.fields):
+        if path == group.path or _parent(path) != _parent(group.path):
+            continue
+        found = connector.find_group(path)
+        if found is None or _holder(local, account, item, found) is not None:
+            continue
+        local.group_attempting(account.id, item, tried)
+        return connector.rename_group(
+            dataclasses.replace(group, remote_id=found.remote_id, etag=found.etag or None)
+        )
+    local.group_attempting(account.id, item, tried)
     made = connector.create_group(group)
     holder = _holder(local, account, item, made)
     if holder is not None:
@@ -86,18 +85,31 @@ def _make(
 
 
 def _unmake(
-    local: LocalSide, connector: Connector, account: Account, item: OutboxItem, lost: LocalGroup
+    local: LocalSide,
+    connector: Connector,
+    account: Account,
+    item: OutboxItem,
+    paths: tuple[str, ...],
 ) -> None:
-    """Delete the group an earlier attempt at ``item`` may have made (its reply lost) of a
-    group deleted here since: its delete went out knowing no provider id. Found as a retry
-    finds it (there is no other way to look a group up by its name); when the attempt had
-    not made it, this makes it, to delete it at once. One that another group here is linked
-    to is that one's (``_make``), and stays."""
-    made = connector.create_group(lost)
-    if _holder(local, account, item, made) is None:
-        connector.delete_group(
-            dataclasses.replace(lost, remote_id=made.remote_id, etag=made.etag or None)
-        )
+    """Delete the group earlier attempts at ``item`` may have left at ``paths`` (their
+    replies lost) of a group deleted here since: its delete went out knowing no provider
+    id. One that another group here is linked to is that one's (``_make``), and stays."""
+    for path in paths:
+        found = connector.find_group(path)
+        if found is not None and _holder(local, account, item, found) is None:
+            connector.delete_group(
+                LocalGroup(
+                    name=path.rsplit("/", 1)[-1],
+                    path=path,
+                    remote_id=found.remote_id,
+                    etag=found.etag or None,
+                )
+            )
+
+
+def _with(paths: tuple[str, ...], path: str) -> tuple[str, ...]:
+    """``paths`` with ``path`` last (once)."""
+    return (*(p for p in paths if p != path), path)
 
 
 def _holder(local: LocalSide, account: Account, item: OutboxItem, made: WriteResult) -> str | None:

@@ -80,10 +80,10 @@ class LocalSide(Protocol):
     def group_state(self, account: Account, item: OutboxItem) -> LocalGroup | None:
         """What a group write asks of the provider (``LocalGroup``); None: nothing left."""
 
-    def group_lost(self, account: Account, item: OutboxItem) -> LocalGroup | None:
-        """For a write of a group deleted here since an attempt at it recorded the path it
-        was making the group at (``group_attempting``), its reply lost: the group that
-        attempt may have made, by that path (no ``remote_id``). None otherwise."""
+    def group_lost(self, account: Account, item: OutboxItem) -> tuple[str, ...]:
+        """For a write of a group deleted here since attempts at it recorded the paths
+        they made or renamed the group at (``group_attempting``), their replies lost: those
+        paths, where the group may be there. None otherwise."""
 
     def group_pushed(self, account: Account, item: OutboxItem, result: WriteResult | None) -> None:
         """Record a delivered group write (the provider's id of the group, from
@@ -96,9 +96,10 @@ class LocalSide(Protocol):
         """The id of the group here linked to the provider's group ``remote_id`` (the
         connector's id of it, as ``LocalGroup.remote_id``); None: no group here is."""
 
-    def group_attempting(self, account_id: str, item: OutboxItem, path: str) -> None:
-        """Record, before a group write makes the group at the provider, the path it is
-        made at (the item's ``fields`` then name it), in case the reply is lost."""
+    def group_attempting(self, account_id: str, item: OutboxItem, paths: tuple[str, ...]) -> None:
+        """Record, before a group write makes or renames the group at the provider, every
+        path the group may be at there once it is sent (the item's ``fields`` then name
+        them, the latest last), in case the reply is lost."""
 
     def pushed(
         self,

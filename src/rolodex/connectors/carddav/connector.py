@@ -227,6 +227,9 @@ class CardDAVConnector:
     def create_group(self, group: LocalGroup) -> WriteResult:
         raise _groups_not_writable()
 
+    def find_group(self, path: str) -> WriteResult | None:
+        return None  # its groups are names on the cards; none is made here
+
     def rename_group(self, group: LocalGroup) -> WriteResult:
         raise _groups_not_writable()
 

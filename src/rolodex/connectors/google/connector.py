@@ -150,6 +150,9 @@ class GoogleConnector:
     def create_group(self, group: LocalGroup) -> WriteResult:
         return self._labels.create(group)
 
+    def find_group(self, path: str) -> WriteResult | None:
+        return self._labels.named(path)
+
     def rename_group(self, group: LocalGroup) -> WriteResult:
         return self._labels.rename(group)
 

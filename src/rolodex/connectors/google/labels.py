@@ -199,6 +199,13 @@ class Labels:
         made, existed = self._make(group.name)
         return _group_written(made, existed=existed)
 
+    def named(self, path: str) -> WriteResult | None:
+        """The user group of that name, as listed now (a group's path is its name)."""
+        self.load()
+        assert self.known is not None
+        rn = self._user_group(path)
+        return None if rn is None else _group_written(self.known[rn], existed=True)
+
     def _existing(self, remote_id: str) -> str:
         """The resource name of the user group ``remote_id`` (its resource name; or its
         name, for a group Rolodex linked by name before it linked them by resource name);

@@ -137,6 +137,9 @@ class MicrosoftConnector:
     def create_group(self, group: LocalGroup) -> WriteResult:
         return self._tree.create(group)
 
+    def find_group(self, path: str) -> WriteResult | None:
+        return self._tree.find(path)
+
     def rename_group(self, group: LocalGroup) -> WriteResult:
         return self._tree.rename(group)
 

@@ -197,6 +197,13 @@ class FolderTree:
         folders[folder.id] = folder  # contacts moved into it in this push find it
         return WriteResult(folder.id, "")
 
+    def find(self, path: str) -> WriteResult | None:
+        """The folder at ``path``, as listed now (never the default one: it is no group's
+        to make)."""
+        folders = self.folders(refresh=True).values()
+        found = next((f for f in folders if f.path == path and f.id != DEFAULT), None)
+        return None if found is None else WriteResult(found.id, "", existed=True)
+
     def rename(self, group: LocalGroup) -> WriteResult:
         folder_id = _writable(group)
         # DOC contactfolder-update: PATCH displayName. Folders carry no changeKey to send
