@@ -104,7 +104,7 @@ def lost_at(tx: Tx, account: Account, path: str) -> bool:
     return any(
         path in write.fields and write.object_id not in here
         for operation in ("create", "update")
-        for write in tx.outbox.waiting_of(account.id, GROUP_OBJECT, operation)
+        for write in tx.outbox.waiting(account.id, GROUP_OBJECT, operation)
     )
 
 

@@ -119,37 +119,25 @@ class OutboxRepository:
         return _items(rows)
 
     def waiting(
-        self, account_id: str, object_type: str, operation: str, object_ids: Iterable[str]
+        self,
+        account_id: str,
+        object_type: str,
+        operation: str,
+        object_ids: Iterable[str] | None = None,
     ) -> list[OutboxItem]:
-        """The writes waiting of that type and operation for these objects, in order, due
-        or not."""
-        ids = list(dict.fromkeys(object_ids))
-        if not ids:
-            return []
-        rows = self.conn.execute(
-            select(outbox)
-            .where(
-                outbox.c.account_id == account_id,
-                outbox.c.object_type == object_type,
-                outbox.c.operation == operation,
-                outbox.c.object_id.in_(ids),
-            )
-            .order_by(outbox.c.seq)
+        """The writes waiting of that type and operation for these objects (None: for
+        every object), in order, due or not."""
+        query = select(outbox).where(
+            outbox.c.account_id == account_id,
+            outbox.c.object_type == object_type,
+            outbox.c.operation == operation,
         )
-        return _items(rows)
-
-    def waiting_of(self, account_id: str, object_type: str, operation: str) -> list[OutboxItem]:
-        """Every write waiting of that type and operation, in order, due or not."""
-        rows = self.conn.execute(
-            select(outbox)
-            .where(
-                outbox.c.account_id == account_id,
-                outbox.c.object_type == object_type,
-                outbox.c.operation == operation,
-            )
-            .order_by(outbox.c.seq)
-        )
-        return _items(rows)
+        if object_ids is not None:
+            ids = list(dict.fromkeys(object_ids))
+            if not ids:
+                return []
+            query = query.where(outbox.c.object_id.in_(ids))
+        return _items(self.conn.execute(query.order_by(outbox.c.seq)))
 
     def has_pending(self, account_id: str, object_id: str) -> bool:
         return (
