@@ -16,6 +16,8 @@ had (and its path) in the outbox item's ``fields``.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 from rolodex.domain.account import Account
 from rolodex.domain.contact import Group
 from rolodex.domain.errors import NoSuchGroup
@@ -101,11 +103,7 @@ def lost_at(tx: Tx, account: Account, path: str) -> bool:
     attempt at ``path``: a group of that path at the provider that no group here is linked
     to may be what it left there, its reply lost, and that write deletes it (``lost``)."""
     here = tx.groups.remote_ids(account.id)
-    return any(
-        path in write.fields and write.object_id not in here
-        for operation in ("create", "update")
-        for write in tx.outbox.waiting(account.id, GROUP_OBJECT, operation)
-    )
+    return any(write.object_id not in here for write in _attempts_at(tx, account, path))
 
 
 def attempted_at(tx: Tx, account: Account, path: str) -> Group | None:
@@ -119,11 +117,20 @@ def attempted_at(tx: Tx, account: Account, path: str) -> Group | None:
         for group_id, (remote_id, _etag) in tx.groups.remote_ids(account.id).items()
         if not (remote_id and remote_id.startswith(own))
     ]
-    for operation in ("create", "update"):
-        for write in tx.outbox.waiting(account.id, GROUP_OBJECT, operation, unlinked):
-            if path in write.fields:
-                return tx.groups.get(account.id, write.object_id)
+    for write in _attempts_at(tx, account, path, unlinked):
+        return tx.groups.get(account.id, write.object_id)
     return None
+
+
+def _attempts_at(
+    tx: Tx, account: Account, path: str, group_ids: list[str] | None = None
+) -> Iterator[OutboxItem]:
+    """The group writes waiting (of ``group_ids``, or of any group) that recorded an
+    attempt at ``path`` (``LocalSide.group_attempting``), in order."""
+    for operation in ("create", "update"):
+        for write in tx.outbox.waiting(account.id, GROUP_OBJECT, operation, group_ids):
+            if path in write.fields:
+                yield write
 
 
 def pushed(

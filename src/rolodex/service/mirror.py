@@ -885,7 +885,7 @@ def _ensure_provider_group(
     members; named by the path's last segment. A group of that path not linked to another
     of the provider's groups is this one (made before it was linked). None: the path is
     another provider group's here (a rename there or here not reached the other side yet);
-    this one waits for it. Else a group renamed here whose waiting create last tried that
+    this one waits for it. Else a group renamed here whose waiting create tried that
     path is this one (``grouplinks.attempted_at``: that attempt made it, its reply lost), not
     a new group here that its retry would find there as another's. ``unmade``: nor is a
     group of a path that an attempt of a group deleted here since recorded (None: the write

@@ -83,7 +83,7 @@ class LocalSide(Protocol):
     def group_lost(self, account: Account, item: OutboxItem) -> tuple[str, ...]:
         """For a write of a group deleted here since attempts at it recorded the paths
         they made or renamed the group at (``group_attempting``), their replies lost: those
-        paths, where the group may be there. None otherwise."""
+        paths, where the group may be there. Empty otherwise."""
 
     def group_pushed(self, account: Account, item: OutboxItem, result: WriteResult | None) -> None:
         """Record a delivered group write (the provider's id of the group, from
