@@ -20,6 +20,7 @@ from sqlalchemy.engine import make_url
 from rolodex.api.app import build_services, create_app
 from rolodex.api.observe import Observed
 from rolodex.api.ratelimit import RateLimits
+from rolodex.api.sharedcounts import Counts
 from rolodex.store import Store
 from rolodex.store.database import ensure_database
 from tests.conftest import settings_for_tests
@@ -167,3 +168,15 @@ def test_on_sqlite_each_process_counts_alone(tmp_path: Path) -> None:
     app = create_app(settings, store)
     assert isinstance(app, Observed) and app.limits is not None and app.limits.shared is None
     store.close()
+
+
+def test_stored_keys_hash_tokens_and_keep_only_plain_addresses() -> None:
+    """What goes to the shared table: tokens never as they are; a client address as it
+    is (other processes learn of it), unless it holds what is not printable."""
+    account = Counts("account", 10, 1)
+    auth = Counts("auth", 10, 60, urgent=True)
+    token_key = account.stored_key((b"Bearer secret-token", "GET /contacts"))
+    assert token_key.startswith("account#") and "secret" not in token_key
+    assert auth.stored_key("2001:db8::1") == "auth:2001:db8::1"
+    assert auth.stored_key("10.0.0.1\x00x").startswith("auth#")
+    assert auth.stored_key("x" * 57).startswith("auth#")

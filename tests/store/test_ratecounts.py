@@ -70,6 +70,41 @@ def test_additions_of_two_processes_are_summed_and_read_back(stores: list[Store]
         two.close()
 
 
+def test_keys_are_stored_as_they_are_whatever_they_hold(stores: list[Store], end: int) -> None:
+    """Keys go to PostgreSQL inside text array literals: quotes, backslashes, commas,
+    braces and spaces in one (an urgent key is a client address) stay in it."""
+    rounds = stores[0].rate_count_rounds()
+    process = f"{PROCESS_PREFIX}{uuid.uuid4().hex[:16]}"
+    odd = ['auth:a"b', "auth:c\\d", "auth:e,f}", "auth:{g h}", "auth:NULL", 'auth:é\\"', "auth:"]
+    try:
+        added = rounds.add([(end, key, 2) for key in odd], process, end + 3, 1)
+        assert added == {(end, key): 2 for key in odd}
+        learned = rounds.learn([end + 3], [(end, key) for key in odd], [("auth:", end, 2)])
+        assert learned.sums == {(end, key): 2 for key in odd}
+        assert learned.reached == {"auth:": {key: 2 for key in odd}}
+    finally:
+        rounds.close()
+
+
+def test_a_connection_lost_fails_one_round_and_the_next_opens_another(
+    stores: list[Store], end: int, postgres_url: str
+) -> None:
+    rounds = stores[0].rate_count_rounds()
+    process = f"{PROCESS_PREFIX}{uuid.uuid4().hex[:16]}"
+    try:
+        rounds.add([(end, "account#lost", 1)], process, end + 3, 1)
+        pid = rounds._pgconn.backend_pid  # this round's connection, and no other test's
+        with psycopg.connect(libpq_dsn(postgres_url), autocommit=True) as killer:
+            killer.execute("SELECT pg_terminate_backend(%s)", (pid,))
+        with pytest.raises(psycopg.Error):
+            rounds.add([(end, "account#lost", 1)], process, end + 3, 2)
+        assert rounds.add([(end, "account#lost", 1)], process, end + 3, 3) == {
+            (end, "account#lost"): 2
+        }
+    finally:
+        rounds.close()
+
+
 def test_old_windows_are_pruned_before_an_addition(stores: list[Store], end: int) -> None:
     rounds = stores[0].rate_count_rounds()
     process = f"{PROCESS_PREFIX}{uuid.uuid4().hex[:16]}"

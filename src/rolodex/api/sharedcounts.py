@@ -119,7 +119,7 @@ class Counts:
 
     def stored_key(self, key: Any) -> str:
         raw = key if isinstance(key, str) else repr(key)
-        if self.urgent and len(raw) <= 56:
+        if self.urgent and len(raw) <= 56 and raw.isprintable():
             return f"{self.kind}:{raw}"
         digest = hashlib.blake2b(raw.encode(errors="replace"), digest_size=16).hexdigest()
         return f"{self.kind}#{digest}"
