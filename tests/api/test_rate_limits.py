@@ -114,6 +114,23 @@ def test_failed_authentication_per_address(app: App) -> None:
     assert elsewhere.get("/contacts").status_code == 200
 
 
+def test_health_readiness_and_metrics_answer_an_address_refused_for_failures(app: App) -> None:
+    """They authenticate nothing, and a load balancer or a monitor may share the address of
+    whoever failed (behind a proxy, every client's): refused, the instance would be taken
+    out of service by anyone sending a few wrong tokens."""
+    base = limited_app(app, rate_limit_auth_failures=2)
+    bad = TestClient(base.app, client=("10.0.0.7", 1))
+    bad.auth = ("wrong-token", "")
+    for _ in range(2):
+        assert bad.get("/contacts").status_code == 401
+    assert_429(bad.get("/contacts"), 2)
+    monitor = TestClient(base.app, client=("10.0.0.7", 2))
+    assert monitor.get("/health").json() == {"status": "ok"}
+    assert monitor.get("/ready").status_code == 200
+    assert "rolodex_http_requests_total" in monitor.get("/metrics").text
+    assert_429(bad.get("/contacts"), 2)  # and the address is still refused
+
+
 def test_connect_per_address(app: App) -> None:
     base = limited_app(app, rate_limit_connect=2)
     client = TestClient(base.app, client=("10.0.0.9", 1))

@@ -83,8 +83,11 @@ class Observed:
         slot = None
         reads = self.fast
         matched = hot_read(scope) if reads is not None else None
+        # Health, readiness and metrics authenticate nothing and are not limited: a load
+        # balancer or monitor may share an address refused for others' failures.
+        operation = path in _OPS and method in ("GET", "HEAD")
         try:
-            if self.limits is not None:
+            if self.limits is not None and not operation:
                 known = None if matched is None else HOT_ENDPOINTS[matched[0]]
                 admitted = self.limits.admit(scope, time.time(), authorization, known)
                 if admitted is not None and len(admitted) == 3:
@@ -99,7 +102,7 @@ class Observed:
                 headers.append((b"x-request-id", request_id))
                 await send({"type": "http.response.start", "status": status, "headers": headers})
                 await send({"type": "http.response.body", "body": body})
-            elif path in _OPS and method in ("GET", "HEAD"):
+            elif operation:
                 route = path
                 await self._operations(path, send_with_id)
             else:

@@ -7,8 +7,8 @@ against guessing and against the routes that make the server reach out:
 - concurrent requests per account: ``rate_limit_list_concurrency`` for ``GET /contacts``,
   ``rate_limit_delta_concurrency`` for ``/delta/longpoll`` and ``/delta/streaming``;
 - per client address: after ``rate_limit_auth_failures`` answers of 401 in a minute, every
-  request is refused until the minute is over; ``/connect/*`` at most ``rate_limit_connect``
-  times a minute.
+  request (but ``/health``, ``/ready`` and ``/metrics``) is refused until the minute is over;
+  ``/connect/*`` at most ``rate_limit_connect`` times a minute.
 
 Over a limit: 429 in the v2 error shape with ``X-RateLimit-Limit`` and ``X-RateLimit-Reset``
 (seconds until the window resets; also ``Retry-After``). Windows are fixed (a second, a
