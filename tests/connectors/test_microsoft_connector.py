@@ -396,6 +396,33 @@ def test_update_patches_only_touched_properties_and_keeps_categories(
     assert result.raw is not None and orjson.loads(result.raw)["givenName"] == "Augusta"
 
 
+def test_an_address_cleared_or_changed_is_sent_with_its_full_property_set(
+    graph: GraphEmulator, connector: MicrosoftConnector
+) -> None:
+    # DOC contact-update: "When you update structured properties such as homeAddress, you
+    # must pass the full property set"; an empty object would clear nothing where Graph
+    # merges, so a cleared address is every part set to null.
+    cid = graph.add_contact(
+        {
+            "givenName": "Ada",
+            "homeAddress": {"street": "1 Street", "city": "London"},
+            "businessAddress": {"city": "Cambridge", "countryOrRegion": "UK"},
+        }
+    )
+    (item,) = connector.fetch(DEFAULT, [cid])
+    assert isinstance(item, RemoteContact)
+    fields = ContactFields(
+        given_name="Ada",
+        physical_addresses=(PhysicalAddress("work", None, "Oxford", None, None, None),),
+    )
+    connector.update(
+        cid, item.etag, LocalContact(fields, touched=("physical_addresses",)), item.raw
+    )
+    sent = graph.contact(cid)
+    assert sent["homeAddress"] == {} and sent["otherAddress"] == {}
+    assert sent["businessAddress"] == {"city": "Oxford"}
+
+
 def test_a_stale_etag_is_precondition_failed(
     graph: GraphEmulator, connector: MicrosoftConnector
 ) -> None:

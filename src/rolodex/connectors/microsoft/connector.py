@@ -323,7 +323,7 @@ class MicrosoftConnector:
             if found is not None:
                 return found
         body = mapping.to_graph(contact.fields, None)
-        body = {k: v for k, v in body.items() if v not in (None, [], {}, "")}
+        body = {k: v for k, v in body.items() if not mapping.is_empty(v)}
         if contact.replaces:
             body = {**mapping.unmapped(orjson.loads(contact.replaces)), **body}
         body["singleValueExtendedProperties"] = [{"id": ROLODEX_ID_PROPERTY, "value": uid}]

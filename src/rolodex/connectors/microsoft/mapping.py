@@ -168,6 +168,14 @@ def unmapped(entry: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def is_empty(value: Any) -> bool:
+    """A property value that says nothing, which a create need not send: null, an empty
+    string or list, an address whose parts are all null."""
+    if isinstance(value, dict):
+        return not any(v not in (None, "") for v in value.values())
+    return value in (None, [], "")
+
+
 def to_graph(
     fields: ContactFields, touched: Iterable[str] | None, current: dict[str, Any] | None = None
 ) -> dict[str, Any]:
@@ -200,13 +208,15 @@ def to_graph(
         body["homePhones"] = by_type["home"]
         body["mobilePhone"] = by_type["mobile"][0] if by_type["mobile"] else None
     if "physical_addresses" in names:
+        # Every part, null where there is none: "When you update structured properties such
+        # as homeAddress, you must pass the full property set" (DOC contact-update), and an
+        # empty object would clear nothing where Graph merges it into the address.
         for kind, prop in _ADDRESSES.items():
             found = next((a for a in fields.physical_addresses if a.type == kind), None)
-            body[prop] = (
-                {graph: getattr(found, name) for name, graph in _ADDRESS_PARTS.items()}
-                if found is not None
-                else {}
-            )
+            body[prop] = {
+                graph: getattr(found, name) if found is not None else None
+                for name, graph in _ADDRESS_PARTS.items()
+            }
     if "web_pages" in names:
         body["businessHomePage"] = fields.web_pages[0].url if fields.web_pages else None
     return body
