@@ -73,7 +73,19 @@ OTHER_READ_MASK = frozenset({"emailAddresses", "metadata", "names", "phoneNumber
 # "biographies, birthdays, genders, names: more than one per contact source gives 400" (P §2a).
 SINGLETONS = ("names", "biographies", "birthdays", "genders")
 GROUP_FIELDS = frozenset({"clientData", "groupType", "memberCount", "metadata", "name"})
+# contactGroups.list / get: groupFields "Defaults to metadata, groupType, memberCount, and
+# name if not set or set to empty" (developers.google.com/people/api/rest/v1/contactGroups/
+# list).
 DEFAULT_GROUP_FIELDS = ("metadata", "groupType", "memberCount", "name")
+# CreateContactGroupRequest / UpdateContactGroupRequest.readGroupFields: "Defaults to
+# metadata, groupType, and name if not set or set to empty"; create's valid fields leave
+# out memberCount (people.v1.json, revision 20251117).
+DEFAULT_READ_GROUP_FIELDS = ("metadata", "groupType", "name")
+CREATE_READ_GROUP_FIELDS = GROUP_FIELDS - {"memberCount"}
+# Person.emailAddresses / phoneNumbers: "For people.connections.list and otherContacts.list
+# the number of email addresses is limited to 100. If a Person has more email addresses the
+# entire set can be obtained by calling GetPeople." (people.v1.json, Person)
+LISTED_ITEMS_CAP = 100
 # P §3: myContacts and starred accept additions; the deprecated system groups only removal.
 ADDABLE_SYSTEM_GROUPS = ("myContacts", "starred")
 SYSTEM_GROUPS = {
@@ -594,9 +606,9 @@ class GoogleEmulator:
             raise invalid("person.photos is a read only field.")
         for m in body.get("memberships") or ():
             cgm = m.get("contactGroupMembership") or {}
-            group = cgm.get("contactGroupResourceName") or (
-                "contactGroups/" + cgm["contactGroupId"] if cgm.get("contactGroupId") else None
-            )
+            # ContactGroupMembership: contactGroupId is "Output only"; "Only
+            # contact_group_resource_name can be used for modifying memberships."
+            group = cgm.get("contactGroupResourceName")
             if group is None:
                 raise invalid("Membership must have a contactGroupMembership.")
             cgm["contactGroupResourceName"] = group
@@ -989,6 +1001,9 @@ class GoogleEmulator:
             raise invalid(f"Invalid value for sortOrder: {sort}")
         request_sync = q.get("requestSyncToken", "false").lower() == "true"
         sync_token = q.get("syncToken") or None
+        # SortOrder: "The order in which a list of connections should be sorted. This is only
+        # used if sync is not requested." (people.connections.list reference)
+        order = sort if not (request_sync or sync_token) else "LAST_MODIFIED_ASCENDING"
         # What must match across a paging chain and between a token and its next use.
         signature = (book_name, tuple(fields), q.get("sources", ""), sort)
         page_token = q.get("pageToken") or None
@@ -1025,8 +1040,8 @@ class GoogleEmulator:
                 since = token.seq
                 chain_started = token.chain_started
             names: list[str] | None = None
-            if sort != "LAST_MODIFIED_ASCENDING":
-                names = self._sorted(book, sort, since)
+            if order != "LAST_MODIFIED_ASCENDING":
+                names = self._sorted(book, order, since)
             page = _Page(
                 book_name,
                 (*signature, size, request_sync, sync_token),
@@ -1077,8 +1092,12 @@ class GoogleEmulator:
                 position += 1
             done = position >= end
         answer: dict[str, Any] = {key: out} if out else {}
-        if book_name != "groups" and page.since is None:
+        # ListConnectionsResponse has totalItems (and the deprecated totalPeople),
+        # ListOtherContactsResponse totalSize, ListContactGroupsResponse totalItems.
+        if book_name == "people" and page.since is None:
             answer["totalPeople"] = answer["totalItems"] = len(book.items)
+        elif book_name == "others" and page.since is None:
+            answer["totalSize"] = len(book.items)
         elif book_name == "groups":
             answer["totalItems"] = len(book.items)
         if not done:
@@ -1093,8 +1112,11 @@ class GoogleEmulator:
                 page.names,
             )
             answer["nextPageToken"] = next_token
-        elif request_sync or sync_token or book_name == "groups":
-            # GM §3.1 / #7999: nextSyncToken only on the last page.
+        elif request_sync or book_name == "groups":
+            # GM §3.1 / #7999: nextSyncToken only on the last page; ListConnectionsResponse
+            # and ListOtherContactsResponse: "Request must set request_sync_token to return
+            # the sync token" (a syncToken alone does not); contactGroups.list has no such
+            # parameter and always answers one.
             token_value = secrets.token_urlsafe(24)
             self._tokens[token_value] = _Token(book_name, page.upto, signature, page.chain_started)
             answer["nextSyncToken"] = token_value
@@ -1128,7 +1150,11 @@ class GoogleEmulator:
                 "etag": item["etag"],
                 "metadata": item["metadata"],
             }
-        return self._render(item, fields, base, sync_call=sync_call)
+        rendered = self._render(item, fields, base, sync_call=sync_call)
+        for capped in ("emailAddresses", "phoneNumbers"):
+            if len(rendered.get(capped) or ()) > LISTED_ITEMS_CAP:
+                rendered[capped] = rendered[capped][:LISTED_ITEMS_CAP]
+        return rendered
 
     def _render(
         self, person: dict[str, Any], fields: list[str], base: str, *, sync_call: bool = False
@@ -1197,7 +1223,8 @@ class GoogleEmulator:
             fields = _mask(q.get("personFields"), PERSON_FIELDS, "personFields", required=False)
             self._validate_person(data, UPDATE_PERSON_FIELDS)
             person = self._create(data)
-            return self._render(person, fields or ["names"], base)
+            # createContact's personFields: "Defaults to all fields if not set."
+            return self._render(person, fields or sorted(PERSON_FIELDS), base)
         if rest.startswith("people/") and ":" in rest:
             name, _, verb = rest.partition(":")
             person = self.people.items.get(name)
@@ -1242,10 +1269,13 @@ class GoogleEmulator:
             # Attempting to create a group with a duplicate name will return a HTTP 409
             # error." (developers.google.com/people/api/rest/v1/contactGroups/create)
             fields = _mask(
-                data.get("readGroupFields"), GROUP_FIELDS, "readGroupFields", required=False
+                data.get("readGroupFields"),
+                CREATE_READ_GROUP_FIELDS,
+                "readGroupFields",
+                required=False,
             )
             group = self._create_group(data.get("contactGroup") or {})
-            return self._render_group(group, fields or list(DEFAULT_GROUP_FIELDS), None)
+            return self._render_group(group, fields or list(DEFAULT_READ_GROUP_FIELDS), None)
         if (
             rest.startswith("contactGroups/")
             and rest.endswith("/members:modify")
@@ -1290,7 +1320,7 @@ class GoogleEmulator:
                 fields = _mask(
                     data.get("readGroupFields"), GROUP_FIELDS, "readGroupFields", required=False
                 )
-                return self._render_group(group, fields or list(DEFAULT_GROUP_FIELDS), None)
+                return self._render_group(group, fields or list(DEFAULT_READ_GROUP_FIELDS), None)
             if method == "DELETE":
                 # contactGroups.delete: "deleteContacts: Optional. Set to true to also delete
                 # the contacts in the specified group." (developers.google.com/people/api/
@@ -1361,7 +1391,8 @@ class GoogleEmulator:
                 person.pop(name, None)
         self._normalise(person)
         self._changed(self.people, person["resourceName"])
-        return self._render(person, fields or ["names"], base)
+        # updateContact's personFields: "Defaults to all fields if not set."
+        return self._render(person, fields or sorted(PERSON_FIELDS), base)
 
     def _modify_members(self, group_name: str, data: dict[str, Any]) -> dict[str, Any]:
         group = self.groups.items.get(group_name)
