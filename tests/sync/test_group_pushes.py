@@ -3,6 +3,13 @@ convergence state machine found (test_convergence.py, GoogleGroupsSyncMachine)."
 
 from __future__ import annotations
 
+import contextlib
+import time
+
+from sqlalchemy import select
+
+from rolodex.store.schema import outbox
+from rolodex.sync.runner import SyncFailed
 from tests.sync.test_convergence import GoogleGroupsSyncMachine
 
 
@@ -143,3 +150,49 @@ def test_a_pull_while_that_delete_waits_makes_no_group_of_the_lost_label() -> No
         assert rig.local_groups() == {}
     finally:
         rig.svc.accounts.delete(rig.account.id)
+
+
+def test_a_create_held_up_by_a_rename_behind_it_is_tried_again_soon() -> None:
+    """A contact's write delivers its new group's create first; when that group's name is
+    still another group's there (renamed here, its rename later in the outbox), the create
+    has to wait for that rename, which the same push delivers: it is parked for a few
+    seconds, as a write that may succeed later, not for the hour of a provider's refusal."""
+    rig = GoogleGroupsSyncMachine()
+    try:
+        rig.local_create_group(1)
+        rig.local_create({"given_name"})
+        rig.sync()  # "L1" and the contact are there
+        rig.local_update(0, {"nickname"})  # the contact's write, first in the outbox
+        rig.local_rename_group(0, 3)  # "L1" becomes "L3" here...
+        rig.local_create_group(1)  # ...and another group takes "L1"
+        groups = {name: group_id for group_id, name in rig.local_groups().items()}
+        rig.local_join(0, list(rig.local_groups()).index(groups["L1"]))
+        first = min(_outbox(rig).items())
+        assert first[1][0] != groups["L1"]  # the contact's write
+        started = time.time()
+        with contextlib.suppress(SyncFailed):
+            rig.runner.run(rig.account.id)
+        parked = [at for _seq, (oid, at) in _outbox(rig).items() if oid == groups["L1"]]
+        assert sorted(rig.remote.label_names.values()) == ["L3"]
+        assert len(parked) == 1 and parked[0] - started < 60, parked
+        # Nor was the contact written meanwhile into the group that had the name there.
+        [(remote_id, _uid, _etag)] = rig.links().values()
+        assert rig.remote.items[remote_id].label_ids == ()
+        rig.converge()
+        assert sorted(rig.remote.label_names.values()) == ["L1", "L3"]
+        rig.check_same_on_both_sides()
+        [contact_id] = rig.links()
+        assert rig.local_memberships(contact_id) == {"L1"}
+    finally:
+        rig.svc.accounts.delete(rig.account.id)
+
+
+def _outbox(rig: GoogleGroupsSyncMachine) -> dict[int, tuple[str, float]]:
+    """seq -> (object id, when it is due) of the account's waiting writes."""
+    with rig.store.read() as tx:
+        rows = tx.conn.execute(
+            select(outbox.c.seq, outbox.c.object_id, outbox.c.next_attempt_at).where(
+                outbox.c.account_id == rig.account.id
+            )
+        )
+        return {seq: (oid, at) for seq, oid, at in rows}

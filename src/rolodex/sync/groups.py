@@ -10,10 +10,21 @@ from __future__ import annotations
 
 import dataclasses
 
-from rolodex.connectors.base import Connector, PermanentError, RemoteNotFound
+from rolodex.connectors.base import Connector, RemoteNotFound
 from rolodex.domain.account import Account
 from rolodex.domain.remote import LocalGroup, OutboxItem, WriteResult
 from rolodex.sync.local import LocalSide
+
+
+class Held(Exception):
+    """A write that must wait for another write here to reach the provider first: a
+    group's create whose name another group here still holds there (its rename not
+    delivered yet), or a write of a contact in such a group. Not the provider's refusal:
+    the push delivers the other write and tries this one again soon."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
 
 
 def push_group(local: LocalSide, connector: Connector, account: Account, item: OutboxItem) -> None:
@@ -60,8 +71,8 @@ def _make(
     to that one meanwhile (the group of its name here), or it is that one's and still has
     the name there because that one's rename has not reached the provider yet. Taken, it
     would be two groups here, and one of their names lost there. An earlier attempt's group
-    is then simply not this one's any more; a group of its own name that another has is a
-    refusal, as for a rename to a taken name (until the other's rename frees it)."""
+    is then simply not this one's any more; a group of its own name that another has
+    holds this one back (``Held``) until the other's rename frees the name."""
     tried = _with(item.fields, group.path)
     for path in reversed(item.fields):
         if path == group.path or _parent(path) != _parent(group.path):
@@ -77,7 +88,7 @@ def _make(
     made = connector.create_group(group)
     holder = _holder(local, account, item, made)
     if holder is not None:
-        raise PermanentError(
+        raise Held(
             f"a group named {group.name!r} exists at the provider: the group {holder} here, "
             "whose rename has not reached it yet"
         )

@@ -22,7 +22,7 @@ from rolodex.domain.account import Account
 from rolodex.domain.remote import CONTACT_OBJECT, LocalState, OutboxItem, RemoteLink
 from rolodex.logs import carrying
 from rolodex.metrics import PROVIDER_ERRORS
-from rolodex.sync.groups import push_group
+from rolodex.sync.groups import Held, push_group
 from rolodex.sync.local import LocalSide
 from rolodex.sync.merge import merge
 from rolodex.sync.report import SyncReport
@@ -66,6 +66,9 @@ class OutboxPush:
         self.pull_now = pull_now
         # The writes delivered or tried in this push (some ahead of their turn).
         self.seen: set[int] = set()
+        # Objects with a write held back in this push (``Held``): their later writes wait
+        # too, or they would overtake it.
+        self.held: set[str] = set()
 
     def run(self) -> None:
         """Deliver the outbox in order. A transient failure stops the push (later writes of
@@ -89,7 +92,17 @@ class OutboxPush:
         extra = {"account_id": account.id}
         with carrying(item.request_id):
             try:
+                if item.object_id in self.held:
+                    raise Held(f"an earlier write of {item.object_id} waits")
                 self._write(item)
+            except Held as held:
+                # Soon, not after a refusal's hour: the write it waits for goes out in this
+                # push, once the push has gone past this one.
+                self.held.add(item.object_id)
+                delay = backoff(item.attempts)
+                self.mirror.retry_later(account.id, item, time.time() + delay, held.message)
+                log.info("%s waits: %s", what, held.message, extra=extra)
+                return True
             except TransientError as error:
                 delay = backoff(item.attempts, error.retry_after)
                 self.mirror.retry_later(account.id, item, time.time() + delay, error.message)
@@ -156,13 +169,18 @@ class OutboxPush:
         Written first, by name, the provider would get a group that its create, later,
         makes a second time if it was renamed meanwhile (or, on Graph, a folder to put
         the contact in that is not there). A group's create depends on nothing before it,
-        so it goes now; one that cannot go yet holds the contact's write back with it."""
+        so it goes now; one that cannot go yet holds the contact's write back with it
+        (until the provider is back, or the write the create waits for has gone out: a
+        contact written in such a group by its name would be put in the group that still
+        has the name there)."""
         for create in self.mirror.group_creates(self.account.id, group_ids):
-            if create.seq in self.seen:
-                continue  # tried in this push and refused: the contact goes without it
-            self.seen.add(create.seq)
-            if not self._deliver(create):
-                raise TransientError(f"its group {create.object_id} is not at the provider yet")
+            if create.seq not in self.seen:
+                self.seen.add(create.seq)
+                if not self._deliver(create):
+                    raise TransientError(f"its group {create.object_id} is not at the provider yet")
+            if create.object_id in self.held:
+                raise Held(f"its group {create.object_id} is not at the provider yet")
+            # Else delivered, or refused (the contact goes without it).
 
     def _not_found(self, item: OutboxItem, state: LocalState) -> None:
         """The item is not where the link says: deleted there, or given a new id (Google
