@@ -168,6 +168,22 @@ def test_snapshot_streams_every_page_and_ends_with_the_delta_link(
     assert all("$top" not in r.query for r in pages)
 
 
+def test_delta_and_photo_requests_carry_the_headers_their_references_name(
+    graph: GraphEmulator, connector: MicrosoftConnector
+) -> None:
+    cid = graph.add_contact({"givenName": "A"})
+    graph.set_photo(cid, JPEG)
+    drain(connector.snapshot(DEFAULT))
+    (delta,) = graph.graph_requests("GET", "/delta")
+    # DOC contact-delta, "Request headers": "Content-Type: application/json. Required."
+    assert delta.headers["content-type"] == "application/json"
+    assert delta.headers["prefer"] == "odata.maxpagesize=10"
+    (picture,) = connector.pictures([cid])
+    assert picture.data == JPEG
+    (photo,) = graph.graph_requests("GET", "/photo/$value")
+    assert photo.headers["accept"] == "image/*"  # not the JSON asked for elsewhere
+
+
 def test_the_default_folder_is_synced_through_its_documented_delta(
     graph: GraphEmulator, connector: MicrosoftConnector
 ) -> None:
@@ -451,6 +467,23 @@ def test_delete_is_204_and_deleting_again_is_not_an_error(
     connector.delete(cid, item.etag)
 
 
+def test_an_id_graph_calls_malformed_names_no_contact(
+    graph: GraphEmulator, connector: MicrosoftConnector
+) -> None:
+    # Graph answers an id that cannot be an item's with 400 ErrorInvalidIdMalformed, not
+    # 404 (invictus-ir/Microsoft-Extractor-Suite#146); no contact has it either way.
+    graph.access_tokens["probe"] = time.time() + 60
+    answer = httpx.get(
+        f"{graph.graph_url}/me/contacts/not-an-id", headers={"Authorization": "Bearer probe"}
+    )
+    assert answer.status_code == 400
+    assert answer.json()["error"]["code"] == "ErrorInvalidIdMalformed"
+    assert list(connector.fetch(DEFAULT, ["not-an-id"])) == []
+    connector.delete("not-an-id", "")
+    (picture,) = connector.pictures(["not-an-id"])
+    assert picture.data is None and picture.refused is None
+
+
 def test_a_retried_create_finds_the_contact_an_earlier_attempt_made(
     graph: GraphEmulator, connector: MicrosoftConnector
 ) -> None:
@@ -662,6 +695,31 @@ def test_a_create_is_not_sent_twice_after_a_server_error(
     with pytest.raises(TransientError):
         connector.create(DEFAULT, LocalContact(ContactFields(given_name="A")), "uid")
     assert len(graph.graph_requests("POST")) == 1
+
+
+@pytest.mark.parametrize("status", [409, 400])
+def test_errors_are_known_by_their_code_whatever_the_status(
+    graph: GraphEmulator, connector: MicrosoftConnector, status: int
+) -> None:
+    from rolodex.domain.remote import LocalGroup
+
+    # DOC concepts/errors: "resourceModified: The resource being updated has changed since
+    # the caller last read it, usually an eTag mismatch"; "nameAlreadyExists: The specified
+    # item name already exists".
+    cid = graph.add_contact({"givenName": "A"})
+    (item,) = connector.fetch(DEFAULT, [cid])
+    graph.fail(status, method="PATCH", code="resourceModified")
+    with pytest.raises(PreconditionFailed):
+        connector.update(
+            cid,
+            item.etag,
+            LocalContact(ContactFields(given_name="B"), touched=("given_name",)),
+            item.raw,
+        )
+    friends = graph.add_folder("Friends")
+    graph.fail(status, method="POST", path_contains="contactFolders", code="nameAlreadyExists")
+    made = connector.create_group(LocalGroup("Friends", "Contacts/Friends"))
+    assert (made.remote_id, made.existed) == (friends, True)
 
 
 def test_other_4xx_are_permanent_with_the_graph_message(

@@ -840,6 +840,7 @@ class GraphEmulator:
                 # a folder in the default one, 201 with the contactFolder.
                 return self._new_folder(self.default_folder.id, body)
             raise _method()
+        _well_formed(rest[0])
         folder = self.folders.get(rest[0])
         if folder is None:
             raise _not_found("The specified object was not found in the store.")
@@ -878,6 +879,7 @@ class GraphEmulator:
         if tail[0] == "contacts":
             if len(tail) == 1 or tail[1] == "delta":
                 return self._contacts_in(request, method, folder.id, tail[1:], query, body)
+            _well_formed(tail[1])
             contact = self.contacts.get(tail[1])
             if contact is None or contact.folder != folder.id:
                 raise _not_found("The specified object was not found in the store.")
@@ -987,6 +989,7 @@ class GraphEmulator:
         photo: bytes,
         request: Request,
     ) -> Response:
+        _well_formed(contact_id)
         contact = self.contacts.get(contact_id)
         if contact is None:
             raise _not_found("The specified object was not found in the store.")
@@ -1235,6 +1238,18 @@ def _int(value: str | None, default: int, cap: int) -> int:
 
 def _json(value: Any, status: int = 200) -> Response:
     return Response(orjson.dumps(value), status_code=status, media_type=JSON)
+
+
+_ID = re.compile(r"^[A-Za-z0-9_+/-]{16,}={0,2}$")
+
+
+def _well_formed(item_id: str) -> None:
+    """An id that cannot be an Outlook item's or folder's (Exchange ids are base64 of a
+    binary entry id) is a 400 ErrorInvalidIdMalformed "Id is malformed.", not a 404
+    (invictus-ir/Microsoft-Extractor-Suite#146: "Id is malformed. Status: 400 (BadRequest)
+    ErrorCode: ErrorInvalidIdMalformed"); a well-formed id of nothing is the 404."""
+    if not _ID.match(item_id):
+        raise GraphError(400, "ErrorInvalidIdMalformed", "Id is malformed.")
 
 
 def _not_found(message: str) -> GraphError:

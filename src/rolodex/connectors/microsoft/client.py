@@ -56,6 +56,20 @@ MAX_IN_FLIGHT = 4
 # Error codes that mean "start the delta over", in any letter case (google-microsoft.md §3.2:
 # the doc says syncStateNotFound, the wire SyncStateNotFound; corso also resets on these).
 RESET_CODES = frozenset({"syncstatenotfound", "resyncrequired", "syncstateinvalid"})
+# An id that cannot be an item's: no item has it, as for a 404 (Graph answers 400
+# ErrorInvalidIdMalformed "Id is malformed.", invictus-ir/Microsoft-Extractor-Suite#146).
+_NO_SUCH_ID = frozenset({"errorinvalididmalformed"})
+# A version sent in If-Match that is not the item's: 412 (DOC concepts/errors, "412
+# Precondition Failed: A precondition provided in the request (such as an if-match header)
+# does not match"), but known by its code whatever the status: "resourceModified: The
+# resource being updated has changed since the caller last read it, usually an eTag
+# mismatch" (same page); Outlook's own code for a stale change key (microsoft-graph-docs-
+# contrib#7934).
+_STALE = frozenset({"resourcemodified", "errorirresolvableconflict"})
+# A folder of that name is there already: 409 ErrorFolderExists (alcionai/corso#3278), or
+# the generic "nameAlreadyExists: The specified item name already exists" (DOC
+# concepts/errors); the folder code takes either as the 409 it handles.
+_EXISTS = frozenset({"errorfolderexists", "namealreadyexists"})
 # AADSTS codes of a grant that is gone for good: reconnecting is the only way back.
 _DEAD_GRANT = (
     "invalid_grant",
@@ -301,16 +315,19 @@ def classify(response: httpx.Response, *, delta: bool = False) -> ConnectorError
     )
     if message:
         what += f": {message}"
-    if delta and (status == 410 or code.lower() in RESET_CODES):
+    known = code.lower()
+    if delta and (status == 410 or known in RESET_CODES):
         return CursorExpired(str(request.url))
     if status == 429 or status >= 500:
         return TransientError(what, _retry_after(response))
     if status == 401:
         return InvalidCredentials(what)
-    if status == 412:
+    if status == 412 or known in _STALE:
         return PreconditionFailed(str(request.url))
-    if status == 404:
+    if status == 404 or known in _NO_SUCH_ID:
         return RemoteNotFound(str(request.url))
+    if known in _EXISTS:
+        return PermanentError(what, 409)
     return PermanentError(what, status)
 
 

@@ -155,7 +155,12 @@ class MicrosoftConnector:
         url = cursor or self._tree.delta_start(collection)
         if url is None:
             return
-        headers = {"Prefer": f"odata.maxpagesize={self._page_size}"}
+        # DOC contact-delta, "Request headers": Prefer odata.maxpagesize, optional, and
+        # "Content-Type: application/json. Required." (on a GET; sent as written).
+        headers = {
+            "Prefer": f"odata.maxpagesize={self._page_size}",
+            "Content-Type": "application/json",
+        }
         while True:
             response = self._client.request("GET", url, headers=headers, delta=True)
             page = orjson.loads(response.content)
@@ -295,8 +300,11 @@ class MicrosoftConnector:
     def _photo(self, remote_id: str) -> tuple[bytes | None, str | None]:
         # 404 when the contact has no photo (DOC profilephoto-get: "If no photo exists,
         # the operation returns 404 Not Found"), as when the contact itself is gone.
+        # The client asks for JSON by default; the photo's $value is an image.
         try:
-            response = self._client.request("GET", f"/me/contacts/{seg(remote_id)}/photo/$value")
+            response = self._client.request(
+                "GET", f"/me/contacts/{seg(remote_id)}/photo/$value", headers=_IMAGE
+            )
         except RemoteNotFound:
             return None, None
         content_type = response.headers.get("Content-Type", "image/jpeg").split(";")[0].strip()
@@ -438,6 +446,9 @@ def _cancelled_on_exit(futures: list[Future[Any]]) -> Iterator[None]:
     finally:
         for future in futures:
             future.cancel()
+
+
+_IMAGE = {"Accept": "image/*"}
 
 
 def _if_match(etag: str) -> dict[str, str]:
