@@ -179,6 +179,30 @@ class TestReading:
         again = connector.changes(PEOPLE, changes.cursor, with_data=True)
         assert not again.changed and not again.removed
 
+    def test_a_rekeyed_person_read_by_its_old_name_names_it_as_previous(
+        self, google: Google, connector: GoogleConnector
+    ) -> None:
+        # people:batchGet may answer an old resource name with the person under its new one
+        # (PersonResponse.requestedResourceName), and only sync-token listings fill
+        # previousResourceNames: the item must still say which name it was asked by, or a
+        # direct read after a full listing takes it for a new contact and the old for gone.
+        emulator = google.emulator
+        old = emulator.add_person(names=[{"givenName": "Linked"}])
+        new = emulator.rekey(old)
+        [item] = connector.fetch(PEOPLE, [old])
+        assert isinstance(item, RemoteContact)
+        assert item.remote_id == new and item.previous_ids == (old,)
+
+    def test_deleting_a_rekeyed_person_by_its_old_name_deletes_it(
+        self, google: Google, connector: GoogleConnector
+    ) -> None:
+        emulator = google.emulator
+        old = emulator.add_person(names=[{"givenName": "Linked"}])
+        etag = emulator.person(old)["etag"]
+        emulator.rekey(old)
+        connector.delete(old, etag)
+        assert emulator.find_people() == []
+
     @pytest.mark.parametrize("status", [400, 410])
     def test_expired_sync_token_is_cursor_expired(
         self, google: Google, connector: GoogleConnector, status: int

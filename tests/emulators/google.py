@@ -328,6 +328,8 @@ class GoogleEmulator:
         self.access: dict[str, _Access] = {}
         self.token_requests = 0
         self.people = _Book()
+        # Old resource name -> new, of people Google re-keyed (``rekey``).
+        self.rekeyed: dict[str, str] = {}
         self.others = _Book()
         self.groups = _Book()
         self.photos: dict[str, tuple[bytes, str]] = {}
@@ -451,7 +453,10 @@ class GoogleEmulator:
         contact and profile such as a verified email, verified phone number, or profile
         URL". The new name lists the old one (on sync-token calls only, ``_render``), the
         person's etag changes, and the old name is no longer a person: reads and writes of
-        it are 404 NOT_FOUND, as for any resource name Google does not know."""
+        it are 404 NOT_FOUND, as for any resource name Google does not know; but people:batchGet
+        answers it with the person under its new name (PersonResponse.requestedResourceName:
+        "May be different than the resource name on the returned person. The resource name
+        can change when adding or removing fields that link a contact and profile")."""
         with self.lock:
             person = self.people.items.pop(resource_name)
             self.people.current.pop(resource_name, None)
@@ -459,6 +464,7 @@ class GoogleEmulator:
             person["resourceName"] = new
             person["metadata"].setdefault("previousResourceNames", []).append(resource_name)
             self.people.items[new] = person
+            self.rekeyed[resource_name] = new
             self._changed(self.people, new)
             return new
 
@@ -923,7 +929,10 @@ class GoogleEmulator:
                 raise invalid("resourceNames must not contain more than 200 resource names.")
             responses = []
             for name in names:
-                person = self.people.items.get(name)
+                current = name
+                while current in self.rekeyed:
+                    current = self.rekeyed[current]
+                person = self.people.items.get(current)
                 if person is None:
                     responses.append(
                         {

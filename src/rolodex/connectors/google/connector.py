@@ -338,7 +338,14 @@ class GoogleConnector:
             for response in answer.get("responses") or ():
                 person = response.get("person")
                 if person and not (person.get("metadata") or {}).get("deleted"):
-                    yield self._item(person)
+                    item = self._item(person)
+                    # A re-keyed person comes under its new name, asked for by its old one
+                    # (PersonResponse.requestedResourceName), which only sync-token
+                    # listings would name in previousResourceNames.
+                    asked = response.get("requestedResourceName")
+                    if asked and asked != item.remote_id and asked not in item.previous_ids:
+                        item = dataclasses.replace(item, previous_ids=(*item.previous_ids, asked))
+                    yield item
 
     def _get(self, remote_id: str) -> dict[str, Any]:
         person: dict[str, Any] = self._client.get(remote_id, {"personFields": mapping.READ_FIELDS})
@@ -470,8 +477,16 @@ class GoogleConnector:
     def delete(self, remote_id: str, etag: str) -> None:
         _writable(remote_id)
         # deleteContact takes no etag; the engine deletes over a newer version anyway.
-        with contextlib.suppress(RemoteNotFound):
+        try:
             self._client.call("DELETE", f"{remote_id}:deleteContact")
+        except RemoteNotFound:
+            # Gone, or re-keyed: an old resource name is no person to delete, but
+            # people:batchGet answers it with the person under its new name
+            # (PersonResponse.requestedResourceName), which would otherwise stay there.
+            renamed = next(iter(self.fetch(PEOPLE, [remote_id])), None)
+            if renamed is not None and renamed.remote_id != remote_id:
+                with contextlib.suppress(RemoteNotFound):
+                    self._client.call("DELETE", f"{renamed.remote_id}:deleteContact")
 
 
 def _writable(name: str) -> None:
