@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import random
+
 import phonenumbers
 import pytest
 from phonenumbers import PhoneNumberFormat, PhoneNumberType
@@ -56,6 +58,24 @@ def test_every_written_form_has_the_terms_phonenumbers_parse_gives() -> None:
         (f, phone_terms(f), parsed_terms(f)) for f in forms if phone_terms(f) != parsed_terms(f)
     ]
     assert differ == []
+
+
+def test_numbers_of_codes_shared_by_several_regions_have_the_terms_parse_gives() -> None:
+    """+1, +7, +44 and +262 name several regions each, told apart by leading digits or by
+    the numbers' patterns (``normalize._is_valid`` checks the patterns once): random
+    numbers, valid and not, of every length around theirs."""
+    rng = random.Random(7)
+    forms = [
+        f"+{code} {rng.randrange(10 ** (length - 1), 10**length)}"
+        for code in (1, 7, 44, 262)
+        for length in (6, 8, 9, 10, 11)
+        for _ in range(150)
+    ]
+    differ = [
+        (f, phone_terms(f), parsed_terms(f)) for f in forms if phone_terms(f) != parsed_terms(f)
+    ]
+    assert differ == []
+    assert sum(len(phone_terms(f)) > 1 for f in forms) > 100  # valid ones among them
 
 
 @pytest.mark.parametrize(

@@ -64,7 +64,7 @@ def _international(number: str, digits: str) -> phonenumbers.PhoneNumber | None:
             if code in phonenumbers.COUNTRY_CODE_TO_REGION_CODE:
                 split = _split(code, digits[length:])
                 if split is not None:
-                    return split if phonenumbers.is_valid_number(split) else None
+                    return split if _is_valid(split) else None
                 break
     candidate = number.strip()
     if not candidate.startswith("+"):
@@ -98,6 +98,24 @@ def _split(code: int, rest: str) -> phonenumbers.PhoneNumber | None:
         if zeros > 1:
             split.number_of_leading_zeros = min(zeros, len(rest) - 1)
     return split
+
+
+def _is_valid(number: phonenumbers.PhoneNumber) -> bool:
+    """``phonenumbers.is_valid_number``, matching the number against its region's patterns
+    once instead of twice where a calling code has several regions (+1: the US, Canada and
+    the Caribbean). Its search for the region already matches a region without leading
+    digits (the US) against every pattern, which is the whole of the validity check; only
+    a region it takes by its leading digits (or the one region of a code) is checked."""
+    regions = phonenumbers.COUNTRY_CODE_TO_REGION_CODE.get(number.country_code, ())
+    if len(regions) < 2:
+        return phonenumbers.is_valid_number(number)
+    region = phonenumbers.region_code_for_number(number)
+    if region is None:
+        return False
+    metadata = phonenumbers.PhoneMetadata.metadata_for_region(region)
+    if metadata is not None and metadata.leading_digits is None:
+        return True
+    return phonenumbers.is_valid_number_for_region(number, region)
 
 
 @functools.cache
