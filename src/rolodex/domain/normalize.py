@@ -106,7 +106,8 @@ def _is_valid(number: phonenumbers.PhoneNumber) -> bool:
     the Caribbean). Its search for the region already matches a region without leading
     digits (the US) against every pattern, which is the whole of the validity check; only
     a region it takes by its leading digits (or the one region of a code) is checked."""
-    regions = phonenumbers.COUNTRY_CODE_TO_REGION_CODE.get(number.country_code, ())
+    code = number.country_code
+    regions = () if code is None else phonenumbers.COUNTRY_CODE_TO_REGION_CODE.get(code, ())
     if len(regions) < 2:
         return phonenumbers.is_valid_number(number)
     region = phonenumbers.region_code_for_number(number)
