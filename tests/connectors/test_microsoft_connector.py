@@ -439,6 +439,33 @@ def test_an_address_cleared_or_changed_is_sent_with_its_full_property_set(
     assert sent["businessAddress"] == {"city": "Oxford"}
 
 
+def test_a_contact_in_a_folder_is_updated_and_deleted_through_its_folder(
+    graph: GraphEmulator, connector: MicrosoftConnector
+) -> None:
+    # DOC contact-update, contact-delete: /me/contacts/{id} is "a contact from a user's
+    # default contactFolder", /me/contactFolders/{id}/contacts/{id} one in another folder.
+    friends = graph.add_folder("Friends")
+    cid = graph.add_contact({"givenName": "A"}, folder=friends)
+    connector.collections()
+    (item,) = connector.fetch(friends, [cid])
+    assert isinstance(item, RemoteContact)
+    touched = LocalContact(ContactFields(given_name="B"), touched=("given_name",))
+    result = connector.update(cid, item.etag, touched, item.raw)
+    in_folder = f"/v1.0/me/contactFolders/{friends}/contacts/{cid}"
+    assert [r.path for r in graph.graph_requests("PATCH")] == [in_folder]
+    # Moved in Outlook since it was read: found through the mailbox.
+    other = graph.add_folder("Other")
+    with graph.lock:
+        graph.contacts[cid].folder = other
+    result = connector.update(cid, result.etag, touched, result.raw)
+    assert graph.contact(cid)["givenName"] == "B"
+    with graph.lock:
+        graph.contacts[cid].folder = friends
+    connector.delete(cid, graph.contact(cid)["@odata.etag"])
+    assert [r.path for r in graph.graph_requests("DELETE")] == [in_folder]
+    assert cid not in graph.contacts
+
+
 def test_a_stale_etag_is_precondition_failed(
     graph: GraphEmulator, connector: MicrosoftConnector
 ) -> None:

@@ -379,8 +379,17 @@ class MicrosoftConnector:
         result = WriteResult(remote_id=remote_id, etag=etag, raw=raw)
         if body:
             # Only the touched properties, so what Rolodex does not map (categories...)
-            # stays as it is; If-Match makes a newer version there a 412.
-            response = self._client.request("PATCH", url, json=body, headers=_if_match(etag))
+            # stays as it is; If-Match makes a newer version there a 412. Through the
+            # folder the contact was in when last read; moved since, it is found
+            # through the mailbox.
+            current = orjson.loads(raw) if raw else {}
+            where = self._tree.contact_path(remote_id, current.get("parentFolderId"))
+            try:
+                response = self._client.request("PATCH", where, json=body, headers=_if_match(etag))
+            except RemoteNotFound:
+                if where == url:
+                    raise
+                response = self._client.request("PATCH", url, json=body, headers=_if_match(etag))
             entry = orjson.loads(response.content)
             result = WriteResult(remote_id, parsing.etag_of(entry), response.content)
         elif picture or raw is None:
@@ -430,11 +439,14 @@ class MicrosoftConnector:
             )
 
     def delete(self, remote_id: str, etag: str) -> None:
-        # Deleting an item already gone is not an error.
+        """Through the folder the contact is in (``FolderTree.contact_path``), read first
+        through the mailbox; deleting an item already gone is not an error."""
         with contextlib.suppress(RemoteNotFound):
-            self._client.request(
-                "DELETE", f"/me/contacts/{seg(remote_id)}", headers=_if_match(etag)
+            found = self._client.get_json(
+                f"/me/contacts/{seg(remote_id)}", params={"$select": "parentFolderId"}
             )
+            where = self._tree.contact_path(remote_id, found.get("parentFolderId"))
+            self._client.request("DELETE", where, headers=_if_match(etag))
 
 
 @contextlib.contextmanager

@@ -153,6 +153,19 @@ class FolderTree:
             return None
         return f"/me/contactFolders/{seg(default_id)}/contacts/delta"
 
+    def contact_path(self, remote_id: str, parent: Any) -> str:
+        """Where a contact whose parentFolderId is ``parent`` is written. The update and
+        delete references give ``/me/contacts/{id}`` for "a contact from a user's default
+        contactFolder" and ``/me/contactFolders/{id}/contacts/{id}`` for one in another
+        folder (DOC contact-update, contact-delete), so a contact in a folder of ours is
+        written through it; the default folder's, or one in a folder not listed (unknown
+        ``parent``), through ``/me/contacts``, which the get reference scopes to the whole
+        mailbox (DOC contact-get: "A contact in the user's mailbox")."""
+        folder_id = parent if isinstance(parent, str) else ""
+        if folder_id and folder_id != DEFAULT and folder_id in self.folders():
+            return f"/me/contactFolders/{seg(folder_id)}/contacts/{seg(remote_id)}"
+        return f"/me/contacts/{seg(remote_id)}"
+
     @staticmethod
     def contacts_path(collection: str) -> str:
         if collection == DEFAULT:
