@@ -203,6 +203,18 @@ class TestReading:
         connector.delete(old, etag)
         assert emulator.find_people() == []
 
+    def test_a_sync_token_google_no_longer_knows_is_cursor_expired(
+        self, google: Google, connector: GoogleConnector
+    ) -> None:
+        # 400 INVALID_ARGUMENT "Request contains an invalid argument.", no EXPIRED_SYNC_TOKEN
+        # reason: without a full sync the account would fail for good.
+        google.emulator.add_person(names=[{"givenName": "A"}])
+        _, cursor = _drain(connector)
+        google.emulator.forget_sync_tokens()
+        with pytest.raises(CursorExpired):
+            connector.changes(PEOPLE, cursor)
+        assert [i.fields.given_name for i in _drain(connector)[0]] == ["A"]  # type: ignore[union-attr]
+
     @pytest.mark.parametrize("status", [400, 410])
     def test_expired_sync_token_is_cursor_expired(
         self, google: Google, connector: GoogleConnector, status: int

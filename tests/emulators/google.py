@@ -396,6 +396,12 @@ class GoogleEmulator:
             for token in self._tokens.values():
                 token.expired = True
 
+    def forget_sync_tokens(self) -> None:
+        """Every sync token issued so far is unknown (a corrupt token, or one from before
+        Google lost its state): 400 INVALID_ARGUMENT, with no EXPIRED_SYNC_TOKEN reason."""
+        with self.lock:
+            self._tokens.clear()
+
     def fail(self, status: int, **kwargs: Any) -> Fault:
         fault = Fault(status, **kwargs)
         with self.lock:
