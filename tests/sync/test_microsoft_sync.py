@@ -260,6 +260,22 @@ def test_removals_replays_and_duplicates_converge(synced: Synced) -> None:
     assert len(synced.contacts()) == 11
 
 
+def test_a_first_sync_with_duplicates_and_empty_pages_makes_each_contact_once(
+    synced: Synced,
+) -> None:
+    # The initial round too may list an item more than once, and a nextLink page may be
+    # empty (DOC delta-query-overview: "It's possible that a single entity will be
+    # contained multiple times in the response"; "This is true even if the current
+    # response may contain an empty result").
+    graph = synced.graph
+    graph.add_contacts([{"givenName": f"N{i}"} for i in range(900)])  # two pages of 500
+    graph.duplicates = True
+    graph.empty_first_page = True
+    synced.sync()
+    names = [c["given_name"] for c in synced.contacts()]
+    assert sorted(names) == sorted(f"N{i}" for i in range(900))
+
+
 def test_new_and_deleted_folders_are_noticed(synced: Synced) -> None:
     graph = synced.graph
     old = graph.add_folder("Old")
