@@ -303,6 +303,10 @@ def test_a_contact_removed_then_added_in_one_round_ends_as_its_last_state(
         ("syncStateNotFound", 400),
         ("resyncRequired", 410),
         ("SyncStateInvalid", 400),
+        # DOC delta-query-overview: "a 40X-series error with error codes such as
+        # syncStateNotFound": other codes, other 40x.
+        ("invalidRequest", 400),
+        ("ErrorItemNotFound", 404),
     ],
 )
 def test_expired_delta_tokens_are_cursor_expired(

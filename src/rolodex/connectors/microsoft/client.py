@@ -28,6 +28,7 @@ import threading
 import time
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import unquote
 
 import httpx
 import orjson
@@ -316,7 +317,14 @@ def classify(response: httpx.Response, *, delta: bool = False) -> ConnectorError
     if message:
         what += f": {message}"
     known = code.lower()
-    if delta and (status == 410 or known in RESET_CODES):
+    if delta and (
+        status == 410 or known in RESET_CODES or (status in (400, 404) and _follows_token(request))
+    ):
+        # "In case of an expired token, the service should respond with a 40X-series error
+        # with error codes such as syncStateNotFound" (DOC delta-query-overview, "Token
+        # duration"): the code is only an example, so a 400 or 404 to a link Graph gave
+        # (which names a folder still listed) means the token, and a round from scratch
+        # tells a folder gone since by its own 404.
         return CursorExpired(str(request.url))
     if status == 429 or status >= 500:
         return TransientError(what, _retry_after(response))
@@ -329,6 +337,12 @@ def classify(response: httpx.Response, *, delta: bool = False) -> ConnectorError
     if known in _EXISTS:
         return PermanentError(what, 409)
     return PermanentError(what, status)
+
+
+def _follows_token(request: httpx.Request) -> bool:
+    """The request follows a deltaLink or nextLink: its query holds a state token."""
+    query = unquote(request.url.query.decode("ascii", "replace")).lower()
+    return "$deltatoken=" in query or "$skiptoken=" in query
 
 
 def _retry_after(response: httpx.Response) -> float | None:
