@@ -22,7 +22,7 @@ from rolodex.connectors.base import (
     TransientError,
 )
 from rolodex.connectors.google.client import PeopleClient
-from rolodex.connectors.google.connector import PEOPLE, GoogleConnector
+from rolodex.connectors.google.connector import OTHER, PEOPLE, GoogleConnector
 from rolodex.domain.contact import ContactFields, Email, PhoneNumber, PhysicalAddress, WebPage
 from tests.emulators.google import GoogleEmulator, GoogleServer
 
@@ -215,6 +215,14 @@ class TestReading:
             connector.changes(PEOPLE, cursor)
         assert [i.fields.given_name for i in _drain(connector)[0]] == ["A"]  # type: ignore[union-attr]
 
+    def test_an_other_contacts_own_photo_is_read(
+        self, google: Google, connector: GoogleConnector
+    ) -> None:
+        # Its photo's metadata.source is of type OTHER_CONTACT, not CONTACT.
+        google.emulator.add_other_contact(names=[{"givenName": "Mailer"}], photo=JPEG)
+        [item] = connector.snapshot(OTHER).fetched
+        assert isinstance(item, RemoteContact) and item.picture == JPEG
+
     @pytest.mark.parametrize("status", [400, 410])
     def test_expired_sync_token_is_cursor_expired(
         self, google: Google, connector: GoogleConnector, status: int
@@ -339,6 +347,45 @@ class TestWriting:
         assert {r["type"] for r in person["relations"]} == {"manager", "spouse"}
         assert result.etag == person["etag"]
         assert orjson.loads(result.raw or b"{}")["etag"] == person["etag"]
+
+    def test_a_profile_linked_to_the_contact_is_neither_read_nor_written_as_its_data(
+        self, google: Google, connector: GoogleConnector
+    ) -> None:
+        # People merges a linked profile's fields into the person (sources defaults to
+        # CONTACT and PROFILE), each item's metadata.source saying so, in no guaranteed
+        # order; updateContact writes the contact source only. The contact's data is its own.
+        emulator = google.emulator
+        rn = emulator.add_person(
+            names=[{"givenName": "Kim", "familyName": "Contact"}],
+            emailAddresses=[{"value": "kim@contact.example", "type": "work"}],
+        )
+        emulator.link_profile(
+            rn,
+            names=[{"givenName": "Kimberly", "familyName": "Profile"}],
+            emailAddresses=[{"value": "kim@profile.example"}],
+        )
+        [item] = connector.fetch(PEOPLE, [rn])
+        assert isinstance(item, RemoteContact)
+        assert (item.fields.given_name, item.fields.surname) == ("Kim", "Contact")
+        assert [e.email for e in item.fields.emails] == ["kim@contact.example"]
+        fields = dataclasses.replace(
+            item.fields, suffix="Jr", emails=(*item.fields.emails, Email("home", "k@h.example"))
+        )
+        local = LocalContact(fields=fields, touched=("suffix", "emails"))
+        connector.update(rn, item.etag, local, item.raw)
+        person = emulator.person(rn)
+        assert person["names"] == [
+            {
+                "givenName": "Kim",
+                "familyName": "Contact",
+                "honorificSuffix": "Jr",
+                "displayName": "Kim Contact Jr",
+            }
+        ]
+        assert [e["value"] for e in person["emailAddresses"]] == [
+            "kim@contact.example",
+            "k@h.example",
+        ]
 
     def test_stale_etag_is_precondition_failed(
         self, google: Google, connector: GoogleConnector

@@ -345,6 +345,8 @@ class GoogleEmulator:
         # write ... is read back"). Tests set it to change what was written.
         self.rewrite: Callable[[dict[str, Any]], None] | None = None
         self.mutation_latency = 0.0
+        # Whether the request being answered asked for profile data (its ``sources``).
+        self._profiles_shown = True
         self._mutating = 0
         self.concurrent_mutations = 0  # GM §3.1: "Mutate requests ... sequentially"
         for group_id, formatted in SYSTEM_GROUPS.items():
@@ -474,6 +476,24 @@ class GoogleEmulator:
             self._changed(self.people, new)
             return new
 
+    def link_profile(self, resource_name: str, **fields: list[dict[str, Any]]) -> None:
+        """The contact is linked with a Google profile, whose fields People merges into the
+        person: reads answer them beside the contact's, each item's metadata.source of type
+        PROFILE, unless the request's ``sources`` leaves out READ_SOURCE_TYPE_PROFILE
+        (people.get, connections.list, people:batchGet, createContact, updateContact...:
+        "sources: Defaults to READ_SOURCE_TYPE_CONTACT and READ_SOURCE_TYPE_PROFILE if not
+        set"). The items come first: "The items in a field have no guaranteed order"
+        (Person)."""
+        with self.lock:
+            person = self.people.items[resource_name]
+            profile_id = str(10**20 + secrets.randbelow(10**20))
+            source = {"type": "PROFILE", "id": profile_id}
+            person["_profile"] = {
+                name: [{**item, "metadata": {"source": source}} for item in items]
+                for name, items in fields.items()
+            }
+            self._changed(self.people, resource_name)
+
     def person(self, resource_name: str) -> dict[str, Any]:
         with self.lock:
             return orjson.loads(orjson.dumps(self.people.items[resource_name]))  # type: ignore[no-any-return]
@@ -486,10 +506,15 @@ class GoogleEmulator:
                 if all(p.get(k) == v for k, v in match.items())
             ]
 
-    def add_other_contact(self, **fields: Any) -> str:
+    def add_other_contact(self, *, photo: bytes | None = None, **fields: Any) -> str:
+        """A person Gmail saved from mail; with ``photo`` (JPEG or PNG), one of its own."""
         with self.lock:
             name = f"otherContacts/c{next(self._ids)}"
             person = {"resourceName": name, "etag": _new_etag(), **fields}
+            if photo is not None:
+                key = secrets.token_urlsafe(12)
+                self.photos[key] = (photo, _sniff_image(photo) or "image/jpeg")
+                person["_photo"] = key
             person["metadata"] = {
                 "sources": [
                     {"type": "OTHER_CONTACT", "id": name.split("/")[1], "etag": _new_etag("#")}
@@ -748,12 +773,14 @@ class GoogleEmulator:
                 if self.mutation_latency:
                     await asyncio.sleep(self.mutation_latency)
                 with self.lock:
+                    self._profiles_shown = _profiles_asked(query)
                     result = orjson.dumps(self._mutate(method, rest, q, body, base))
             finally:
                 self._mutating -= 1
         else:
             with self.lock:
                 # Serialised under the lock: the rendered people share the stored lists.
+                self._profiles_shown = _profiles_asked(query)
                 result = orjson.dumps(self._read(rest, q, query, base))
         return Response(result, media_type="application/json; charset=UTF-8")
 
@@ -1186,13 +1213,19 @@ class GoogleEmulator:
                 out["metadata"] = meta
             else:
                 value = person.get(name)
+                shown = (person.get("_profile") or {}).get(name) if self._profiles_shown else None
+                if shown:
+                    value = [*shown, *(value or ())]
                 if value:
                     out[name] = value
         return out
 
     def _photo_item(self, person: dict[str, Any], base: str) -> dict[str, Any]:
         key = person.get("_photo")
-        source = {"type": "CONTACT", "id": person["resourceName"].split("/", 1)[1]}
+        # A field's metadata.source is the person's source: an other contact's is of type
+        # OTHER_CONTACT, as its metadata.sources (``add_other_contact``).
+        kind = "OTHER_CONTACT" if person["resourceName"].startswith("otherContacts/") else "CONTACT"
+        source = {"type": kind, "id": person["resourceName"].split("/", 1)[1]}
         if key:
             return {"metadata": {"primary": True, "source": source}, "url": f"{base}/photos/{key}"}
         letter = ((person.get("names") or [{}])[0].get("givenName") or "?")[:1].upper()
@@ -1392,6 +1425,12 @@ class GoogleEmulator:
                 "Request person.etag is different than the current person.etag. Clear local "
                 "cache and get the latest person.",
             )
+        # "Any non-contact data in the person to update will be ignored": items a profile
+        # gave (their metadata.source says so).
+        data = {
+            k: [i for i in v if not _from_profile(i)] if k in mask and isinstance(v, list) else v
+            for k, v in data.items()
+        }
         self._validate_person(data, mask)
         if "memberships" in mask and not any(
             m.get("contactGroupMembership") for m in data.get("memberships") or ()
@@ -1448,6 +1487,18 @@ class GoogleEmulator:
         if last:
             out["canNotRemoveLastContactGroupResourceNames"] = last
         return out
+
+
+def _from_profile(item: Any) -> bool:
+    source = ((item.get("metadata") or {}).get("source") or {}) if isinstance(item, dict) else {}
+    return source.get("type") in ("PROFILE", "DOMAIN_PROFILE", "ACCOUNT")
+
+
+def _profiles_asked(query: dict[str, list[str]]) -> bool:
+    """Whether a request's ``sources`` (repeated; default CONTACT and PROFILE) asks for
+    profile data."""
+    sources = [v for value in query.get("sources", ()) for v in value.split(",")]
+    return not sources or "READ_SOURCE_TYPE_PROFILE" in sources
 
 
 def _membership(group_id: str) -> dict[str, Any]:

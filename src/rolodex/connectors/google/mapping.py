@@ -78,6 +78,38 @@ PERSON_FIELD_OF = {
 }
 
 
+# Field sources that are not the contact's own: a Google profile (or Workspace directory
+# entry) linked to it, which People merges into the person when ``sources`` includes
+# profiles, its default (people.get, connections.list, batchGet...). Their items say so in
+# metadata.source; updateContact writes the contact source only ("Any non-contact data in
+# the person to update will be ignored").
+_NOT_CONTACT = frozenset({"PROFILE", "DOMAIN_PROFILE", "ACCOUNT"})
+
+
+def _from_contact(item: Any) -> bool:
+    if not isinstance(item, dict):
+        return True
+    metadata = item.get("metadata")
+    if not metadata:
+        return True
+    return ((metadata.get("source") or {}).get("type")) not in _NOT_CONTACT
+
+
+def contact_data(person: Mapping[str, Any]) -> Mapping[str, Any]:
+    """The person with the items of its lists that a linked profile gave left out: what
+    the contact itself holds (``photos`` aside, which ``photo_url_of`` sorts)."""
+    if not any(
+        isinstance(v, list) and not all(_from_contact(i) for i in v)
+        for k, v in person.items()
+        if k != "photos"
+    ):
+        return person
+    return {
+        k: [i for i in v if _from_contact(i)] if isinstance(v, list) and k != "photos" else v
+        for k, v in person.items()
+    }
+
+
 def _first(person: Mapping[str, Any], key: str) -> dict[str, Any]:
     values = person.get(key)
     if values and isinstance(values, list) and isinstance(values[0], dict):
@@ -116,6 +148,7 @@ def manager_of(person: Mapping[str, Any]) -> str | None:
 
 
 def fields_of(person: Mapping[str, Any]) -> ContactFields:
+    person = contact_data(person)
     name = _first(person, "names")
     org = _first(person, "organizations")
     emails = tuple(
@@ -206,8 +239,9 @@ def photo_url_of(person: Mapping[str, Any]) -> str | None:
     for photo in person.get("photos") or ():
         if isinstance(photo, dict) and not photo.get("default") and _text(photo.get("url")):
             source = (photo.get("metadata") or {}).get("source") or {}
-            # A profile photo is the person's own Google profile's, not the contact's.
-            if source.get("type") in (None, "CONTACT"):
+            # A profile photo is the person's own Google profile's, not the contact's; an
+            # other contact's own photo is of source OTHER_CONTACT.
+            if source.get("type") not in _NOT_CONTACT:
                 return str(photo["url"])
     return None
 
@@ -329,6 +363,7 @@ def person_patch(
     ``picture`` excluded: memberships and photos are written apart), built over ``raw``.
     Every key of the answer belongs in ``updatePersonFields``; an empty list clears."""
     touched = set(touched)
+    raw = contact_data(raw)
     out: dict[str, Any] = {}
     if touched & {"given_name", "middle_name", "surname", "suffix"}:
         name = _strip(_first(raw, "names"))
