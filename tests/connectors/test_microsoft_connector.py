@@ -515,6 +515,37 @@ def test_an_id_graph_calls_malformed_names_no_contact(
     assert picture.data is None and picture.refused is None
 
 
+@pytest.mark.parametrize("into", ["default", "folder"])
+def test_a_retried_create_does_not_take_the_contact_a_move_left_in_another_folder(
+    graph: GraphEmulator, connector: MicrosoftConnector, into: str
+) -> None:
+    # An extended-property $filter "is applied to all instances of the resource in the
+    # signed-in user's mailbox" (DOC singlevaluelegacyextendedproperty-get).
+    from rolodex.connectors.microsoft.parsing import ROLODEX_ID_PROPERTY
+
+    graph.filter_whole_mailbox = True
+    friends, other = graph.add_folder("Friends"), graph.add_folder("Other")
+    target = DEFAULT if into == "default" else friends
+    left = graph.add_contact(
+        {
+            "givenName": "A",
+            "singleValueExtendedProperties": [{"id": ROLODEX_ID_PROPERTY, "value": "uid1"}],
+        },
+        folder=other,
+    )
+    connector.collections()
+    made = connector.create(
+        target, LocalContact(ContactFields(given_name="A")), "uid1", maybe_exists=True
+    )
+    assert made.remote_id != left and not made.existed
+    home = graph.default_folder.id if into == "default" else friends
+    assert graph.contacts[made.remote_id].folder == home
+    again = connector.create(
+        target, LocalContact(ContactFields(given_name="A")), "uid1", maybe_exists=True
+    )
+    assert (again.remote_id, again.existed) == (made.remote_id, True)
+
+
 def test_a_retried_create_finds_the_contact_an_earlier_attempt_made(
     graph: GraphEmulator, connector: MicrosoftConnector
 ) -> None:

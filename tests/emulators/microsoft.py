@@ -240,6 +240,7 @@ class GraphEmulator:
         self.replay_next_round = False  # the next round from a deltaLink replays everything
         self.empty_first_page = False  # a round begins with an empty nextLink page
         self.folder_page_size: int | None = None  # server-side paging of folder lists
+        self.filter_whole_mailbox = False  # an extended-property $filter sees every folder
         self.faults: list[Fault] = []
         self.requests: list[Logged] = []
         self.in_flight = 0
@@ -946,6 +947,10 @@ class GraphEmulator:
     def _list(self, request: Request, folder: str, query: dict[str, str]) -> Response:
         items = [c for c in self.contacts.values() if c.folder == folder]
         flt = query.get("$filter")
+        if flt and self.filter_whole_mailbox:
+            # DOC singlevaluelegacyextendedproperty-get: "The filter is applied to all
+            # instances of the resource in the signed-in user's mailbox."
+            items = list(self.contacts.values())
         if flt:
             match = _FILTER_EXT.match(flt.strip())
             if match is None:

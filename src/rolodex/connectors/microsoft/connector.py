@@ -245,7 +245,7 @@ class MicrosoftConnector:
         by the property instead (a failure stops the snapshot rather than risk that)."""
         found: dict[str, str] = {}
         for uid in sorted(self._uncertain.get(folder.id, ())):
-            hit = self._find(self._tree.contacts_path(folder.id), uid)
+            hit = self._find(folder, uid)
             if hit is not None:
                 found[hit.remote_id] = uid
         return found
@@ -324,7 +324,7 @@ class MicrosoftConnector:
         path = self._tree.contacts_path(folder.id)
         if maybe_exists:
             try:
-                found = self._find(path, uid)
+                found = self._find(folder, uid)
             except TransientError:
                 self._uncertain.setdefault(folder.id, set()).add(uid)  # an earlier attempt
                 raise
@@ -352,14 +352,18 @@ class MicrosoftConnector:
             etag, raw = self._put_photo(remote_id, contact)
         return WriteResult(remote_id=remote_id, etag=etag, raw=raw)
 
-    def _find(self, path: str, uid: str) -> WriteResult | None:
+    def _find(self, folder: Folder, uid: str) -> WriteResult | None:
+        """The contact of ``folder`` that holds Rolodex's id ``uid``, if any."""
         value = uid.replace("'", "''")
         flt = (
             f"singleValueExtendedProperties/Any(ep: ep/id eq '{ROLODEX_ID_PROPERTY}' "
             f"and ep/value eq '{value}')"
         )
+        path = self._tree.contacts_path(folder.id)
         page = self._client.get_json(path, params={"$filter": flt, "$expand": EXPAND})
         for entry in page.get("value") or []:
+            if not self._tree.holds(folder.id, entry):
+                continue  # the one a move left elsewhere
             return WriteResult(
                 remote_id=str(entry["id"]),
                 etag=parsing.etag_of(entry),

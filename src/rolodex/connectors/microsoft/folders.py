@@ -166,6 +166,19 @@ class FolderTree:
             return f"/me/contactFolders/{seg(folder_id)}/contacts/{seg(remote_id)}"
         return f"/me/contacts/{seg(remote_id)}"
 
+    def holds(self, collection: str, entry: dict[str, Any]) -> bool:
+        """Whether a contact Graph answered is in ``collection``, by its parentFolderId
+        when it has one: an extended-property filter "is applied to all instances of the
+        resource in the signed-in user's mailbox" (DOC singlevaluelegacyextendedproperty-
+        get), so a folder's list filtered by Rolodex's id may name the contact a move left
+        in another folder."""
+        parent = entry.get("parentFolderId")
+        if not isinstance(parent, str) or not parent:
+            return True
+        if collection != DEFAULT:
+            return parent == collection
+        return parent == self._default_id or parent not in self.folders()
+
     @staticmethod
     def contacts_path(collection: str) -> str:
         if collection == DEFAULT:
