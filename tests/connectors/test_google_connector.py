@@ -215,6 +215,20 @@ class TestReading:
             connector.changes(PEOPLE, cursor)
         assert [i.fields.given_name for i in _drain(connector)[0]] == ["A"]  # type: ignore[union-attr]
 
+    def test_a_person_with_more_emails_than_a_listing_sends_is_read_whole(
+        self, google: Google, connector: GoogleConnector
+    ) -> None:
+        # Listings cut emailAddresses and phoneNumbers at 100 (Person); an update of what
+        # was listed would drop the rest.
+        emails = [{"value": f"a{i}@example.org"} for i in range(120)]
+        rn = google.emulator.add_person(names=[{"givenName": "Many"}], emailAddresses=emails)
+        [item], cursor = _drain(connector)
+        assert len(item.fields.emails) == 120
+        google.emulator.edit_person(rn, phoneNumbers=[{"value": str(i)} for i in range(101)])
+        [changed] = connector.changes(PEOPLE, cursor).fetched
+        assert isinstance(changed, RemoteContact)
+        assert (len(changed.fields.emails), len(changed.fields.phone_numbers)) == (120, 101)
+
     def test_an_other_contacts_own_photo_is_read(
         self, google: Google, connector: GoogleConnector
     ) -> None:

@@ -64,6 +64,10 @@ _OTHER_PREFIX = "o1:"
 PAGE_SIZE = 1000
 GOOGLE_PHOTO_TYPES = frozenset({pictures.JPEG, pictures.PNG})
 BATCH_GET = 200  # people:batchGet's limit (providers.md §2a)
+# connections.list sends at most 100 email addresses and 100 phone numbers a person: "If a
+# Person has more email addresses the entire set can be obtained by calling GetPeople"
+# (Person.emailAddresses, phoneNumbers).
+LISTED_CAP = 100
 _CURSOR_PREFIX = "g1:"
 _ALL_TOUCHED = (*WRITABLE_FIELDS, "groups", "picture")
 
@@ -164,6 +168,18 @@ class GoogleConnector:
     def _item(self, person: dict[str, Any]) -> RemoteContact:
         return self._with_photo(*parsing.contact(PEOPLE, person, self._labels.group_map()))
 
+    def _listed(self, item: RemoteContact, url: str | None) -> RemoteContact:
+        """A person as a listing had it, or read whole when the listing may have cut its
+        emails or phone numbers (written back as read, the rest would be lost)."""
+        fields = item.fields
+        if len(fields.emails) < LISTED_CAP and len(fields.phone_numbers) < LISTED_CAP:
+            return self._with_photo(item, url)
+        whole = next(iter(self.fetch(PEOPLE, [item.remote_id])), None)
+        if not isinstance(whole, RemoteContact):
+            return self._with_photo(item, url)
+        previous = tuple(dict.fromkeys((*item.previous_ids, *whole.previous_ids)))
+        return dataclasses.replace(whole, previous_ids=previous)
+
     def _with_photo(self, item: RemoteContact, url: str | None) -> RemoteContact:
         if url is None:
             return item
@@ -248,7 +264,7 @@ class GoogleConnector:
             }
             pages = self._client.raw_pages("people/me/connections", params, found)
             for item, url in parsing.mapped_pages(collection, pages, self._labels.group_map):
-                yield self._with_photo(item, url)
+                yield self._listed(item, url)
             # The sync token comes with the last page only (GM §3.1): the cursor is known
             # now, and the engine reads it once the stream is exhausted.
             cursor = encode_cursor(found.get("nextSyncToken"), groups_token, self._labels.known)
@@ -305,7 +321,7 @@ class GoogleConnector:
                     removed.append(rn)
                     changed.pop(rn, None)
                     continue
-                item = self._item(person)
+                item = self._listed(*parsing.contact(PEOPLE, person, self._labels.group_map()))
                 changed[rn] = item.etag
                 fetched.append(item)
         return ChangeSet(
