@@ -205,6 +205,20 @@ def test_the_default_folder_is_synced_through_its_documented_delta(
     )
 
 
+def test_a_default_folder_not_served_under_its_id_is_read_through_me_contacts_delta(
+    graph: GraphEmulator, connector: MicrosoftConnector
+) -> None:
+    # A Graph that answers the documented request for the default folder with a 404
+    # still serves /me/contacts/delta (Microsoft Q&A 1634378).
+    graph.contacts_delta = True
+    a = graph.add_contact({"givenName": "A"})
+    graph.fail(404, path_contains=f"/me/contactFolders/{graph.default_folder.id}/contacts/delta")
+    snap = connector.snapshot(DEFAULT)
+    assert [i.remote_id for i in drain(snap)] == [a] and snap.cursor is not None
+    assert [r.status for r in graph.graph_requests("GET", "/delta")] == [404, 200]
+    assert graph.graph_requests("GET", "/delta")[1].path == "/v1.0/me/contacts/delta"
+
+
 def test_an_empty_default_folder_without_folders_syncs_as_empty(
     graph: GraphEmulator, connector: MicrosoftConnector
 ) -> None:

@@ -161,8 +161,18 @@ class MicrosoftConnector:
             "Prefer": f"odata.maxpagesize={self._page_size}",
             "Content-Type": "application/json",
         }
+        first = cursor is None and collection == DEFAULT
         while True:
-            response = self._client.request("GET", url, headers=headers, delta=True)
+            try:
+                response = self._client.request("GET", url, headers=headers, delta=True)
+            except RemoteNotFound:
+                if not first:
+                    raise
+                # The default folder not served under its id: /me/contacts/delta, which
+                # works though the reference does not list it (Microsoft Q&A 1634378).
+                first, url = False, "/me/contacts/delta"
+                continue
+            first = False
             page = orjson.loads(response.content)
             yield response.content, page
             nxt = page.get("@odata.nextLink")
