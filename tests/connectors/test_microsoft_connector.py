@@ -529,6 +529,29 @@ def test_an_id_graph_calls_malformed_names_no_contact(
     assert picture.data is None and picture.refused is None
 
 
+def test_the_emulator_filters_extended_property_values_without_case(
+    graph: GraphEmulator,
+) -> None:
+    # DOC singlevaluelegacyextendedproperty-get: "Filtering the value property of an
+    # extended property is case-insensitive."
+    from rolodex.connectors.microsoft.parsing import ROLODEX_ID_PROPERTY
+
+    cid = graph.add_contact(
+        {"singleValueExtendedProperties": [{"id": ROLODEX_ID_PROPERTY, "value": "AbC"}]}
+    )
+    graph.access_tokens["probe"] = time.time() + 60
+    flt = (
+        f"singleValueExtendedProperties/Any(ep: ep/id eq '{ROLODEX_ID_PROPERTY}' "
+        "and ep/value eq 'abc')"
+    )
+    answer = httpx.get(
+        f"{graph.graph_url}/me/contacts",
+        params={"$filter": flt},
+        headers={"Authorization": "Bearer probe"},
+    )
+    assert [c["id"] for c in answer.json()["value"]] == [cid]
+
+
 @pytest.mark.parametrize("into", ["default", "folder"])
 def test_a_retried_create_does_not_take_the_contact_a_move_left_in_another_folder(
     graph: GraphEmulator, connector: MicrosoftConnector, into: str

@@ -968,7 +968,14 @@ class GraphEmulator:
                     "The query filter contains one or more invalid nodes.",
                 )
             prop, value = match.group(2).lower(), match.group(3).replace("''", "'")
-            items = [c for c in items if c.extended.get(prop) == value]
+            # DOC singlevaluelegacyextendedproperty-get: "Filtering the value property of
+            # an extended property is case-insensitive."
+            items = [
+                c
+                for c in items
+                if (c.extended.get(prop) or "").casefold() == value.casefold()
+                and prop in c.extended
+            ]
         expand = None
         if query.get("$expand"):
             ext = _EXPAND_EXT.match(query["$expand"].strip())
