@@ -310,7 +310,8 @@ class MicrosoftConnector:
     def _photo(self, remote_id: str) -> tuple[bytes | None, str | None]:
         # 404 when the contact has no photo (DOC profilephoto-get: "If no photo exists,
         # the operation returns 404 Not Found"), as when the contact itself is gone.
-        # The client asks for JSON by default; the photo's $value is an image.
+        # The client asks for JSON by default; the photo's $value is an image (and a 404
+        # for a contact without one is Graph's JSON error body).
         try:
             response = self._client.request(
                 "GET", f"/me/contacts/{seg(remote_id)}/photo/$value", headers=_IMAGE
@@ -474,7 +475,7 @@ def _cancelled_on_exit(futures: list[Future[Any]]) -> Iterator[None]:
             future.cancel()
 
 
-_IMAGE = {"Accept": "image/*"}
+_IMAGE = {"Accept": "image/*, application/json;q=0.5"}
 
 
 def _if_match(etag: str) -> dict[str, str]:
