@@ -229,6 +229,16 @@ class TestReading:
         assert isinstance(changed, RemoteContact)
         assert (len(changed.fields.emails), len(changed.fields.phone_numbers)) == (120, 101)
 
+    def test_a_photo_the_api_host_serves_goes_with_the_access_token(
+        self, google: Google, connector: GoogleConnector
+    ) -> None:
+        # Google's photo URLs are on another host and need no token; one on the API's own
+        # host may sit behind its sign-in (the 401 here): read with the token, refreshed.
+        written = connector.create(PEOPLE, dataclasses.replace(ADA, picture=JPEG), "p1")
+        google.emulator.fail(401, path="/photos/")
+        [item] = connector.fetch(PEOPLE, [written.remote_id])
+        assert isinstance(item, RemoteContact) and item.picture == JPEG
+
     def test_an_other_contacts_own_photo_is_read(
         self, google: Google, connector: GoogleConnector
     ) -> None:

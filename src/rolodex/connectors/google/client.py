@@ -364,7 +364,10 @@ class PeopleClient:
     def photo(self, url: str) -> tuple[bytes, str] | None:
         """A photo's bytes and type; None if it is gone."""
         try:
-            response = self._photos.get(url)
+            if self._same_origin(url):
+                response = self._api_photo(url)
+            else:
+                response = self._photos.get(url)
         except httpx.TransportError as exc:
             raise TransientError(f"Google photo unreachable: {exc}") from None
         if response.status_code == 404:
@@ -375,6 +378,27 @@ class PeopleClient:
             return None
         ctype = response.headers.get("content-type", "image/jpeg").split(";")[0].strip()
         return response.content, ctype
+
+    def _same_origin(self, url: str) -> bool:
+        photo, api = httpx.URL(url), httpx.URL(self.people_url)
+        return (photo.scheme, photo.host, photo.port) == (api.scheme, api.host, api.port)
+
+    def _api_photo(self, url: str) -> httpx.Response:
+        """A photo the People API's own host serves: with the access token, which may go
+        there (Google's photos are on googleusercontent.com and need none, but a server
+        that answers the API and its photos alike may want it), refreshed once on a 401."""
+        for attempt in range(2):
+            try:
+                with self._token_lock:
+                    self._http.ensure_active_token(self._http.token)
+                    sent_with = self._http.token.get("access_token")
+            except OAuthError as exc:
+                raise _token_error(exc) from None
+            response: httpx.Response = self._http.get(url, follow_redirects=True)
+            if response.status_code != 401 or attempt:
+                return response
+            self.refresh(stale=sent_with)
+        raise AssertionError("unreachable")
 
 
 def _token_error(exc: OAuthError) -> Exception:
