@@ -239,6 +239,20 @@ class TestReading:
         [item] = connector.fetch(PEOPLE, [written.remote_id])
         assert isinstance(item, RemoteContact) and item.picture == JPEG
 
+    def test_other_contacts_refused_for_scope_without_a_reason_are_left_out(
+        self, google: Google, connector: GoogleConnector
+    ) -> None:
+        # Google's 403 names ACCESS_TOKEN_SCOPE_INSUFFICIENT; its message says as much.
+        google.emulator.add_other_contact(names=[{"givenName": "Mailer"}])
+        google.emulator.fail(
+            403,
+            path="/v1/otherContacts",
+            grpc_status="PERMISSION_DENIED",
+            message="Request had insufficient authentication scopes.",
+        )
+        changes = connector.snapshot(OTHER)
+        assert changes.fetched == () and changes.cursor is None
+
     def test_an_other_contacts_own_photo_is_read(
         self, google: Google, connector: GoogleConnector
     ) -> None:

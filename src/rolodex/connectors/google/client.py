@@ -309,7 +309,7 @@ class PeopleClient:
                 f"Google refused the account's access token ({error.message}); reconnect the "
                 "account"
             )
-        if status == 403 and "ACCESS_TOKEN_SCOPE_INSUFFICIENT" in error.reasons:
+        if status == 403 and _scope_insufficient(response, error):
             return ScopeMissing(
                 "Google's grant lacks the contacts scope "
                 "(https://www.googleapis.com/auth/contacts); reconnect the account and allow "
@@ -399,6 +399,17 @@ class PeopleClient:
                 return response
             self.refresh(stale=sent_with)
         raise AssertionError("unreachable")
+
+
+def _scope_insufficient(response: httpx.Response, error: ApiError) -> bool:
+    """Whether a 403 says the grant lacks the call's scope: its ErrorInfo reason, or where a
+    server leaves that out, the message Google sends with it ("Request had insufficient
+    authentication scopes.") or the bearer challenge's error (RFC 6750 §3.1)."""
+    return (
+        "ACCESS_TOKEN_SCOPE_INSUFFICIENT" in error.reasons
+        or "insufficient authentication scopes" in error.message.lower()
+        or "insufficient_scope" in response.headers.get("www-authenticate", "")
+    )
 
 
 def _token_error(exc: OAuthError) -> Exception:
