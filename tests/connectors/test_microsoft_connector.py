@@ -484,6 +484,33 @@ def test_a_contact_in_a_folder_is_updated_and_deleted_through_its_folder(
     assert cid not in graph.contacts
 
 
+def test_a_contact_made_again_elsewhere_carries_only_writable_properties(
+    graph: GraphEmulator, connector: MicrosoftConnector
+) -> None:
+    # A move is a create in the new folder from the old item's JSON: only what the
+    # contact-update reference lists as writable goes back (not beta or read-only ones).
+    friends = graph.add_folder("Friends")
+    connector.collections()
+    old = {
+        "@odata.etag": 'W/"x"',
+        "id": "AAMkADold",
+        "givenName": "A",
+        "categories": ["Red category"],
+        "spouseName": "William",
+        "flag": {"flagStatus": "notFlagged"},
+        "primaryEmailAddress": {"address": "a@example.com"},
+        "photo": {"id": "240X240"},
+    }
+    made = connector.create(
+        friends,
+        LocalContact(ContactFields(given_name="A"), replaces=orjson.dumps(old)),
+        "uid1",
+    )
+    sent = graph.contact(made.remote_id)
+    assert sent["categories"] == ["Red category"] and sent["spouseName"] == "William"
+    assert graph.contacts[made.remote_id].folder == friends
+
+
 def test_a_stale_etag_is_precondition_failed(
     graph: GraphEmulator, connector: MicrosoftConnector
 ) -> None:

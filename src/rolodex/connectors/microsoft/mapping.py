@@ -146,26 +146,34 @@ def to_fields(item: dict[str, Any]) -> ContactFields:
     )
 
 
-# Set by Graph, never written (GM §3.2 "From the base item"); and the extended property
-# with Rolodex's id, which a create writes itself.
-_SERVER_SET = frozenset(
-    {"id", "changeKey", "createdDateTime", "lastModifiedDateTime", "parentFolderId"}
+# The writable v1.0 contact properties that Rolodex does not map (DOC contact-update,
+# "Request body"; parentFolderId left out, the folder being the create's): what a contact
+# made again in another folder carries over. Named one by one, so that what an answer holds
+# besides (annotations, read-only or beta properties such as flag or
+# primaryEmailAddress, relationships) is never sent back to be refused.
+_CARRIED = frozenset(
+    {
+        "assistantName",
+        "categories",
+        "children",
+        "department",
+        "displayName",
+        "fileAs",
+        "initials",
+        "profession",
+        "spouseName",
+        "title",
+        "yomiCompanyName",
+        "yomiGivenName",
+        "yomiSurname",
+    }
 )
-_MAPPED = frozenset(p for props in PROPERTIES.values() for p in props)
 
 
 def unmapped(entry: dict[str, Any]) -> dict[str, Any]:
     """The properties of a contact as Graph answered it that Rolodex does not map and a
     create may write (categories, spouseName, ...), with a value."""
-    return {
-        k: v
-        for k, v in entry.items()
-        if k not in _MAPPED
-        and k not in _SERVER_SET
-        and not k.startswith("@")
-        and k != "singleValueExtendedProperties"
-        and v not in (None, [], {}, "")
-    }
+    return {k: v for k, v in entry.items() if k in _CARRIED and not is_empty(v)}
 
 
 def is_empty(value: Any) -> bool:
