@@ -213,6 +213,11 @@ class TestReading:
         google.emulator.forget_sync_tokens()
         with pytest.raises(CursorExpired):
             connector.changes(PEOPLE, cursor)
+        # A 410 GONE with no reason: the expiry as it is "often described" (P §2a).
+        cursor = _drain(connector)[1]
+        google.emulator.fail(410, path="/v1/people/me/connections", grpc_status="GONE")
+        with pytest.raises(CursorExpired):
+            connector.changes(PEOPLE, cursor)
         assert [i.fields.given_name for i in _drain(connector)[0]] == ["A"]  # type: ignore[union-attr]
 
     def test_a_person_with_more_emails_than_a_listing_sends_is_read_whole(

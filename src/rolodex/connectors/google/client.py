@@ -9,7 +9,7 @@ Wire details from ``../shared/reference/google-microsoft.md`` §3.1 and
 - 5xx, 409 ``ABORTED`` and network errors: ``TransientError`` (idempotent reads are
   retried a few times first);
 - an expired sync token (400 or 410 whose ``details[].reason`` is ``EXPIRED_SYNC_TOKEN``,
-  whatever the status says), or any 400 to a request that sent a sync token:
+  whatever the status says), or any 400 or 410 to a request that sent a sync token:
   ``SyncTokenExpired``;
 - 400 ``FAILED_PRECONDITION`` on a write (a stale etag): ``PreconditionFailed``;
 - 404: ``RemoteNotFound``; any other 4xx: ``PermanentError``.
@@ -291,12 +291,13 @@ class PeopleClient:
         status = response.status_code
         if "EXPIRED_SYNC_TOKEN" in error.reasons and status in (400, 410):
             return SyncTokenExpired(str(error))
-        if status == 400 and "syncToken" in response.request.url.params:
+        if status in (400, 410) and "syncToken" in response.request.url.params:
             # A token Google no longer takes without saying it expired: a corrupt or unknown
             # one is 400 INVALID_ARGUMENT "Request contains an invalid argument." (GM §3.1,
             # fleapower#2), and one client fixture shows the expiry itself as INVALID_ARGUMENT
             # with no reason. KDE and Sailfish start over without the token on such a 400, as
-            # here: a full sync that fails the same way is then a plain PermanentError.
+            # here (and on a 410, the expiry "often described as" one, P §2a): a full sync
+            # that fails the same way is then a plain PermanentError.
             return SyncTokenExpired(str(error))
         if status == 429 or (status == 403 and error.reasons & _RATE_LIMIT_REASONS):
             return TransientError(str(error), retry_after(response))
