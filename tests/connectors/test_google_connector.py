@@ -576,6 +576,17 @@ class TestErrors:
         google.emulator.fail(403, path=":createContact", reason="RATE_LIMIT_EXCEEDED")
         with pytest.raises(TransientError):
             connector.create(PEOPLE, ADA, "r9")
+        google.emulator.fail(403, path=":createContact", grpc_status="RESOURCE_EXHAUSTED")
+        with pytest.raises(TransientError):
+            connector.create(PEOPLE, ADA, "r9")
+        google.emulator.fail(
+            403,
+            path=":createContact",
+            message="Quota exceeded for quota metric 'Write requests' and limit 'Write requests "
+            "per minute per user' of service 'people.googleapis.com'.",
+        )
+        with pytest.raises(TransientError):
+            connector.create(PEOPLE, ADA, "r9")
         google.emulator.fail(403, path=":createContact")
         with pytest.raises(PermanentError):
             connector.create(PEOPLE, ADA, "r9")

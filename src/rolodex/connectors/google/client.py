@@ -299,7 +299,16 @@ class PeopleClient:
             # here (and on a 410, the expiry "often described as" one, P §2a): a full sync
             # that fails the same way is then a plain PermanentError.
             return SyncTokenExpired(str(error))
-        if status == 429 or (status == 403 and error.reasons & _RATE_LIMIT_REASONS):
+        if status == 429 or (
+            status == 403
+            and (
+                error.reasons & _RATE_LIMIT_REASONS
+                # RESOURCE_EXHAUSTED is the quota's google.rpc.Code, whatever the details;
+                # "Quota exceeded for quota metric ..." its message (GM §2 #7).
+                or error.grpc_status == "RESOURCE_EXHAUSTED"
+                or "quota exceeded" in error.message.lower()
+            )
+        ):
             return TransientError(str(error), retry_after(response))
         if status >= 500 or (status == 409 and error.grpc_status == "ABORTED"):
             # ABORTED: a concurrency conflict (google.rpc.Code: "retry at a higher level"),
