@@ -608,6 +608,9 @@ def test_a_retried_create_does_not_take_the_contact_a_move_left_in_another_folde
         target, LocalContact(ContactFields(given_name="A")), "uid1", maybe_exists=True
     )
     assert (again.remote_id, again.existed) == (made.remote_id, True)
+    # The filter alone, as the extended-property reference gives it for a list.
+    filtered = graph.graph_requests("GET", "filter")
+    assert filtered and all("expand" not in r.query for r in filtered)
 
 
 def test_a_retried_create_finds_the_contact_an_earlier_attempt_made(

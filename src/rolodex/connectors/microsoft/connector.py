@@ -371,7 +371,10 @@ class MicrosoftConnector:
             f"and ep/value eq '{value}')"
         )
         path = self._tree.contacts_path(folder.id)
-        page = self._client.get_json(path, params={"$filter": flt, "$expand": EXPAND})
+        # No $expand: the reference documents it on one item, not with this filter on a
+        # list (DOC singlevaluelegacyextendedproperty-get: "The response body does not
+        # include the extended property"), and the id is what is looked for anyway.
+        page = self._client.get_json(path, params={"$filter": flt})
         for entry in page.get("value") or []:
             if not self._tree.holds(folder.id, entry):
                 continue  # the one a move left elsewhere
