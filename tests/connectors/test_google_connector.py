@@ -102,6 +102,16 @@ def _drain(connector: GoogleConnector) -> tuple[list[RemoteContact], str]:
 
 
 class TestReading:
+    def test_google_refuses_a_parameter_its_method_does_not_take(
+        self, connector: GoogleConnector
+    ) -> None:
+        # Every call the connector makes passes here (the emulator refuses the rest, as
+        # Google does: "Unknown name ...: Cannot bind query parameter.").
+        with pytest.raises(PermanentError):
+            connector._client.get(
+                "people/me/connections", {"personFields": "names", "readMask": "names"}
+            )
+
     def test_first_sync_pages_with_the_same_parameters_and_maps_fields(
         self, google: Google, connector: GoogleConnector
     ) -> None:

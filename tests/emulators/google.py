@@ -95,6 +95,29 @@ SYSTEM_GROUPS = {
     "family": "Family",
     "coworkers": "Coworkers",
 }
+# The query parameters each method takes, beside the standard ones of every Google API
+# (people.v1.json, revision 20251117, "parameters"): any other is refused, as Google does
+# ("Invalid JSON payload received. Unknown name ...: Cannot bind query parameter.").
+STANDARD_PARAMS = frozenset(
+    {
+        "$.xgafv", "access_token", "alt", "callback", "fields", "key", "oauth_token",
+        "prettyPrint", "quotaUser", "uploadType", "upload_protocol",
+    }
+)  # fmt: skip
+_READ_PERSON = frozenset({"personFields", "requestMask.includeField", "sources"})
+_SYNCED_LIST = frozenset({"pageSize", "pageToken", "requestSyncToken", "sources", "syncToken"})
+METHOD_PARAMS: dict[str, frozenset[str]] = {
+    "people.connections.list": _SYNCED_LIST | _READ_PERSON | {"sortOrder"},
+    "otherContacts.list": _SYNCED_LIST | {"readMask"},
+    "people.getBatchGet": _READ_PERSON | {"resourceNames"},
+    "people.get": _READ_PERSON,
+    "people.createContact": frozenset({"personFields", "sources"}),
+    "people.updateContact": frozenset({"personFields", "sources", "updatePersonFields"}),
+    "people.deleteContactPhoto": frozenset({"personFields", "sources"}),
+    "contactGroups.list": frozenset({"groupFields", "pageSize", "pageToken", "syncToken"}),
+    "contactGroups.get": frozenset({"groupFields", "maxMembers"}),
+    "contactGroups.delete": frozenset({"deleteContacts"}),
+}
 SCOPE_CONTACTS = "https://www.googleapis.com/auth/contacts"
 SCOPE_CONTACTS_READONLY = "https://www.googleapis.com/auth/contacts.readonly"
 SCOPE_OTHER = "https://www.googleapis.com/auth/contacts.other.readonly"
@@ -756,6 +779,7 @@ class GoogleEmulator:
         scopes = self._authenticate(request)
         base = str(request.base_url).rstrip("/")
         rest = path[len("/v1/") :]
+        _check_params(method, rest, query)
         mutating = method != "GET"
         need = (SCOPE_CONTACTS,) if mutating else (SCOPE_CONTACTS, SCOPE_CONTACTS_READONLY)
         if rest.startswith("otherContacts"):
@@ -1487,6 +1511,42 @@ class GoogleEmulator:
         if last:
             out["canNotRemoveLastContactGroupResourceNames"] = last
         return out
+
+
+def _method_of(method: str, rest: str) -> str | None:
+    """The People API method a request calls, for ``METHOD_PARAMS``."""
+    if rest.endswith("/connections"):
+        return "people.connections.list"
+    if rest.startswith("people"):
+        verb = rest.partition(":")[2]
+        if rest == "people:batchGet":
+            return "people.getBatchGet"
+        if verb:
+            return f"people.{verb}"
+        return "people.get"
+    if rest.startswith("otherContacts"):
+        return "otherContacts.list"
+    if rest.startswith("contactGroups"):
+        if rest.endswith(":modify"):
+            return "contactGroups.members.modify"
+        kind = {"GET": "get", "PUT": "update", "DELETE": "delete", "POST": "create"}
+        return (
+            "contactGroups.list"
+            if rest == "contactGroups" and method == "GET"
+            else (f"contactGroups.{kind.get(method, '')}")
+        )
+    return None
+
+
+def _check_params(method: str, rest: str, query: dict[str, list[str]]) -> None:
+    name = _method_of(method, rest)
+    allowed = METHOD_PARAMS.get(name or "", frozenset()) | STANDARD_PARAMS
+    for param in query:
+        if param not in allowed:
+            raise invalid(
+                f'Invalid JSON payload received. Unknown name "{param}": Cannot bind query '
+                f"parameter. Field '{param}' could not be found in request message."
+            )
 
 
 def _from_profile(item: Any) -> bool:
