@@ -391,7 +391,8 @@ class MicrosoftConnector:
     ) -> WriteResult:
         self._check_picture(contact)
         touched = contact.touched
-        body = mapping.to_graph(contact.fields, touched, orjson.loads(raw) if raw else None)
+        current = orjson.loads(raw) if raw else None
+        body = mapping.to_graph(contact.fields, touched, current)
         url = f"/me/contacts/{seg(remote_id)}"
         picture = (touched is None or "picture" in touched) and contact.picture is not None
         result = WriteResult(remote_id=remote_id, etag=etag, raw=raw)
@@ -400,8 +401,7 @@ class MicrosoftConnector:
             # stays as it is; If-Match makes a newer version there a 412. Through the
             # folder the contact was in when last read; moved since, it is found
             # through the mailbox.
-            current = orjson.loads(raw) if raw else {}
-            where = self._tree.contact_path(remote_id, current.get("parentFolderId"))
+            where = self._tree.contact_path(remote_id, (current or {}).get("parentFolderId"))
             try:
                 response = self._client.request("PATCH", where, json=body, headers=_if_match(etag))
             except RemoteNotFound:
