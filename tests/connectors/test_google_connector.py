@@ -102,7 +102,7 @@ def _drain(connector: GoogleConnector) -> tuple[list[RemoteContact], str]:
 
 
 class TestReading:
-    def test_google_refuses_a_parameter_its_method_does_not_take(
+    def test_google_refuses_a_parameter_or_field_its_method_does_not_take(
         self, connector: GoogleConnector
     ) -> None:
         # Every call the connector makes passes here (the emulator refuses the rest, as
@@ -110,6 +110,13 @@ class TestReading:
         with pytest.raises(PermanentError):
             connector._client.get(
                 "people/me/connections", {"personFields": "names", "readMask": "names"}
+            )
+        with pytest.raises(PermanentError):  # nor a body field ("Cannot find field.")
+            connector._client.call(
+                "POST",
+                "people:createContact",
+                params={"personFields": "names"},
+                body={"names": [{"givenName": "X"}], "emails": [{"value": "x@example.org"}]},
             )
 
     def test_first_sync_pages_with_the_same_parameters_and_maps_fields(

@@ -95,6 +95,53 @@ SYSTEM_GROUPS = {
     "family": "Family",
     "coworkers": "Coworkers",
 }
+# The fields of the request bodies (people.v1.json schemas Person, ContactGroup and the
+# requests): an unknown one is refused, as Google does ("Invalid JSON payload received.
+# Unknown name ... Cannot find field."). Proto JSON takes each name in lowerCamelCase or as
+# in the proto (snake_case).
+PERSON_KEYS = frozenset(
+    {
+        "addresses", "ageRange", "ageRanges", "biographies", "birthdays", "braggingRights",
+        "calendarUrls", "clientData", "coverPhotos", "emailAddresses", "etag", "events",
+        "externalIds", "fileAses", "genders", "imClients", "interests", "locales", "locations",
+        "memberships", "metadata", "miscKeywords", "names", "nicknames", "occupations",
+        "organizations", "phoneNumbers", "photos", "relations", "relationshipInterests",
+        "relationshipStatuses", "residences", "resourceName", "sipAddresses", "skills",
+        "taglines", "urls", "userDefined",
+    }
+)  # fmt: skip
+CONTACT_GROUP_KEYS = frozenset(
+    {
+        "clientData", "etag", "formattedName", "groupType", "memberCount",
+        "memberResourceNames", "metadata", "name", "resourceName",
+    }
+)  # fmt: skip
+BODY_KEYS: dict[str, frozenset[str]] = {
+    "people.createContact": PERSON_KEYS,
+    "people.updateContact": PERSON_KEYS,
+    "people.updateContactPhoto": frozenset({"personFields", "photoBytes", "sources"}),
+    "contactGroups.create": frozenset({"contactGroup", "readGroupFields"}),
+    "contactGroups.update": frozenset({"contactGroup", "readGroupFields", "updateGroupFields"}),
+    "contactGroups.members.modify": frozenset({"resourceNamesToAdd", "resourceNamesToRemove"}),
+}
+
+
+def _camel(name: str) -> str:
+    head, *rest = name.split("_")
+    return head + "".join(part[:1].upper() + part[1:] for part in rest)
+
+
+def _check_keys(data: Any, allowed: frozenset[str], where: str) -> None:
+    if not isinstance(data, dict):
+        raise invalid(f"Invalid JSON payload received. Expected an object at '{where}'.")
+    for key in data:
+        if _camel(key) not in allowed:
+            raise invalid(
+                f"Invalid JSON payload received. Unknown name \"{key}\" at '{where}': "
+                "Cannot find field."
+            )
+
+
 # The query parameters each method takes, beside the standard ones of every Google API
 # (people.v1.json, revision 20251117, "parameters"): any other is refused, as Google does
 # ("Invalid JSON payload received. Unknown name ...: Cannot bind query parameter.").
@@ -1291,6 +1338,14 @@ class GoogleEmulator:
             data = orjson.loads(body) if body.strip() else {}
         except orjson.JSONDecodeError:
             raise invalid("Invalid JSON payload received.") from None
+        kind = _method_of(method, rest) or ""
+        if kind in BODY_KEYS:
+            person = kind in ("people.createContact", "people.updateContact")
+            _check_keys(data, BODY_KEYS[kind], "person" if person else "")
+            if isinstance(data.get("contactGroup"), dict):
+                _check_keys(data["contactGroup"], CONTACT_GROUP_KEYS, "contact_group")
+            # Proto JSON names either way; the handlers read lowerCamelCase.
+            data = {_camel(k): v for k, v in data.items()}
         if rest == "people:createContact" and method == "POST":
             fields = _mask(q.get("personFields"), PERSON_FIELDS, "personFields", required=False)
             self._validate_person(data, UPDATE_PERSON_FIELDS)
