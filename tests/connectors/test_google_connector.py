@@ -408,6 +408,25 @@ class TestWriting:
         assert result.etag == person["etag"]
         assert orjson.loads(result.raw or b"{}")["etag"] == person["etag"]
 
+    def test_a_field_only_its_linked_profile_holds_is_shown_and_not_written_back(
+        self, google: Google, connector: GoogleConnector
+    ) -> None:
+        # A contact added by its address alone: Google Contacts names it by its profile.
+        emulator = google.emulator
+        rn = emulator.add_person(emailAddresses=[{"value": "lee@contact.example"}])
+        emulator.link_profile(rn, names=[{"givenName": "Lee", "familyName": "Profile"}])
+        [item] = connector.fetch(PEOPLE, [rn])
+        assert isinstance(item, RemoteContact)
+        assert (item.fields.given_name, item.fields.surname) == ("Lee", "Profile")
+        fields = dataclasses.replace(item.fields, nickname="L")
+        connector.update(
+            rn, item.etag, LocalContact(fields=fields, touched=("nickname",)), item.raw
+        )
+        assert "names" not in emulator.person(rn)  # the contact's own: still none
+        [again] = connector.fetch(PEOPLE, [rn])
+        assert isinstance(again, RemoteContact)
+        assert (again.fields.given_name, again.fields.nickname) == ("Lee", "L")
+
     def test_a_profile_linked_to_the_contact_is_neither_read_nor_written_as_its_data(
         self, google: Google, connector: GoogleConnector
     ) -> None:

@@ -95,19 +95,29 @@ def _from_contact(item: Any) -> bool:
     return ((metadata.get("source") or {}).get("type")) not in _NOT_CONTACT
 
 
-def contact_data(person: Mapping[str, Any]) -> Mapping[str, Any]:
+def contact_data(person: Mapping[str, Any], *, shown: bool = False) -> Mapping[str, Any]:
     """The person with the items of its lists that a linked profile gave left out: what
-    the contact itself holds (``photos`` aside, which ``photo_url_of`` sorts)."""
+    the contact itself holds (``photos`` aside, which ``photo_url_of`` sorts).
+
+    ``shown``: as it is read, a field the contact holds nothing of keeps the profile's
+    items, as Google Contacts shows them: a contact added by its address alone is named by
+    its profile, not shown unnamed. (Written back, the contact's own items are the base:
+    a field the user edits here then becomes the contact's own, and hides the profile's.)
+    """
     if not any(
         isinstance(v, list) and not all(_from_contact(i) for i in v)
         for k, v in person.items()
         if k != "photos"
     ):
         return person
-    return {
-        k: [i for i in v if _from_contact(i)] if isinstance(v, list) and k != "photos" else v
-        for k, v in person.items()
-    }
+    out: dict[str, Any] = {}
+    for k, v in person.items():
+        if isinstance(v, list) and k != "photos":
+            own = [i for i in v if _from_contact(i)]
+            out[k] = own if own or not shown else v
+        else:
+            out[k] = v
+    return out
 
 
 def _first(person: Mapping[str, Any], key: str) -> dict[str, Any]:
@@ -148,7 +158,7 @@ def manager_of(person: Mapping[str, Any]) -> str | None:
 
 
 def fields_of(person: Mapping[str, Any]) -> ContactFields:
-    person = contact_data(person)
+    person = contact_data(person, shown=True)
     name = _first(person, "names")
     org = _first(person, "organizations")
     emails = tuple(
