@@ -75,6 +75,9 @@ def test_account_lifecycle(db: str) -> None:
         app, ["accounts", "revoke", str(issued["access_token"]), "--database-url", db]
     )
     assert again.exit_code == 1 and "No such token" in again.output
+    # A token that started with "-" (issued before they never did) goes after "--".
+    created_token = str(created["access_token"])
+    assert "revoked" in str(run("accounts", "revoke", "--database-url", db, "--", created_token))
     assert "deleted" in str(run("accounts", "delete", account_id, "--database-url", db))
     assert run("accounts", "list", "--json", "--database-url", db) == []
 

@@ -232,7 +232,13 @@ def token(
 
 @app.command()
 def revoke(
-    access_token: Annotated[str, typer.Argument(help="The token to revoke.")],
+    access_token: Annotated[
+        str,
+        typer.Argument(
+            help='The token to revoke (an older one that starts with "-" goes after "--": '
+            "rolodex accounts revoke -- -abc...)."
+        ),
+    ],
     database_url: DatabaseUrl = None,
 ) -> None:
     """Revoke an access token: it is refused from then on."""

@@ -29,7 +29,12 @@ def looks_like_id(value: str) -> bool:
 
 
 def new_token() -> str:
-    return secrets.token_urlsafe(32)
+    """256 random bits, URL-safe; never starting with "-", which a command line reads as an
+    option (``rolodex accounts revoke -TM7...`` failed for one token in 64)."""
+    while True:
+        token = secrets.token_urlsafe(32)
+        if not token.startswith("-"):
+            return token
 
 
 def hash_token(token: str) -> str:
