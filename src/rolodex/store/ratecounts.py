@@ -101,7 +101,7 @@ class RateCountRounds:
         removed first."""
         ordered = sorted(rows)
         if prune_before is not None:
-            self._execute(b"prune", [_int(int(prune_before))])
+            self._execute(b"prune", [_int(prune_before)])
         found = self._execute(
             b"add",
             [
@@ -139,8 +139,8 @@ class RateCountRounds:
         rounds: dict[str, int] = {}
         sums: dict[Slot, int] = {}
         keys: dict[str, dict[str, int]] = {p: {} for p, _, _ in reached}
-        for raw_kind, raw_w, raw_k, raw_n in rows:
-            kind, w, k, n = raw_kind, int(raw_w), raw_k.decode(), int(raw_n)
+        for kind, raw_w, raw_k, raw_n in rows:
+            w, k, n = int(raw_w), raw_k.decode(), int(raw_n)
             if kind == b"0":
                 rounds[k] = max(n, rounds.get(k, n))
             elif kind == b"1":
@@ -210,7 +210,7 @@ def _rows(result: Any) -> list[tuple[bytes, ...]]:
     raise errors.lookup(sqlstate)(message) if sqlstate else OperationalError(message)
 
 
-def _int(value: int) -> bytes:
+def _int(value: float) -> bytes:
     return str(int(value)).encode()
 
 

@@ -22,10 +22,6 @@ class Held(Exception):
     delivered yet), or a write of a contact in such a group. Not the provider's refusal:
     the push delivers the other write and tries this one again soon."""
 
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
-
 
 def push_group(local: LocalSide, connector: Connector, account: Account, item: OutboxItem) -> None:
     """Create, rename or delete the group at the provider; errors are left to the caller,

@@ -72,7 +72,8 @@ class OutboxPush:
 
     def run(self) -> None:
         """Deliver the outbox in order. A transient failure stops the push (later writes of
-        the same contact must not overtake it); a refusal is parked and the rest goes on."""
+        the same contact must not overtake it); a refusal is parked and the rest goes on,
+        and so is a held write (``Held``), for seconds, with the later writes of its object."""
         while True:
             items = [i for i in self.mirror.pending(self.account.id) if i.seq not in self.seen]
             if not items:
@@ -100,8 +101,8 @@ class OutboxPush:
                 # push, once the push has gone past this one.
                 self.held.add(item.object_id)
                 delay = backoff(item.attempts)
-                self.mirror.retry_later(account.id, item, time.time() + delay, held.message)
-                log.info("%s waits: %s", what, held.message, extra=extra)
+                self.mirror.retry_later(account.id, item, time.time() + delay, str(held))
+                log.info("%s waits: %s", what, held, extra=extra)
                 return True
             except TransientError as error:
                 delay = backoff(item.attempts, error.retry_after)
