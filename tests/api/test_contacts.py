@@ -189,6 +189,20 @@ def test_bad_list_parameters_are_400(api: ApiAccount, params: dict[str, Any], me
         assert response.json() == {"message": message, "type": "invalid_request_error"}
 
 
+@pytest.mark.parametrize("limit", [1, 100, 1000])
+def test_a_page_past_every_contact_is_empty_up_to_the_largest_offset(
+    api: ApiAccount, limit: int
+) -> None:
+    # offset + limit past a 64-bit integer is where the page ends: it must not be bound.
+    create(api, given_name="One")
+    for offset in (2**63 - 1, 2**63 - limit, 2**63 - 1 - limit):
+        for view in (None, "ids"):
+            query = {"limit": limit, "offset": offset, "view": view}
+            response = api.client.get("/contacts", params=query)
+            assert response.status_code == 200, (query, response.text)
+            assert response.json() == []
+
+
 def test_filters_match_exactly_and_combine_with_views(api: ApiAccount) -> None:
     full = create(api, **FULL)
     other = create(

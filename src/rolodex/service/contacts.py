@@ -19,7 +19,7 @@ from rolodex.domain.etags import ContactChanged, contact_etag, if_match
 from rolodex.domain.ids import new_id
 from rolodex.domain.normalize import index_terms
 from rolodex.domain.profiles import profile_for
-from rolodex.domain.query import ContactFilter, ListQuery
+from rolodex.domain.query import MAX_OFFSET, ContactFilter, ListQuery
 from rolodex.domain.wire import (
     ContactPatch,
     contact_document,
@@ -182,6 +182,10 @@ class ContactService:
         """
         if not query.filter.is_empty:
             return absolute(b"[" + b",".join(self.page(account, query)) + b"]", base)
+        if query.offset > MAX_OFFSET - query.limit:
+            # No account holds that many contacts, and where such a page would end
+            # (offset + limit, bound in the page's statement) fits no 64-bit integer.
+            return b"[]"
         page: _CachedPage | None = None
         read: PageBody | None = None
         if self.cache.enabled:
