@@ -125,6 +125,42 @@ def test_collections_are_the_default_folder_and_every_folder_under_it(
     assert len(cols) == 4
 
 
+@pytest.mark.parametrize("listing", ["children", "default", "both"])
+@pytest.mark.parametrize("holds_contacts", [True, False])
+def test_the_default_folder_is_known_whether_or_not_the_folder_list_names_it(
+    graph: GraphEmulator, connector: MicrosoftConnector, listing: str, holds_contacts: bool
+) -> None:
+    # v1.0 lists the folders in the default one (microsoft-graph-docs-contrib#6327); the
+    # reference's example lists the default folder itself (DOC user-list-contactfolders).
+    # Either way the default folder is the collection "contacts", never "Contacts/Contacts",
+    # and its delta goes by its own id.
+    graph.folder_listing = listing
+    friends = graph.add_folder("Friends")
+    close = graph.add_folder("Close", parent=friends)
+    a = graph.add_contact({"givenName": "A"}) if holds_contacts else None
+    cols = {c.id: c.name for c in connector.collections()}
+    assert cols == {
+        DEFAULT: "Contacts",
+        friends: "Contacts/Friends",
+        close: "Contacts/Friends/Close",
+    }
+    snap = connector.snapshot(DEFAULT)
+    assert [i.remote_id for i in drain(snap)] == ([a] if a else [])
+    assert snap.cursor is not None and "$deltatoken=" in snap.cursor
+    (delta,) = graph.graph_requests("GET", "/delta")
+    assert delta.path == f"/v1.0/me/contactFolders/{graph.default_folder.id}/contacts/delta"
+
+
+@pytest.mark.parametrize("listing", ["children", "default"])
+def test_a_mailbox_with_only_its_default_folder_has_one_collection(
+    graph: GraphEmulator, connector: MicrosoftConnector, listing: str
+) -> None:
+    graph.folder_listing = listing
+    assert [(c.id, c.name) for c in connector.collections()] == [(DEFAULT, "Contacts")]
+    b = graph.add_contact({"givenName": "B"})
+    assert [i.remote_id for i in drain(connector.snapshot(DEFAULT))] == [b]
+
+
 def test_folder_lists_are_paged_and_new_and_deleted_folders_are_noticed(
     graph: GraphEmulator, connector: MicrosoftConnector
 ) -> None:

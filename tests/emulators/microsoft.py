@@ -240,6 +240,13 @@ class GraphEmulator:
         self.replay_next_round = False  # the next round from a deltaLink replays everything
         self.empty_first_page = False  # a round begins with an empty nextLink page
         self.folder_page_size: int | None = None  # server-side paging of folder lists
+        # What GET /me/contactFolders lists. "children": the folders in the default one, each
+        # with the default folder's id as parentFolderId, as v1.0 answers
+        # (microsoft-graph-docs-contrib#6327's v1.0 response). "default": the default folder
+        # itself, its parentFolderId the mailbox root, as the reference's example response
+        # shows it (DOC user-list-contactfolders, "Response": one folder, "displayName":
+        # "Contacts"). "both": the default folder and the folders in it.
+        self.folder_listing = "children"
         self.filter_whole_mailbox = False  # an extended-property $filter sees every folder
         self.contacts_delta = False  # /me/contacts/delta served (undocumented)
         self.faults: list[Fault] = []
@@ -843,7 +850,7 @@ class GraphEmulator:
         if not rest:
             # GM §3.2: GET /me/contactFolders lists the folders under the default one.
             if method == "GET":
-                return self._folder_list(request, self.default_folder.id, query)
+                return self._folder_list(request, None, query)
             if method == "POST":
                 # DOC user-post-contactfolders: POST /me/contactFolders {displayName} makes
                 # a folder in the default one, 201 with the contactFolder.
@@ -911,13 +918,20 @@ class GraphEmulator:
                 409, "ErrorFolderExists", "A folder with the specified name already exists."
             )
 
-    def _folder_list(self, request: Request, parent: str, query: dict[str, str]) -> Response:
+    def _folder_list(self, request: Request, parent: str | None, query: dict[str, str]) -> Response:
         # Collections page at 10 by default (PR M8) with an @odata.nextLink ($skip). The
         # server may also page on its own, below the $top asked for (DOC paging, "Paging
         # Microsoft Graph data": results come in pages "due to server-side paging or due to
         # the use of the $top query parameter"; a client follows @odata.nextLink until
         # there is none): ``folder_page_size``.
-        children = [f for f in self.folders.values() if f.parent == parent]
+        # ``parent`` None: GET /me/contactFolders, in the shape ``folder_listing`` names.
+        default = self.default_folder
+        if parent is not None or self.folder_listing == "children":
+            children = [f for f in self.folders.values() if f.parent == (parent or default.id)]
+        elif self.folder_listing == "default":
+            children = [default]
+        else:
+            children = [default, *(f for f in self.folders.values() if f.parent == default.id)]
         top = _int(query.get("$top"), DEFAULT_PAGE, MAX_PAGE)
         if self.folder_page_size is not None:
             top = min(top, self.folder_page_size)

@@ -63,49 +63,112 @@ class FolderTree:
     def _load(self) -> dict[str, Folder]:
         """Every folder, or an error: never part of them. The engine takes a folder that
         ``collections`` does not list for one deleted in Outlook, and deletes its contacts
-        here, so a listing with a page or a level missing must fail as a whole."""
-        folders = {DEFAULT: Folder(DEFAULT, DEFAULT_NAME, DEFAULT_NAME)}
-        # Breadth first: the folders under the default one, then each level's childFolders,
-        # the folders of a level listed side by side (4 at a time, the mailbox's limit).
-        level = [
-            (item, DEFAULT_NAME)
-            for item in self._client.pages("/me/contactFolders", {"$top": "100"})
-        ]
-        for item, _path in level[:1]:
-            self.learn_default(item)
+        here, so a listing with a page or a level missing must fail as a whole.
+
+        ``/me/contactFolders`` is "the contact folder collection in the default Contacts
+        folder" (DOC user-list-contactfolders), which v1.0 answers with the folders in it
+        (microsoft-graph-docs-contrib#6327), but the reference's example answers with the
+        default folder itself: that folder is known by its id (``_learn_default``) and
+        never listed as a folder of its own, and what is in it is found through its
+        childFolders either way."""
+        listed = self._client.pages("/me/contactFolders", {"$top": "100"})
+        default_id = self._learn_default(listed)
+        # Breadth first: the listing, then each level's childFolders, the folders of a level
+        # listed side by side (4 at a time, the mailbox's limit). A folder's parent is the
+        # folder whose childFolders named it; one only in the listing is in the default
+        # folder, unless its parentFolderId names another folder found.
+        entries: dict[str, dict[str, Any]] = {}
+        parents: dict[str, str | None] = {}
+        expanded: set[str] = set()
+        level: list[tuple[dict[str, Any], str | None]] = [(item, None) for item in listed]
         pool = self._requests()
         while level:
-            found: list[Folder] = []
-            for item, parent_path in level:
+            todo: list[str] = []
+            for item, parent in level:
                 folder_id = str(item.get("id") or "")
-                if not folder_id or folder_id in folders:
+                if not folder_id:
                     continue
-                name = str(item.get("displayName") or "").replace("/", "-").strip()
-                name = name or "Unnamed"
-                folder = Folder(folder_id, name, f"{parent_path}/{name}")
-                folders[folder_id] = folder
-                found.append(folder)
-            children = pool.map(self._children, found)
+                if folder_id != default_id:
+                    entries.setdefault(folder_id, item)
+                    if parent is not None or folder_id not in parents:
+                        parents[folder_id] = parent
+                if folder_id not in expanded:
+                    expanded.add(folder_id)
+                    todo.append(folder_id)
+            children = pool.map(self._children, todo)
             level = [
-                (child, folder.path)
-                for folder, items in zip(found, children, strict=True)
+                (child, None if folder_id == default_id else folder_id)
+                for folder_id, items in zip(todo, children, strict=True)
                 for child in items
             ]
+        folders = {DEFAULT: Folder(DEFAULT, DEFAULT_NAME, DEFAULT_NAME)}
+        paths: dict[str, str] = {}
+
+        def path(folder_id: str, seen: frozenset[str]) -> str:
+            if folder_id in paths:
+                return paths[folder_id]
+            item = entries[folder_id]
+            parent = parents.get(folder_id)
+            if parent is None:
+                named = item.get("parentFolderId")
+                if isinstance(named, str) and named in entries and named not in seen:
+                    parent = named
+            name = str(item.get("displayName") or "").replace("/", "-").strip() or "Unnamed"
+            above = DEFAULT_NAME if parent is None else path(parent, seen | {folder_id})
+            paths[folder_id] = f"{above}/{name}"
+            return paths[folder_id]
+
+        for folder_id in entries:
+            full = path(folder_id, frozenset({folder_id}))
+            folders[folder_id] = Folder(folder_id, full.rsplit("/", 1)[1], full)
         return folders
 
-    def _children(self, folder: Folder) -> list[dict[str, Any]]:
-        """The folders right under ``folder``, every page of them. A folder gone by now
+    def _children(self, folder_id: str) -> list[dict[str, Any]]:
+        """The folders right under a folder, every page of them. A folder gone by now
         (deleted between the listing of its parent and its own) leaves this listing
         without whatever was under it, which must not read as their deletion: transient,
         and the next sync lists again."""
         try:
             return self._client.pages(
-                f"/me/contactFolders/{seg(folder.id)}/childFolders", {"$top": "100"}
+                f"/me/contactFolders/{seg(folder_id)}/childFolders", {"$top": "100"}
             )
         except RemoteNotFound:
             raise TransientError(
-                f"the contact folder {folder.path} went away while the folders were listed"
+                "a contact folder went away while the folders were listed"
             ) from None
+
+    def _learn_default(self, listed: list[dict[str, Any]]) -> str | None:
+        """The default folder's Graph id, known once and kept: a contact of ``/me/contacts``
+        (scoped to the default folder) names it as its parentFolderId. With none there, the
+        listing tells: the folder all it lists are in, unless the one folder it lists is in
+        a parent that is not a contact folder (the mailbox root): then that folder is the
+        default one, listed itself."""
+        if self._default_id is not None:
+            return self._default_id
+        page = self._client.get_json(
+            "/me/contacts", params={"$top": "1", "$select": "parentFolderId"}
+        )
+        for entry in page.get("value") or []:
+            self.learn_default(entry)
+        if self._default_id is not None or not listed:
+            return self._default_id
+        ids = {str(item.get("id") or "") for item in listed}
+        outer = {
+            p
+            for item in listed
+            if isinstance(p := item.get("parentFolderId"), str) and p and p not in ids
+        }
+        if len(outer) != 1:
+            return None  # no telling; the next load asks again
+        (parent,) = outer
+        in_it = [item for item in listed if item.get("parentFolderId") == parent]
+        if len(in_it) == 1:
+            try:
+                self._client.get_json(f"/me/contactFolders/{seg(parent)}", params={"$select": "id"})
+            except (RemoteNotFound, PermanentError):  # not a contact folder
+                parent = str(in_it[0]["id"])
+        self._default_id = parent
+        return parent
 
     def home(self, group_names: tuple[str, ...]) -> str | None:
         """The folder named by a contact's group (a path, or a folder's name when only one
@@ -123,9 +186,9 @@ class FolderTree:
         return None
 
     def learn_default(self, entry: dict[str, Any]) -> None:
-        """What ``/me/contacts`` and ``/me/contactFolders`` list is in the default folder
-        (DOC user-list-contacts, user-list-contactfolders): its parentFolderId is that
-        folder's id."""
+        """A contact of ``/me/contacts`` is in the default folder (DOC user-list-contacts):
+        its parentFolderId is that folder's id. Not a listed folder's: the listing may name
+        the default folder itself (``_load``)."""
         parent = entry.get("parentFolderId")
         if self._default_id is None and isinstance(parent, str) and parent:
             self._default_id = parent
@@ -135,12 +198,8 @@ class FolderTree:
         request is ``/me/contactFolders/{id}/contacts/delta`` (DOC contact-delta), and
         ``/me/contacts/delta`` is not documented (Microsoft Q&A 1634378). None while the
         folder holds neither contacts nor folders, so that nothing names it."""
-        for path in ("/me/contacts", "/me/contactFolders"):
-            if self._default_id is not None:
-                break
-            page = self._client.get_json(path, params={"$top": "1", "$select": "parentFolderId"})
-            for entry in page.get("value") or []:
-                self.learn_default(entry)
+        if self._default_id is None:
+            self.folders(refresh=True)  # learns it, from a contact added since too
         return self._default_id
 
     def delta_start(self, collection: str) -> str | None:
