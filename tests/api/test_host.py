@@ -74,3 +74,24 @@ def test_the_public_url_wins_and_is_escaped(app: App) -> None:
     assert base_url(settings, "http", 'evil","x') == b'https://x.test/a\\"b'
     with pytest.raises(InvalidHost):
         base_url(dataclasses.replace(app.settings, public_url=None), "http", 'evil","x')
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "location"),
+    [
+        ("GET", "/contacts/groups/", "/contacts/groups"),
+        ("GET", "/account/?x=1&y=2", "/account?x=1&y=2"),
+        ("PUT", "/contacts/abc%20def/", "/contacts/abc%20def"),
+        ("DELETE", "/contacts/abc/", "/contacts/abc"),
+    ],
+)
+@pytest.mark.parametrize("host", ["evil.example", "evil.example:8443"])
+def test_a_trailing_slash_redirect_names_no_host(
+    api: ApiAccount, host: str, method: str, path: str, location: str
+) -> None:
+    # The Host is any client's to send: a Location built from it sends the client there.
+    response = api.client.request(
+        method, path, headers={"host": host}, json={}, follow_redirects=False
+    )
+    assert response.status_code == 307, response.text
+    assert response.headers["location"] == location

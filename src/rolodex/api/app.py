@@ -6,8 +6,11 @@ from typing import Any
 
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
+from fastapi.responses import RedirectResponse
 from fastapi_offline import FastAPIOffline
 from pydantic.json_schema import models_json_schema
+from starlette.routing import Match
+from starlette.types import Receive, Scope, Send
 
 import rolodex
 from rolodex.api import account, connect, contacts, delta, errors, groups, schemas, signin
@@ -79,8 +82,10 @@ def create_app(
         title="Rolodex",
         version=rolodex.__version__,
         description=DESCRIPTION,
-        redirect_slashes=True,
+        # v2 took a trailing slash (wire reference §2.2); redirected by relative_slash_redirects.
+        redirect_slashes=False,
     )
+    relative_slash_redirects(app)
     app.state.services = svc
     errors.install(app)
     app.include_router(account.router)
@@ -94,6 +99,33 @@ def create_app(
     # included.
     limits = RateLimits(settings, store) if settings.rate_limits else None
     return Observed(FastReads(app, svc) if fast_reads else app, store, limits)
+
+
+def relative_slash_redirects(app: FastAPI) -> None:
+    """A path with a trailing slash that a route takes without it answers 307 to that
+    path. Starlette's own redirect names the request's Host in ``Location``, which is any
+    client's to send (an open redirect for whoever can plant a link); the path alone
+    means the same to every client."""
+    router = app.router
+    not_found = router.default
+
+    async def default(scope: Scope, receive: Receive, send: Send) -> None:
+        path: str = scope["path"]
+        if scope["type"] == "http" and len(path) > 1 and path.endswith("/"):
+            stripped = {**scope, "path": path.rstrip("/")}
+            raw: bytes = scope.get("raw_path") or path.encode()
+            target = raw.rstrip(b"/")
+            # "//host" would be a link to another site; no route's path starts so.
+            local = target.startswith(b"/") and not target.startswith(b"//")
+            if local and any(r.matches(stripped)[0] is not Match.NONE for r in router.routes):
+                if scope.get("query_string"):
+                    target += b"?" + scope["query_string"]
+                location = scope.get("root_path", "") + target.decode("latin-1")
+                await RedirectResponse(location, status_code=307)(scope, receive, send)
+                return
+        await not_found(scope, receive, send)
+
+    router.default = default
 
 
 def _document_request_bodies(app: FastAPI) -> None:
