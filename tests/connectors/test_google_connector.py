@@ -541,6 +541,29 @@ class TestWriting:
         assert groups[:2] == ["contactGroups/myContacts", "contactGroups/starred"]
         assert len(groups) == 3
 
+    def test_a_workspace_domain_membership_is_not_written_back(
+        self, google: Google, connector: GoogleConnector
+    ) -> None:
+        # Membership.domainMembership is "Output only", and "Only contact group memberships
+        # can be modified" (developers.google.com/people/api/rest/v1/people#membership):
+        # Google sets it on a Workspace colleague, and a write of memberships names groups.
+        emulator = google.emulator
+        rn = emulator.add_person(names=[{"givenName": "Col"}])
+        memberships = emulator.person(rn)["memberships"]
+        emulator.edit_person(
+            rn, memberships=[*memberships, {"domainMembership": {"inViewerDomain": True}}]
+        )
+        [item] = connector.fetch(PEOPLE, [rn])
+        assert isinstance(item, RemoteContact)
+        local = LocalContact(fields=item.fields, group_names=("Starred",), touched=("groups",))
+        connector.update(rn, item.etag, local, item.raw)
+        [call] = emulator.calls(":updateContact")
+        sent = orjson.loads(call.body)["memberships"]
+        assert all("contactGroupMembership" in m for m in sent)
+        kept = emulator.person(rn)["memberships"]
+        assert {"domainMembership": {"inViewerDomain": True}} in kept  # Google's own, kept
+        assert len(kept) == 3
+
     def test_picture_written_and_removed(self, google: Google, connector: GoogleConnector) -> None:
         written = connector.create(PEOPLE, ADA, "r6")
         with_photo = dataclasses.replace(

@@ -717,6 +717,8 @@ class GoogleEmulator:
             # contact_group_resource_name can be used for modifying memberships."
             group = cgm.get("contactGroupResourceName")
             if group is None:
+                # Membership: "Only contact group memberships can be modified"; its
+                # domainMembership is "Output only" (people#membership).
                 raise invalid("Membership must have a contactGroupMembership.")
             cgm["contactGroupResourceName"] = group
             gid = group.split("/", 1)[1]
@@ -1515,6 +1517,14 @@ class GoogleEmulator:
             m.get("contactGroupMembership") for m in data.get("memberships") or ()
         ):
             raise invalid("Contact must have at least one contact group membership.")  # P §2a
+        if "memberships" in mask:
+            # Membership.domainMembership: "Output only"; "Only contact group memberships
+            # can be modified" (developers.google.com/people/api/rest/v1/people#membership):
+            # Google's own stays whatever the write says.
+            data["memberships"] = [
+                *(data.get("memberships") or ()),
+                *(m for m in person.get("memberships") or () if m.get("domainMembership")),
+            ]
         # GM §3.1: "All fields specified in the update_mask will be replaced."
         for name in mask:
             value = data.get(name)

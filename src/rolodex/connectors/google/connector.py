@@ -391,7 +391,7 @@ class GoogleConnector:
             )
             return person
 
-        person, partial = self._labels.memberships_written(contact, {}, made)
+        person, partial = self._labels.memberships_written(contact, made)
         if contact.picture:
             person = self._set_photo(person["resourceName"], contact)
         return WriteResult(
@@ -455,7 +455,7 @@ class GoogleConnector:
 
         person, partial = base, False
         if "groups" in touched:
-            person, partial = self._labels.memberships_written(contact, base, updated)
+            person, partial = self._labels.memberships_written(contact, updated)
         elif patch:
             person = updated(None)
         if "picture" in touched:

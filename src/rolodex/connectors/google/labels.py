@@ -124,7 +124,7 @@ class Labels:
         return found, gone
 
     def memberships_written(
-        self, contact: LocalContact, base: dict[str, Any], write: Callable[[list[Any]], T]
+        self, contact: LocalContact, write: Callable[[list[Any]], T]
     ) -> tuple[T, bool]:
         """``write(memberships)`` with the contact's groups; once more with the groups
         listed again when Google refuses them because one is gone (a 400 naming no reason
@@ -133,14 +133,14 @@ class Labels:
         asked (``WriteResult.partial``)."""
         sent, gone = self._resource_names(contact)
         try:
-            return write(mapping.memberships(sent, base)), gone
+            return write(mapping.memberships(sent)), gone
         except PermanentError as exc:
             if exc.status != 400:
                 raise
             now, gone = self._resource_names(contact, fresh=True)
             if now == sent:
                 raise
-            return write(mapping.memberships(now, base)), gone
+            return write(mapping.memberships(now)), gone
 
     def _make(self, name: str) -> tuple[dict[str, Any], bool]:
         """The user group ``name``, made now (``contactGroups.create``); and whether it was

@@ -441,16 +441,12 @@ def person_patch(
     return out
 
 
-def memberships(group_resource_names: Iterable[str], raw: Mapping[str, Any]) -> list[Any]:
-    """``memberships`` for these groups, keeping memberships that are not contact groups'
-    (a Workspace domain membership)."""
-    others = [
-        _strip(m)
-        for m in raw.get("memberships") or ()
-        if isinstance(m, dict) and not m.get("contactGroupMembership")
-    ]
-    groups = [
+def memberships(group_resource_names: Iterable[str]) -> list[Any]:
+    """``memberships`` for these groups. Contact groups' only: a Workspace colleague's
+    ``domainMembership`` is "Output only" and "Only contact group memberships can be
+    modified" (Person.memberships), so Google keeps it whatever is sent, and a server that
+    holds to the schema refuses a membership without a contact group."""
+    return [
         {"contactGroupMembership": {"contactGroupResourceName": rn}}
         for rn in dict.fromkeys(group_resource_names)
     ]
-    return groups + others
