@@ -50,6 +50,11 @@ def check_picture(data: bytes) -> str:
             content_type = _FORMATS[str(image.format)]
     except InvalidPicture:
         raise
+    except Image.DecompressionBombError:
+        # Pillow's own check, before the size can be read: far past the limit.
+        raise InvalidPicture(
+            f"a picture may have at most {MAX_PICTURE_PIXELS} pixels; this one has far more"
+        ) from None
     except Exception:  # Pillow raises OSError, SyntaxError, ValueError... for broken data
         raise InvalidPicture(f"the {kind.mime} data could not be decoded") from None
     if content_type != kind.mime:
