@@ -408,6 +408,26 @@ class TestWriting:
         assert result.etag == person["etag"]
         assert orjson.loads(result.raw or b"{}")["etag"] == person["etag"]
 
+    def test_a_birthday_with_a_year_is_cleared_one_without_is_kept(
+        self, google: Google, connector: GoogleConnector
+    ) -> None:
+        emulator = google.emulator
+        dated = emulator.add_person(birthdays=[{"date": {"year": 1990, "month": 1, "day": 2}}])
+        yearless = emulator.add_person(birthdays=[{"date": {"month": 1, "day": 2}}])
+        for rn in (dated, yearless):
+            [item] = connector.fetch(PEOPLE, [rn])
+            assert isinstance(item, RemoteContact)
+            fields = dataclasses.replace(item.fields, birthday=None, nickname="N")
+            local = LocalContact(fields=fields, touched=("birthday", "nickname"))
+            connector.update(rn, item.etag, local, item.raw)
+        assert "birthdays" not in emulator.person(dated)
+        assert emulator.person(yearless)["birthdays"] == [{"date": {"month": 1, "day": 2}}]
+        updates = emulator.calls(":updateContact")
+        assert [c.param("updatePersonFields") for c in updates] == [
+            "birthdays,nicknames",
+            "nicknames",
+        ]
+
     def test_a_field_only_its_linked_profile_holds_is_shown_and_not_written_back(
         self, google: Google, connector: GoogleConnector
     ) -> None:

@@ -214,6 +214,23 @@ def test_update_keeps_what_v2_cannot_show(synced: Synced) -> None:
     assert {r["type"] for r in person["relations"]} == {"spouse", "manager"}
 
 
+def test_a_yearless_birthday_survives_a_client_saving_back_what_it_read(synced: Synced) -> None:
+    # An SDK saves the whole contact it read, "birthday": null included: v2 shows a birthday
+    # without a year as null, so that null is no change to it.
+    rn = synced.google.add_person(
+        names=[{"givenName": "Leap"}], birthdays=[{"date": {"month": 2, "day": 29}}]
+    )
+    synced.sync()
+    leap = synced.by_name("Leap")
+    assert leap["birthday"] is None
+    body = {k: leap[k] for k in ("given_name", "birthday", "emails", "phone_numbers")}
+    synced.svc.contacts.update(synced.account, str(leap["id"]), {**body, "job_title": "Jester"})
+    synced.sync()
+    person = synced.google.person(rn)
+    assert person["organizations"][0]["title"] == "Jester"
+    assert person["birthdays"] == [{"date": {"month": 2, "day": 29}}]
+
+
 def test_stale_etag_merges_both_sides(synced: Synced) -> None:
     rn = synced.google.add_person(
         names=[{"givenName": "Both"}], biographies=[{"value": "old note"}]

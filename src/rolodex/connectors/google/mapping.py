@@ -6,7 +6,7 @@ the Person fields that the local change touched, starting from the person as las
 relations other than the manager, user-defined fields, external ids, the extra keys of list
 items that did not change. A birthday without a year (Google's year 0 or no year) reads as
 None, since v2's ``YYYY-MM-DD`` cannot hold it; it is rewritten only when the birthday itself
-was touched.
+is given a date.
 """
 
 from __future__ import annotations
@@ -399,7 +399,10 @@ def person_patch(
         out["nicknames"] = ([{"value": fields.nickname}] if fields.nickname else []) + rest
     if "birthday" in touched:
         if fields.birthday is None:
-            out["birthdays"] = []
+            # A birthday v2 cannot show (no year) reads as null: a null written back, as a
+            # client saving the whole contact it read does, is no change to it.
+            if birthday_of(raw) is not None:
+                out["birthdays"] = []
         else:
             b = fields.birthday
             out["birthdays"] = [{"date": {"year": b.year, "month": b.month, "day": b.day}}]
