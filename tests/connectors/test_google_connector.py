@@ -646,6 +646,23 @@ class TestErrors:
             connector.verify()
         assert caught.value.retry_after is None
 
+    def test_a_retry_delay_in_the_error_body_is_honoured(
+        self, google: Google, connector: GoogleConnector
+    ) -> None:
+        # google.rpc.RetryInfo "Describes when the clients can retry a failed request"
+        # (cloud.google.com/apis/design/errors#error_details): Google's errors say so in the
+        # body where no Retry-After header does.
+        google.emulator.fail(
+            429, path="connections", reason="RATE_LIMIT_EXCEEDED", retry_delay="12.5s"
+        )
+        with pytest.raises(TransientError) as caught:
+            connector.verify()
+        assert caught.value.retry_after == 12.5
+        google.emulator.fail(429, path="connections", retry_after="3", retry_delay="12s")
+        with pytest.raises(TransientError) as caught:
+            connector.verify()
+        assert caught.value.retry_after == 3  # the header, where there is one
+
     def test_rate_limit_403_is_transient_other_403_permanent(
         self, google: Google, connector: GoogleConnector
     ) -> None:

@@ -186,6 +186,7 @@ class ApiError(Exception):
         reason: str | None = None,
         errors_reason: str | None = None,
         headers: dict[str, str] | None = None,
+        retry_delay: str | None = None,
     ) -> None:
         super().__init__(message)
         self.code = code
@@ -194,6 +195,7 @@ class ApiError(Exception):
         self.reason = reason
         self.errors_reason = errors_reason
         self.headers = headers or {}
+        self.retry_delay = retry_delay
 
     def body(self) -> dict[str, Any]:
         error: dict[str, Any] = {"code": self.code, "message": self.message, "status": self.status}
@@ -205,6 +207,17 @@ class ApiError(Exception):
                     "domain": "people.googleapis.com" if self.code != 403 else "googleapis.com",
                 }
             ]
+        if self.retry_delay:
+            # google.rpc.RetryInfo, "Describes when the clients can retry a failed request.
+            # Clients could ignore the recommendation here or retry when this information is
+            # missing" (cloud.google.com/apis/design/errors#error_details); its retryDelay a
+            # Duration in proto JSON ("30s").
+            error.setdefault("details", []).append(
+                {
+                    "@type": "type.googleapis.com/google.rpc.RetryInfo",
+                    "retryDelay": self.retry_delay,
+                }
+            )
         if self.errors_reason:
             # The older per-error list that rate-limit 403s carry ("usageLimits" domain).
             error["errors"] = [
@@ -235,6 +248,7 @@ class Fault:
     message: str | None = None
     reason: str | None = None
     errors_reason: str | None = None
+    retry_delay: str | None = None  # RetryInfo.retryDelay in the body ("30s")
     delay: float = 0.0
     # The request is carried out, then answered with the error: a reply lost on the way.
     after: bool = False
@@ -253,6 +267,7 @@ class Fault:
             reason=self.reason,
             errors_reason=self.errors_reason,
             headers=headers,
+            retry_delay=self.retry_delay,
         )
 
 

@@ -5,7 +5,8 @@ Wire details from ``../shared/reference/google-microsoft.md`` §3.1 and
 
 - the token endpoint's ``invalid_grant`` / ``invalid_client``: ``InvalidCredentials``;
 - 401: the access token is refreshed and the call repeated once;
-- 429 and the rate-limit 403s: ``TransientError`` with the ``Retry-After`` delay, if any;
+- 429 and the rate-limit 403s: ``TransientError`` with the delay Google asks for, if any
+  (``Retry-After``, or the body's ``google.rpc.RetryInfo``);
 - 5xx, 409 ``ABORTED`` and network errors: ``TransientError`` (idempotent reads are
   retried a few times first);
 - an expired sync token (400 or 410 whose ``details[].reason`` is ``EXPIRED_SYNC_TOKEN``,
@@ -88,6 +89,9 @@ class ApiError:
     grpc_status: str
     message: str
     reasons: frozenset[str]
+    # google.rpc.RetryInfo.retryDelay, in seconds: "Clients should wait at least this long
+    # between retrying the same request" (cloud.google.com/apis/design/errors#error_details).
+    retry_delay: float | None = None
 
     @classmethod
     def of(cls, response: httpx.Response) -> ApiError:
@@ -99,19 +103,36 @@ class ApiError:
         if not isinstance(error, dict):
             text = response.text[:200].strip()
             return cls(response.status_code, "", text or response.reason_phrase, frozenset())
-        reasons = {d.get("reason") for d in error.get("details") or () if isinstance(d, dict)} | {
+        details = [d for d in error.get("details") or () if isinstance(d, dict)]
+        reasons = {d.get("reason") for d in details} | {
             e.get("reason") for e in error.get("errors") or () if isinstance(e, dict)
         }
+        delays = [
+            _duration(d.get("retryDelay"))
+            for d in details
+            if str(d.get("@type", "")).endswith("google.rpc.RetryInfo")
+        ]
         return cls(
             response.status_code,
             str(error.get("status") or ""),
             str(error.get("message") or response.reason_phrase),
             frozenset(r for r in reasons if isinstance(r, str)),
+            next((d for d in delays if d is not None), None),
         )
 
     def __str__(self) -> str:
         status = f" {self.grpc_status}" if self.grpc_status else ""
         return f"Google People API {self.status}{status}: {self.message}"
+
+
+def _duration(value: Any) -> float | None:
+    """A google.protobuf.Duration in proto JSON ("30s", "1.5s"), in seconds."""
+    if not isinstance(value, str) or not value.endswith("s"):
+        return None
+    try:
+        return max(0.0, float(value[:-1]))
+    except ValueError:
+        return None
 
 
 def retry_after(response: httpx.Response) -> float | None:
@@ -309,11 +330,11 @@ class PeopleClient:
                 or "quota exceeded" in error.message.lower()
             )
         ):
-            return TransientError(str(error), retry_after(response))
+            return TransientError(str(error), _wait(response, error))
         if status >= 500 or (status == 409 and error.grpc_status == "ABORTED"):
             # ABORTED: a concurrency conflict (google.rpc.Code: "retry at a higher level"),
             # unlike a 409 ALREADY_EXISTS (a contact group's name taken).
-            return TransientError(str(error), retry_after(response))
+            return TransientError(str(error), _wait(response, error))
         if status == 401:
             return InvalidCredentials(
                 f"Google refused the account's access token ({error.message}); reconnect the "
@@ -409,6 +430,13 @@ class PeopleClient:
                 return response
             self.refresh(stale=sent_with)
         raise AssertionError("unreachable")
+
+
+def _wait(response: httpx.Response, error: ApiError) -> float | None:
+    """How long Google asks a client to wait: its Retry-After header, else the body's
+    RetryInfo."""
+    header = retry_after(response)
+    return header if header is not None else error.retry_delay
 
 
 def _scope_insufficient(response: httpx.Response, error: ApiError) -> bool:
