@@ -721,6 +721,28 @@ class TestErrors:
         GoogleConnector(client).verify()
         client.close()
 
+    def test_a_read_retried_waits_as_long_as_google_asks(self, google: Google) -> None:
+        # A 503 with Retry-After says when to come back: soon, and the read waits that long
+        # and is retried; later, and it is handed back with the delay, not asked again now.
+        client = PeopleClient(
+            "client-id", "client-secret", google.refresh_token,
+            people_url=google.server.people_url, token_url=google.server.token_url,
+        )  # fmt: skip
+        connector = GoogleConnector(client)
+        connector.verify()
+        google.emulator.clear_log()
+        google.emulator.fail(503, path="connections", retry_after="1")
+        started = time.monotonic()
+        connector.verify()
+        assert time.monotonic() - started >= 1
+        google.emulator.clear_log()
+        google.emulator.fail(503, path="connections", retry_after="120")
+        with pytest.raises(TransientError) as caught:
+            connector.verify()
+        assert caught.value.retry_after == 120
+        assert len(google.emulator.calls("connections")) == 1
+        client.close()
+
     def test_access_token_refreshed_before_expiry_and_on_401(
         self, google: Google, connector: GoogleConnector
     ) -> None:

@@ -52,6 +52,9 @@ DEFAULT_TOKEN_URL = "https://oauth2.googleapis.com/token"
 # A token is refreshed this many seconds before Google says it expires.
 REFRESH_LEEWAY = 60
 TIMEOUT = httpx.Timeout(60.0, connect=10.0)
+# A read answered 5xx is retried here after at most this many seconds; a Retry-After longer
+# than that is handed to the engine, which comes back then.
+INLINE_WAIT = 5.0
 # 403 reasons that mean "too many requests", not "not allowed" (Google's error formats: the
 # older ``errors[].reason`` and ErrorInfo's ``details[].reason``).
 _RATE_LIMIT_REASONS = frozenset(
@@ -303,8 +306,11 @@ class PeopleClient:
                 attempt -= 1
                 continue
             if status >= 500 and attempt < attempts:
-                time.sleep(0.2 * attempt)
-                continue
+                # As soon as Google asks, not sooner; a longer wait is the engine's back-off.
+                wait = _wait(response, ApiError.of(response))
+                if wait is None or wait <= INLINE_WAIT:
+                    time.sleep(0.2 * attempt if wait is None else wait)
+                    continue
             raise self._classify(response)
 
     def _classify(self, response: httpx.Response) -> Exception:
