@@ -117,3 +117,43 @@ def test_python_sdk_reads_deltas(live_server: LiveServer, package: str) -> None:
     assert delta.attributes.emails == {None: ["s@x.org"]}
     # deltas.stream() is left out: the SDK ends a stream only on a read timeout, which
     # requests raises as ConnectionError mid-iteration, outside the SDK's except clause.
+
+
+def test_a_stream_ends_once_its_token_is_revoked(app: App, api: ApiAccount) -> None:
+    # A revoked token stops working at once (README, Secrets), a stream it opened too:
+    # else it would carry the account's changes for up to 30 minutes more.
+    token = app.accounts.issue_token(api.id)
+    client = app.client_for(token)
+    start = _cursor(api)
+
+    def revoke_then_write() -> None:
+        time.sleep(0.5)
+        app.services.accounts.revoke(token)
+        api.client.post("/contacts", json={"given_name": "AfterRevoke"})
+
+    writer = threading.Thread(target=revoke_then_write)
+    began = time.monotonic()
+    with client.stream("GET", "/delta/streaming", params={"cursor": start, "timeout": 20}) as s:
+        writer.start()
+        lines = [orjson.loads(line) for line in s.iter_lines() if line]
+    writer.join()
+    assert lines == []
+    assert time.monotonic() - began < 10
+
+
+def test_a_longpoll_answers_401_once_its_token_is_revoked(app: App, api: ApiAccount) -> None:
+    token = app.accounts.issue_token(api.id)
+    client = app.client_for(token)
+    start = _cursor(api)
+
+    def revoke_then_write() -> None:
+        time.sleep(0.5)
+        app.services.accounts.revoke(token)
+        api.client.post("/contacts", json={"given_name": "AfterRevoke"})
+
+    writer = threading.Thread(target=revoke_then_write)
+    writer.start()
+    answer = client.get("/delta/longpoll", params={"cursor": start, "timeout": 20})
+    writer.join()
+    assert answer.status_code == 401, answer.text
+    assert answer.json()["message"] == "Could not verify access credential."

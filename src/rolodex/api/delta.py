@@ -11,11 +11,12 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response, StreamingResponse
 
 from rolodex.api import schemas
+from rolodex.api.auth import token_from_authorization
 from rolodex.api.deps import Services, current_account, request_base_url, services
 from rolodex.api.draining import CHECK_SECONDS, draining
 from rolodex.api.render import absolute
 from rolodex.domain.account import Account
-from rolodex.domain.errors import InvalidQuery
+from rolodex.domain.errors import InvalidQuery, Unauthenticated
 from rolodex.service.changefeed import Delta, DeltaPage, parse_types
 
 router = APIRouter(tags=["deltas"])
@@ -129,7 +130,10 @@ async def longpoll(
         # Woken when the account changes (no query while it does not), or to poll where
         # changes are not announced (rolodex.service.changefeed), or to see whether the
         # process is shutting down.
-        if await svc.changes.wait_for_change(account, _until(deadline), mark):
+        changed = await svc.changes.wait_for_change(account, _until(deadline), mark)
+        if await _revoked(request, svc):
+            raise Unauthenticated()
+        if changed:
             mark = svc.changes.mark(account)
             page = await to_thread.run_sync(svc.changes.since, account, page.cursor_end, types)
 
@@ -167,12 +171,28 @@ async def streaming(
                 or await request.is_disconnected()
             ):
                 return
-            if page.deltas or await svc.changes.wait_for_change(account, _until(deadline), mark):
+            changed = bool(page.deltas) or await svc.changes.wait_for_change(
+                account, _until(deadline), mark
+            )
+            if await _revoked(request, svc):
+                return  # the stream's status is sent; ending it is all that is left
+            if changed:
                 mark = svc.changes.mark(account)
                 cursor_end = page.cursor_end
                 page = await to_thread.run_sync(svc.changes.since, account, cursor_end, types)
 
     return StreamingResponse(lines(), media_type="application/x-ndjson")
+
+
+async def _revoked(request: Request, svc: Services) -> bool:
+    """Whether the token a long-poll or stream came with has stopped working since (its
+    revocation, or its account's deletion, is at once, for the requests in flight too)."""
+    token = token_from_authorization(request.headers.get("authorization"))
+    try:
+        await to_thread.run_sync(svc.accounts.authenticate, token)
+    except Unauthenticated:
+        return True
+    return False
 
 
 def _until(deadline: float) -> float:
