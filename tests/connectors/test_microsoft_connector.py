@@ -780,6 +780,20 @@ def test_the_emulator_refuses_photo_deletes_as_graph_does(
     client.close()
 
 
+def test_the_emulator_refuses_read_only_properties_in_a_body(graph: GraphEmulator) -> None:
+    # Whatever the connector writes passes this (every write test above); a body made from
+    # what Graph answered would not.
+    cid = graph.add_contact({"givenName": "A"})
+    client = make_client(graph, [])
+    for name in ("id", "changeKey", "parentFolderId", "createdDateTime", "@odata.etag"):
+        with pytest.raises(PermanentError, match="read-only"):
+            client.request("PATCH", f"/me/contacts/{cid}", json={name: "x", "surname": "B"})
+        with pytest.raises(PermanentError, match="read-only"):
+            client.request("POST", "/me/contacts", json={name: "x", "givenName": "C"})
+    assert graph.contact(cid)["surname"] is None and len(graph.contacts) == 1
+    client.close()
+
+
 def test_pictures_are_read_apart_in_order_four_at_a_time(
     graph: GraphEmulator, connector: MicrosoftConnector
 ) -> None:

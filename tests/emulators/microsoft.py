@@ -960,6 +960,7 @@ class GraphEmulator:
             raise _bad_segment(tail[0])
         if method == "POST":
             # DOC contactfolder-post-contacts: POST /me/contactFolders/{id}/contacts.
+            _refuse_read_only(body)
             contact = self._create(folder, dict(body))
             return _json(self._render(contact, None), status=201)
         if method != "GET":
@@ -1039,6 +1040,7 @@ class GraphEmulator:
             return _json(self._render(contact, _select(query), expand))
         self._check_if_match(contact, request)
         if method == "PATCH":
+            _refuse_read_only(body)
             self._patch(contact, dict(body))
             return _json(self._render(contact, None))
         if method == "DELETE":
@@ -1239,6 +1241,22 @@ def _addresses_stored(body: dict[str, Any]) -> dict[str, Any]:
         if isinstance(value, dict):
             out[name] = {k: v for k, v in value.items() if v not in (None, "")}
     return out
+
+
+def _refuse_read_only(body: dict[str, Any]) -> None:
+    """A request body is a contact's writable properties only: DOC resources/contact calls
+    id, changeKey, createdDateTime, lastModifiedDateTime and parentFolderId read-only, and
+    an annotation such as ``@odata.etag`` is the server's to give (OData JSON format
+    4.01, "Control information": a client sends none but ``@odata.type`` and
+    ``@odata.bind``). Refused rather than ignored, so that a client sending back what it
+    read is caught; a Graph that ignores them is the lenient case."""
+    for name in body:
+        if name in READ_ONLY or (name.startswith("@") and name != "@odata.type"):
+            raise GraphError(
+                400,
+                "ErrorInvalidProperty",
+                f"The property '{name}' is read-only and cannot be set.",
+            )
 
 
 def _writable(body: dict[str, Any]) -> dict[str, Any]:
