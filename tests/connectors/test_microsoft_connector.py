@@ -6,6 +6,7 @@ import datetime as dt
 import threading
 import time
 from collections.abc import Iterator
+from email.utils import formatdate
 from typing import Any
 from urllib.parse import quote
 
@@ -864,6 +865,29 @@ def test_throttling_past_max_wait_is_transient_with_its_retry_after(
     with pytest.raises(TransientError) as caught:
         connector.collections()
     assert caught.value.retry_after == 120
+
+
+def test_a_retry_after_given_as_a_date_is_waited_for(
+    graph: GraphEmulator, connector: MicrosoftConnector
+) -> None:
+    # RFC 9110 §10.2.3: Retry-After is delay-seconds or an HTTP-date. Graph sends seconds
+    # (DOC concepts/throttling), but a gateway in front of it may send the date.
+    graph.fail(
+        503,
+        path_contains="/me/contactFolders",
+        retry_after=formatdate(time.time() + 2, usegmt=True),
+    )
+    started = time.monotonic()
+    assert connector.collections()
+    assert time.monotonic() - started >= 0.9  # not the 10 ms back-off of a missing header
+    graph.fail(
+        429,
+        path_contains="/me/contactFolders",
+        retry_after=formatdate(time.time() + 600, usegmt=True),
+    )
+    with pytest.raises(TransientError) as caught:
+        connector.collections()
+    assert caught.value.retry_after is not None and 590 <= caught.value.retry_after <= 601
 
 
 def test_a_create_is_not_sent_twice_after_a_server_error(

@@ -20,6 +20,8 @@ What it takes care of, so that the connector sees only answers or classified err
 
 from __future__ import annotations
 
+import datetime as dt
+import email.utils
 import functools
 import logging
 import random
@@ -346,11 +348,22 @@ def _follows_token(request: httpx.Request) -> bool:
 
 
 def _retry_after(response: httpx.Response) -> float | None:
+    """Seconds to wait: Graph sends delay-seconds, but the header may be an HTTP-date
+    (RFC 9110 §10.2.3), as from a proxy in front of it; a date is not "no header"."""
     value = (response.headers.get("Retry-After") or "").strip()
-    try:
-        return max(0.0, float(value)) if value else None
-    except ValueError:
+    if not value:
         return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=dt.UTC)
+    return max(0.0, when.timestamp() - time.time())
 
 
 def _short(url: str) -> str:
