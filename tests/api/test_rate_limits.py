@@ -5,6 +5,7 @@ Each refusal is a 429 in the v2 shape with X-RateLimit-Limit and X-RateLimit-Res
 from __future__ import annotations
 
 import asyncio
+import base64
 import dataclasses
 import time
 from typing import Any
@@ -89,6 +90,33 @@ def test_per_account_per_endpoint(app: App) -> None:
     assert other.get("/contacts").status_code == 200  # another account
     time.sleep(1.05)
     assert client.get("/contacts").status_code == 200  # a new second
+
+
+def spellings(token: str) -> list[str]:
+    """Authorization headers that all name ``token`` (Basic ignores the password)."""
+    basic = [base64.b64encode(f"{token}:{n}".encode()).decode() for n in range(4)]
+    return [
+        f"Bearer {token}",
+        f"bearer {token}",
+        f"Bearer  {token}",
+        f"BEARER {token}",
+        *(f"Basic {b}" for b in basic),
+        f"basic {basic[0]}",
+    ]
+
+
+@pytest.mark.parametrize("path", ["/contacts", "/contacts/groups"])
+def test_the_account_limit_counts_the_token_however_it_is_spelt(app: App, path: str) -> None:
+    # Counted under the header as sent, each spelling of one token had a limit of its own.
+    base = limited_app(app, rate_limit_account=5)
+    client, token = client_for(app, base)
+    client.auth = None
+    start_of_a_second()
+    statuses = [
+        client.get(path, headers={"authorization": header}).status_code
+        for header in spellings(token)
+    ]
+    assert statuses[:5] == [200] * 5 and set(statuses[5:]) == {429}, statuses
 
 
 def test_rate_limit_refusals_are_counted(app: App) -> None:

@@ -184,6 +184,15 @@ def _token(authorization: bytes | None) -> str | None:
     return token_from_authorization(authorization.decode("latin-1") if authorization else None)
 
 
+@functools.lru_cache(maxsize=1024)
+def credential(authorization: bytes) -> bytes:
+    """The access token an Authorization header names (empty if none), which is what the
+    rate limits count: the header itself has many spellings of one token (the scheme's
+    case, the spaces, any Basic password), each of which would have had a limit of its own."""
+    token = _token(authorization)
+    return token.encode() if token else b""
+
+
 def _with_version_header(send: Send) -> Send:
     async def wrapped(message: Message) -> None:
         if message["type"] == "http.response.start":

@@ -20,7 +20,16 @@ import orjson
 from anyio import to_thread
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 
-from rolodex.api.fastpath import ASGIApp, FastReads, Message, Receive, Scope, Send, hot_read
+from rolodex.api.fastpath import (
+    ASGIApp,
+    FastReads,
+    Message,
+    Receive,
+    Scope,
+    Send,
+    credential,
+    hot_read,
+)
 from rolodex.api.ratelimit import HOT_ENDPOINTS, RateLimits, refuse
 from rolodex.logs import REQUEST_ID
 from rolodex.metrics import HTTP
@@ -54,7 +63,7 @@ class Observed:
             return
         started = time.perf_counter()
         request_id = b""
-        authorization = b""  # the first one (the rate limits count under it)
+        authorization = b""  # the first one (the rate limits count the token it names)
         seen_id = False
         for name, value in scope["headers"]:
             if name == b"authorization":
@@ -89,7 +98,7 @@ class Observed:
         try:
             if self.limits is not None and not operation:
                 known = None if matched is None else HOT_ENDPOINTS[matched[0]]
-                admitted = self.limits.admit(scope, time.time(), authorization, known)
+                admitted = self.limits.admit(scope, time.time(), credential(authorization), known)
                 if admitted is not None and len(admitted) == 3:
                     limit, allowed, reset = admitted
                     route = _route(scope)

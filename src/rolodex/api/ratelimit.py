@@ -116,7 +116,7 @@ class RateLimits:
     ) -> tuple[str, int, float] | Slot | None:
         """A refusal (which limit, its value, seconds until it resets), or the slot the
         request holds (give it back with ``finish``), or None. ``authorization`` is the
-        request's first Authorization header (empty without one), and ``name`` its
+        access token the request's Authorization header names (empty without one), and ``name`` its
         ``endpoint`` if the caller knows it, a hot read's (``HOT_ENDPOINTS``; never an
         application route): ``rolodex.api.observe`` scans the headers once for everything
         it needs and has matched the route already."""
