@@ -119,6 +119,26 @@ def test_the_account_limit_counts_the_token_however_it_is_spelt(app: App, path: 
     assert statuses[:5] == [200] * 5 and set(statuses[5:]) == {429}, statuses
 
 
+@pytest.mark.parametrize("path", ["/contacts", "/contacts/groups", "/account"])
+def test_two_authorization_headers_are_refused(app: App, path: str) -> None:
+    # Which one would count? The fast reads took the last, the other routes and the rate
+    # limits the first: a fresh first header each time escaped the account's limit.
+    base = limited_app(app, rate_limit_account=1000)
+    client, token = client_for(app, base)
+    client.auth = None
+    for headers in (
+        [("authorization", f"Bearer {token}"), ("authorization", f"Bearer {token}")],
+        [("authorization", "Bearer forged"), ("authorization", f"Bearer {token}")],
+        [("authorization", f"Bearer {token}"), ("authorization", "Bearer forged")],
+    ):
+        response = client.get(path, headers=headers)
+        assert response.status_code == 401, (headers, response.text)
+        assert response.json() == {
+            "message": "Could not verify access credential.",
+            "type": "invalid_request_error",
+        }
+
+
 def test_rate_limit_refusals_are_counted(app: App) -> None:
     base = limited_app(app, rate_limit_account=1)
     client, _ = client_for(app, base)

@@ -41,6 +41,9 @@ access_log = logging.getLogger("rolodex.access")
 _REQUEST_ID = re.compile(rb"[A-Za-z0-9._:-]{8,64}")
 _OPS = frozenset({"/health", "/ready", "/metrics"})
 UNMATCHED = "unmatched"
+_UNAUTHENTICATED = orjson.dumps(
+    {"message": "Could not verify access credential.", "type": "invalid_request_error"}
+)
 
 
 class Observed:
@@ -63,12 +66,13 @@ class Observed:
             return
         started = time.perf_counter()
         request_id = b""
-        authorization = b""  # the first one (the rate limits count the token it names)
+        authorization = b""
+        authorizations = 0
         seen_id = False
         for name, value in scope["headers"]:
             if name == b"authorization":
-                if not authorization:
-                    authorization = value
+                authorizations += 1
+                authorization = value
             elif name == b"x-request-id" and not seen_id:
                 seen_id = True
                 if _REQUEST_ID.fullmatch(value):
@@ -96,6 +100,11 @@ class Observed:
         # balancer or monitor may share an address refused for others' failures.
         operation = path in _OPS and method in ("GET", "HEAD")
         try:
+            if authorizations > 1 and not operation:
+                # Which one would count? Each layer would have to agree on it (the rate
+                # limits, the fast reads, the routes); no client means two.
+                await _answer(send_with_id, 401, _UNAUTHENTICATED, b"application/json")
+                return
             if self.limits is not None and not operation:
                 known = None if matched is None else HOT_ENDPOINTS[matched[0]]
                 admitted = self.limits.admit(scope, time.time(), credential(authorization), known)
