@@ -61,6 +61,29 @@ def test_a_group_made_through_the_api_is_a_folder_in_the_default_one(synced: Syn
     assert [g["id"] for g in synced.by_name("Ann")["groups"]] == [group.id]
 
 
+@pytest.mark.parametrize("listing", ["default", "both"])
+def test_a_mailbox_that_lists_its_default_folder_has_it_once(synced: Synced, listing: str) -> None:
+    # The reference's example answers GET /me/contactFolders with the default folder itself
+    # (DOC user-list-contactfolders); it is still the one "Contacts" group, and what is in it
+    # and what the API makes goes there.
+    graph = synced.graph
+    graph.folder_listing = listing
+    friends = graph.add_folder("Friends")
+    graph.add_contact({"givenName": "Bob"}, folder=friends)
+    synced.sync()
+    assert _paths(synced) == ["Contacts", "Contacts/Friends"]
+    group = synced.svc.groups.create(synced.account, {"name": "Work"})
+    synced.svc.contacts.create(synced.account, {"given_name": "Ann"})
+    synced.svc.contacts.create(synced.account, {"given_name": "Cyd", "group": group.id})
+    synced.sync()
+    synced.sync()
+    assert _paths(synced) == ["Contacts", "Contacts/Friends", "Contacts/Work"]
+    assert synced.remote("Ann")["parentFolderId"] == graph.default_folder.id
+    assert graph.folders[synced.remote("Cyd")["parentFolderId"]].name == "Work"
+    assert [g["path"] for g in synced.by_name("Ann")["groups"]] == ["Contacts"]
+    assert [g["path"] for g in synced.by_name("Bob")["groups"]] == ["Contacts/Friends"]
+
+
 def test_a_create_whose_reply_was_lost_is_not_made_twice(synced: Synced) -> None:
     synced.sync()
     synced.graph.fail(500, method="POST", path_contains="/contactFolders", after=True)
