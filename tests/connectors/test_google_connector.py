@@ -408,6 +408,45 @@ class TestWriting:
         assert result.etag == person["etag"]
         assert orjson.loads(result.raw or b"{}")["etag"] == person["etag"]
 
+    def test_items_written_back_keep_which_is_primary_and_leave_out_what_google_computes(
+        self, google: Google, connector: GoogleConnector
+    ) -> None:
+        # FieldMetadata.sourcePrimary: "True if the field is the primary field for the
+        # source" (writable); formattedType, canonicalForm and formattedProtocol are "Output
+        # only" (developers.google.com/people/api/rest/v1/people).
+        emulator = google.emulator
+        rn = emulator.add_person(
+            emailAddresses=[
+                {"value": "a@example.org", "type": "home"},
+                {"value": "b@example.org", "type": "work", "metadata": {"sourcePrimary": True}},
+            ],
+            phoneNumbers=[{"value": "+1 202 555 0100", "type": "work"}],
+            imClients=[{"username": "bee", "protocol": "skype", "formattedProtocol": "Skype"}],
+        )
+        [item] = connector.fetch(PEOPLE, [rn])
+        assert isinstance(item, RemoteContact)
+        fields = dataclasses.replace(
+            item.fields,
+            emails=(*item.fields.emails, Email("other", "c@example.org")),
+            phone_numbers=(*item.fields.phone_numbers, PhoneNumber("mobile", "+1 202 555 0199")),
+            im_addresses=item.fields.im_addresses[::-1],
+        )
+        touched = ("emails", "phone_numbers", "im_addresses")
+        connector.update(rn, item.etag, LocalContact(fields=fields, touched=touched), item.raw)
+        [call] = emulator.calls(":updateContact")
+        sent = orjson.loads(call.body)
+        items = [*sent["emailAddresses"], *sent["phoneNumbers"], *sent["imClients"]]
+        computed = {"formattedType", "canonicalForm", "formattedProtocol"}
+        assert not [i for i in items if computed & set(i)]
+        assert [e.get("metadata") for e in sent["emailAddresses"]] == [
+            None,
+            {"sourcePrimary": True},
+            None,
+        ]
+        person = emulator.person(rn)
+        assert person["emailAddresses"][1]["metadata"] == {"sourcePrimary": True}
+        assert person["phoneNumbers"][0]["canonicalForm"] == "+12025550100"  # Google's again
+
     def test_a_birthday_with_a_year_is_cleared_one_without_is_kept(
         self, google: Google, connector: GoogleConnector
     ) -> None:

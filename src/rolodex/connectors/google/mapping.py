@@ -272,7 +272,7 @@ def _reuse(
     for item in items:
         for i, (seen, raw) in enumerate(pool):
             if seen == item:
-                out.append({k: v for k, v in raw.items() if k != "metadata"})
+                out.append(_strip(raw))
                 del pool[i]
                 break
         else:
@@ -360,8 +360,20 @@ _LISTS: dict[str, tuple[str, Any, Any]] = {
 }
 
 
+# Keys of a Person's list items that Google computes ("Output only" in the Person schema):
+# not sent back, Google fills them in again.
+_COMPUTED = frozenset({"metadata", "formattedType", "canonicalForm", "formattedProtocol"})
+
+
 def _strip(item: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in item.items() if k != "metadata"}
+    """An item as read, to be written back: without what Google computes, but still the
+    source's primary one if it was (FieldMetadata.sourcePrimary, the one key of an item's
+    metadata a client writes)."""
+    out = {k: v for k, v in item.items() if k not in _COMPUTED}
+    metadata = item.get("metadata")
+    if isinstance(metadata, dict) and metadata.get("sourcePrimary"):
+        out["metadata"] = {"sourcePrimary": True}
+    return out
 
 
 def person_patch(
@@ -422,7 +434,8 @@ def person_patch(
                 org.pop(key, None)
         org.pop("formattedType", None)
         rest = orgs[1:]
-        out["organizations"] = ([org] if any(org.get(k) for k in org if k != "type") else []) + rest
+        shown = any(org.get(k) for k in org if k not in ("type", "metadata"))
+        out["organizations"] = ([org] if shown else []) + rest
     if "manager_name" in touched:
         others = [
             _strip(r)
