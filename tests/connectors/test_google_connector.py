@@ -795,6 +795,19 @@ class TestErrors:
         assert len(items) == 1 and google.emulator.token_requests == 2
         assert [c.status for c in google.emulator.calls("/v1/")].count(401) == 1
 
+    def test_a_short_lived_access_token_is_used_not_refreshed_at_every_call(
+        self, server: GoogleServer
+    ) -> None:
+        # An access token Google grants for less than the refresh leeway is still good for
+        # most of its life: refreshed near its end, not before every call.
+        emulator = server.reset(GoogleEmulator(access_token_ttl=20))
+        google = Google(server, emulator.grant("client-id", "client-secret"), [])
+        connector = google.connector()
+        for _ in range(3):
+            connector._client.get("people/me/connections", {"personFields": "names"})
+        assert emulator.token_requests == 1
+        connector.close()
+
     def test_stored_access_token_is_used_until_it_nearly_expires(self, google: Google) -> None:
         connector = google.connector()
         connector.verify()

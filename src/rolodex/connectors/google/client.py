@@ -216,6 +216,11 @@ class PeopleClient:
     # --- Tokens -------------------------------------------------------------------------------
 
     def _token_updated(self, token: Mapping[str, Any], refresh_token: str | None = None) -> None:
+        lifetime = token.get("expires_in")
+        if isinstance(lifetime, int | float) and lifetime > 0:
+            # A token granted for less than the leeway would count as expired at once, and
+            # be refreshed before every call: a quarter of its life then.
+            self._http.leeway = min(REFRESH_LEEWAY, int(lifetime) // 4)
         new_refresh = str(token.get("refresh_token") or self._refresh_token)
         self._refresh_token = new_refresh
         if self._on_token is not None:
