@@ -127,6 +127,16 @@ def test_unknown_routes_and_methods_answer_in_the_v2_shape(api: ApiAccount) -> N
     assert set(response.json()) >= {"message", "type"}
 
 
+def test_a_method_not_allowed_names_the_methods_that_are(api: ApiAccount) -> None:
+    # RFC 9110 §15.5.6: a 405 carries Allow; the v2 shape of its body must not lose it.
+    response = api.client.patch("/contacts")
+    assert response.status_code == 405
+    assert set(response.headers["allow"].replace(" ", "").split(",")) == {"GET", "POST"}
+    cursor = api.client.get("/delta/latest_cursor")
+    assert cursor.status_code == 405
+    assert cursor.headers["allow"] == "POST"
+
+
 @pytest.mark.parametrize(
     ("method", "path", "kwargs"),
     [

@@ -11,6 +11,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from sqlalchemy.exc import InterfaceError, OperationalError
 from starlette.exceptions import HTTPException
+from starlette.routing import Match
+from starlette.types import Scope
 
 from rolodex.api import signin
 from rolodex.domain import errors as e
@@ -123,14 +125,38 @@ def _validation_message(exc: RequestValidationError) -> str:
 
 def error_response(exc: Exception) -> Response:
     status, body = describe(exc)
-    return Response(orjson.dumps(body), status_code=status, media_type="application/json")
+    # Starlette's own errors carry headers the status needs (Allow on a 405).
+    headers = exc.headers if isinstance(exc, HTTPException) else None
+    return Response(
+        orjson.dumps(body), status_code=status, headers=headers, media_type="application/json"
+    )
+
+
+_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+
+
+def allowed_methods(app: FastAPI, scope: Scope) -> str:
+    """Every method the path takes: Starlette's 405 names only those of the first route
+    that matched it, and GET and POST of one path are two routes here."""
+    allowed = [
+        method
+        for method in _METHODS
+        if any(
+            route.matches({**scope, "method": method})[0] is Match.FULL
+            for route in app.router.routes
+        )
+    ]
+    return ", ".join(allowed)
 
 
 def install(app: FastAPI) -> None:
     async def handle(request: Request, exc: Exception) -> Response:
         if request.url.path.startswith(signin.PAGE_PATHS):
             return signin.error_page(request, *describe(exc))  # a person reads these
-        return error_response(exc)
+        response = error_response(exc)
+        if response.status_code == 405:
+            response.headers["Allow"] = allowed_methods(app, request.scope)
+        return response
 
     app.add_exception_handler(e.RolodexError, handle)
     app.add_exception_handler(HTTPException, handle)
