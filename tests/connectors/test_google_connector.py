@@ -111,6 +111,23 @@ class TestReading:
             connector._client.get(
                 "people/me/connections", {"personFields": "names", "readMask": "names"}
             )
+        # otherContacts.list: the profile source without the contact's is not permitted;
+        # with the contact's alone, readMask takes five paths. pageSize 0 is the default.
+        for params in (
+            {"readMask": "names", "sources": "READ_SOURCE_TYPE_PROFILE"},
+            {"readMask": "names,birthdays"},
+        ):
+            with pytest.raises(PermanentError):
+                connector._client.get("otherContacts", params)
+        connector._client.get(
+            "otherContacts",
+            [
+                ("readMask", "names,birthdays"),
+                ("sources", "READ_SOURCE_TYPE_CONTACT"),
+                ("sources", "READ_SOURCE_TYPE_PROFILE"),
+                ("pageSize", "0"),
+            ],
+        )
         with pytest.raises(PermanentError):  # nor a body field ("Cannot find field.")
             connector._client.call(
                 "POST",

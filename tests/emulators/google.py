@@ -1039,7 +1039,18 @@ class GoogleEmulator:
         if rest.startswith("people/") and rest.endswith("/connections"):
             raise invalid("Only people/me is valid.")  # GM §3.1: "Only people/me is valid."
         if rest == "otherContacts":
-            fields = _mask(q.get("readMask"), OTHER_READ_MASK, "readMask", required=True)
+            # otherContacts.list sources: "Possible values for this field are:
+            # READ_SOURCE_TYPE_CONTACT; READ_SOURCE_TYPE_CONTACT,READ_SOURCE_TYPE_PROFILE.
+            # Specifying READ_SOURCE_TYPE_PROFILE without specifying READ_SOURCE_TYPE_CONTACT
+            # is not permitted"; readMask's valid paths are the five of OTHER_READ_MASK with
+            # the contact source alone, any person field with the profile's too.
+            sources = {v for value in query.get("sources", ()) for v in value.split(",")}
+            if sources - {"READ_SOURCE_TYPE_CONTACT", "READ_SOURCE_TYPE_PROFILE"} or (
+                sources and "READ_SOURCE_TYPE_CONTACT" not in sources
+            ):
+                raise invalid("Invalid sources: READ_SOURCE_TYPE_CONTACT is required.")
+            valid = PERSON_FIELDS if "READ_SOURCE_TYPE_PROFILE" in sources else OTHER_READ_MASK
+            fields = _mask(q.get("readMask"), valid, "readMask", required=True)
             return self._list("others", "otherContacts", q, fields, base, default_size=100)
         if rest == "people:batchGet":
             fields = _mask(q.get("personFields"), PERSON_FIELDS, "personFields", required=True)
@@ -1116,7 +1127,9 @@ class GoogleEmulator:
     ) -> dict[str, Any]:
         book: _Book = getattr(self, book_name)
         try:
-            size = int(q.get("pageSize") or default_size)
+            # pageSize: "Defaults to 100 if not set or set to 0" (people.connections.list,
+            # otherContacts.list; 30 for contactGroups.list).
+            size = int(q.get("pageSize") or 0) or default_size
         except ValueError:
             raise invalid("Invalid value for pageSize.") from None
         if not 1 <= size <= 1000:  # GM §3.1: pageSize 1-1000
