@@ -348,6 +348,27 @@ def test_for_each(sdk: Node, population: Population) -> None:
     assert [q["offset"] for q in run.gets()] == ["0", "100"]
 
 
+# Deltas ---------------------------------------------------------------------------------------
+
+
+def test_deltas_since_of_the_types_asked_for(sdk: Node, account: ApiAccount) -> None:
+    cursor = account.client.post("/delta/latest_cursor").json()["cursor"]
+    group = new_group(account, "Team")
+    contact = create(account, given_name="Delta")
+    run = sdk.run(account.token, "deltasSince", cursor)
+    assert run.value["cursorStart"] == cursor
+    assert [(d["object"], d["id"]) for d in run.value["deltas"]] == [("contact", contact["id"])]
+    # The SDK spells the inclusion includeTypes on the wire (its exclusion exclude_types).
+    run = sdk.run(account.token, "deltasSince", cursor, "contact_group")
+    assert run.gets("/delta") == [{"cursor": cursor, "includeTypes": "contact_group"}]
+    assert [(d["object"], d["id"]) for d in run.value["deltas"]] == [("contact_group", group["id"])]
+    run = sdk.run(account.token, "deltasSince", cursor, "contact,contact_group")
+    assert [d["object"] for d in run.value["deltas"]] == ["contact_group", "contact"]
+    run = sdk.run(account.token, "deltasSince", cursor, "", "contact")
+    assert run.gets("/delta") == [{"cursor": cursor, "exclude_types": "contact"}]
+    assert run.value["deltas"] == []
+
+
 # Errors ---------------------------------------------------------------------------------------
 
 

@@ -59,11 +59,14 @@ def delta_types(
     include_types: str | None = Query(None, description="Comma list: contact, contact_group"),
     excluded_types: str | None = Query(None, description="Comma list of types to leave out"),
     exclude_types: str | None = Query(None, include_in_schema=False),
+    include_types_node: str | None = Query(None, alias="includeTypes", include_in_schema=False),
     view: str | None = Query(None, include_in_schema=False),
 ) -> frozenset[str]:
     """The object types a delta request asks for (v2 spells the exclusion both ways; views
-    expand messages and threads only, so ``view`` is accepted and ignored)."""
-    return parse_types(include_types, excluded_types or exclude_types)
+    expand messages and threads only, so ``view`` is accepted and ignored). The Node SDK's
+    ``deltas.since`` sends its inclusion as ``includeTypes``: ignored, its caller would get
+    every default type instead of the ones asked for."""
+    return parse_types(include_types or include_types_node, excluded_types or exclude_types)
 
 
 @router.post(

@@ -224,6 +224,19 @@ const scenarios = {
     throw new Error('list() resolved');
   },
 
+  // Deltas: since a cursor, of the types asked for (comma lists on the command line).
+  async deltasSince(cursor, includeTypes, excludeTypes) {
+    const params = {};
+    if (includeTypes) params.includeTypes = includeTypes.split(',');
+    if (excludeTypes) params.excludeTypes = excludeTypes.split(',');
+    const page = await nylas.deltas.since(cursor, params);
+    return {
+      cursorStart: page.cursorStart,
+      cursorEnd: page.cursorEnd,
+      deltas: page.deltas.map((d) => ({ object: d.object, event: d.event, id: d.id })),
+    };
+  },
+
   async deleteError(id) {
     try {
       await nylas.contacts.delete(id);
