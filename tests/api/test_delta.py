@@ -8,6 +8,7 @@ import time
 import orjson
 import pytest
 
+from rolodex.api import delta
 from tests.conftest import ApiAccount, App, LiveServer
 
 
@@ -100,6 +101,21 @@ def test_streaming_sends_one_delta_per_line(api: ApiAccount) -> None:
     ) as answer:
         lines = [orjson.loads(line) for line in answer.iter_lines() if line]
     assert [d["attributes"]["given_name"] for d in lines] == ["S1", "S2"]
+
+
+def test_an_idle_stream_sends_newline_heartbeats(
+    api: ApiAccount, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The Node SDK restarts a stream that sent nothing for 15 s, counting on v2's newline
+    # heartbeat every 5 s (its DeltaStream.onDataReceived); a wait here is shortened.
+    monkeypatch.setattr(delta, "HEARTBEAT_SECONDS", 0.3)
+    start = _cursor(api)
+    with api.client.stream(
+        "GET", "/delta/streaming", params={"cursor": start, "timeout": 1.5}
+    ) as answer:
+        body = b"".join(answer.iter_bytes())
+    assert body.strip() == b""
+    assert body.count(b"\n") >= 2
 
 
 @pytest.mark.parametrize("package", ["nylas_legacy", "nylas"])

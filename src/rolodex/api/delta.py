@@ -23,6 +23,9 @@ router = APIRouter(tags=["deltas"])
 
 MAX_LONGPOLL = 120.0
 MAX_STREAM = 1800.0
+# v2 sent a bare newline on an idle stream every 5 s; the Node SDK's DeltaStream takes 15 s
+# without one for a dead connection and opens a new one.
+HEARTBEAT_SECONDS = 5.0
 # A timeout is plain decimal seconds: no exponents, signs, "_", nan or inf.
 SECONDS = r"^[0-9]{1,6}(\.[0-9]{1,6})?$"
 
@@ -145,7 +148,7 @@ async def longpoll(
     "/delta/streaming",
     summary="Changes since a cursor, streamed as they happen",
     description="One delta per line (newline-delimited JSON) for `timeout` seconds "
-    "(default 60, at most 1800).",
+    "(default 60, at most 1800); an empty line every 5 seconds while nothing happens.",
     responses={200: {"description": "application/x-ndjson"}, **schemas.ERRORS},
 )
 async def streaming(
@@ -165,18 +168,22 @@ async def streaming(
     async def lines() -> AsyncIterator[bytes]:
         page, mark = first, first_mark
         deadline = time.monotonic() + wait
+        sent = time.monotonic()
         while True:
             for delta in page.deltas:
                 yield render_delta(delta, base) + b"\n"
+                sent = time.monotonic()
             if (
                 time.monotonic() >= deadline
                 or draining(request.scope)
                 or await request.is_disconnected()
             ):
                 return
-            changed = bool(page.deltas) or await svc.changes.wait_for_change(
-                account, _until(deadline), mark
-            )
+            if time.monotonic() - sent >= HEARTBEAT_SECONDS:
+                yield b"\n"
+                sent = time.monotonic()
+            wake = _until(min(deadline, sent + HEARTBEAT_SECONDS))
+            changed = bool(page.deltas) or await svc.changes.wait_for_change(account, wake, mark)
             if await _revoked(request, svc):
                 return  # the stream's status is sent; ending it is all that is left
             if changed:
