@@ -991,6 +991,26 @@ def test_every_refresh_rotates_the_refresh_token(
     assert len(rotations) == 2 and rotations[1] in graph.refresh_tokens
 
 
+@pytest.mark.parametrize(
+    "granted",
+    [
+        "offline_access https://graph.microsoft.com/Contacts.ReadWrite",
+        "offline_access Contacts.ReadWrite User.Read openid profile",
+    ],
+)
+def test_a_refresh_asks_for_no_scope_beyond_the_contacts_grant(
+    graph: GraphEmulator, rotations: Rotations, granted: str
+) -> None:
+    # The refresh leg's scopes must be those of the grant or fewer (identity platform,
+    # v2-oauth2-auth-code-flow): a grant of Contacts.ReadWrite and offline_access, as the
+    # account settings describe it, is enough to sync.
+    graph.refresh_token = graph.issue_refresh_token(granted)
+    conn = MicrosoftConnector(make_client(graph, rotations), page_size=10)
+    assert [c.id for c in conn.collections()] == [DEFAULT]
+    conn.close()
+    assert len(rotations) == 1
+
+
 def test_a_revoked_grant_is_invalid_credentials(
     graph: GraphEmulator, connector: MicrosoftConnector
 ) -> None:

@@ -110,6 +110,26 @@ _EXPAND_EXT = re.compile(
 )
 
 
+# What a grant made as the account settings describe covers (PR/issue: "scopes
+# Contacts.ReadWrite and offline_access").
+GRANT_SCOPE = "offline_access https://graph.microsoft.com/Contacts.ReadWrite"
+# OpenID Connect scopes, which every request may name (DOC identity platform
+# v2-permissions-and-consent, "OpenID Connect scopes").
+_OIDC_SCOPES = frozenset({"openid", "profile", "email", "offline_access"})
+
+
+def _scopes(value: str) -> frozenset[str]:
+    """Scopes as the identity platform compares them: Graph's named with or without its
+    resource URI, in any letter case."""
+    out = set()
+    for name in value.split():
+        name = name.lower()
+        if "/" not in name and name not in _OIDC_SCOPES:
+            name = "https://graph.microsoft.com/" + name
+        out.add(name)
+    return frozenset(out)
+
+
 def graph_id() -> str:
     """Ids like Graph's: long base64 with ``-``, ``_`` and ``=`` (they must be quoted in
     nothing but a path segment, and clients must not assume a shape)."""
@@ -256,7 +276,8 @@ class GraphEmulator:
         self.max_concurrent = MAX_CONCURRENT
         self.concurrency_retry_after: str | None = None
         # OAuth state: the live refresh tokens and access tokens (token -> expiry).
-        self.refresh_tokens: set[str] = set()
+        # Live refresh tokens -> the scopes their grant was consented for.
+        self.refresh_tokens: dict[str, frozenset[str]] = {}
         self.access_tokens: dict[str, float] = {}
         self.refresh_token = self.issue_refresh_token()
         self.consent = ConsentScreen()  # hosted sign-in (tests.emulators.consent)
@@ -318,10 +339,12 @@ class GraphEmulator:
 
     # --- Acting as another client / the tenant admin ----------------------------------------
 
-    def issue_refresh_token(self) -> str:
+    def issue_refresh_token(self, scope: str = GRANT_SCOPE) -> str:
+        """A refresh token for a grant of ``scope``; by default the two the account
+        settings name (Contacts.ReadWrite and offline_access), not User.Read."""
         token = "M.R3_BAY." + secrets.token_urlsafe(24)
         with self.lock:
-            self.refresh_tokens.add(token)
+            self.refresh_tokens[token] = _scopes(scope)
         return token
 
     def revoke_refresh_tokens(self) -> None:
@@ -686,11 +709,25 @@ class GraphEmulator:
                     "AADSTS700082: The refresh token has expired due to inactivity. The token "
                     "was issued on 2026-01-01T00:00:00Z and was inactive for 90.00:00:00.",
                 )
+            granted = self.refresh_tokens[token]
+            beyond = _scopes(scope) - granted - _OIDC_SCOPES
+            if beyond and "https://graph.microsoft.com/.default" not in _scopes(scope):
+                # "The scopes requested in this leg must be equivalent to or a subset of the
+                # scopes requested in the original authorization_code request leg" (DOC
+                # identity platform v2-oauth2-auth-code-flow, "Refresh the access token");
+                # AADSTS65001 is the consent missing (GM §3.2).
+                return _oauth_error(
+                    400,
+                    "invalid_grant",
+                    65001,
+                    "AADSTS65001: The user or administrator has not consented to use the "
+                    f"application with ID '{self.client_id}' for {' '.join(sorted(beyond))}.",
+                )
             # "Refresh tokens replace themselves with a fresh token upon every use" (GM §3.2):
             # the old one stops working.
-            self.refresh_tokens.discard(token)
+            del self.refresh_tokens[token]
             new_refresh = "M.R3_BAY." + secrets.token_urlsafe(24)
-            self.refresh_tokens.add(new_refresh)
+            self.refresh_tokens[new_refresh] = granted
             access = "EwB" + secrets.token_urlsafe(32)
             self.access_tokens[access] = time.time() + self.access_token_lifetime
         return Response(
@@ -724,7 +761,7 @@ class GraphEmulator:
                 "AADSTS70008: The provided authorization code or refresh token has expired "
                 "due to inactivity, was already redeemed, or its PKCE verifier does not match.",
             )
-        refresh = self.issue_refresh_token()
+        refresh = self.issue_refresh_token(consented.scope)
         access = "EwB" + secrets.token_urlsafe(32)
         self.access_tokens[access] = time.time() + self.access_token_lifetime
         answer: dict[str, Any] = {

@@ -52,9 +52,14 @@ log = logging.getLogger(__name__)
 
 DEFAULT_GRAPH_URL = "https://graph.microsoft.com/v1.0"
 DEFAULT_LOGIN_URL = "https://login.microsoftonline.com"
-# Delegated permission to read and write the user's contacts; offline_access for a refresh
-# token. Refreshing asks for the same scope the grant was made with.
-SCOPE = "offline_access https://graph.microsoft.com/Contacts.ReadWrite https://graph.microsoft.com/User.Read"
+# What a sync needs: delegated permission to read and write the user's contacts, and
+# offline_access for the refresh token. A refresh asks for no more than that: "The scopes
+# requested in this leg must be equivalent to or a subset of the scopes requested in the
+# original authorization_code request leg" (identity platform, v2-oauth2-auth-code-flow,
+# "Refresh the access token"), and a grant made as the account settings say covers these two.
+REFRESH_SCOPE = "offline_access https://graph.microsoft.com/Contacts.ReadWrite"
+# Hosted sign-in asks for User.Read besides, to read the address that signed in (/me).
+SCOPE = REFRESH_SCOPE + " https://graph.microsoft.com/User.Read"
 MAX_IN_FLIGHT = 4
 # Error codes that mean "start the delta over", in any letter case (google-microsoft.md §3.2:
 # the doc says syncStateNotFound, the wire SyncStateNotFound; corso also resets on these).
@@ -131,7 +136,7 @@ class GraphClient:
             client_id=client_id,
             client_secret=client_secret,
             token_endpoint_auth_method="client_secret_post",
-            scope=SCOPE,
+            scope=REFRESH_SCOPE,
             token_endpoint=self.token_url,
             timeout=timeout,
             limits=limits,

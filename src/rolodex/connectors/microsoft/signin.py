@@ -38,7 +38,8 @@ class MicrosoftSignIn:
             self._endpoint("authorize"),
             client_id=self.client_id,
             redirect_uri=redirect_uri,
-            # offline_access: a refresh token; the connector refreshes with this scope.
+            # offline_access: a refresh token, which the connector refreshes with the
+            # contacts scope alone (a subset, as the refresh leg requires).
             scope=SCOPE,
             state=state,
             code_verifier=code_verifier,
