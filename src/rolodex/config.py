@@ -61,11 +61,12 @@ class Settings:
     )
 
     # The HTTP server's own limits (rolodex.api.server): seconds a client has to send a
-    # request's head, bytes of the head and of its URL, open connections, and seconds an
-    # idle keep-alive connection is kept.
+    # request's head and then its body, bytes of the head and of its URL, open connections,
+    # and seconds an idle keep-alive connection is kept.
     header_timeout: float = field(
         default_factory=lambda: float(_env("ROLODEX_HEADER_TIMEOUT", "10"))
     )
+    body_timeout: float = field(default_factory=lambda: float(_env("ROLODEX_BODY_TIMEOUT", "60")))
     max_header_bytes: int = field(
         default_factory=lambda: int(_env("ROLODEX_MAX_HEADER_BYTES", "16384"))
     )

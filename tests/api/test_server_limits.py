@@ -21,6 +21,7 @@ from tests.conftest import App, free_port
 
 LIMITS = {
     "header_timeout": 1.0,
+    "body_timeout": 1.5,
     "max_header_bytes": 8192,
     "max_url_bytes": 2048,
     "max_connections": 6,
@@ -94,6 +95,44 @@ def test_a_slow_loris_head_is_cut_off(server: tuple[str, int]) -> None:
         raw = read_all(sock)
         assert time.monotonic() - started < 4
     assert "in time" in v2_error(raw, 408)["message"]
+
+
+def test_a_slow_body_is_cut_off(app: App, server: tuple[str, int]) -> None:
+    # A body trickled in a byte at a time held its connection for as long as the client
+    # liked (a thousand of them fill the connection cap for everyone).
+    token = app.new_account().token
+    with connect(server) as sock:
+        started = time.monotonic()
+        sock.sendall(
+            b"POST /contacts HTTP/1.1\r\nHost: localhost\r\nContent-Length: 200\r\n"
+            b"Authorization: Bearer %s\r\n\r\n{" % token.encode()
+        )
+        try:
+            for _ in range(60):
+                sock.sendall(b" ")
+                time.sleep(0.1)
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+        raw = read_all(sock)
+        assert time.monotonic() - started < 5
+    assert "body did not arrive in time" in v2_error(raw, 408)["message"]
+
+
+def test_a_body_sent_in_time_is_read(app: App, server: tuple[str, int]) -> None:
+    token = app.new_account().token
+    body = b'{"given_name": "Slow but steady"}'
+    with connect(server) as sock:
+        for _ in range(2):  # and the timer of one request does not cut off the next
+            sock.sendall(
+                b"POST /contacts HTTP/1.1\r\nHost: localhost\r\nContent-Length: %d\r\n"
+                b"Authorization: Bearer %s\r\n\r\n" % (len(body), token.encode())
+            )
+            for part in (body[:10], body[10:]):
+                time.sleep(0.5)
+                sock.sendall(part)
+            answer = sock.recv(65536)
+            assert answer.startswith(b"HTTP/1.1 200 "), answer[:300]
+            time.sleep(0.3)
 
 
 def test_an_idle_new_connection_is_closed(server: tuple[str, int]) -> None:

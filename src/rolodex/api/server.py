@@ -6,6 +6,8 @@ they take a file descriptor each for as long as the client likes. This protocol 
 
 - a client has ``header_timeout`` seconds from connecting (or from the first byte of the
   next request on a kept-alive connection) to finish the head: else 408;
+- and then ``body_timeout`` seconds to finish the body: else 408 (or, once the request is
+  answered, the connection is closed), so a body trickled in holds no connection for long;
 - a head of more than ``max_header_bytes`` (URL and headers together): 431, found while it
   is still arriving, so no more than one read's worth past the limit is ever buffered;
 - a URL of more than ``max_url_bytes``: 414;
@@ -54,7 +56,9 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         self._max_head = settings.max_header_bytes
         self._max_url = settings.max_url_bytes
         self._max_connections = max_connections(settings)
+        self._body_timeout = settings.body_timeout
         self._head_timer: TimerHandle | None = None
+        self._body_timer: TimerHandle | None = None
         self._in_head = True
         self._head_bytes = 0
         self._refusal: tuple[int, str, str] | None = None
@@ -69,6 +73,7 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._disarm_head_timer()
+        self._disarm_body_timer()
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
@@ -105,12 +110,15 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
             self._refusal = (431, "Request headers are too large", "invalid_request_error")
             return
         super().on_headers_complete()
+        if self._body_timer is None:  # disarmed when the message is complete
+            self._body_timer = self.loop.call_later(self._body_timeout, self._body_timed_out)
 
     def on_body(self, body: bytes) -> None:
         if self._refusal is None:
             super().on_body(body)
 
     def on_message_complete(self) -> None:
+        self._disarm_body_timer()
         if self._refusal is None:
             super().on_message_complete()
 
@@ -141,8 +149,23 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
             return
         self._refuse(408, "The request head did not arrive in time", "invalid_request_error")
 
+    def _disarm_body_timer(self) -> None:
+        if self._body_timer is not None:
+            self._body_timer.cancel()
+            self._body_timer = None
+
+    def _body_timed_out(self) -> None:
+        self._body_timer = None
+        if self.transport.is_closing():
+            return
+        if self.cycle is not None and self.cycle.response_started:
+            self.transport.close()  # answered already (a 413, say): nothing more to say
+            return
+        self._refuse(408, "The request body did not arrive in time", "invalid_request_error")
+
     def _refuse(self, status: int, message: str, kind: str) -> None:
         self._disarm_head_timer()
+        self._disarm_body_timer()
         if self.transport.is_closing():
             return
         body = orjson.dumps({"message": message, "type": kind})
