@@ -521,6 +521,23 @@ def test_a_contact_in_a_folder_is_updated_and_deleted_through_its_folder(
     assert cid not in graph.contacts
 
 
+def test_a_delete_the_folder_path_does_not_find_goes_through_the_mailbox(
+    graph: GraphEmulator, connector: MicrosoftConnector
+) -> None:
+    # DOC contact-delete names /me/contactFolders/{id}/contacts/{id} for a top-level folder
+    # and a childFolders chain below it: a Graph that does not serve the short path for a
+    # nested folder answers 404, which is not "deleted already" while the contact is there.
+    friends = graph.add_folder("Friends")
+    close = graph.add_folder("Close", parent=friends)
+    cid = graph.add_contact({"givenName": "A"}, folder=close)
+    connector.collections()
+    graph.fail(404, method="DELETE", path_contains="/contactFolders/", code="ErrorItemNotFound")
+    connector.delete(cid, graph.contact(cid)["@odata.etag"])
+    assert cid not in graph.contacts
+    assert [r.status for r in graph.graph_requests("DELETE")] == [404, 204]
+    assert graph.graph_requests("DELETE")[1].path == f"/v1.0/me/contacts/{cid}"
+
+
 def test_a_contact_made_again_elsewhere_carries_only_writable_properties(
     graph: GraphEmulator, connector: MicrosoftConnector
 ) -> None:

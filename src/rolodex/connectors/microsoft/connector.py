@@ -458,13 +458,20 @@ class MicrosoftConnector:
 
     def delete(self, remote_id: str, etag: str) -> None:
         """Through the folder the contact is in (``FolderTree.contact_path``), read first
-        through the mailbox; deleting an item already gone is not an error."""
+        through the mailbox; deleting an item already gone is not an error. The contact
+        was just read, so a 404 through its folder is the path not served (the reference
+        gives it for a top-level folder and a childFolders chain below one), not the
+        contact gone: sent again through the mailbox, where a 404 is."""
+        url = f"/me/contacts/{seg(remote_id)}"
         with contextlib.suppress(RemoteNotFound):
-            found = self._client.get_json(
-                f"/me/contacts/{seg(remote_id)}", params={"$select": "parentFolderId"}
-            )
+            found = self._client.get_json(url, params={"$select": "parentFolderId"})
             where = self._tree.contact_path(remote_id, found.get("parentFolderId"))
-            self._client.request("DELETE", where, headers=_if_match(etag))
+            try:
+                self._client.request("DELETE", where, headers=_if_match(etag))
+            except RemoteNotFound:
+                if where == url:
+                    raise
+                self._client.request("DELETE", url, headers=_if_match(etag))
 
 
 @contextlib.contextmanager
