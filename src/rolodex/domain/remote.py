@@ -181,7 +181,7 @@ class WriteResult:
     # The provider holds less than was sent: the write left out what it could not hold (a
     # group deleted there meanwhile). The item then comes back in the next pull as any
     # change made there does, rather than as this write returning, so that the contact here
-    # becomes what the provider holds (``rolodex.service.mirror.UNKNOWN_ETAG``).
+    # becomes what the provider holds (``rolodex.service.pulledcontacts.UNKNOWN_ETAG``).
     partial: bool = False
 
 
