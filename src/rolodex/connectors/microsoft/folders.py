@@ -143,14 +143,7 @@ class FolderTree:
         listing tells: the folder all it lists are in, unless the one folder it lists is in
         a parent that is not a contact folder (the mailbox root): then that folder is the
         default one, listed itself."""
-        if self._default_id is not None:
-            return self._default_id
-        page = self._client.get_json(
-            "/me/contacts", params={"$top": "1", "$select": "parentFolderId"}
-        )
-        for entry in page.get("value") or []:
-            self.learn_default(entry)
-        if self._default_id is not None or not listed:
+        if self._default_id is not None or self._ask_contacts() is not None or not listed:
             return self._default_id
         ids = {str(item.get("id") or "") for item in listed}
         outer = {
@@ -198,8 +191,16 @@ class FolderTree:
         request is ``/me/contactFolders/{id}/contacts/delta`` (DOC contact-delta), and
         ``/me/contacts/delta`` is not documented (Microsoft Q&A 1634378). None while the
         folder holds neither contacts nor folders, so that nothing names it."""
-        if self._default_id is None:
-            self.folders(refresh=True)  # learns it, from a contact added since too
+        # The folders were listed at the start of the sync (``collections``); a contact
+        # made since names it.
+        return self._default_id or self._ask_contacts()
+
+    def _ask_contacts(self) -> str | None:
+        page = self._client.get_json(
+            "/me/contacts", params={"$top": "1", "$select": "parentFolderId"}
+        )
+        for entry in page.get("value") or []:
+            self.learn_default(entry)
         return self._default_id
 
     def delta_start(self, collection: str) -> str | None:
