@@ -13,6 +13,9 @@ ROUTES = {
     "/contacts/groups": {"get", "post"},
     "/contacts/groups/{group_id}": {"put", "delete"},
     "/account": {"get"},
+    "/a/{client_id}/accounts": {"get"},
+    "/a/{client_id}/accounts/{account_id}": {"get", "delete"},
+    "/a/{client_id}/accounts/{account_id}/revoke-all": {"post"},
 }
 
 

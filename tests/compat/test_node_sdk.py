@@ -369,6 +369,26 @@ def test_deltas_since_of_the_types_asked_for(sdk: Node, account: ApiAccount) -> 
     assert run.value["deltas"] == []
 
 
+# The application's accounts ---------------------------------------------------------------
+
+
+def test_accounts_with_the_client_secret(sdk: Node, account: ApiAccount) -> None:
+    app = sdk.live_server.app.services.application.client()
+    run = sdk.run(account.token, "accounts", app.client_id, app.client_secret, account.id)
+    expected = {
+        "id": account.id,
+        "accountId": account.id,
+        "emailAddress": account.account.email_address,
+        "provider": "local",
+        "syncState": "running",
+        "billingState": "paid",
+        "trial": False,
+    }
+    assert run.value["one"] == expected
+    assert expected in run.value["all"]
+    assert run.gets(f"/a/{app.client_id}/accounts") == [{"offset": "0", "limit": "100"}]
+
+
 # Errors ---------------------------------------------------------------------------------------
 
 

@@ -486,3 +486,50 @@ def test_invalid_write_is_a_400_api_error(
     assert error.response.status_code == 400
     assert error.response.json()["type"] == "invalid_request_error"
     assert account.client.get("/contacts", params={"view": "count"}).json() == {"count": 0}
+
+
+# The application's accounts (client id and secret) -------------------------------------------
+
+
+def admin_client(sdk: ModuleType, live_server: LiveServer, token: str | None = None) -> Any:
+    app = live_server.app.services.application.client()
+    client = sdk.APIClient(
+        app.client_id, app.client_secret, token, api_server="https://rolodex.invalid"
+    )
+    client.api_server = live_server.url
+    return client
+
+
+def test_accounts_with_the_client_secret(
+    sdk: ModuleType, live_server: LiveServer, account: ApiAccount
+) -> None:
+    client = admin_client(sdk, live_server)
+    everyone = client.accounts.all()
+    mine = next(a for a in everyone if a.id == account.id)
+    assert (mine.account_id, mine.email, mine.provider) == (
+        account.id,
+        account.account.email_address,
+        "local",
+    )
+    assert (mine.sync_state, mine.billing_state, mine.trial) == ("running", "paid", False)
+    one = client.accounts.get(account.id)
+    assert one.email == account.account.email_address
+    assert client.accounts.where(limit=1).all()[0].id == everyone[0].id
+
+
+def test_accounts_with_an_access_token_are_refused(
+    sdk: ModuleType, live_server: LiveServer, account: ApiAccount
+) -> None:
+    # Built with a token the SDK sends it, not the secret: one account never manages all.
+    client = admin_client(sdk, live_server, account.token)
+    with pytest.raises(api_error(sdk)) as raised:
+        client.accounts.all()
+    assert "401" in str(raised.value)
+
+
+def test_delete_an_account_with_the_client_secret(sdk: ModuleType, live_server: LiveServer) -> None:
+    doomed = live_server.app.new_account()
+    client = admin_client(sdk, live_server)
+    client.accounts.delete(doomed.id)
+    assert doomed.client.get("/contacts").status_code == 401
+    assert all(a.id != doomed.id for a in client.accounts.all())

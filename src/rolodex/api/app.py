@@ -13,7 +13,17 @@ from starlette.routing import Match
 from starlette.types import Receive, Scope, Send
 
 import rolodex
-from rolodex.api import account, connect, contacts, delta, errors, groups, schemas, signin
+from rolodex.api import (
+    account,
+    connect,
+    contacts,
+    delta,
+    errors,
+    groups,
+    management,
+    schemas,
+    signin,
+)
 from rolodex.api.deps import Services
 from rolodex.api.fastpath import ASGIApp, FastReads
 from rolodex.api.observe import Observed
@@ -90,6 +100,7 @@ def create_app(
     errors.install(app)
     app.include_router(account.router)
     app.include_router(connect.router)
+    app.include_router(management.router)
     app.include_router(signin.router)
     app.include_router(delta.router)
     app.include_router(groups.router)  # before /contacts/{contact_id}

@@ -197,6 +197,20 @@ class AccountService:
         with self._lock:
             self._token_cache.pop(token, None)
 
+    def revoke_all(self, account_id: str, keep: str | None = None) -> int:
+        """Revoke every token of the account but the one hashed ``keep``, in every process
+        at once (as ``revoke``); how many were revoked."""
+        with self._epoch.revoking() as tx:
+            tx.accounts.get(account_id)
+            count = tx.accounts.delete_tokens(account_id, keep=keep)
+        with self._lock:
+            self._token_cache = {
+                k: v
+                for k, v in self._token_cache.items()
+                if v[2].id != account_id or hash_token(k) == keep
+            }
+        return count
+
     def delete(self, account_id: str) -> None:
         with self._epoch.revoking() as tx:
             tx.accounts.delete(account_id)

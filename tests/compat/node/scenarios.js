@@ -237,6 +237,23 @@ const scenarios = {
     };
   },
 
+  // The application's accounts, with its own client id and secret.
+  async accounts(clientId, clientSecret, id) {
+    Nylas.config({ clientId, clientSecret, apiServer: URL_ });
+    const all = await Nylas.accounts.list();
+    const one = await Nylas.accounts.find(id);
+    const shape = (a) => ({
+      id: a.id,
+      accountId: a.accountId,
+      emailAddress: a.emailAddress,
+      provider: a.provider,
+      syncState: a.syncState,
+      billingState: a.billingState,
+      trial: a.trial,
+    });
+    return { all: all.map(shape), one: shape(one) };
+  },
+
   async deleteError(id) {
     try {
       await nylas.contacts.delete(id);
