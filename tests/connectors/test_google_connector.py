@@ -227,6 +227,22 @@ class TestReading:
         assert isinstance(item, RemoteContact)
         assert item.remote_id == new and item.previous_ids == (old,)
 
+    def test_a_batch_read_refused_whole_for_a_person_gone_still_reads_the_rest(
+        self, google: Google, connector: GoogleConnector
+    ) -> None:
+        # people:batchGet answers each name apart (PersonResponse.status); a server that
+        # answers the whole request 404 for one gone must not hide the others, which a
+        # resync reads before it counts them as deleted.
+        emulator = google.emulator
+        kept = [emulator.add_person(names=[{"givenName": f"K{i}"}]) for i in range(3)]
+        gone = emulator.add_person(names=[{"givenName": "Gone"}])
+        emulator.remove_person(gone)
+        emulator.fail(404, path="people:batchGet")
+        found = list(connector.fetch(PEOPLE, [kept[0], gone, *kept[1:]]))
+        assert sorted(i.remote_id for i in found) == sorted(kept)
+        emulator.fail(404, path="people:batchGet", times=5)
+        assert list(connector.fetch(PEOPLE, [gone])) == []
+
     def test_deleting_a_rekeyed_person_by_its_old_name_deletes_it(
         self, google: Google, connector: GoogleConnector
     ) -> None:

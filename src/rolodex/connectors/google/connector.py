@@ -348,14 +348,10 @@ class GoogleConnector:
             self._labels.load()
         wanted = list(dict.fromkeys(remote_ids))
         for start in range(0, len(wanted), BATCH_GET):
-            chunk = wanted[start : start + BATCH_GET]
-            params = [("personFields", mapping.READ_FIELDS)]
-            params += [("resourceNames", rn) for rn in chunk]
-            answer = self._client.get("people:batchGet", params)
-            for response in answer.get("responses") or ():
-                person = response.get("person")
-                if person and not (person.get("metadata") or {}).get("deleted"):
-                    item = self._item(person)
+            for response in self._batch_get(wanted[start : start + BATCH_GET]):
+                read = response.get("person")
+                if read and not (read.get("metadata") or {}).get("deleted"):
+                    item = self._item(read)
                     # A re-keyed person comes under its new name, asked for by its old one
                     # (PersonResponse.requestedResourceName), which only sync-token
                     # listings would name in previousResourceNames.
@@ -363,6 +359,22 @@ class GoogleConnector:
                     if asked and asked != item.remote_id and asked not in item.previous_ids:
                         item = dataclasses.replace(item, previous_ids=(*item.previous_ids, asked))
                     yield item
+
+    def _batch_get(self, names: list[str]) -> list[dict[str, Any]]:
+        """people:batchGet's PersonResponses for ``names``. Google answers a name it does
+        not know in its own response (PersonResponse.status); where the whole request is
+        answered 404 instead, the names are read again in halves, so that the one gone does
+        not hide the rest."""
+        params = [("personFields", mapping.READ_FIELDS)]
+        params += [("resourceNames", rn) for rn in names]
+        try:
+            answer = self._client.get("people:batchGet", params)
+        except RemoteNotFound:
+            if len(names) == 1:
+                return []
+            half = len(names) // 2
+            return self._batch_get(names[:half]) + self._batch_get(names[half:])
+        return list(answer.get("responses") or ())
 
     def _get(self, remote_id: str) -> dict[str, Any]:
         person: dict[str, Any] = self._client.get(remote_id, {"personFields": mapping.READ_FIELDS})
