@@ -942,6 +942,29 @@ def test_errors_are_known_by_their_code_whatever_the_status(
     assert (made.remote_id, made.existed) == (friends, True)
 
 
+def test_a_mailbox_graph_cannot_reach_is_refused_not_taken_for_a_missing_item(
+    graph: GraphEmulator, connector: MicrosoftConnector
+) -> None:
+    # An inactive, soft-deleted or on-premises mailbox: 404 MailboxNotEnabledForRESTAPI,
+    # "REST API is not yet supported for this mailbox." (microsoft-graph-docs-contrib#6519).
+    # Not a folder or contact gone: nothing must be deleted for it, and connecting says so.
+    for _ in range(2):
+        graph.fail(
+            404,
+            path_contains="/me/",
+            code="MailboxNotEnabledForRESTAPI",
+            message="REST API is not yet supported for this mailbox.",
+        )
+    with pytest.raises(PermanentError, match="not yet supported for this mailbox"):
+        connector.verify()
+    with pytest.raises(PermanentError, match="not yet supported for this mailbox"):
+        connector.collections()
+    # Whatever the code, connecting is told the mailbox is not there, not an item.
+    graph.fail(404, path_contains="/me/contacts", code="ErrorItemNotFound")
+    with pytest.raises(PermanentError, match="default contact folder"):
+        connector.verify()
+
+
 def test_other_4xx_are_permanent_with_the_graph_message(
     graph: GraphEmulator, connector: MicrosoftConnector
 ) -> None:

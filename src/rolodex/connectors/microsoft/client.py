@@ -78,6 +78,12 @@ _STALE = frozenset({"resourcemodified", "errorirresolvableconflict"})
 # the generic "nameAlreadyExists: The specified item name already exists" (DOC
 # concepts/errors); the folder code takes either as the 409 it handles.
 _EXISTS = frozenset({"errorfolderexists", "namealreadyexists"})
+# The mailbox itself is out of Graph's reach (inactive, soft-deleted, hosted on-premises,
+# or an account without one): 404 MailboxNotEnabledForRESTAPI "REST API is not yet
+# supported for this mailbox." (microsoft-graph-docs-contrib#6519), or
+# MailboxNotSupportedForRESTAPI. A 404, but no item is missing: never RemoteNotFound, which
+# would read as folders or contacts deleted.
+_NO_MAILBOX = frozenset({"mailboxnotenabledforrestapi", "mailboxnotsupportedforrestapi"})
 # AADSTS codes of a grant that is gone for good: reconnecting is the only way back.
 _DEAD_GRANT = (
     "invalid_grant",
@@ -324,6 +330,8 @@ def classify(response: httpx.Response, *, delta: bool = False) -> ConnectorError
     if message:
         what += f": {message}"
     known = code.lower()
+    if known in _NO_MAILBOX:
+        return PermanentError(what, status)
     if delta and (
         status == 410 or known in RESET_CODES or (status in (400, 404) and _follows_token(request))
     ):

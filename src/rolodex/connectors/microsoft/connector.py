@@ -120,7 +120,13 @@ class MicrosoftConnector:
     def verify(self) -> None:
         """A token refresh and one Graph call (the default folder, which every mailbox has)."""
         self._client.verify_grant()
-        self._client.get_json("/me/contacts", params={"$top": "1", "$select": "id"})
+        try:
+            self._client.get_json("/me/contacts", params={"$top": "1", "$select": "id"})
+        except RemoteNotFound:
+            # No item was asked for: what is missing is the mailbox's default folder.
+            raise PermanentError(
+                "Microsoft Graph found no default contact folder for this account's mailbox"
+            ) from None
 
     # --- Folders (rolodex.connectors.microsoft.folders) --------------------------------------
 
