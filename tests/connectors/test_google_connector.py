@@ -16,6 +16,7 @@ from rolodex.connectors.base import (
     CursorExpired,
     InvalidCredentials,
     LocalContact,
+    LocalGroup,
     PermanentError,
     PreconditionFailed,
     RemoteContact,
@@ -772,6 +773,23 @@ class TestErrors:
         with pytest.raises(PermanentError) as refused:
             connector.create(PEOPLE, ADA, "r10")
         assert not isinstance(refused.value, TransientError)
+
+    def test_an_aborted_write_made_over_an_etag_is_read_again_not_resent(
+        self, google: Google, connector: GoogleConnector
+    ) -> None:
+        # google.rpc.Code: "Use ABORTED if the client should retry at a higher level (e.g.,
+        # when a client-specified test-and-set fails, indicating the client should restart a
+        # read-modify-write sequence)": an update sent again unchanged, its etag stale, would
+        # be aborted again; a precondition failure re-reads and re-applies.
+        written = connector.create(PEOPLE, ADA, "r11")
+        google.emulator.fail(409, path=":updateContact", grpc_status="ABORTED")
+        local = dataclasses.replace(ADA, touched=("job_title",))
+        with pytest.raises(PreconditionFailed):
+            connector.update(written.remote_id, written.etag, local, written.raw)
+        group = google.emulator.add_group("Team")
+        google.emulator.fail(409, method="PUT", path=group, grpc_status="ABORTED")
+        renamed = connector.rename_group(LocalGroup("Squad", "Squad", group))
+        assert google.emulator.user_groups()["Squad"]["resourceName"] == renamed.remote_id
 
     def test_5xx_and_network_errors_are_transient(self) -> None:
         with GoogleServer() as own:

@@ -8,7 +8,8 @@ Wire details from ``../shared/reference/google-microsoft.md`` §3.1 and
 - 429 and the rate-limit 403s: ``TransientError`` with the delay Google asks for, if any
   (``Retry-After``, or the body's ``google.rpc.RetryInfo``);
 - 5xx, 409 ``ABORTED`` and network errors: ``TransientError`` (idempotent reads are
-  retried a few times first);
+  retried a few times first); but a 409 ``ABORTED`` to a write made over an etag is
+  ``PreconditionFailed``, as a stale etag is;
 - an expired sync token (400 or 410 whose ``details[].reason`` is ``EXPIRED_SYNC_TOKEN``,
   whatever the status says), or any 400 or 410 to a request that sent a sync token:
   ``SyncTokenExpired``;
@@ -342,6 +343,12 @@ class PeopleClient:
             )
         ):
             return TransientError(str(error), _wait(response, error))
+        if status == 409 and error.grpc_status == "ABORTED" and _over_etag(response.request):
+            # google.rpc.Code: ABORTED "if the client should retry at a higher level (e.g.,
+            # when a client-specified test-and-set fails, indicating the client should
+            # restart a read-modify-write sequence)": a write made over an etag, sent again
+            # unchanged, would be aborted again; re-read and re-applied, it is not.
+            return PreconditionFailed(str(response.request.url))
         if status >= 500 or (status == 409 and error.grpc_status == "ABORTED"):
             # ABORTED: a concurrency conflict (google.rpc.Code: "retry at a higher level"),
             # unlike a 409 ALREADY_EXISTS (a contact group's name taken).
@@ -441,6 +448,14 @@ class PeopleClient:
                 return response
             self.refresh(stale=sent_with)
         raise AssertionError("unreachable")
+
+
+def _over_etag(request: httpx.Request) -> bool:
+    """Whether a request writes over the etag it was read with: updateContact, and
+    contactGroups.update (the API's one PUT)."""
+    return (request.method == "PATCH" and request.url.path.endswith(":updateContact")) or (
+        request.method == "PUT"
+    )
 
 
 def _wait(response: httpx.Response, error: ApiError) -> float | None:
