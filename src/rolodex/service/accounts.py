@@ -14,7 +14,7 @@ from rolodex.domain.ids import hash_token, new_id, new_token
 from rolodex.domain.profiles import PROVIDERS
 from rolodex.domain.providers import ProviderCatalog
 from rolodex.service.credentials import CredentialBox
-from rolodex.store import Store
+from rolodex.store import Store, Tx
 from rolodex.store.authepoch import AuthEpoch
 
 # How long a process trusts a token it has already checked while no token is revoked and
@@ -116,15 +116,32 @@ class AccountService:
         self, email_address: str, *, name: str, provider: str, connection: dict[str, str]
     ) -> NewAccount:
         """Create a connected account, or, when this address is connected at this provider
-        already, re-link that account (same id, same contacts) with the new credentials;
-        a sync that stopped for bad credentials resumes."""
-        if self.credentials is None:
+        already, to the same account there, re-link that account (same id, same contacts)
+        with the new credentials; a sync that stopped for bad credentials resumes.
+
+        The same account there is the same non-secret settings the provider requires (a
+        CardDAV server and user name, an OAuth client): the address alone is whatever the
+        person connecting typed, and re-linked by it anyone with a server of their own
+        would take over the account of any address, contacts and all."""
+        credentials = self.credentials
+        if credentials is None:
             raise InvalidAccount("no secret key configured to seal provider credentials")
-        sealed = self.credentials.seal(connection)
+        sealed = credentials.seal(connection)
         token = new_token()
         now = time.time()
+        spec = self.providers.get(provider)
+        identity = [s.name for s in spec.settings if s.required and not s.secret] if spec else []
+
+        def same_account(account_id: str, tx: Tx) -> bool:
+            stored = tx.accounts.connection(account_id)
+            if stored is None:
+                return False
+            before = credentials.open(stored)
+            return all(before.get(name) == connection.get(name) for name in identity)
+
         with self.store.write() as tx:
-            existing = tx.accounts.find_connected(email_address.strip(), provider)
+            candidates = tx.accounts.all_connected(email_address.strip(), provider)
+            existing = next((a for a in candidates if same_account(a.id, tx)), None)
             if existing is None:
                 account = None
             else:

@@ -85,7 +85,14 @@ class AccountRepository:
 
     def find_connected(self, email_address: str, provider: str) -> Account | None:
         """The connected account of this address at this provider, if there is one."""
-        row = self.conn.execute(
+        found = self.all_connected(email_address, provider, limit=1)
+        return found[0] if found else None
+
+    def all_connected(
+        self, email_address: str, provider: str, limit: int | None = None
+    ) -> list[Account]:
+        """The connected accounts of this address at this provider, oldest first."""
+        rows = self.conn.execute(
             select(*_ACCOUNT_COLUMNS)
             .where(
                 func.lower(accounts.c.email_address) == email_address.lower(),
@@ -93,9 +100,9 @@ class AccountRepository:
                 accounts.c.sandbox.is_(False),
             )
             .order_by(accounts.c.linked_at)
-            .limit(1)
-        ).first()
-        return None if row is None else _account(row)
+            .limit(limit)
+        )
+        return [_account(r) for r in rows]
 
     def all(self) -> list[Account]:
         rows = self.conn.execute(select(*_ACCOUNT_COLUMNS).order_by(accounts.c.linked_at))
