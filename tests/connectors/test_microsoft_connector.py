@@ -812,6 +812,23 @@ def test_the_emulator_refuses_read_only_properties_in_a_body(graph: GraphEmulato
     client.close()
 
 
+def test_the_emulator_takes_extended_properties_in_their_documented_forms(
+    graph: GraphEmulator,
+) -> None:
+    client = make_client(graph, [])
+    for bad in ("RolodexId", "String {not-a-guid} Name RolodexId"):
+        with pytest.raises(PermanentError, match="not well formed"):
+            body = {"singleValueExtendedProperties": [{"id": bad, "value": "x"}]}
+            client.request("POST", "/me/contacts", json=body)
+    good = "String {66f5a359-4659-4830-9070-00040ec6ac6e} Name Color"
+    body = {"givenName": "A", "singleValueExtendedProperties": [{"id": good, "value": "Green"}]}
+    made = client.get_json("/me/contacts", params={"$top": "1"})  # nothing there yet
+    assert made["value"] == []
+    client.request("POST", "/me/contacts", json=body)
+    assert [c.extended for c in graph.contacts.values()] == [{good.lower(): "Green"}]
+    client.close()
+
+
 def test_pictures_are_read_apart_in_order_four_at_a_time(
     graph: GraphEmulator, connector: MicrosoftConnector
 ) -> None:

@@ -105,6 +105,11 @@ _FILTER_EXT = re.compile(
     r"\1/value\s+eq\s+'((?:[^']|'')*)'\s*\)$",
     re.IGNORECASE,
 )
+_EXTENDED_ID = re.compile(
+    r"^\w+ (\{[0-9a-f]{8}(-[0-9a-f]{4}){3}-[0-9a-f]{12}\} (Name \S.*|Id 0x[0-9a-f]+)"
+    r"|0x[0-9a-f]{4})$",
+    re.IGNORECASE,
+)
 _EXPAND_EXT = re.compile(
     r"^singleValueExtendedProperties\(\s*\$filter=id\s+eq\s+'([^']*)'\s*\)$", re.IGNORECASE
 )
@@ -531,6 +536,15 @@ class GraphEmulator:
         for prop in body.pop("singleValueExtendedProperties", None) or []:
             if not isinstance(prop, dict) or not isinstance(prop.get("id"), str):
                 raise GraphError(400, "ErrorInvalidProperty", "Invalid extended property.")
+            if not _EXTENDED_ID.match(prop["id"]) or not isinstance(prop.get("value"), str):
+                # DOC resources/extended-properties-overview, "id formats": "{type} {guid}
+                # Name {name}", "{type} {guid} Id {id}" or "{type} {proptag}"; DOC
+                # resources/singlevaluelegacyextendedproperty: the value is a string.
+                raise GraphError(
+                    400,
+                    "ErrorInvalidProperty",
+                    f"The extended property '{prop['id']}' is not well formed.",
+                )
             extended[prop["id"].lower()] = str(prop.get("value"))
         return extended
 
