@@ -164,6 +164,8 @@ class Contact:
     photo: bytes | None = None
     photo_type: str | None = None
     extended: dict[str, str] = field(default_factory=dict)  # lower-cased id -> value
+    born: int = 0  # the change sequence of its creation
+    changed_at: dict[str, int] = field(default_factory=dict)  # property -> last change
 
     @property
     def etag(self) -> str:
@@ -179,6 +181,7 @@ class _Round:
     select: tuple[str, ...] | None
     entries: list[tuple[str, bool]]  # (contact id, removed)
     empty_first: bool = False
+    since: int = 0  # the change sequence its deltaToken named (0: from scratch)
 
 
 @dataclass
@@ -264,6 +267,7 @@ class GraphEmulator:
         self.duplicates = False  # every delta page is sent again as part of the next one
         self.replay_next_round = False  # the next round from a deltaLink replays everything
         self.empty_first_page = False  # a round begins with an empty nextLink page
+        self.partial_updates = False  # a round from a deltaLink names only what changed
         self.folder_page_size: int | None = None  # server-side paging of folder lists
         # What GET /me/contactFolders lists. "children": the folders in the default one, each
         # with the default folder's id as parentFolderId, as v1.0 answers
@@ -491,6 +495,7 @@ class GraphEmulator:
             modified=now,
             extended=extended,
         )
+        contact.born = contact.seq
         self.contacts[contact.id] = contact
         return contact
 
@@ -517,6 +522,8 @@ class GraphEmulator:
         contact.extended.update(extended)
         contact.change_key = secrets.token_urlsafe(12)
         contact.seq = self._bump()
+        for name in body:
+            contact.changed_at[name] = contact.seq
         contact.modified = _now()
 
     def _remove(self, contact: Contact) -> None:
@@ -650,6 +657,9 @@ class GraphEmulator:
                         headers,
                     )
                 if self.latency:
+                    # The request as sent is the request served: a client gone while Graph
+                    # works on it (a lost reply, a crash) does not undo it.
+                    await request.body()
                     await asyncio.sleep(self.latency)
                 response = await self._graph(request)
         except GraphError as error:
@@ -1219,7 +1229,7 @@ class GraphEmulator:
             entries = [(cid, False) for _, cid in changed]
             entries += [(cid, True) for _, cid in removed]
             self._rounds[round_id] = _Round(
-                folder, self.seq, select, entries, self.empty_first_page
+                folder, self.seq, select, entries, self.empty_first_page, since
             )
             pos = 0
         round_ = self._rounds[round_id]
@@ -1243,6 +1253,19 @@ class GraphEmulator:
                         "@removed": {"reason": "deleted"},
                     }
                 )
+            elif self.partial_updates and round_.since and contact.born <= round_.since:
+                # "Updated instances are represented by their id with at least the
+                # properties that have been updated" (DOC delta-query-overview, "Resource
+                # representation in the delta query response"): the properties changed
+                # since the token, not the whole contact.
+                partial: dict[str, Any] = {"@odata.type": "#microsoft.graph.contact"}
+                if self.odata_etags:
+                    partial["@odata.etag"] = contact.etag
+                partial["id"] = contact.id
+                for name, at in contact.changed_at.items():
+                    if at > round_.since and name in contact.props:
+                        partial[name] = contact.props[name]
+                values.append(partial)
             else:
                 values.append(self._render(contact, round_.select))
         end = pos + size
