@@ -328,6 +328,26 @@ class TestReading:
         with pytest.raises(CursorExpired):
             connector.changes(PEOPLE, cursor)
 
+    def test_an_expired_groups_token_lists_the_groups_not_every_person(
+        self, google: Google, connector: GoogleConnector
+    ) -> None:
+        # The groups have a sync token of their own: when it alone is refused, a listing of
+        # the groups (a few) stands in for it, and the people's changes are still read
+        # with theirs, not by reading every person again.
+        emulator = google.emulator
+        old = emulator.add_group("Old")
+        emulator.add_person(names=[{"givenName": "A"}])
+        _, cursor = _drain(connector)
+        connector._client.call("DELETE", old)  # as another client: contactGroups.delete
+        new = emulator.add_group("New")
+        emulator.expire_sync_tokens("groups")
+        emulator.clear_log()
+        changes = connector.changes(PEOPLE, cursor)
+        assert dict(changes.groups) == {new: "New"}
+        assert all(c.param("syncToken") for c in emulator.calls("connections"))
+        again = connector.changes(PEOPLE, changes.cursor or "")
+        assert dict(again.groups) == {new: "New"}
+
     def test_picture_is_read_from_the_photo_url(
         self, google: Google, connector: GoogleConnector
     ) -> None:

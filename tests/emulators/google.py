@@ -477,11 +477,13 @@ class GoogleEmulator:
             for access in self.access.values():
                 access.expires_at = 0
 
-    def expire_sync_tokens(self) -> None:
-        """Every sync token issued so far is expired (as 7 days later)."""
+    def expire_sync_tokens(self, book: str | None = None) -> None:
+        """Every sync token issued so far is expired (as 7 days later); with ``book``
+        ("people", "others", "groups"), that listing's only."""
         with self.lock:
             for token in self._tokens.values():
-                token.expired = True
+                if book in (None, token.book):
+                    token.expired = True
 
     def forget_sync_tokens(self) -> None:
         """Every sync token issued so far is unknown (a corrupt token, or one from before

@@ -10,7 +10,8 @@ Sync (``providers.md`` §5.2): a first sync pages through ``people/me/connection
 the snapshot's cursor is known once its stream is exhausted. Later syncs send that token;
 deleted people come with ``metadata.deleted``. An expired token (400 or 410 with reason
 ``EXPIRED_SYNC_TOKEN``, or any 400 or 410 to a call that sent a token) is ``CursorExpired``.
-Contact groups sync beside people with their own sync token; the cursor holds both. A person
+Contact groups sync beside people with their own sync token; the cursor holds both (a
+groups token refused alone is replaced by a listing of the groups, not a full resync). A person
 listed with 100 emails or phone numbers, as many as a listing sends, is read whole.
 
 Groups: Google's contact groups are labels, named on contacts (``group_names``) by their

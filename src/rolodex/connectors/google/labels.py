@@ -25,7 +25,7 @@ from rolodex.connectors.base import (
     WriteResult,
 )
 from rolodex.connectors.google import mapping
-from rolodex.connectors.google.client import PeopleClient
+from rolodex.connectors.google.client import PeopleClient, SyncTokenExpired
 
 GROUP_PREFIX = "contactGroups/"
 MY_CONTACTS = GROUP_PREFIX + "myContacts"
@@ -64,12 +64,20 @@ class Labels:
             if token is None:
                 return new_token
             # The token still says what was deleted since it.
-            changed, newer = self._pages(token)
+            try:
+                changed, newer = self._pages(token)
+            except SyncTokenExpired:
+                return new_token  # the listing alone, as below
             for group in changed:
                 if (group.get("metadata") or {}).get("deleted"):
                     self.known.pop(group["resourceName"], None)
             return newer or new_token
-        changed, new_token = self._pages(token)
+        try:
+            changed, new_token = self._pages(token)
+        except SyncTokenExpired:
+            # The groups' token alone refused: a listing of them (a few) stands in for it,
+            # deleted ones left out; the people's changes are still read with theirs.
+            return self.load()
         for group in changed:
             rn = group["resourceName"]
             if (group.get("metadata") or {}).get("deleted"):
