@@ -1072,6 +1072,29 @@ def test_a_refresh_asks_for_no_scope_beyond_the_contacts_grant(
     assert len(rotations) == 1
 
 
+def test_the_emulator_rotates_the_refresh_token_only_when_offline_access_is_asked(
+    graph: GraphEmulator,
+) -> None:
+    def refresh(token: str, **extra: str) -> dict[str, Any]:
+        form = {
+            "grant_type": "refresh_token",
+            "client_id": graph.client_id,
+            "client_secret": graph.client_secret,
+            "refresh_token": token,
+            **extra,
+        }
+        answer = httpx.post(f"{graph.login_url}/common/oauth2/v2.0/token", data=form)
+        assert answer.status_code == 200, answer.text
+        body: dict[str, Any] = answer.json()
+        return body
+
+    old = graph.refresh_token
+    plain = refresh(old, scope="https://graph.microsoft.com/Contacts.ReadWrite")
+    assert "refresh_token" not in plain and old in graph.refresh_tokens
+    rotated = refresh(old)  # no scope: the grant's, offline_access included
+    assert rotated["refresh_token"] in graph.refresh_tokens and old not in graph.refresh_tokens
+
+
 def test_a_revoked_grant_is_invalid_credentials(
     graph: GraphEmulator, connector: MicrosoftConnector
 ) -> None:

@@ -718,11 +718,6 @@ class GraphEmulator:
                 return _oauth_error(
                     400, "unsupported_grant_type", 70003, "AADSTS70003: unsupported grant type"
                 )
-            scope = one("scope") or ""
-            if "offline_access" not in scope.split():
-                return _oauth_error(
-                    400, "invalid_scope", 70011, "AADSTS70011: offline_access is required."
-                )
             token = one("refresh_token")
             if token is None or token not in self.refresh_tokens:
                 # GM §3.2: invalid_grant with AADSTS codes (Azure/azure-cli#14244).
@@ -734,12 +729,14 @@ class GraphEmulator:
                     "was issued on 2026-01-01T00:00:00Z and was inactive for 90.00:00:00.",
                 )
             granted = self.refresh_tokens[token]
+            # The scope is optional (DOC identity platform v2-oauth2-auth-code-flow,
+            # "Refresh the access token"): without one, the grant's.
+            scope = one("scope") or " ".join(sorted(granted))
             beyond = _scopes(scope) - granted - _OIDC_SCOPES
             if beyond and "https://graph.microsoft.com/.default" not in _scopes(scope):
                 # "The scopes requested in this leg must be equivalent to or a subset of the
-                # scopes requested in the original authorization_code request leg" (DOC
-                # identity platform v2-oauth2-auth-code-flow, "Refresh the access token");
-                # AADSTS65001 is the consent missing (GM §3.2).
+                # scopes requested in the original authorization_code request leg" (same
+                # section); AADSTS65001 is the consent missing (GM §3.2).
                 return _oauth_error(
                     400,
                     "invalid_grant",
@@ -747,26 +744,25 @@ class GraphEmulator:
                     "AADSTS65001: The user or administrator has not consented to use the "
                     f"application with ID '{self.client_id}' for {' '.join(sorted(beyond))}.",
                 )
-            # "Refresh tokens replace themselves with a fresh token upon every use" (GM §3.2):
-            # the old one stops working.
-            del self.refresh_tokens[token]
-            new_refresh = "M.R3_BAY." + secrets.token_urlsafe(24)
-            self.refresh_tokens[new_refresh] = granted
+            answer: dict[str, Any] = {
+                "token_type": "Bearer",
+                "scope": scope,
+                "expires_in": self.access_token_lifetime,
+                "ext_expires_in": self.access_token_lifetime,
+            }
+            if "offline_access" in _scopes(scope):
+                # The answer's refresh_token: "Only provided if offline_access scope was
+                # requested" (same section). "Refresh tokens replace themselves with a fresh
+                # token upon every use" (GM §3.2): the old one stops working here, stricter
+                # than the doc ("you are expected to discard the old refresh token"), so
+                # that a client going back to an old one is caught.
+                del self.refresh_tokens[token]
+                answer["refresh_token"] = "M.R3_BAY." + secrets.token_urlsafe(24)
+                self.refresh_tokens[answer["refresh_token"]] = granted
             access = "EwB" + secrets.token_urlsafe(32)
             self.access_tokens[access] = time.time() + self.access_token_lifetime
-        return Response(
-            orjson.dumps(
-                {
-                    "token_type": "Bearer",
-                    "scope": scope,
-                    "expires_in": self.access_token_lifetime,
-                    "ext_expires_in": self.access_token_lifetime,
-                    "access_token": access,
-                    "refresh_token": new_refresh,
-                }
-            ),
-            media_type="application/json",
-        )
+            answer["access_token"] = access
+        return Response(orjson.dumps(answer), media_type="application/json")
 
     # --- Hosted sign-in: the consent screen's code grant (tests.emulators.consent) ---------
 
