@@ -111,3 +111,25 @@ def test_sync_request_and_sync_state_on_the_account(app: App, radicale: Radicale
     assert client.post("/account/sync").status_code == 200
     due, _ = app.services.mirror.due(time.time() + 1)
     assert created.account.id in due
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("email_address", "a" * 320 + "@example.com"),  # the column holds 320
+        ("email_address", "tess\x00@example.com"),  # PostgreSQL text refuses NUL
+        ("email_address", "tess\r\n@example.com"),
+        ("email_address", "no-at-sign"),
+        ("name", "n" * 1001),
+        ("name", "Tess\x00"),
+        ("name", 5),
+    ],
+)
+def test_an_account_that_cannot_be_stored_is_a_400_before_the_server_is_asked(
+    app: App, radicale: RadicaleServer, field: str, value: object
+) -> None:
+    # Else the server's check passed and storing the account failed (a 500 on PostgreSQL).
+    body = {**_authorize_body(app, radicale, "secret"), field: value}
+    answer = app.client.post("/connect/authorize", json=body)
+    assert answer.status_code == 400, answer.text
+    assert answer.json()["type"] == "invalid_request_error"

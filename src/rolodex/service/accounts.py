@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass
 from threading import Lock
@@ -35,6 +36,41 @@ class NewAccount:
 Verifier = Callable[[str, dict[str, str]], None]
 
 
+# What the accounts table holds (rolodex.store.schema).
+MAX_EMAIL_LENGTH = 320
+MAX_NAME_LENGTH = 1000
+
+
+def checked_owner(email_address: Any, name: Any) -> tuple[str, str]:
+    """An account's email address and owner's name as they can be stored, else
+    ``InvalidAccount``: checked before a provider is asked, not found out by the insert
+    (PostgreSQL refuses NUL and what is longer than its column)."""
+    if not isinstance(email_address, str):
+        raise InvalidAccount("email_address must be a string")
+    if name is None:
+        name = ""
+    if not isinstance(name, str):
+        raise InvalidAccount("name must be a string")
+    email_address, name = email_address.strip(), name.strip()
+    if (
+        not email_address
+        or "@" not in email_address
+        or len(email_address) > MAX_EMAIL_LENGTH
+        or any(c.isspace() or _control(c) for c in email_address)
+    ):
+        raise InvalidAccount(f"not an email address: {email_address[:MAX_EMAIL_LENGTH]!r}")
+    if len(name) > MAX_NAME_LENGTH or any(_control(c) for c in name):
+        raise InvalidAccount(
+            f"name must be at most {MAX_NAME_LENGTH} characters, without control characters"
+        )
+    return email_address, name
+
+
+def _control(char: str) -> bool:
+    # Cc only: joiners and other format characters belong in many names.
+    return unicodedata.category(char) == "Cc"
+
+
 class AccountService:
     def __init__(
         self,
@@ -62,9 +98,7 @@ class AccountService:
         provider: str = "local",
         connection: dict[str, Any] | None = None,
     ) -> NewAccount:
-        email_address = email_address.strip()
-        if not email_address or "@" not in email_address:
-            raise InvalidAccount(f"not an email address: {email_address!r}")
+        email_address, name = checked_owner(email_address, name)
         if provider not in PROVIDERS:
             raise InvalidAccount(
                 f"unknown provider {provider!r}; choose one of {', '.join(PROVIDERS)}"

@@ -18,7 +18,7 @@ from typing import Any
 
 from rolodex.domain.errors import InvalidAccount, InvalidClient, InvalidCode, MissingFields
 from rolodex.domain.ids import hash_token, new_token
-from rolodex.service.accounts import AccountService, NewAccount
+from rolodex.service.accounts import AccountService, NewAccount, checked_owner
 from rolodex.service.credentials import CredentialBox
 from rolodex.store import Store
 
@@ -93,13 +93,14 @@ class ApplicationService:
         self.check_client(body["client_id"])
         if not isinstance(body["settings"], dict) or not isinstance(email, str):
             raise InvalidAccount("settings must be an object and email_address a string")
+        email, name = checked_owner(email, body.get("name"))
         provider, settings = self.accounts.connection_settings(
             body["provider"], email, body["settings"]
         )
         self.accounts.check_connection(provider, settings)
         payload = {
             "email_address": email,
-            "name": body.get("name") if isinstance(body.get("name"), str) else "",
+            "name": name,
             "provider": provider,
             "settings": settings,
         }
