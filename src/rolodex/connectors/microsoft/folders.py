@@ -114,6 +114,8 @@ class FolderTree:
                 if isinstance(named, str) and named in entries and named not in seen:
                     parent = named
             name = str(item.get("displayName") or "").replace("/", "-").strip() or "Unnamed"
+            if parent in seen:  # a loop in what Graph answered: cut where it closes
+                parent = None
             above = DEFAULT_NAME if parent is None else path(parent, seen | {folder_id})
             paths[folder_id] = f"{above}/{name}"
             return paths[folder_id]
