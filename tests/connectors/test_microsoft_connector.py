@@ -299,13 +299,15 @@ def test_requests_go_side_by_side_on_threads_kept_between_syncs(
     assert not graph_threads() - before
 
 
-@pytest.mark.parametrize("partial", [False, True])
+@pytest.mark.parametrize(("partial", "reason"), [(False, "deleted"), (True, "changed")])
 def test_incremental_changes_name_edits_additions_and_removals(
-    graph: GraphEmulator, connector: MicrosoftConnector, partial: bool
+    graph: GraphEmulator, connector: MicrosoftConnector, partial: bool, reason: str
 ) -> None:
     # ``partial``: an update in a round from a deltaLink names only what changed (DOC
-    # delta-query-overview); the contact is still read whole.
+    # delta-query-overview); the contact is still read whole. A removal is one whatever
+    # its reason.
     graph.partial_updates = partial
+    graph.removed_reason = reason
     a, b, c = graph.add_contacts([{"givenName": "A"}, {"givenName": "B"}, {"givenName": "C"}])
     snap = connector.snapshot(DEFAULT)
     drain(snap)

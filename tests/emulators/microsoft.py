@@ -268,6 +268,10 @@ class GraphEmulator:
         self.replay_next_round = False  # the next round from a deltaLink replays everything
         self.empty_first_page = False  # a round begins with an empty nextLink page
         self.partial_updates = False  # a round from a deltaLink names only what changed
+        # GM §3.2: "@removed":{"reason":"deleted"|"changed"}; "changed" for an item that may
+        # come back (DOC delta-query-overview, "Resource representation in the delta query
+        # response"), which is gone from the folder all the same.
+        self.removed_reason = "deleted"
         self.folder_page_size: int | None = None  # server-side paging of folder lists
         # What GET /me/contactFolders lists. "children": the folders in the default one, each
         # with the default folder's id as parentFolderId, as v1.0 answers
@@ -1246,7 +1250,7 @@ class GraphEmulator:
                     {
                         "@odata.type": "#microsoft.graph.contact",
                         "id": cid,
-                        "@removed": {"reason": "deleted"},
+                        "@removed": {"reason": self.removed_reason},
                     }
                 )
             elif self.partial_updates and round_.since and contact.born <= round_.since:
