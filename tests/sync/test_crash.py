@@ -5,10 +5,6 @@ changing under it. Each case ends with a sync that converges: no duplicates, not
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -18,7 +14,7 @@ from typing import Any
 import orjson
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import func, select, update
+from sqlalchemy import select
 
 from rolodex.api.app import Services, build_services, create_app
 from rolodex.config import Settings
@@ -31,8 +27,8 @@ from rolodex.store.schema import accounts, contact_remotes, contacts, outbox, sy
 from rolodex.sync.runner import SyncFailed, SyncRunner
 from tests.carddav_servers import RadicaleServer, vcard
 from tests.conftest import TEST_SECRET_KEY
+from tests.sync.crashing import count_rows, kill_when, lease_expires, sync_process
 
-ROOT = Path(__file__).resolve().parents[2]
 PULL_CARDS = 1500
 PUSH_CONTACTS = 200
 
@@ -88,58 +84,6 @@ def fill_book(server: RadicaleServer, book: str, count: int) -> None:
         extra = f"EMAIL;TYPE=work:person{n}@example.org\r\nTEL;TYPE=cell:+1555{n:07d}"
         (folder / f"card-{n}.vcf").write_bytes(
             vcard(f"card-{n}", f"Person{n} Family{n}", extra=extra)
-        )
-
-
-def count_rows(store: Store, table: Any, account_id: str) -> int:
-    with store.read() as tx:
-        return int(
-            tx.conn.execute(
-                select(func.count()).select_from(table).where(table.c.account_id == account_id)
-            ).scalar_one()
-        )
-
-
-def sync_process(settings: Settings, account_id: str) -> subprocess.Popen[bytes]:
-    env = {**os.environ, "ROLODEX_SECRET_KEY": TEST_SECRET_KEY, "PYTHONPATH": str(ROOT / "src")}
-    return subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "rolodex",
-            "sync",
-            account_id,
-            "--database-url",
-            settings.database_url,
-        ],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        cwd=ROOT,
-    )
-
-
-def kill_when(proc: subprocess.Popen[bytes], ready: Any, timeout: float = 60) -> None:
-    """SIGKILL the process as soon as ``ready()`` holds; fail if it finished first."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if ready():
-            os.kill(proc.pid, signal.SIGKILL)
-            proc.wait()
-            return
-        if proc.poll() is not None:
-            out, err = proc.communicate()
-            pytest.fail(f"sync finished before it could be killed: {out!r} {err[-2000:]!r}")
-        time.sleep(0.005)
-    proc.kill()
-    pytest.fail("sync never reached the point to kill it at")
-
-
-def lease_expires(store: Store, account_id: str) -> None:
-    """What the lease timeout does for a worker that died holding it."""
-    with store.write() as tx:
-        tx.conn.execute(
-            update(accounts).where(accounts.c.id == account_id).values(lease_until=time.time() - 1)
         )
 
 
