@@ -99,3 +99,34 @@ def test_revoke_all_keeps_the_token_asked_for_and_delete_removes_the_account(app
     assert session.get(f"/a/{cid}/accounts/{account.id}").status_code == 404
     assert session.delete(f"/a/{cid}/accounts/{account.id}").status_code == 404
     assert survivor.client.get("/account").status_code == 200
+
+
+def test_token_info_says_when_a_token_of_the_account_was_made(app: App) -> None:
+    account = app.new_account()
+    other = app.new_account()
+    cid, session = admin(app)
+    path = f"/a/{cid}/accounts/{account.id}/token-info"
+    info = session.post(path, json={"access_token": account.token})
+    assert info.status_code == 200, info.text
+    body = info.json()
+    assert set(body) == {"created_at", "scopes", "state", "updated_at"}
+    assert body["state"] == "valid" and body["scopes"] == "contacts"
+    assert isinstance(body["created_at"], int) and body["updated_at"] == body["created_at"]
+    # Another account's token is no token of this one.
+    assert session.post(path, json={"access_token": other.token}).status_code == 404
+    assert session.post(path, json={"access_token": "nonsense"}).status_code == 404
+    missing = session.post(path, json={})
+    assert missing.status_code == 400
+    assert missing.json()["message"] == "No access_token passed."
+
+
+def test_application_details(app: App) -> None:
+    cid, session = admin(app)
+    details = session.get(f"/a/{cid}")
+    assert details.status_code == 200, details.text
+    assert details.json() == {
+        "application_name": "Rolodex",
+        "icon_url": None,
+        "redirect_uris": app.services.signin.redirect_uris(),
+    }
+    assert app.client_for("wrong").get(f"/a/{cid}").status_code == 401

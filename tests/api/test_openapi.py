@@ -16,6 +16,8 @@ ROUTES = {
     "/a/{client_id}/accounts": {"get"},
     "/a/{client_id}/accounts/{account_id}": {"get", "delete"},
     "/a/{client_id}/accounts/{account_id}/revoke-all": {"post"},
+    "/a/{client_id}/accounts/{account_id}/token-info": {"post"},
+    "/a/{client_id}": {"get"},
 }
 
 

@@ -386,6 +386,8 @@ def test_accounts_with_the_client_secret(sdk: Node, account: ApiAccount) -> None
     }
     assert run.value["one"] == expected
     assert expected in run.value["all"]
+    assert (run.value["tokenState"], run.value["tokenScopes"]) == ("valid", "contacts")
+    assert run.value["redirectUris"] == sdk.live_server.app.services.signin.redirect_uris()
     assert run.gets(f"/a/{app.client_id}/accounts") == [{"offset": "0", "limit": "100"}]
 
 

@@ -137,3 +137,44 @@ def revoke_all(
     svc.accounts.get(account_id)
     svc.accounts.revoke_all(account_id, keep=hash_token(keep) if keep else None)
     return _json({"success": True})
+
+
+@router.post(
+    "/accounts/{account_id}/token-info",
+    summary="Whether an access token is the account's, and since when",
+    description='Body `{"access_token": TOKEN}`; answers `{"created_at", "scopes", "state", '
+    '"updated_at"}`.',
+    responses={200: {"description": "The token's information"}, **_ERRORS},
+    dependencies=[Depends(application)],
+)
+def token_info(
+    account_id: str,
+    body: dict[str, Any] = Depends(json_body_or_empty),
+    svc: Services = Depends(services),
+) -> Response:
+    token = body.get("access_token")
+    if not token:
+        raise InvalidBody("No access_token passed.")
+    if not isinstance(token, str):
+        raise InvalidBody("access_token must be a string")
+    created = int(svc.accounts.token_created_at(account_id, token))
+    # A token lives until revoked and is never changed; every token is for contacts.
+    return _json(
+        {"created_at": created, "scopes": "contacts", "state": "valid", "updated_at": created}
+    )
+
+
+@router.get(
+    "",
+    summary="The application's details",
+    responses={200: {"description": "`{application_name, icon_url, redirect_uris}`"}, **_ERRORS},
+    dependencies=[Depends(application)],
+)
+def application_details(svc: Services = Depends(services)) -> Response:
+    return _json(
+        {
+            "application_name": "Rolodex",
+            "icon_url": None,
+            "redirect_uris": svc.signin.redirect_uris(),
+        }
+    )

@@ -248,6 +248,16 @@ class AccountService:
         with self._lock:
             self._token_cache.pop(token, None)
 
+    def token_created_at(self, account_id: str, token: str) -> float:
+        """When ``token`` was issued to the account; ``NoSuchToken`` if it was not (or is
+        revoked)."""
+        with self.store.read() as tx:
+            tx.accounts.get(account_id)
+            created = tx.accounts.token_created_at(hash_token(token), account_id)
+        if created is None:
+            raise NoSuchToken()
+        return created
+
     def revoke_all(self, account_id: str, keep: str | None = None) -> int:
         """Revoke every token of the account but the one hashed ``keep``, in every process
         at once (as ``revoke``); how many were revoked."""

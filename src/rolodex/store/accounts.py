@@ -355,6 +355,16 @@ class AccountRepository:
             select(access_tokens.c.account_id).where(access_tokens.c.token_hash == token_hash)
         ).scalar_one_or_none()
 
+    def token_created_at(self, token_hash: str, account_id: str) -> float | None:
+        """When this token of this account was made; None if it is not one."""
+        created: float | None = self.conn.execute(
+            select(access_tokens.c.created_at).where(
+                access_tokens.c.token_hash == token_hash,
+                access_tokens.c.account_id == account_id,
+            )
+        ).scalar_one_or_none()
+        return created
+
     def delete_token(self, token_hash: str) -> bool:
         result = self.conn.execute(
             delete(access_tokens).where(access_tokens.c.token_hash == token_hash)

@@ -251,7 +251,15 @@ const scenarios = {
       billingState: a.billingState,
       trial: a.trial,
     });
-    return { all: all.map(shape), one: shape(one) };
+    const info = await one.tokenInfo(TOKEN);
+    const app = await Nylas.application();
+    return {
+      all: all.map(shape),
+      one: shape(one),
+      tokenState: info.state,
+      tokenScopes: info.scopes,
+      redirectUris: app.redirectUris,
+    };
   },
 
   async deleteError(id) {
