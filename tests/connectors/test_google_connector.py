@@ -677,6 +677,24 @@ class TestWriting:
         assert {"domainMembership": {"inViewerDomain": True}} in kept  # Google's own, kept
         assert len(kept) == 3
 
+    @pytest.mark.parametrize("refusal", [400, 404])
+    def test_a_create_in_a_group_deleted_at_google_meanwhile_is_made_without_it(
+        self, google: Google, connector: GoogleConnector, refusal: int
+    ) -> None:
+        emulator = google.emulator
+        emulator.unknown_group_status = refusal
+        team = emulator.add_group("Team")
+        _drain(connector)  # the groups as listed then
+        connector._client.call("DELETE", team)  # by another client since
+        local = dataclasses.replace(ADA, group_names=("Team",), group_ids=(team,))
+        written = connector.create(PEOPLE, local, "r5g")
+        assert written.partial
+        groups = {
+            m["contactGroupMembership"]["contactGroupResourceName"]
+            for m in emulator.person(written.remote_id)["memberships"]
+        }
+        assert groups == {"contactGroups/myContacts"}
+
     def test_picture_written_and_removed(self, google: Google, connector: GoogleConnector) -> None:
         written = connector.create(PEOPLE, ADA, "r6")
         with_photo = dataclasses.replace(

@@ -430,6 +430,7 @@ class GoogleEmulator:
         # write ... is read back"). Tests set it to change what was written.
         self.rewrite: Callable[[dict[str, Any]], None] | None = None
         self.mutation_latency = 0.0
+        self.unknown_group_status = 400  # a membership of a group not there (``_validate_person``)
         # Whether the request being answered asked for profile data (its ``sources``).
         self._profiles_shown = True
         self._mutating = 0
@@ -740,7 +741,13 @@ class GoogleEmulator:
             cgm["contactGroupResourceName"] = group
             gid = group.split("/", 1)[1]
             if group not in self.groups.items:
-                raise invalid(f"Contact group resource name {group} is invalid or not found.")
+                # The reference names no status for a membership of a group that is not
+                # there: 400 INVALID_ARGUMENT by default, or google.rpc.Code NOT_FOUND's
+                # 404 ("Some requested entity ... was not found").
+                message = f"Contact group resource name {group} is invalid or not found."
+                if self.unknown_group_status == 404:
+                    raise ApiError(404, "NOT_FOUND", message)
+                raise invalid(message)
             if gid in SYSTEM_GROUPS and gid not in ADDABLE_SYSTEM_GROUPS:
                 raise invalid(f"Cannot add contacts to deprecated system contact group {group}.")
 

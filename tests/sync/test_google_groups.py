@@ -508,12 +508,15 @@ def test_a_group_deleted_at_google_while_renamed_here_is_made_again(synced: Sync
     assert synced.log_size() == before
 
 
+@pytest.mark.parametrize("refusal", [400, 404])
 def test_a_contact_put_in_a_group_deleted_at_google_meanwhile_goes_without_it(
-    synced: Synced,
+    synced: Synced, refusal: int
 ) -> None:
     """The delete there wins, as it does for the group: the contact is written without it
     (not into a label made again by its name, which the pull would not link here) and the
-    pull deletes the group here. Both sides then agree."""
+    pull deletes the group here. Both sides then agree. Google's refusal of the gone group
+    may be a 400 or a 404, which must not pass for the contact being gone."""
+    synced.google.unknown_group_status = refusal
     team = synced.google.add_group("Team")
     synced.google.add_person(names=[{"givenName": "Ann"}], memberships=_in(team))
     synced.google.add_person(names=[{"givenName": "Bob"}])

@@ -404,7 +404,14 @@ class GoogleConnector:
             )
             return person
 
-        person, partial = self._labels.memberships_written(contact, made)
+        try:
+            person, partial = self._labels.memberships_written(contact, made)
+        except RemoteNotFound as exc:
+            # Nothing a create names but its groups can be missing: a refusal, not a gone
+            # contact (which the engine would make again).
+            raise PermanentError(
+                f"Google refused the contact: what it names is not there ({exc.remote_id})", 404
+            ) from None
         if contact.picture:
             person = self._set_photo(person["resourceName"], contact)
         return WriteResult(

@@ -136,14 +136,15 @@ class Labels:
     ) -> tuple[T, bool]:
         """``write(memberships)`` with the contact's groups; once more with the groups
         listed again when Google refuses them because one is gone (a 400 naming no reason
-        Rolodex can rely on, inferred: a group deleted there since they were listed). And
-        whether a group was left out as deleted: the person there is then not what was
-        asked (``WriteResult.partial``)."""
+        Rolodex can rely on, inferred: a group deleted there since they were listed; or a
+        404, google.rpc.Code NOT_FOUND for an entity the request names). And whether a
+        group was left out as deleted: the person there is then not what was asked
+        (``WriteResult.partial``)."""
         sent, gone = self._resource_names(contact)
         try:
             return write(mapping.memberships(sent)), gone
-        except PermanentError as exc:
-            if exc.status != 400:
+        except (PermanentError, RemoteNotFound) as exc:
+            if isinstance(exc, PermanentError) and exc.status != 400:
                 raise
             now, gone = self._resource_names(contact, fresh=True)
             if now == sent:
