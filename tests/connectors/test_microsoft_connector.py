@@ -1124,6 +1124,28 @@ def test_a_busy_token_endpoint_is_transient_and_a_consent_gone_is_invalid_creden
         connector.verify()
 
 
+@pytest.mark.parametrize(
+    ("code", "description"),
+    [
+        (90002, "AADSTS90002: Tenant 'contoso.example' not found."),
+        (900023, "AADSTS900023: Specified tenant identifier 'x y' is neither a valid DNS name."),
+        (9002313, "AADSTS9002313: Invalid request. Request is malformed or invalid."),
+    ],
+)
+def test_an_invalid_request_the_settings_caused_is_invalid_credentials(
+    graph: GraphEmulator, connector: MicrosoftConnector, code: int, description: str
+) -> None:
+    # invalid_request is "Protocol error, such as a missing required parameter" (identity
+    # platform, "Error codes for token endpoint errors"), but with these AADSTS codes it is
+    # the tenant or the refresh token the account was given: new settings are the way back.
+    graph.token_faults.append((400, "invalid_request", code, description))
+    with pytest.raises(InvalidCredentials, match=f"AADSTS{code}"):
+        connector.verify()
+    graph.token_faults.append((400, "invalid_request", 900144, "AADSTS900144: no 'scope'."))
+    with pytest.raises(PermanentError, match="AADSTS900144"):
+        connector.verify()
+
+
 def test_a_busy_token_endpoint_at_sign_in_is_unreachable_not_refused(
     graph: GraphEmulator,
 ) -> None:

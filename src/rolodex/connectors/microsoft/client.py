@@ -92,6 +92,13 @@ _DEAD_GRANT = (
     "invalid_client",
     "unauthorized_client",
 )
+# invalid_request is "Protocol error, such as a missing required parameter" (identity
+# platform, "Error codes for token endpoint errors"), but these AADSTS codes name what the
+# account's settings hold: the tenant (90002 "Tenant ... not found", 900023 "Specified
+# tenant identifier ... is neither a valid DNS name, nor a valid external domain") or a
+# refresh token that is not one (9002313 "Invalid request. Request is malformed or
+# invalid."). Only new settings help, as for a dead grant.
+_BAD_SETTINGS = ("AADSTS90002:", "AADSTS900023:", "AADSTS9002313:")
 # The token endpoint's "retry later" (identity platform, "Error codes for token endpoint
 # errors": temporarily_unavailable, "Retry the request"; RFC 6749's server_error).
 _BUSY = ("temporarily_unavailable", "server_error")
@@ -177,7 +184,7 @@ class GraphClient:
             )
         except OAuthError as error:
             description = (error.description or "").split("\r\n", 1)[0]
-            if error.error in _DEAD_GRANT:
+            if error.error in _DEAD_GRANT or description.startswith(_BAD_SETTINGS):
                 raise InvalidCredentials(
                     f"Microsoft refused the refresh token ({error.error}: {description}); "
                     "reconnect the account"
