@@ -641,6 +641,19 @@ class TestWriting:
         with pytest.raises(PreconditionFailed):
             connector.update(written.remote_id, written.etag, local, written.raw)
 
+    def test_a_failed_precondition_to_a_create_is_a_refusal_not_a_stale_etag(
+        self, google: Google, connector: GoogleConnector
+    ) -> None:
+        # FAILED_PRECONDITION is a stale etag only for a write made over one; a create has
+        # none to re-read, and "the system is not in a state required for the operation"
+        # (google.rpc.Code) is then the account's refusal, shown as such.
+        google.emulator.fail(
+            400, path=":createContact", grpc_status="FAILED_PRECONDITION", message="Full."
+        )
+        with pytest.raises(PermanentError) as refused:
+            connector.create(PEOPLE, ADA, "r4p")
+        assert refused.value.status == 400
+
     def test_groups_write_memberships_and_keep_my_contacts(
         self, google: Google, connector: GoogleConnector
     ) -> None:

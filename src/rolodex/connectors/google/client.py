@@ -13,7 +13,8 @@ Wire details from ``../shared/reference/google-microsoft.md`` §3.1 and
 - an expired sync token (400 or 410 whose ``details[].reason`` is ``EXPIRED_SYNC_TOKEN``,
   whatever the status says), or any 400 or 410 to a request that sent a sync token:
   ``SyncTokenExpired``;
-- 400 ``FAILED_PRECONDITION`` on a write (a stale etag): ``PreconditionFailed``;
+- 400 ``FAILED_PRECONDITION`` on a write made over an etag (a stale one):
+  ``PreconditionFailed``;
 - 404: ``RemoteNotFound``; any other 4xx: ``PermanentError``.
 
 Why plain httpx rather than google-api-python-client: that package is 17 MB, sync over
@@ -369,10 +370,17 @@ class PeopleClient:
         # A stale etag: updateContact's reference says "a 400 error with reason
         # "failedPrecondition"" (the service answers status FAILED_PRECONDITION, GM §3.1),
         # its older text "a 412 error".
-        if status == 412 or (
-            status == 400
-            and (
-                error.grpc_status == "FAILED_PRECONDITION" or "failedPrecondition" in error.reasons
+        # Only for a write made over an etag: a create has none to re-read, and there
+        # FAILED_PRECONDITION is google.rpc.Code's "not in a state required for the
+        # operation", a refusal.
+        if _over_etag(response.request) and (
+            status == 412
+            or (
+                status == 400
+                and (
+                    error.grpc_status == "FAILED_PRECONDITION"
+                    or "failedPrecondition" in error.reasons
+                )
             )
         ):
             return PreconditionFailed(str(response.request.url))
