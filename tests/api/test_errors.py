@@ -127,6 +127,14 @@ def test_unknown_routes_and_methods_answer_in_the_v2_shape(api: ApiAccount) -> N
     assert set(response.json()) >= {"message", "type"}
 
 
+def test_routing_errors_are_api_errors_as_in_v2(api: ApiAccount) -> None:
+    # The v2 engine answered the framework's own errors (no such route, no such method) as
+    # api_error, and its API's refusals as invalid_request_error (wire reference §5.2).
+    for response in (api.client.get("/nope"), api.client.patch("/contacts")):
+        assert response.json()["type"] == "api_error", response.text
+    assert api.client.get("/contacts/nonexistent").json()["type"] == "invalid_request_error"
+
+
 def test_a_method_not_allowed_names_the_methods_that_are(api: ApiAccount) -> None:
     # RFC 9110 §15.5.6: a 405 carries Allow; the v2 shape of its body must not lose it.
     response = api.client.patch("/contacts")

@@ -98,8 +98,9 @@ def describe(exc: Exception) -> tuple[int, dict[str, Any]]:
                 "browser. Go back to the application and start again."
             )
         case HTTPException(status_code=status, detail=detail):
-            kind = INVALID_REQUEST if status < 500 else API_ERROR
-            return status, _body(str(detail), kind)
+            # Only the framework raises these (no such route, no such method): v2's engine
+            # answered its framework's errors as api_error (wire reference §5.2).
+            return status, _body(str(detail), API_ERROR)
         case RequestValidationError():
             return 400, _body(_validation_message(exc))
     if isinstance(exc, OperationalError | InterfaceError):
