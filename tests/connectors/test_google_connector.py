@@ -20,6 +20,7 @@ from rolodex.connectors.base import (
     PermanentError,
     PreconditionFailed,
     RemoteContact,
+    RemoteNotFound,
     TransientError,
 )
 from rolodex.connectors.google.client import PeopleClient
@@ -722,6 +723,22 @@ class TestWriting:
         without = dataclasses.replace(ADA, picture=None, touched=("picture",))
         connector.update(written.remote_id, result.etag, without, result.raw)
         assert google.emulator.photo_of(written.remote_id) is None
+
+    def test_a_photo_already_gone_is_no_contact_gone(
+        self, google: Google, connector: GoogleConnector
+    ) -> None:
+        # deleteContactPhoto answering 404 for a photo removed there since it was read
+        # must not pass for the contact being gone, which the engine would make again.
+        with_photo = dataclasses.replace(ADA, picture=JPEG, picture_type="image/jpeg")
+        written = connector.create(PEOPLE, with_photo, "r6g")
+        google.emulator.fail(404, path=":deleteContactPhoto")
+        without = dataclasses.replace(ADA, picture=None, touched=("picture",))
+        result = connector.update(written.remote_id, written.etag, without, written.raw)
+        assert result.remote_id == written.remote_id
+        google.emulator.remove_person(written.remote_id)
+        google.emulator.fail(404, path=":deleteContactPhoto")
+        with pytest.raises(RemoteNotFound):  # and the contact itself gone is still that
+            connector.update(written.remote_id, written.etag, without, written.raw)
 
     @pytest.mark.parametrize("kind", ["GIF", "WEBP"])
     def test_a_gif_or_webp_picture_is_written_as_png(

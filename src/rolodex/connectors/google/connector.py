@@ -482,12 +482,20 @@ class GoogleConnector:
             if contact.picture:
                 person = self._set_photo(remote_id, contact)
             elif mapping.photo_url_of(base) is not None:
-                answer = self._client.call(
-                    "DELETE",
-                    f"{remote_id}:deleteContactPhoto",
-                    params={"personFields": mapping.READ_FIELDS},
-                )
-                person = answer.get("person") or self._get(remote_id)
+                try:
+                    answer = self._client.call(
+                        "DELETE",
+                        f"{remote_id}:deleteContactPhoto",
+                        params={"personFields": mapping.READ_FIELDS},
+                    )
+                except RemoteNotFound:
+                    # The photo removed there since it was read, or the contact gone: only
+                    # the second is a contact not found, which the engine makes again.
+                    answer = {}
+                try:
+                    person = answer.get("person") or self._get(remote_id)
+                except RemoteNotFound:
+                    raise RemoteNotFound(remote_id) from None
         etag = str(person.get("etag") or etag)
         return WriteResult(remote_id, etag, orjson.dumps(person), partial=partial)
 
