@@ -165,6 +165,20 @@ def test_api_writes_reach_the_mailbox(synced: Synced) -> None:
     assert len(synced.contacts()) == 1
 
 
+def test_a_push_of_new_contacts_lists_the_folders_once(synced: Synced) -> None:
+    graph = synced.graph
+    graph.add_folder("Friends", parent=graph.add_folder("People"))
+    synced.sync()
+    for n in range(5):
+        synced.svc.contacts.create(synced.account, {"given_name": f"New{n}"})
+    graph.requests.clear()
+    synced.runner.run(synced.account.id, pull=False)
+    creates = [r for r in graph.requests if r.method == "POST"]
+    listings = [r for r in graph.requests if r.path == "/v1.0/me/contactFolders"]
+    assert len(creates) == 5
+    assert len(listings) == 1, [(r.method, r.path) for r in graph.requests]
+
+
 def test_moving_a_contact_to_another_group_moves_it_between_folders(synced: Synced) -> None:
     graph = synced.graph
     friends = graph.add_folder("Friends")

@@ -69,6 +69,10 @@ class OutboxPush:
         # Objects with a write held back in this push (``Held``): their later writes wait
         # too, or they would overtake it.
         self.held: set[str] = set()
+        # Where contacts without a group of their own are made: asked once a push. Listing
+        # collections is a round trip or more (Graph lists every folder's childFolders),
+        # which per create doubled the requests a push of new contacts made to Graph.
+        self._default_collection: str | None = None
 
     def run(self) -> None:
         """Deliver the outbox in order. A transient failure stops the push (later writes of
@@ -361,10 +365,13 @@ class OutboxPush:
         return None
 
     def _default(self) -> str:
-        collections = self.connector.collections()
-        if not collections:
-            raise PermanentError("the account has no address book to create contacts in")
-        return next((c.id for c in collections if c.is_default), collections[0].id)
+        if self._default_collection is None:
+            collections = self.connector.collections()
+            if not collections:
+                raise PermanentError("the account has no address book to create contacts in")
+            found = next((c for c in collections if c.is_default), collections[0])
+            self._default_collection = found.id
+        return self._default_collection
 
 
 def _as_written(current: RemoteContact, local: LocalContact, result: WriteResult) -> RemoteContact:
