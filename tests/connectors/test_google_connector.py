@@ -966,6 +966,21 @@ class TestErrors:
             GoogleConnector(client).verify()
         client.close()
 
+    def test_a_token_error_in_googles_api_error_shape_is_classified(
+        self, google: Google, connector: GoogleConnector
+    ) -> None:
+        # Beside RFC 6749's {"error": "invalid_grant", ...}, a Google front end may answer
+        # the token endpoint in the google.rpc.Status shape of its APIs ({"error": {"code",
+        # "message", "status"}}): a refusal of the grant, or a quota's 429.
+        google.emulator.fail(400, path="/token", message="Invalid refresh token.")
+        with pytest.raises(InvalidCredentials) as caught:
+            connector.verify()
+        assert "Invalid refresh token." in caught.value.message
+        google.emulator.fail(429, path="/token", retry_after="9")
+        with pytest.raises(TransientError):
+            connector.verify()
+        connector.verify()
+
     def test_rotated_refresh_token_is_handed_back(self, google: Google) -> None:
         google.emulator.rotate_refresh_tokens = True
         connector = google.connector()

@@ -484,9 +484,24 @@ def _scope_insufficient(response: httpx.Response, error: ApiError) -> bool:
     )
 
 
+_TRANSIENT_STATUSES = frozenset(
+    {"RESOURCE_EXHAUSTED", "UNAVAILABLE", "INTERNAL", "DEADLINE_EXCEEDED"}
+)
+
+
 def _token_error(exc: OAuthError) -> Exception:
     error = getattr(exc, "error", "") or ""
     description = getattr(exc, "description", "") or ""
+    if isinstance(error, dict):
+        # The google.rpc.Status shape of Google's APIs ({"error": {"code", "message",
+        # "status"}}), not RFC 6749's: a quota or an outage, or else a refusal of the grant.
+        status, message = str(error.get("status") or ""), str(error.get("message") or "")
+        if error.get("code") == 429 or status in _TRANSIENT_STATUSES:
+            return TransientError(f"Google's token endpoint failed: {status} {message}".strip())
+        return InvalidCredentials(
+            f"Google refused the account's grant ({status or error.get('code')}: "
+            f"{message or 'no message'}); reconnect the account to sign in to Google again"
+        )
     if error in _CREDENTIAL_ERRORS:
         what = "client id or secret" if error == "invalid_client" else "refresh token"
         return InvalidCredentials(
