@@ -173,3 +173,24 @@ def test_a_longpoll_answers_401_once_its_token_is_revoked(app: App, api: ApiAcco
     writer.join()
     assert answer.status_code == 401, answer.text
     assert answer.json()["message"] == "Could not verify access credential."
+
+
+@pytest.mark.parametrize("path", ["/delta", "/delta/longpoll", "/delta/streaming"])
+@pytest.mark.parametrize(
+    "query",
+    [
+        [("cursor", "0"), ("cursor", "r1")],
+        [("cursor", "0"), ("timeout", "1"), ("timeout", "100")],
+        [("cursor", "0"), ("include_types", "contact"), ("include_types", "contact_group")],
+    ],
+)
+def test_a_parameter_given_twice_is_a_400(
+    api: ApiAccount, path: str, query: list[tuple[str, str]]
+) -> None:
+    answer = api.client.get(path, params=query)
+    assert answer.status_code == 400, answer.text
+    name = next(n for n, _ in query if sum(1 for m, _ in query if m == n) > 1)
+    assert answer.json() == {
+        "message": f"Parameter {name} may be given only once",
+        "type": "invalid_request_error",
+    }

@@ -19,7 +19,17 @@ from rolodex.domain.account import Account
 from rolodex.domain.errors import InvalidQuery, Unauthenticated
 from rolodex.service.changefeed import Delta, DeltaPage, parse_types
 
-router = APIRouter(tags=["deltas"])
+
+def parameters_once(request: Request) -> None:
+    """Each parameter once, as the list's (rolodex.domain.query): of two cursors FastAPI
+    took the last, where a proxy or cache in front may have read the first."""
+    names = [name for name, _ in request.query_params.multi_items()]
+    for name in names:
+        if names.count(name) > 1:
+            raise InvalidQuery(f"Parameter {name} may be given only once")
+
+
+router = APIRouter(tags=["deltas"], dependencies=[Depends(parameters_once)])
 
 MAX_LONGPOLL = 120.0
 MAX_STREAM = 1800.0
