@@ -238,14 +238,19 @@ class GoogleConnector:
         if listed is None:
             return ChangeSet(collection=OTHER, cursor=None)
         people, new_cursor = listed
-        live = [p for p in people if not (p.get("metadata") or {}).get("deleted")]
+        live: list[dict[str, Any]] = []
+        removed: list[str] = []
+        for p in people:  # one pass: a list's ``in`` compared every person with the others
+            if (p.get("metadata") or {}).get("deleted"):
+                removed.append(p["resourceName"])
+            else:
+                live.append(p)
         items = tuple(self._other_item(p) for p in live)
-        removed = tuple(p["resourceName"] for p in people if p not in live)
         return ChangeSet(
             collection=OTHER,
             cursor=new_cursor,
             changed={i.remote_id: i.etag for i in items},
-            removed=removed,
+            removed=tuple(removed),
             complete=cursor is None,
             fetched=items,
         )
