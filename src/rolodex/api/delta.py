@@ -146,10 +146,9 @@ async def longpoll(
         # Woken when the account changes (no query while it does not), or to poll where
         # changes are not announced (rolodex.service.changefeed), or to see whether the
         # process is shutting down.
-        changed = await svc.changes.wait_for_change(account, _until(deadline), mark)
-        if await _revoked(request, svc):
-            raise Unauthenticated()
-        if changed:
+        if await svc.changes.wait_for_change(account, _until(deadline), mark):
+            if await _revoked(request, svc):  # before anything more is read for it
+                raise Unauthenticated()
             mark = svc.changes.mark(account)
             page = await to_thread.run_sync(svc.changes.since, account, page.cursor_end, types)
 
@@ -193,10 +192,9 @@ async def streaming(
                 yield b"\n"
                 sent = time.monotonic()
             wake = _until(min(deadline, sent + HEARTBEAT_SECONDS))
-            changed = bool(page.deltas) or await svc.changes.wait_for_change(account, wake, mark)
-            if await _revoked(request, svc):
-                return  # the stream's status is sent; ending it is all that is left
-            if changed:
+            if page.deltas or await svc.changes.wait_for_change(account, wake, mark):
+                if await _revoked(request, svc):  # before anything more is read for it
+                    return  # the stream's status is sent: ending it is all that is left
                 mark = svc.changes.mark(account)
                 cursor_end = page.cursor_end
                 page = await to_thread.run_sync(svc.changes.since, account, cursor_end, types)
@@ -206,7 +204,8 @@ async def streaming(
 
 async def _revoked(request: Request, svc: Services) -> bool:
     """Whether the token a long-poll or stream came with has stopped working since (its
-    revocation, or its account's deletion, is at once, for the requests in flight too)."""
+    revocation, or its account's deletion, is at once, for the requests in flight too).
+    Asked when there is something to send, so an idle wait costs nothing more."""
     token = token_from_authorization(request.headers.get("authorization"))
     try:
         await to_thread.run_sync(svc.accounts.authenticate, token)
