@@ -458,6 +458,22 @@ def test_an_edit_pending_while_google_rekeys_the_person_reaches_the_new_name(
     assert not [c for c in google.calls() if c.method != "GET"]
 
 
+def test_a_delete_reads_nothing_first(synced: Synced) -> None:
+    # People reads count against the "Critical read requests" quota (GM §2 #7): a read of
+    # each person before deleting it halved how many a user could delete in a minute.
+    google = synced.google
+    for name in ("A", "B", "C"):
+        google.add_person(names=[{"givenName": name}])
+    synced.sync()
+    for contact in synced.contacts():
+        synced.svc.contacts.delete(synced.account, str(contact["id"]))
+    google.clear_log()
+    synced.runner.run(synced.account.id, pull=False)
+    assert len(google.calls(":deleteContact", "DELETE")) == 3
+    assert [r.path for r in google.calls(method="GET")] == []
+    assert synced.people() == []
+
+
 def test_a_delete_pending_while_google_rekeys_the_person_deletes_it_under_the_new_name(
     synced: Synced,
 ) -> None:

@@ -331,33 +331,36 @@ class OutboxPush:
             self.mirror.dropped(self.account.id, item)  # never reached the provider
             return
         # The user deleted it here after seeing it: the delete stands.
-        if self.connector.capabilities().rekeys:
-            link = self._after_any_rekey(link)
-        self._delete_whatever_changed(link)
+        if not self._delete_whatever_changed(link) and self.connector.capabilities().rekeys:
+            self._delete_if_rekeyed(link)
         self.mirror.pushed(self.account, item, link.collection, link.uid, None)
 
-    def _after_any_rekey(self, link: RemoteLink) -> RemoteLink:
-        """The link of a contact about to be deleted, moved to the item's new id if the
-        provider gave it one: deleting the old id is a 404, which a delete takes for done,
-        and the item would stay there under its new id and come back with the next pull.
-        Not where the link says, the collection's changes are pulled first: they move the
-        link (the contact's delete waits in the outbox, so nothing else of it changes)."""
-        if self._remote_etag(link.collection, link.remote_id) is not None:
-            return link
+    def _delete_if_rekeyed(self, link: RemoteLink) -> None:
+        """A delete that found nothing under the item's id: the provider may have given it
+        a new one (Google re-keys a person linked to a profile), and the item would stay
+        there under it and come back with the next pull. The collection's changes are
+        pulled to learn it: they move the link (the contact's delete waits in the outbox,
+        so nothing else of it changes), and the item is deleted under its new id. Only
+        then: a read before every delete, to see whether it is still there, cost a
+        request per delete against the provider's read quota."""
         self.pull_now(link.collection)
-        return self.mirror.link_of(self.account.id, link.contact_id) or link
+        moved = self.mirror.link_of(self.account.id, link.contact_id)
+        if moved is not None and moved.remote_id != link.remote_id:
+            self._delete_whatever_changed(moved)
 
-    def _delete_whatever_changed(self, link: RemoteLink) -> None:
+    def _delete_whatever_changed(self, link: RemoteLink) -> bool:
         """Delete the item even if it changed there since (then with the etag the provider
-        has now); one already gone is fine."""
+        has now); False when it was not there (already gone is fine)."""
         try:
             self.connector.delete(link.remote_id, link.etag)
         except PreconditionFailed:
             fresh = self._remote_etag(link.collection, link.remote_id)
-            if fresh is not None:
-                self.connector.delete(link.remote_id, fresh)
+            if fresh is None:
+                return False
+            self.connector.delete(link.remote_id, fresh)
         except RemoteNotFound:
-            pass
+            return False
+        return True
 
     def _remote_etag(self, collection: str, remote_id: str) -> str | None:
         for found in self.connector.fetch(collection, [remote_id]):
