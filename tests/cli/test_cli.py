@@ -201,6 +201,16 @@ def test_serve_prints_a_working_curl_line(tmp_path: Path) -> None:
         server.wait(10)
 
 
+def test_sync_of_an_account_that_does_not_exist_fails_at_once(db: str) -> None:
+    """A mistyped id is an error, not a wait for a sync in progress that never ends (nor,
+    with --no-wait, "another process is syncing")."""
+    for extra in ([], ["--no-wait"]):
+        result = runner.invoke(app, ["sync", "nosuchaccount", *extra, "--database-url", db])
+        assert result.exit_code == 1, result.output
+        assert "no account nosuchaccount" in result.output
+        assert "waiting" not in result.output and "another process" not in result.output
+
+
 def test_sync_waits_for_the_sync_in_progress_and_no_wait_fails_fast(
     db: str, tmp_path: Path
 ) -> None:

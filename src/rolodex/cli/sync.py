@@ -67,6 +67,14 @@ def sync(
     # A process that only syncs maps no pages of the database (``open_store``'s mmap).
     runner = make_runner(settings, open_store(settings, mmap=False))
     console = Console(stderr=True)
+    try:
+        # An account that does not exist has no lease to take either: without this, a
+        # mistyped id waited forever for "the sync in progress" (--no-wait: exit 3).
+        runner.accounts.get(account_id)
+    except NoSuchAccount:
+        runner.close()
+        console.print(f"[red]error:[/red] no account {account_id}")
+        raise typer.Exit(1) from None
     with Progress(
         TextColumn("{task.description}"),
         BarColumn(),
