@@ -185,6 +185,31 @@ class TestReading:
         assert grace.picture is None  # the default monogram is not a picture
         assert cursor.startswith("g1:")
 
+    def test_an_address_google_holds_only_as_free_text_is_shown_and_kept(
+        self, google: Google, connector: GoogleConnector
+    ) -> None:
+        # Address.formattedValue: "The unstructured value of the address. If this is not
+        # set by the user it will be automatically constructed from structured values." An
+        # address typed or imported as one text has no structured part to show it by.
+        emulator = google.emulator
+        text = "221B Baker Street\nLondon NW1 6XE"
+        rn = emulator.add_person(
+            names=[{"givenName": "S"}], addresses=[{"formattedValue": text, "type": "home"}]
+        )
+        [item] = connector.fetch(PEOPLE, [rn])
+        assert isinstance(item, RemoteContact)
+        [address] = item.fields.physical_addresses
+        assert (address.type, address.street_address) == ("home", text)
+        added = PhysicalAddress("work", street_address="1 Work Way", city="Leeds")
+        fields = dataclasses.replace(
+            item.fields, physical_addresses=(*item.fields.physical_addresses, added)
+        )
+        touched = ("physical_addresses",)
+        connector.update(rn, item.etag, LocalContact(fields=fields, touched=touched), item.raw)
+        kept = emulator.person(rn)["addresses"]
+        assert kept[0] == {"formattedValue": text, "type": "home", "formattedType": "Home"}
+        assert kept[1]["streetAddress"] == "1 Work Way"
+
     def test_yearless_birthday_reads_as_null(
         self, google: Google, connector: GoogleConnector
     ) -> None:

@@ -136,6 +136,20 @@ def _type(value: Any, table: Mapping[str, str]) -> str | None:
     return table.get(kind, kind) if kind else None
 
 
+_ADDRESS_PARTS = ("streetAddress", "city", "postalCode", "region", "country")
+_ADDRESS_SHOWN = (*_ADDRESS_PARTS, "formattedValue")
+
+
+def _unstructured(address: Mapping[str, Any]) -> str | None:
+    """An address Google holds as one text only (Address.formattedValue: "The unstructured
+    value of the address. If this is not set by the user it will be automatically
+    constructed from structured values"), typed or imported so: shown as its street, v2's
+    one free-text part. Where there are structured parts, the text is only made of them."""
+    if any(address.get(k) for k in _ADDRESS_PARTS):
+        return None
+    return _text(address.get("formattedValue"))
+
+
 def birthday_of(person: Mapping[str, Any]) -> dt.date | None:
     date = _first(person, "birthdays").get("date") or {}
     try:
@@ -179,14 +193,14 @@ def fields_of(person: Mapping[str, Any]) -> ContactFields:
     addresses = tuple(
         PhysicalAddress(
             _text(a.get("type")),
-            street_address=_text(a.get("streetAddress")),
+            street_address=_text(a.get("streetAddress")) or _unstructured(a),
             city=_text(a.get("city")),
             postal_code=_text(a.get("postalCode")),
             state=_text(a.get("region")),
             country=_text(a.get("country")) or _text(a.get("countryCode")),
         )
         for a in person.get("addresses") or ()
-        if any(a.get(k) for k in ("streetAddress", "city", "postalCode", "region", "country"))
+        if any(a.get(k) for k in _ADDRESS_SHOWN)
     )
     urls = tuple(
         WebPage(_type(u.get("type"), _URL_READ), u["value"])
