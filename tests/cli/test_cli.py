@@ -57,6 +57,20 @@ def test_every_command_has_help() -> None:
         result = runner.invoke(app, [*path, "--help"])
         assert result.exit_code == 0, (path, result.output)
         assert "Usage" in result.output
+        # Every option by its whole name, as it is typed, at a terminal's 80 columns or
+        # off one (rich's option tables cut --microsoft-client-secret-env to
+        # --microsoft-client-secret-e...).
+        command = root
+        for name in path:
+            command = command.commands[name]  # type: ignore[attr-defined]
+        for param in command.params:
+            for flag in (*param.opts, *param.secondary_opts):
+                if flag.startswith("--"):
+                    assert re.search(rf"{re.escape(flag)}(?![\w-])", result.output), (
+                        path,
+                        flag,
+                        result.output,
+                    )
 
 
 def test_account_lifecycle(db: str) -> None:

@@ -11,7 +11,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from rolodex.cli.common import DatabaseUrl, open_store, print_json, settings_for
+from rolodex.cli.common import DatabaseUrl, command_group, open_store, print_json, settings_for
 from rolodex.connectors.registry import catalog, verify_connection
 from rolodex.domain.errors import RolodexError
 from rolodex.domain.profiles import PROVIDERS
@@ -19,7 +19,7 @@ from rolodex.domain.providers import Setting
 from rolodex.service.accounts import AccountService
 from rolodex.service.credentials import CredentialBox
 
-app = typer.Typer(help="Manage accounts and their access tokens.", no_args_is_help=True)
+app = command_group("Manage accounts and their access tokens.")
 
 
 def _service(database_url: str | None) -> AccountService:

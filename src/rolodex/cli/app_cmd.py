@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 import typer
 
-from rolodex.cli.common import DatabaseUrl, open_store, print_json, settings_for
+from rolodex.cli.common import DatabaseUrl, command_group, open_store, print_json, settings_for
 from rolodex.config import Settings
 from rolodex.connectors.registry import catalog, oauth_sign_ins
 from rolodex.domain.errors import InvalidAccount
@@ -17,10 +17,9 @@ from rolodex.service.credentials import CredentialBox
 from rolodex.service.signin import SignInService
 from rolodex.store import Store
 
-app = typer.Typer(help="The application's credentials.", no_args_is_help=True)
-redirect_uri = typer.Typer(
-    help="The redirect URIs hosted sign-in (GET /oauth/authorize) may send users back to.",
-    no_args_is_help=True,
+app = command_group("The application's credentials.")
+redirect_uri = command_group(
+    "The redirect URIs hosted sign-in (GET /oauth/authorize) may send users back to."
 )
 app.add_typer(redirect_uri, name="redirect-uri")
 

@@ -23,6 +23,13 @@ DatabaseUrl = Annotated[
 ]
 
 
+def command_group(help: str, **options: Any) -> typer.Typer:
+    """A group of subcommands, its help in click's plain layout: rich's option tables cut
+    long option names at 80 columns (``--microsoft-client-secret-e...``) and keep the
+    docstrings' line breaks, so an 80-column help was ragged and its flags unreadable."""
+    return typer.Typer(help=help, no_args_is_help=True, rich_markup_mode=None, **options)
+
+
 def settings_for(database_url: str | None) -> Settings:
     settings = Settings()
     if database_url:

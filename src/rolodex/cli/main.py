@@ -11,18 +11,17 @@ from rich.console import Console
 
 from rolodex.cli import accounts, app_cmd
 from rolodex.cli import sync as sync_cmd
-from rolodex.cli.common import DatabaseUrl, open_store, settings_for
+from rolodex.cli.common import DatabaseUrl, command_group, open_store, settings_for
 
-app = typer.Typer(
-    help="Rolodex: a self-hosted contacts API in the Nylas Contacts API v2 wire format.",
-    no_args_is_help=True,
+app = command_group(
+    "Rolodex: a self-hosted contacts API in the Nylas Contacts API v2 wire format.",
     add_completion=False,
 )
 app.add_typer(accounts.app, name="accounts")
 app.add_typer(app_cmd.app, name="app")
 app.command("sync")(sync_cmd.sync)
 app.command("worker")(sync_cmd.worker)
-db = typer.Typer(help="Database schema.", no_args_is_help=True)
+db = command_group("Database schema.")
 app.add_typer(db, name="db")
 
 
