@@ -128,14 +128,22 @@ def test_collections_are_the_default_folder_and_every_folder_under_it(
 
 @pytest.mark.parametrize("listing", ["children", "default", "both"])
 @pytest.mark.parametrize("holds_contacts", [True, False])
+@pytest.mark.parametrize("alias", [False, True])
 def test_the_default_folder_is_known_whether_or_not_the_folder_list_names_it(
-    graph: GraphEmulator, connector: MicrosoftConnector, listing: str, holds_contacts: bool
+    graph: GraphEmulator,
+    connector: MicrosoftConnector,
+    listing: str,
+    holds_contacts: bool,
+    alias: bool,
 ) -> None:
     # v1.0 lists the folders in the default one (microsoft-graph-docs-contrib#6327); the
     # reference's example lists the default folder itself (DOC user-list-contactfolders).
     # Either way the default folder is the collection "contacts", never "Contacts/Contacts",
-    # and its delta goes by its own id.
+    # and its delta goes by its own id. ``alias``: the folder answers with another id form
+    # than its contacts' parentFolderId.
     graph.folder_listing = listing
+    if alias:
+        graph.default_alias = "AQMkAD" + graph.default_folder.id[6:]
     friends = graph.add_folder("Friends")
     close = graph.add_folder("Close", parent=friends)
     a = graph.add_contact({"givenName": "A"}) if holds_contacts else None
@@ -149,7 +157,8 @@ def test_the_default_folder_is_known_whether_or_not_the_folder_list_names_it(
     assert [i.remote_id for i in drain(snap)] == ([a] if a else [])
     assert snap.cursor is not None and "$deltatoken=" in snap.cursor
     (delta,) = graph.graph_requests("GET", "/delta")
-    assert delta.path == f"/v1.0/me/contactFolders/{graph.default_folder.id}/contacts/delta"
+    named = {graph.default_folder.id, graph.default_alias}
+    assert delta.path.split("/")[4] in named and delta.path.endswith("/contacts/delta")
 
 
 @pytest.mark.parametrize("listing", ["children", "default"])

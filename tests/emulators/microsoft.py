@@ -280,6 +280,15 @@ class GraphEmulator:
         # shows it (DOC user-list-contactfolders, "Response": one folder, "displayName":
         # "Contacts"). "both": the default folder and the folders in it.
         self.folder_listing = "children"
+        # The default folder named in another id form where Graph answers it as a folder
+        # (its own id in a listing, the parentFolderId of the folders in it) than as a
+        # contact's parentFolderId: Exchange ids of one item come in several forms (DOC
+        # user-translateexchangeids: entryId, ewsId, restId, restImmutableEntryId...), and
+        # the references' examples show the Contacts folder as "AQMkAD..."
+        # (user-list-contactfolders, and microsoft-graph-docs-contrib#6327's parentFolderId)
+        # where a contact's parentFolderId is "AAMkAG..." (contact-get). Either form names
+        # the folder in a request.
+        self.default_alias: str | None = None
         self.filter_whole_mailbox = False  # an extended-property $filter sees every folder
         self.contacts_delta = False  # /me/contacts/delta served (undocumented)
         self.faults: list[Fault] = []
@@ -918,13 +927,13 @@ class GraphEmulator:
                 return self._new_folder(self.default_folder.id, body)
             raise _method()
         _well_formed(rest[0])
-        folder = self.folders.get(rest[0])
+        folder = self.folders.get(self._unalias(rest[0]))
         if folder is None:
             raise _not_found("The specified object was not found in the store.")
         tail = rest[1:]
         if not tail:
             if method == "GET":
-                return _json(_folder_json(folder))
+                return _json(self._folder_json(folder))
             if method == "DELETE":
                 # DOC contactfolder-delete: "Delete contactFolder other than the default
                 # contactFolder", 204; what the folder holds goes with it (delete_folder).
@@ -944,7 +953,7 @@ class GraphEmulator:
                 if isinstance(name, str):
                     self._unique_folder_name(folder.parent, name, folder.id)
                     folder.name = name
-                return _json(_folder_json(folder))
+                return _json(self._folder_json(folder))
             raise _method()
         if tail[0] == "childFolders" and len(tail) == 1:
             if method == "GET":
@@ -963,13 +972,31 @@ class GraphEmulator:
             return self._contact_route(method, tail[1], tail[2:], query, body, photo, request)
         raise _bad_segment(tail[0])
 
+    def _unalias(self, folder_id: str) -> str:
+        if self.default_alias is not None and folder_id == self.default_alias:
+            return self.default_folder.id
+        return folder_id
+
+    def _folder_json(self, folder: Folder) -> dict[str, Any]:
+        # PR M7: contactFolder {id, displayName, parentFolderId}.
+        def named(folder_id: str) -> str:
+            if folder_id == self.default_folder.id and self.default_alias is not None:
+                return self.default_alias
+            return folder_id
+
+        return {
+            "id": named(folder.id),
+            "displayName": folder.name,
+            "parentFolderId": named(folder.parent),
+        }
+
     def _new_folder(self, parent: str, body: Any) -> Response:
         name = body.get("displayName") if isinstance(body, dict) else None
         if not isinstance(name, str) or not name:
             raise GraphError(400, "ErrorInvalidRequest", "displayName is required.")
         self._unique_folder_name(parent, name, None)
         folder_id = self.add_folder(name, parent)
-        return _json(_folder_json(self.folders[folder_id]), status=201)
+        return _json(self._folder_json(self.folders[folder_id]), status=201)
 
     def _unique_folder_name(self, parent: str, name: str, own: str | None) -> None:
         if any(
@@ -997,7 +1024,8 @@ class GraphEmulator:
         if self.folder_page_size is not None:
             top = min(top, self.folder_page_size)
         skip = _int(query.get("$skip"), 0, 10**9)
-        page: dict[str, Any] = {"value": [_folder_json(f) for f in children[skip : skip + top]]}
+        listed = children[skip : skip + top]
+        page: dict[str, Any] = {"value": [self._folder_json(f) for f in listed]}
         if skip + top < len(children):
             page["@odata.nextLink"] = (
                 f"{self.graph_url}{request.url.path[len('/v1.0') :]}?$top={top}&$skip={skip + top}"
@@ -1340,11 +1368,6 @@ def _writable(body: dict[str, Any]) -> dict[str, Any]:
 
 def _round_generation(round_id: str) -> int:
     return int(round_id.split(".", 1)[0])
-
-
-def _folder_json(folder: Folder) -> dict[str, Any]:
-    # PR M7: contactFolder {id, displayName, parentFolderId}.
-    return {"id": folder.id, "displayName": folder.name, "parentFolderId": folder.parent}
 
 
 def _select(query: dict[str, str]) -> tuple[str, ...] | None:

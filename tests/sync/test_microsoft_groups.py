@@ -61,13 +61,18 @@ def test_a_group_made_through_the_api_is_a_folder_in_the_default_one(synced: Syn
     assert [g["id"] for g in synced.by_name("Ann")["groups"]] == [group.id]
 
 
-@pytest.mark.parametrize("listing", ["default", "both"])
-def test_a_mailbox_that_lists_its_default_folder_has_it_once(synced: Synced, listing: str) -> None:
+@pytest.mark.parametrize(("listing", "alias"), [("default", False), ("both", True)])
+def test_a_mailbox_that_lists_its_default_folder_has_it_once(
+    synced: Synced, listing: str, alias: bool
+) -> None:
     # The reference's example answers GET /me/contactFolders with the default folder itself
     # (DOC user-list-contactfolders); it is still the one "Contacts" group, and what is in it
-    # and what the API makes goes there.
+    # and what the API makes goes there, whichever id form the folder is named by.
     graph = synced.graph
     graph.folder_listing = listing
+    if alias:
+        graph.default_alias = "AQMkAD" + graph.default_folder.id[6:]
+    graph.add_contact({"givenName": "Eve"})
     friends = graph.add_folder("Friends")
     graph.add_contact({"givenName": "Bob"}, folder=friends)
     synced.sync()
@@ -82,6 +87,7 @@ def test_a_mailbox_that_lists_its_default_folder_has_it_once(synced: Synced, lis
     assert graph.folders[synced.remote("Cyd")["parentFolderId"]].name == "Work"
     assert [g["path"] for g in synced.by_name("Ann")["groups"]] == ["Contacts"]
     assert [g["path"] for g in synced.by_name("Bob")["groups"]] == ["Contacts/Friends"]
+    assert [g["path"] for g in synced.by_name("Eve")["groups"]] == ["Contacts"]
 
 
 def test_a_create_whose_reply_was_lost_is_not_made_twice(synced: Synced) -> None:

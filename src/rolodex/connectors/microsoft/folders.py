@@ -46,6 +46,8 @@ class FolderTree:
         self._requests = requests
         self._folders: dict[str, Folder] | None = None
         self._default_id: str | None = None  # the default folder's Graph id, once known
+        # Its id in the form Graph gives it as a folder, where that differs (``_aliases``).
+        self._default_aliases: frozenset[str] | None = None
 
     def folders(self, refresh: bool = False) -> dict[str, Folder]:
         if self._folders is None or refresh:
@@ -73,6 +75,7 @@ class FolderTree:
         childFolders either way."""
         listed = self._client.pages("/me/contactFolders", {"$top": "100"})
         default_id = self._learn_default(listed)
+        default_ids = self._aliases(listed) if default_id is not None else frozenset()
         # Breadth first: the listing, then each level's childFolders, the folders of a level
         # listed side by side (4 at a time, the mailbox's limit). A folder's parent is the
         # folder whose childFolders named it; one only in the listing is in the default
@@ -88,7 +91,7 @@ class FolderTree:
                 folder_id = str(item.get("id") or "")
                 if not folder_id:
                     continue
-                if folder_id != default_id:
+                if folder_id not in default_ids:
                     entries.setdefault(folder_id, item)
                     if parent is not None or folder_id not in parents:
                         parents[folder_id] = parent
@@ -97,7 +100,7 @@ class FolderTree:
                     todo.append(folder_id)
             children = pool.map(self._children, todo)
             level = [
-                (child, None if folder_id == default_id else folder_id)
+                (child, None if folder_id in default_ids else folder_id)
                 for folder_id, items in zip(todo, children, strict=True)
                 for child in items
             ]
@@ -164,6 +167,28 @@ class FolderTree:
                 parent = str(in_it[0]["id"])
         self._default_id = parent
         return parent
+
+    def _aliases(self, listed: list[dict[str, Any]]) -> frozenset[str]:
+        """The default folder's ids: the one its contacts name and, asked once where the
+        listing names neither it nor anything in it by that id, the one Graph gives the
+        folder itself. Exchange ids of one folder come in several forms (DOC
+        user-translateexchangeids), and the references' examples name the Contacts folder
+        "AQMkAD..." as a folder (user-list-contactfolders) where a contact's parentFolderId
+        is "AAMkAG..." (contact-get): compared by one form, the listed default folder
+        would be a folder of its own, "Contacts/Contacts"."""
+        assert self._default_id is not None
+        own = self._default_id
+        named = any(own in (item.get("id"), item.get("parentFolderId")) for item in listed)
+        if self._default_aliases is None and listed and not named:
+            try:
+                found = self._client.get_json(
+                    f"/me/contactFolders/{seg(own)}", params={"$select": "id"}
+                )
+            except (RemoteNotFound, PermanentError):
+                found = {}
+            other = found.get("id") if isinstance(found, dict) else None
+            self._default_aliases = frozenset({other} if isinstance(other, str) else ())
+        return frozenset({own, *(self._default_aliases or ())})
 
     def home(self, group_names: tuple[str, ...]) -> str | None:
         """The folder named by a contact's group (a path, or a folder's name when only one
@@ -239,7 +264,8 @@ class FolderTree:
             return True
         if collection != DEFAULT:
             return parent == collection
-        return parent == self._default_id or parent not in self.folders()
+        own = {self._default_id, *(self._default_aliases or ())}
+        return parent in own or parent not in self.folders()
 
     @staticmethod
     def contacts_path(collection: str) -> str:
