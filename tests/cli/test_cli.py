@@ -96,6 +96,17 @@ def test_account_lifecycle(db: str) -> None:
     assert run("accounts", "list", "--json", "--database-url", db) == []
 
 
+def test_accounts_list_shows_whole_ids_and_addresses(db: str) -> None:
+    """The table is what one copies an id from (for token, sync, delete): at 80 columns,
+    or off a terminal, nothing in it is cut short."""
+    email = "someone.with.a.rather.long.address@subdomain.example.com"
+    created = run("accounts", "create", "--email", email, "--provider", "exchange",
+                  "--database-url", db)  # fmt: skip
+    assert isinstance(created, dict)
+    listed = run("accounts", "list", "--database-url", db)
+    assert str(created["account_id"]) in str(listed) and email in str(listed), listed
+
+
 def test_sandbox_accounts_and_bad_input(db: str) -> None:
     sandbox = run(
         "accounts",

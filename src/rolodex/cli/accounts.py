@@ -214,7 +214,12 @@ def list_accounts(
         table.add_row(
             a.id, a.email_address, a.provider, str(a.sandbox), a.sync_state, str(a.contact_count)
         )
-    Console().print(table)
+    console = Console()
+    # Never narrower than the table: an id cut to "egnakbuljfdf2..." cannot be copied.
+    wide = console.measure(table, options=console.options.update_width(10_000)).maximum
+    if wide > console.width:
+        console = Console(width=wide)
+    console.print(table)
 
 
 @app.command()
