@@ -178,6 +178,35 @@ def test_ids_no_database_can_hold_are_404(any_app: App, method: str, path: str) 
     assert_v2_error(api.client.request(method, path, json={"name": "x"}), 404)
 
 
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("GET", "/accounts/a%00b"),
+        ("DELETE", "/accounts/a%00b"),
+        ("POST", "/accounts/a%00b/revoke-all"),
+        ("POST", "/accounts/a%00b/token-info"),
+    ],
+)
+def test_account_ids_no_database_can_hold_are_404(any_app: App, method: str, path: str) -> None:
+    client = any_app.services.application.client()
+    answer = any_app.client.request(
+        method,
+        f"/a/{client.client_id}{path}",
+        json={"access_token": "x"},
+        auth=(client.client_secret, ""),
+    )
+    assert_v2_error(answer, 404)
+
+
+def test_a_redirect_uri_no_database_can_hold_is_a_page_not_a_500(any_app: App) -> None:
+    client = any_app.services.application.client()
+    answer = any_app.client.get(
+        "/oauth/authorize",
+        params={"client_id": client.client_id, "redirect_uri": "a\x00b", "response_type": "code"},
+    )
+    assert answer.status_code == 400, answer.text
+
+
 # Fuzzing: no request answers 500 -----------------------------------------------------------
 
 # Text and numbers lean towards what databases choke on: NUL, huge integers, edge spacing.

@@ -8,6 +8,7 @@ from sqlalchemy import Connection, case, delete, func, insert, or_, select, upda
 
 from rolodex.domain.account import Account
 from rolodex.domain.errors import NoSuchAccount
+from rolodex.store.contacts import storable
 from rolodex.store.locks import lock_account
 from rolodex.store.schema import (
     access_tokens,
@@ -76,6 +77,8 @@ class AccountRepository:
         )
 
     def get(self, account_id: str) -> Account:
+        if not storable(account_id):
+            raise NoSuchAccount(account_id)
         row = self.conn.execute(
             select(*_ACCOUNT_COLUMNS).where(accounts.c.id == account_id)
         ).first()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy import Connection, delete, insert, select, update
 
+from rolodex.store.contacts import storable
 from rolodex.store.schema import redirect_uris, sign_ins
 
 
@@ -29,6 +30,8 @@ class RedirectUriRepository:
         return done.rowcount > 0
 
     def has(self, client_id: str, uri: str) -> bool:
+        if not (storable(client_id) and storable(uri)):
+            return False  # PostgreSQL text holds no NUL: binding one is an error, not a miss
         found = self.conn.execute(
             select(redirect_uris.c.uri).where(
                 redirect_uris.c.client_id == client_id, redirect_uris.c.uri == uri
