@@ -123,6 +123,14 @@ def test_sandbox_accounts_and_bad_input(db: str) -> None:
         app, ["accounts", "create", "--email", "x@e.com", "--provider", "aol", "--database-url", db]
     )
     assert bad.exit_code == 1 and "unknown provider" in bad.output
+    # The message is one line, whatever the terminal's width.
+    assert "choose one of local, google, microsoft, exchange, carddav" in bad.output
+    # The names --help lists for --provider all work, v2's aliases too: gmail is google.
+    for alias, provider in (("gmail", "google"), ("office365", "microsoft")):
+        made = run("accounts", "create", "--email", f"{alias}@example.com", "--provider",
+                   alias, "--database-url", db)  # fmt: skip
+        assert isinstance(made, dict), made
+        assert (made["provider"], made["sandbox"]) == (provider, True)
 
 
 def test_connect_carddav_and_sync_with_progress(

@@ -9,6 +9,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from rolodex.cli.common import DatabaseUrl, command_group, open_store, print_json, settings_for
@@ -32,7 +33,11 @@ def _service(database_url: str | None) -> AccountService:
 def _fail(error: Exception) -> typer.Exit:
     from rolodex.api.errors import describe  # FastAPI: too slow to import for every command
 
-    Console(stderr=True).print(f"[red]error:[/red] {describe(error)[1]['message']}")
+    message = describe(error)[1]["message"]
+    # soft_wrap: one line, as the terminal wraps it, not cut at 80 columns (or when piped).
+    Console(stderr=True).print(
+        f"[red]error:[/red] {escape(message)}", soft_wrap=True, highlight=False
+    )
     return typer.Exit(1)
 
 
@@ -124,6 +129,9 @@ def create(email: str, name: str, provider: str, database_url: str | None, **giv
             settings[setting.name] = value
     try:
         if not settings:
+            if provider not in PROVIDERS and provider in service.providers.names:
+                # A sandbox named by v2's alias (gmail, office365...): its provider's.
+                provider = service.providers.resolve(provider)[0].name
             created = service.create(email, name=name, provider=provider)
         else:
             spec, _alias = service.providers.resolve(provider)
