@@ -83,6 +83,8 @@ def test_the_public_url_wins_and_is_escaped(app: App) -> None:
         ("GET", "/account/?x=1&y=2", "/account?x=1&y=2"),
         ("PUT", "/contacts/abc%20def/", "/contacts/abc%20def"),
         ("DELETE", "/contacts/abc/", "/contacts/abc"),
+        # Not to itself: the path it names ends in a slash once decoded.
+        ("GET", "/account/%2F", "/account"),
     ],
 )
 @pytest.mark.parametrize("host", ["evil.example", "evil.example:8443"])

@@ -123,15 +123,14 @@ def relative_slash_redirects(app: FastAPI) -> None:
     async def default(scope: Scope, receive: Receive, send: Send) -> None:
         path: str = scope["path"]
         if scope["type"] == "http" and len(path) > 1 and path.endswith("/"):
-            stripped = {**scope, "path": path.rstrip("/")}
-            raw: bytes = scope.get("raw_path") or path.encode()
-            target = raw.rstrip(b"/")
+            target = path.rstrip("/")
+            stripped = {**scope, "path": target}
             # "//host" would be a link to another site; no route's path starts so.
-            local = target.startswith(b"/") and not target.startswith(b"//")
+            local = target.startswith("/") and not target.startswith("//")
             if local and any(r.matches(stripped)[0] is not Match.NONE for r in router.routes):
+                location = scope.get("root_path", "") + target  # quoted by the response
                 if scope.get("query_string"):
-                    target += b"?" + scope["query_string"]
-                location = scope.get("root_path", "") + target.decode("latin-1")
+                    location += "?" + scope["query_string"].decode("latin-1")
                 await RedirectResponse(location, status_code=307)(scope, receive, send)
                 return
         await not_found(scope, receive, send)
