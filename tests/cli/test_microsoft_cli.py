@@ -3,6 +3,10 @@ emulator: secrets from a file and from the environment, never the command line."
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -62,3 +66,34 @@ def test_connect_a_microsoft_account_and_sync(
         listed = run("accounts", "list", "--database-url", db)
         assert isinstance(listed, str) and "other@contoso.example" not in listed
         assert graph.email[:10] in listed
+
+
+def test_sync_prints_no_warnings_of_its_libraries(tmp_path: Path) -> None:
+    """`rolodex sync` as a user runs it, in a process of its own: its output is the
+    progress and the report, not authlib's DeprecationWarning about httpx (which authlib
+    makes always show) on every run."""
+    env = {
+        **os.environ,
+        "ROLODEX_SECRET_KEY": TEST_SECRET_KEY,
+        "ROLODEX_DATABASE_URL": f"sqlite:///{tmp_path / 'cli.db'}",
+    }
+    with GraphEmulator() as graph:
+        env["ROLODEX_MICROSOFT_GRAPH_URL"] = graph.graph_url
+        env["ROLODEX_MICROSOFT_LOGIN_URL"] = graph.login_url
+        env["MS_SECRET"], env["MS_REFRESH"] = graph.client_secret, graph.refresh_token
+        rolodex = [sys.executable, "-m", "rolodex"]
+        created = subprocess.run(
+            [*rolodex, "accounts", "create", "--email", graph.email, "--provider", "microsoft",
+             "--microsoft-client-id", graph.client_id, "--microsoft-client-secret-env",
+             "MS_SECRET", "--microsoft-refresh-token-env", "MS_REFRESH",
+             "--redirect-uri", "http://localhost:8400/callback"],
+            env=env, capture_output=True, text=True,
+        )  # fmt: skip
+        assert created.returncode == 0, created.stderr
+        account_id = json.loads(created.stdout)["account_id"]
+        synced = subprocess.run(
+            [*rolodex, "sync", account_id], env=env, capture_output=True, text=True
+        )
+    assert synced.returncode == 0, synced.stderr
+    for output in (created.stderr, synced.stderr):
+        assert "Warning" not in output, output
