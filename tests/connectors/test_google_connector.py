@@ -25,7 +25,14 @@ from rolodex.connectors.base import (
 )
 from rolodex.connectors.google.client import PeopleClient
 from rolodex.connectors.google.connector import OTHER, PEOPLE, GoogleConnector
-from rolodex.domain.contact import ContactFields, Email, PhoneNumber, PhysicalAddress, WebPage
+from rolodex.domain.contact import (
+    ContactFields,
+    Email,
+    IMAddress,
+    PhoneNumber,
+    PhysicalAddress,
+    WebPage,
+)
 from tests.emulators.google import GoogleEmulator, GoogleServer
 
 JPEG = b"\xff\xd8\xff\xe0" + b"\x00\x10JFIF" + bytes(64)
@@ -44,6 +51,10 @@ ADA = LocalContact(
         web_pages=(WebPage("homepage", "https://ada.example"),),
     ),
     group_names=("Friends",),
+)
+# Ada with a change to write (a field touched but reading as before is no change to send).
+PROMOTED = dataclasses.replace(
+    ADA, fields=dataclasses.replace(ADA.fields, job_title="Lead Analyst"), touched=("job_title",)
 )
 
 
@@ -509,7 +520,7 @@ class TestWriting:
             item.fields,
             emails=(*item.fields.emails, Email("other", "c@example.org")),
             phone_numbers=(*item.fields.phone_numbers, PhoneNumber("mobile", "+1 202 555 0199")),
-            im_addresses=item.fields.im_addresses[::-1],
+            im_addresses=(*item.fields.im_addresses, IMAddress("aim", "bee2")),
         )
         touched = ("emails", "phone_numbers", "im_addresses")
         connector.update(rn, item.etag, LocalContact(fields=fields, touched=touched), item.raw)
@@ -610,7 +621,7 @@ class TestWriting:
     ) -> None:
         written = connector.create(PEOPLE, ADA, "r4")
         google.emulator.edit_person(written.remote_id, nicknames=[{"value": "Countess"}])
-        local = dataclasses.replace(ADA, touched=("job_title",))
+        local = PROMOTED
         with pytest.raises(PreconditionFailed):
             connector.update(written.remote_id, written.etag, local, written.raw)
 
@@ -623,7 +634,7 @@ class TestWriting:
         google.emulator.log_bodies = True
         written = connector.create(PEOPLE, ADA, "r4s")
         source = google.emulator.person(written.remote_id)["metadata"]["sources"][0]
-        local = dataclasses.replace(ADA, touched=("job_title",))
+        local = PROMOTED
         connector.update(written.remote_id, written.etag, local, written.raw)
         [call] = google.emulator.calls(":updateContact")
         sent = orjson.loads(call.body)["metadata"]["sources"]
@@ -636,13 +647,15 @@ class TestWriting:
         # change made there since the given etag must still be a precondition failure.
         written = connector.create(PEOPLE, ADA, "r4n")
         google.emulator.edit_person(written.remote_id, nicknames=[{"value": "Countess"}])
-        local = dataclasses.replace(ADA, touched=("job_title",))
+        local = PROMOTED
         with pytest.raises(PreconditionFailed):
             connector.update(written.remote_id, written.etag, local, None)
         assert not google.emulator.calls(":updateContact")
         person = google.emulator.person(written.remote_id)
         connector.update(written.remote_id, person["etag"], local, None)
-        assert google.emulator.person(written.remote_id)["organizations"][0]["title"] == "Analyst"
+        assert (
+            google.emulator.person(written.remote_id)["organizations"][0]["title"] == "Lead Analyst"
+        )
 
     @pytest.mark.parametrize(
         "fault",
@@ -663,7 +676,7 @@ class TestWriting:
     ) -> None:
         written = connector.create(PEOPLE, ADA, "r4f")
         google.emulator.fail(path=":updateContact", **fault)  # type: ignore[arg-type]
-        local = dataclasses.replace(ADA, touched=("job_title",))
+        local = PROMOTED
         with pytest.raises(PreconditionFailed):
             connector.update(written.remote_id, written.etag, local, written.raw)
 
@@ -876,7 +889,7 @@ class TestErrors:
         # be aborted again; a precondition failure re-reads and re-applies.
         written = connector.create(PEOPLE, ADA, "r11")
         google.emulator.fail(409, path=":updateContact", grpc_status="ABORTED")
-        local = dataclasses.replace(ADA, touched=("job_title",))
+        local = PROMOTED
         with pytest.raises(PreconditionFailed):
             connector.update(written.remote_id, written.etag, local, written.raw)
         group = google.emulator.add_group("Team")

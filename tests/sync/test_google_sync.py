@@ -231,6 +231,34 @@ def test_a_yearless_birthday_survives_a_client_saving_back_what_it_read(synced: 
     assert person["birthdays"] == [{"date": {"month": 2, "day": 29}}]
 
 
+def test_a_client_saving_back_the_whole_contact_writes_only_what_it_changed(
+    synced: Synced,
+) -> None:
+    # SDKs save the whole contact they read with the one change made: the fields that read
+    # the same are no change, and keep what v2 cannot show of them (a nickname's type, an
+    # HTML biography, a birthday's text).
+    rn = synced.google.add_person(
+        names=[{"givenName": "Whole", "familyName": "Body"}],
+        nicknames=[{"value": "WB", "type": "INITIALS"}],
+        biographies=[{"value": "<b>Bold</b>", "contentType": "TEXT_HTML"}],
+        birthdays=[{"date": {"year": 1990, "month": 4, "day": 1}, "text": "1 April 1990"}],
+        emailAddresses=[{"value": "wb@example.org", "type": "home"}],
+    )
+    synced.sync()
+    read = synced.by_name("Whole")
+    body = {k: v for k, v in read.items() if k not in ("id", "object", "account_id")}
+    synced.google.clear_log()
+    synced.svc.contacts.update(synced.account, str(read["id"]), {**body, "job_title": "Chief"})
+    synced.sync()
+    [call] = synced.google.calls(":updateContact")
+    assert call.param("updatePersonFields") == "organizations"
+    person = synced.google.person(rn)
+    assert person["organizations"][0]["title"] == "Chief"
+    assert person["nicknames"] == [{"value": "WB", "type": "INITIALS"}]
+    assert person["biographies"] == [{"value": "<b>Bold</b>", "contentType": "TEXT_HTML"}]
+    assert person["birthdays"][0]["text"] == "1 April 1990"
+
+
 def test_stale_etag_merges_both_sides(synced: Synced) -> None:
     rn = synced.google.add_person(
         names=[{"givenName": "Both"}], biographies=[{"value": "old note"}]

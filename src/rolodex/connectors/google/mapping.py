@@ -78,6 +78,9 @@ PERSON_FIELD_OF = {
 }
 
 
+# The unified fields a Person's fields are read as (``fields_of``): all but groups.
+_READ_AS = frozenset(PERSON_FIELD_OF) - {"groups"}
+
 # Field sources that are not the contact's own: a Google profile (or Workspace directory
 # entry) linked to it, which People merges into the person when ``sources`` includes
 # profiles, its default (people.get, connections.list, batchGet...). Their items say so in
@@ -399,6 +402,14 @@ def person_patch(
     ``picture`` excluded: memberships and photos are written apart), built over ``raw``.
     Every key of the answer belongs in ``updatePersonFields``; an empty list clears."""
     touched = set(touched)
+    if raw:
+        # A touched field that still reads as it did is no change (a client saving back
+        # the whole contact it read, with one edit): left out, it keeps at Google what v2
+        # cannot show of it (a nickname's type, an HTML biography, a birthday's text).
+        shown = fields_of(raw)
+        touched = {
+            f for f in touched if f not in _READ_AS or getattr(shown, f) != getattr(fields, f)
+        }
     raw = contact_data(raw)
     out: dict[str, Any] = {}
     if touched & {"given_name", "middle_name", "surname", "suffix"}:
