@@ -459,8 +459,8 @@ def person_patch(
                 org.pop(key, None)
         org.pop("formattedType", None)
         rest = orgs[1:]
-        shown = any(org.get(k) for k in org if k not in ("type", "metadata"))
-        out["organizations"] = ([org] if shown else []) + rest
+        kept = any(org.get(k) for k in org if k not in ("type", "metadata"))
+        out["organizations"] = ([org] if kept else []) + rest
     if "manager_name" in touched:
         others = [
             _strip(r)
