@@ -133,6 +133,20 @@ def test_sandbox_accounts_and_bad_input(db: str) -> None:
         assert (made["provider"], made["sandbox"]) == (provider, True)
 
 
+def test_a_secret_file_that_cannot_be_read_is_a_usage_error(db: str, tmp_path: Path) -> None:
+    """A mistyped --password-file path is said plainly, not as a traceback."""
+    for path in (tmp_path / "missing", tmp_path):
+        result = runner.invoke(
+            app,
+            ["accounts", "create", "--email", "f@example.com", "--provider", "carddav",
+             "--url", "https://carddav.example.com", "--password-file", str(path),
+             "--database-url", db],
+        )  # fmt: skip
+        assert result.exit_code == 2, result.output
+        assert "--password-file" in result.output and result.exception is not None
+        assert isinstance(result.exception, SystemExit), result.exception
+
+
 def test_connect_carddav_and_sync_with_progress(
     db: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

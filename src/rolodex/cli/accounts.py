@@ -45,7 +45,10 @@ def _secret(name: str, path: Path | None, env: str | None) -> str | None:
     """A secret setting, from a file or an environment variable: never the command line,
     where every user of the machine can read it."""
     if path is not None:
-        return path.read_text().rstrip("\n")
+        try:
+            return path.read_text().rstrip("\n")
+        except (OSError, UnicodeDecodeError) as error:
+            raise typer.BadParameter(f"cannot read {path} (for {name}): {error}") from None
     if env is not None:
         value = os.environ.get(env)
         if value is None:
@@ -74,7 +77,9 @@ def _connection_options() -> list[tuple[Setting, str, type, Any]]:
                         typer.Option(
                             f"{setting.flag}-file",
                             help=f"{where} Read from this file.",
+                            exists=True,
                             dir_okay=False,
+                            readable=True,
                             show_default=False,
                         ),
                     )
