@@ -135,6 +135,21 @@ def test_a_body_sent_in_time_is_read(app: App, server: tuple[str, int]) -> None:
             time.sleep(0.3)
 
 
+def test_a_websocket_upgrade_is_answered_as_http(server: tuple[str, int]) -> None:
+    # Rolodex has no websocket routes: an upgrade went to the websocket library, which
+    # answered a bare 403 (and took the connection out of the count the cap keeps).
+    with connect(server) as sock:
+        sock.sendall(
+            b"GET /contacts HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\n"
+            b"Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+            b"Sec-WebSocket-Version: 13\r\n\r\n"
+        )
+        raw = read_all(sock, timeout=3)
+    head, _, body = raw.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 401 "), raw[:300]
+    assert json.loads(body)["message"] == "Could not verify access credential."
+
+
 def test_an_idle_new_connection_is_closed(server: tuple[str, int]) -> None:
     with connect(server) as sock:
         started = time.monotonic()

@@ -13,7 +13,8 @@ they take a file descriptor each for as long as the client likes. This protocol 
 - a URL of more than ``max_url_bytes``: 414;
 - past ``max_connections`` open connections, a new one is answered 503 and closed at once;
 - an idle keep-alive connection is closed after ``keep_alive_timeout`` (uvicorn's own);
-- a request that is not HTTP: 400.
+- a request that is not HTTP: 400;
+- a websocket upgrade is answered as the plain HTTP request it also is.
 
 Each answer is in the v2 error shape, with ``Connection: close``.
 
@@ -191,6 +192,9 @@ def server_config(app: Any, host: str, port: int, settings: Settings) -> uvicorn
         host=host,
         port=port,
         http=LimitedHttpToolsProtocol,
+        # No route is a websocket: an upgrade is an ordinary request, within the limits
+        # above (the websocket library took the connection out of them, to answer 403).
+        ws="none",
         timeout_keep_alive=max(1, round(settings.keep_alive_timeout)),
         timeout_graceful_shutdown=max(1, round(settings.shutdown_timeout)),
         log_level="info",
