@@ -147,6 +147,23 @@ def test_a_secret_file_that_cannot_be_read_is_a_usage_error(db: str, tmp_path: P
         assert isinstance(result.exception, SystemExit), result.exception
 
 
+def test_a_carddav_server_on_this_machine_refused_says_how_to_allow_it(
+    db: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`make run` allows the server to reach localhost; a `rolodex accounts create` run in
+    another shell does not, and its refusal names the setting that allows it."""
+    monkeypatch.delenv("ROLODEX_ALLOWED_PROVIDER_HOSTS", raising=False)
+    monkeypatch.setenv("CARD_PASSWORD", "secret")
+    result = runner.invoke(
+        app,
+        ["accounts", "create", "--email", "l@example.com", "--provider", "carddav", "--url",
+         f"http://127.0.0.1:{free_port()}/", "--password-env", "CARD_PASSWORD",
+         "--database-url", db],
+    )  # fmt: skip
+    assert result.exit_code == 1, result.output
+    assert "ROLODEX_ALLOWED_PROVIDER_HOSTS" in result.output
+
+
 def test_connect_carddav_and_sync_with_progress(
     db: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -124,6 +124,11 @@ class Policy:
         return address.is_global and not address.is_multicast
 
 
+# Said with a refusal (to the command line and the log; API clients are told less): a
+# newcomer's CardDAV server on this machine is refused until the setting allows it.
+_HINT = f" (unless {ENV} allows it)"
+
+
 def allowed_addresses(host: str, port: int, policy: Policy | None = None) -> list[str]:
     """The addresses ``host`` resolves to, each allowed; NotAllowed when none may be used
     (any address that is not allowed makes the whole name refused: a name that resolves
@@ -137,14 +142,14 @@ def allowed_addresses(host: str, port: int, policy: Policy | None = None) -> lis
     if literal is not None:
         if named or policy.allows_address(literal):
             return [str(literal)]
-        raise NotAllowed(f"{host} is not an address this server may connect to")
+        raise NotAllowed(f"{host} is not an address this server may connect to{_HINT}")
     try:
         found = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except (OSError, UnicodeError) as error:
         raise httpcore.ConnectError(f"cannot resolve {host}: {error}") from None
     addresses = list(dict.fromkeys(str(info[4][0]) for info in found))
     if not named and not all(policy.allows_address(ipaddress.ip_address(a)) for a in addresses):
-        raise NotAllowed(f"{host} resolves to an address this server may not connect to")
+        raise NotAllowed(f"{host} resolves to an address this server may not connect to{_HINT}")
     return addresses
 
 
