@@ -706,6 +706,39 @@ class TestWriting:
         assert groups[:2] == ["contactGroups/myContacts", "contactGroups/starred"]
         assert len(groups) == 3
 
+    def test_groups_saved_back_as_they_were_read_are_no_change(
+        self, google: Google, connector: GoogleConnector
+    ) -> None:
+        # A client saving back the whole contact sends its groups too: as read, they are
+        # not written, so a membership Google takes no additions to (a deprecated system
+        # group, P §3) stays, and no label of its name is made.
+        emulator = google.emulator
+        team = emulator.add_group("Team")
+        rn = emulator.add_person(names=[{"givenName": "Fay"}])
+        memberships = emulator.person(rn)["memberships"]
+        for group in (team, "contactGroups/friends"):
+            memberships.append({"contactGroupMembership": {"contactGroupResourceName": group}})
+        emulator.edit_person(rn, memberships=memberships)
+        [item] = connector.fetch(PEOPLE, [rn])
+        assert isinstance(item, RemoteContact)
+        assert sorted(item.group_names) == ["Friends", "Team"]
+        fields = dataclasses.replace(item.fields, job_title="Florist")
+        local = LocalContact(
+            fields=fields,
+            group_names=item.group_names,
+            group_ids=item.group_ids,
+            touched=("job_title", "groups"),
+        )
+        connector.update(rn, item.etag, local, item.raw)
+        [call] = emulator.calls(":updateContact")
+        assert call.param("updatePersonFields") == "organizations"
+        assert set(emulator.user_groups()) == {"Team"}
+        kept = {
+            m["contactGroupMembership"]["contactGroupResourceName"]
+            for m in emulator.person(rn)["memberships"]
+        }
+        assert kept == {"contactGroups/myContacts", team, "contactGroups/friends"}
+
     def test_a_workspace_domain_membership_is_not_written_back(
         self, google: Google, connector: GoogleConnector
     ) -> None:

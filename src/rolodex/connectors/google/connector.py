@@ -450,6 +450,10 @@ class GoogleConnector:
             base = self._get(remote_id)
             if base.get("etag") != etag:
                 raise PreconditionFailed(remote_id)
+        if "groups" in touched and self._groups_as_read(contact, base):
+            # Saved back as read (a client saving the whole contact): no change to write,
+            # and written, memberships Google takes no additions to would be lost.
+            touched = tuple(t for t in touched if t != "groups")
         patch = mapping.person_patch(contact.fields, touched, base)
 
         def updated(memberships: list[Any] | None) -> dict[str, Any]:
@@ -503,6 +507,14 @@ class GoogleConnector:
                     raise RemoteNotFound(remote_id) from None
         etag = str(person.get("etag") or etag)
         return WriteResult(remote_id, etag, orjson.dumps(person), partial=partial)
+
+    def _groups_as_read(self, contact: LocalContact, base: dict[str, Any]) -> bool:
+        """Whether the contact's groups are those the person as read shows, by name."""
+        if self._labels.known is None:
+            self._labels.load()
+        shown = self._labels.group_map()
+        read = {shown[rn][0].casefold() for rn in mapping.group_names_of(base) if rn in shown}
+        return read == {name.casefold() for name in contact.group_names}
 
     def _set_photo(self, remote_id: str, contact: LocalContact) -> dict[str, Any]:
         import base64
