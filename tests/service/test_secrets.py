@@ -169,6 +169,27 @@ def test_the_cli_refuses_a_wrong_key_with_a_plain_message(fresh: Path) -> None:
     assert "Traceback" not in second.stderr
 
 
+def test_the_cli_refuses_a_malformed_key_with_a_plain_message(fresh: Path) -> None:
+    """A ROLODEX_SECRET_KEY (or key file) that is no Fernet key at all, a placeholder pasted
+    from the README's `ROLODEX_SECRET_KEY=...` say: what to fix, not a ValueError traceback."""
+    url = f"sqlite:///{fresh / 'data' / 'book.db'}"
+    rolodex = str(Path(sys.executable).with_name("rolodex"))
+    key_file = fresh / "bad.key"
+    key_file.write_text("not a key\n")
+    for variable, value in (("ROLODEX_SECRET_KEY", "..."), ("ROLODEX_SECRET_KEY_FILE", key_file)):
+        env = {k: v for k, v in os.environ.items() if not k.startswith("ROLODEX_SECRET_KEY")}
+        env[variable] = str(value)
+        answer = subprocess.run(
+            [rolodex, "accounts", "list", "--database-url", url],
+            env=env,
+            capture_output=True,
+            text=True,
+        )
+        assert answer.returncode == 1, answer.stderr
+        assert "Traceback" not in answer.stderr, answer.stderr
+        assert "is not a credential key" in answer.stderr and variable in answer.stderr
+
+
 def test_what_is_not_a_sealed_value_is_no_evidence_against_the_key(fresh: Path) -> None:
     store = Store(f"sqlite:///{fresh / 'data' / 'book.db'}")
     store.migrate()

@@ -26,7 +26,16 @@ class KeyMismatch(ValueError):
 
 class CredentialBox:
     def __init__(self, key: bytes, source: str = "ROLODEX_SECRET_KEY") -> None:
-        self._fernet = Fernet(key)
+        try:
+            self._fernet = Fernet(key)
+        except ValueError:  # not base64, or not 32 bytes: a placeholder, a truncated paste
+            raise KeyMismatch(
+                f"{source} is not a credential key (a Fernet key: 32 url-safe base64-encoded "
+                "bytes); set ROLODEX_SECRET_KEY or ROLODEX_SECRET_KEY_FILE to the key this "
+                "database's credentials were sealed with, or for a new one make a key with "
+                "python -c 'from cryptography.fernet import Fernet; "
+                "print(Fernet.generate_key().decode())'"
+            ) from None
         self.source = source
 
     @classmethod
