@@ -7,6 +7,7 @@ and nowhere else, so each one is pinned here rather than only through HTTP on SQ
 
 from __future__ import annotations
 
+import threading
 import time
 import uuid
 
@@ -443,3 +444,27 @@ class TestStoreContract:
                     select(func.count()).where(table.c.account_id == survivor)
                 ).scalar_one()
                 assert kept == 1, f"{name} lost rows of another account"
+
+
+def test_a_code_taken_by_two_transactions_at_once_works_once(store: Store) -> None:
+    # Read, then deleted: on PostgreSQL a second transaction read the code before the
+    # first's delete committed, and one code made two access tokens.
+    code = hash_token(uuid.uuid4().hex)
+    with store.write() as tx:
+        tx.auth_codes.put(code, "client", b"payload", NOW + 600)
+    first_took = threading.Event()
+    taken: list[bytes | None] = []
+
+    def second() -> None:
+        first_took.wait(5)
+        with store.write() as tx:
+            taken.append(tx.auth_codes.take(code, "client", NOW))
+
+    other = threading.Thread(target=second)
+    other.start()
+    with store.write() as tx:
+        taken.append(tx.auth_codes.take(code, "client", NOW))
+        first_took.set()
+        time.sleep(0.5)  # the second transaction reads meanwhile
+    other.join(10)
+    assert sorted(taken, key=lambda t: t is None) == [b"payload", None]

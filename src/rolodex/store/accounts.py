@@ -413,17 +413,18 @@ class AuthCodeRepository:
         )
 
     def take(self, code_hash: str, client_id: str, now: float) -> bytes | None:
-        """The code's payload, deleting it: a code works once, and only before it expires."""
-        payload = self.conn.execute(
-            select(auth_codes.c.payload).where(
-                auth_codes.c.code_hash == code_hash,
-                auth_codes.c.client_id == client_id,
-                auth_codes.c.expires_at > now,
-            )
-        ).scalar_one_or_none()
-        self.conn.execute(
-            delete(auth_codes).where(
-                or_(auth_codes.c.code_hash == code_hash, auth_codes.c.expires_at <= now)
-            )
-        )
+        """The code's payload, deleting it: a code works once, and only before it expires.
+
+        Deleted and read in one statement: read first, a code could be read by a second
+        transaction before the first's delete committed (PostgreSQL's READ COMMITTED), and
+        work twice. A code asked for by another client is used up all the same."""
+        taken = self.conn.execute(
+            delete(auth_codes)
+            .where(auth_codes.c.code_hash == code_hash)
+            .returning(auth_codes.c.payload, auth_codes.c.client_id, auth_codes.c.expires_at)
+        ).first()
+        self.conn.execute(delete(auth_codes).where(auth_codes.c.expires_at <= now))
+        if taken is None or taken.client_id != client_id or taken.expires_at <= now:
+            return None
+        payload: bytes = taken.payload
         return payload
