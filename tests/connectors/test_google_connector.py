@@ -221,6 +221,21 @@ class TestReading:
         assert kept[0] == {"formattedValue": text, "type": "home", "formattedType": "Home"}
         assert kept[1]["streetAddress"] == "1 Work Way"
 
+    def test_a_name_held_only_as_free_text_is_shown_and_kept(
+        self, google: Google, connector: GoogleConnector
+    ) -> None:
+        # Name.unstructuredName: "The free form name value", writable beside the parts; a
+        # name given so alone has no part to show it by.
+        emulator = google.emulator
+        rn = emulator.add_person(names=[{"unstructuredName": "Ada King"}])
+        [item] = connector.fetch(PEOPLE, [rn])
+        assert isinstance(item, RemoteContact)
+        assert (item.fields.given_name, item.fields.surname) == ("Ada King", None)
+        fields = dataclasses.replace(item.fields, suffix="PhD")
+        connector.update(rn, item.etag, LocalContact(fields=fields, touched=("suffix",)), item.raw)
+        [name] = emulator.person(rn)["names"]
+        assert (name["givenName"], name["honorificSuffix"]) == ("Ada King", "PhD")
+
     def test_yearless_birthday_reads_as_null(
         self, google: Google, connector: GoogleConnector
     ) -> None:

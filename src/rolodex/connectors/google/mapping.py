@@ -139,6 +139,17 @@ def _type(value: Any, table: Mapping[str, str]) -> str | None:
     return table.get(kind, kind) if kind else None
 
 
+_NAME_PARTS = ("givenName", "middleName", "familyName", "honorificSuffix")
+
+
+def _unstructured_name(name: Mapping[str, Any]) -> str | None:
+    """A name Google holds as free text only (Name.unstructuredName, "The free form name
+    value"): shown as the given name, the whole of it."""
+    if any(name.get(k) for k in _NAME_PARTS):
+        return None
+    return _text(name.get("unstructuredName"))
+
+
 _ADDRESS_PARTS = ("streetAddress", "city", "postalCode", "region", "country")
 _ADDRESS_SHOWN = (*_ADDRESS_PARTS, "formattedValue")
 
@@ -211,7 +222,7 @@ def fields_of(person: Mapping[str, Any]) -> ContactFields:
         if _text(u.get("value"))
     )
     return ContactFields(
-        given_name=_text(name.get("givenName")),
+        given_name=_text(name.get("givenName")) or _unstructured_name(name),
         middle_name=_text(name.get("middleName")),
         surname=_text(name.get("familyName")),
         suffix=_text(name.get("honorificSuffix")),
@@ -416,7 +427,10 @@ def person_patch(
         name = _strip(_first(raw, "names"))
         name.pop("displayName", None)  # output only; Google recomputes it
         name.pop("displayNameLastFirst", None)
+        free = _unstructured_name(name)
         name.pop("unstructuredName", None)
+        if free is not None:
+            name["givenName"] = free  # as it was read, the parts now hold it
         for key, field_name, value in (
             ("givenName", "given_name", fields.given_name),
             ("middleName", "middle_name", fields.middle_name),
