@@ -265,6 +265,33 @@ def test_serve_prints_a_working_curl_line(tmp_path: Path) -> None:
         server.wait(10)
 
 
+def test_serve_on_a_database_with_accounts_says_so_on_whole_lines(db: str) -> None:
+    """The second `make run`: the hint names `rolodex accounts token ACCOUNT_ID` whole,
+    not cut at the terminal's width (off a terminal: 80 columns) in the middle."""
+    run("accounts", "create", "--email", "s@example.com", "--database-url", db)
+    env = {**os.environ, "COLUMNS": "60"}
+    server = subprocess.Popen(
+        [sys.executable, "-m", "rolodex", "serve", "--port", str(free_port()),
+         "--sync-interval", "0", "--database-url", db],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    try:
+        assert server.stdout is not None
+        lines = []
+        while not lines or "API docs" not in lines[-1]:
+            line = server.stdout.readline()
+            assert line, "".join(lines)
+            lines.append(line)
+        said = "".join(lines)
+        assert (
+            "Accounts exist; `rolodex accounts list` shows them and "
+            "`rolodex accounts token ACCOUNT_ID` issues a token." in said
+        ), said
+    finally:
+        server.terminate()
+        server.wait(10)
+
+
 def test_sync_of_an_account_that_does_not_exist_fails_at_once(db: str) -> None:
     """A mistyped id is an error, not a wait for a sync in progress that never ends (nor,
     with --no-wait, "another process is syncing")."""

@@ -66,7 +66,8 @@ def serve(
 
     settings = settings_for(database_url)
     store = open_store(settings)
-    console = Console(stderr=True)
+    # soft_wrap: whole lines (the terminal wraps them), never cut at 80 columns mid-command.
+    console = Console(stderr=True, soft_wrap=True)
     base = f"http://{host}:{port}"
     if demo:
         svc = build_services(settings, store)
@@ -79,9 +80,7 @@ def serve(
             console.print(f"Its access token: [bold]{created.access_token}[/bold]")
             console.print("Try it:")
             console.print(
-                f"  curl -u {created.access_token}: '{base}/contacts?limit=5'",
-                soft_wrap=True,
-                highlight=False,
+                f"  curl -u {created.access_token}: '{base}/contacts?limit=5'", highlight=False
             )
         else:
             console.print(

@@ -6,6 +6,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -99,7 +100,8 @@ def sync(
             else:
                 report = runner.wait_and_run(account_id, progress, waiting=waiting)
         except SyncFailed as error:
-            console.print(f"[red]sync failed:[/red] {error.message}")
+            # The provider's words, whole and as they are (no rich markup read into them).
+            console.print(f"[red]sync failed:[/red] {escape(error.message)}", soft_wrap=True)
             raise typer.Exit(1) from None
         except NoSuchAccount:
             console.print(f"[red]error:[/red] no account {account_id}")
