@@ -133,6 +133,26 @@ def test_sandbox_accounts_and_bad_input(db: str) -> None:
         assert (made["provider"], made["sandbox"]) == (provider, True)
 
 
+def test_missing_connection_settings_are_named_by_their_options(db: str) -> None:
+    """What is missing is said as what to type: --redirect-uri, not "redirect_uri"."""
+    for provider, given, wanted in (
+        ("carddav", ["--url", "https://carddav.example.com"],
+         ["--password-file or --password-env"]),
+        ("google", ["--google-client-id", "x"],
+         ["--google-client-secret-file or --google-client-secret-env",
+          "--google-refresh-token-file or --google-refresh-token-env"]),
+        ("office365", ["--microsoft-client-id", "x"], ["--redirect-uri"]),
+    ):  # fmt: skip
+        result = runner.invoke(
+            app,
+            ["accounts", "create", "--email", "m@example.com", "--provider", provider,
+             *given, "--database-url", db],
+        )  # fmt: skip
+        assert result.exit_code == 2, result.output
+        for option in wanted:
+            assert option in result.output, (provider, result.output)
+
+
 def test_a_secret_file_that_cannot_be_read_is_a_usage_error(db: str, tmp_path: Path) -> None:
     """A mistyped --password-file path is said plainly, not as a traceback."""
     for path in (tmp_path / "missing", tmp_path):

@@ -16,7 +16,7 @@ from rolodex.cli.common import DatabaseUrl, command_group, open_store, print_jso
 from rolodex.connectors.registry import catalog, verify_connection
 from rolodex.domain.errors import RolodexError
 from rolodex.domain.profiles import PROVIDERS
-from rolodex.domain.providers import Setting
+from rolodex.domain.providers import ProviderSpec, Setting
 from rolodex.service.accounts import AccountService
 from rolodex.service.credentials import CredentialBox
 
@@ -139,10 +139,13 @@ def create(email: str, name: str, provider: str, database_url: str | None, **giv
                 provider = service.providers.resolve(provider)[0].name
             created = service.create(email, name=name, provider=provider)
         else:
-            spec, _alias = service.providers.resolve(provider)
+            spec, alias = service.providers.resolve(provider)
             foreign = sorted(set(settings) - {s.name for s in spec.settings})
             if foreign:
                 raise typer.BadParameter(f"{spec.title} accounts take no {', '.join(foreign)}")
+            missing = _missing(spec, alias, settings)
+            if missing:
+                raise typer.BadParameter(f"{spec.title} accounts need {'; '.join(missing)}")
             created = service.connect(email, name=name, provider=provider, settings=settings)
     except RolodexError as error:
         raise _fail(error) from None
@@ -155,6 +158,21 @@ def create(email: str, name: str, provider: str, database_url: str | None, **giv
             "sandbox": created.account.sandbox,
         }
     )
+
+
+def _missing(spec: ProviderSpec, alias: str | None, given: dict[str, str]) -> list[str]:
+    """The options of the required settings not given (the service names the settings
+    themselves, for the API: "redirect_uri" where the command line takes --redirect-uri)."""
+    preset = spec.aliases.get(alias or "", {})
+    return [
+        f"{s.flag}-file or {s.flag}-env" if s.secret else s.flag
+        for s in spec.settings
+        if s.required
+        and not s.defaults_to_email
+        and s.default is None
+        and not given.get(s.name)
+        and not preset.get(s.name)
+    ]
 
 
 def _create_signature() -> inspect.Signature:
