@@ -3,8 +3,10 @@ written, and no request at all makes the server answer 500 (on either backend)."
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
+import anyio
 import pytest
 from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, example, given, settings
@@ -118,6 +120,45 @@ def test_empty_string_means_empty(api: ApiAccount) -> None:
         None,
         [],
     )
+
+
+@pytest.mark.parametrize("path", ["/contacts", "/contacts/groups", "/connect/authorize"])
+def test_a_client_gone_before_its_body_arrived_is_no_server_error(
+    app: App, api: ApiAccount, path: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    # The body's read ended in ClientDisconnect: logged as an unexpected error with its
+    # traceback (twice), counted as a 500, for any client that hangs up mid-body.
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "root_path": "",
+        "query_string": b"",
+        "headers": [
+            (b"host", b"testserver"),
+            (b"authorization", f"Bearer {api.token}".encode()),
+            (b"content-length", b"100"),
+        ],
+        "client": ("127.0.0.1", 1),
+        "server": ("testserver", 80),
+    }
+    messages = iter([{"type": "http.request", "body": b"{", "more_body": True}])
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        return next(messages, {"type": "http.disconnect"})
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    caplog.set_level(logging.ERROR)
+    anyio.run(app.client.app, scope, receive, send)
+    assert sent[0]["status"] == 400
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
 
 
 def test_unknown_routes_and_methods_answer_in_the_v2_shape(api: ApiAccount) -> None:

@@ -8,6 +8,7 @@ from typing import Any
 
 import orjson
 from fastapi import Request
+from starlette.requests import ClientDisconnect
 
 from rolodex.api.auth import token_from_authorization
 from rolodex.config import Settings
@@ -62,11 +63,15 @@ async def read_body(request: Request, limit: int) -> bytes:
             raise InvalidBody("Content-Length is not a number") from None
     chunks: list[bytes] = []
     size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise BodyTooLarge(limit)
-        chunks.append(chunk)
+    try:
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise BodyTooLarge(limit)
+            chunks.append(chunk)
+    except ClientDisconnect:
+        # Nobody is left to answer; a client's hang-up is no server error to log.
+        raise InvalidBody("The client closed the connection before the body arrived") from None
     return b"".join(chunks)
 
 
