@@ -487,12 +487,18 @@ class Mirror:
         uid: str | None,
         result: WriteResult | None,
         merged: RemoteContact | None = None,
+        *,
+        no_picture_there: bool = False,
+        in_folder_group: bool = False,
     ) -> None:
         """Record a delivered write and drop it from the outbox, in one transaction.
 
         ``merged`` is what the provider now holds when the write had to be merged with a
         change made there meanwhile; the local copy becomes that too (fields, categories
-        and picture).
+        and picture). ``no_picture_there``: the write made the item without a picture, so
+        no check of its picture is due (``picturechecks``: a request per contact).
+        ``in_folder_group``: the write put a contact of no group in a folder (Graph's
+        default one), whose group it is in now, as a pull would show it.
         """
         now = time.time()
         with self._write(account.id) as tx:
@@ -506,6 +512,13 @@ class Mirror:
                     account.id,
                     RemoteLink(item.object_id, collection, result.remote_id, uid, etag, result.raw),
                 )
+                if no_picture_there and not result.partial:
+                    tx.remotes.pictures_checked(account.id, [item.object_id], now)
+                if in_folder_group:
+                    own = grouplinks.prefix(account)
+                    group = tx.groups.find_by_remote_id(account.id, own + collection)
+                    if group is not None:
+                        set_membership(tx, account, item.object_id, group.id, True, now)
             if merged is not None:
                 groups, linked, card_groups = pulledgroups.group_links(tx, account.id)
                 group_ids = pulledgroups.contact_groups(tx, account, merged, groups, linked, now)

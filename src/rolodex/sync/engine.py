@@ -168,7 +168,8 @@ class SyncEngine:
             removed = [rid for rid in known if rid not in changes.changed]
         else:
             # Only what did not come with the changes is compared with what is stored: an
-            # incremental sync whose changes carry their data (Google, Graph) reads no etags.
+            # incremental sync whose changes carry their data (Google, CardDAV with
+            # address-data) reads no etags.
             missing = [rid for rid in changes.changed if rid not in inline]
             known = self.mirror.etags_of(account.id, missing) if missing else {}
             removed = list(changes.removed)

@@ -109,6 +109,9 @@ class LocalSide(Protocol):
         uid: str | None,
         result: WriteResult | None,
         merged: RemoteContact | None = None,
+        *,
+        no_picture_there: bool = False,
+        in_folder_group: bool = False,
     ) -> None: ...
 
     def dropped(self, account_id: str, item: OutboxItem) -> None: ...

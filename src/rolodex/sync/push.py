@@ -150,7 +150,9 @@ class OutboxPush:
         link = state.link
         home = connector.home(_local(state, touched=None))
         if link is None:
-            self._create(item, state, home or self._default())
+            # A contact in no group goes to the default folder, and is in its group then.
+            folders = home is None and connector.capabilities().groups == "folders"
+            self._create(item, state, home or self._default(), in_folder_group=folders)
             return
         if home is not None and home != link.collection:
             self._move(item, state, home)
@@ -211,7 +213,11 @@ class OutboxPush:
                 "whether it was deleted or given a new id"
             )
 
-    def _create(self, item: OutboxItem, state: LocalState, collection: str) -> None:
+    def _create(
+        self, item: OutboxItem, state: LocalState, collection: str, *, in_folder_group: bool = False
+    ) -> None:
+        """``in_folder_group``: a contact of no group made in a folder is in its group then
+        (``Mirror.pushed``)."""
         result = self._create_item(item, state, collection)
         if result.existed:
             # An earlier attempt made it and its reply was lost; another client may have
@@ -226,7 +232,17 @@ class OutboxPush:
             )
             self._merged(item, dataclasses.replace(state, link=link), recreate=False)
             return
-        self.mirror.pushed(self.account, item, collection, state.contact.id, result)
+        # Made with a picture, it is checked like any other: the provider may hold it in
+        # another form (Graph converts to JPEG).
+        self.mirror.pushed(
+            self.account,
+            item,
+            collection,
+            state.contact.id,
+            result,
+            no_picture_there=not state.contact.has_picture,
+            in_folder_group=in_folder_group,
+        )
 
     def _create_item(
         self,

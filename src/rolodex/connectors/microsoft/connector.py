@@ -190,12 +190,14 @@ class MicrosoftConnector:
             return
 
     def changes(self, collection: str, cursor: str | None, *, with_data: bool = False) -> ChangeSet:
-        """One delta round. From a cursor: the changed items, read again one by one (4 at a
-        time) because delta pages carry neither the photo nor the extended property with
-        Rolodex's id, which tells a create of ours whose reply was lost from a contact made
-        in Outlook; and the removed ids. From scratch (a resync after an expired cursor):
-        ids and etags only, complete; the engine fetches what differs from what it holds,
-        so memory stays flat and nothing unchanged is read."""
+        """One delta round: the changed items' ids and etags, and the removed ids; from
+        scratch (a resync after an expired cursor), complete. The engine fetches (``fetch``)
+        only the items whose etags differ from those it holds: delta pages carry neither
+        the photo nor the extended property with Rolodex's id (which tells a create of ours
+        whose reply was lost from a contact made in Outlook), and an update may name only
+        its changed properties, so a changed item is read again whole; but Rolodex's own
+        writes, which come back in the next round with the etags their replies gave, are
+        not read again (two requests each, against the mailbox's throttling limits)."""
         self._tree.folder(collection)
         changed: dict[str, str] = {}
         removed: dict[str, None] = {}
@@ -213,17 +215,12 @@ class MicrosoftConnector:
                 removed.pop(rid, None)
                 changed[rid] = parsing.etag_of(entry)
             link = page.get("@odata.deltaLink") or link
-        if cursor is None:
-            return ChangeSet(collection=collection, cursor=link, changed=changed, complete=True)
-        fetched = tuple(self.fetch(collection, changed))
-        current = {item.remote_id: item.etag for item in fetched}
-        gone = [rid for rid in changed if rid not in current]  # deleted since the delta
         return ChangeSet(
             collection=collection,
             cursor=link,
-            changed=current,
-            removed=(*removed, *gone),
-            fetched=fetched,
+            changed=changed,
+            removed=tuple(removed),
+            complete=cursor is None,
         )
 
     def snapshot(self, collection: str) -> ChangeSet:
