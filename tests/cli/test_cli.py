@@ -107,6 +107,23 @@ def test_accounts_list_shows_whole_ids_and_addresses(db: str) -> None:
     assert str(created["account_id"]) in str(listed) and email in str(listed), listed
 
 
+def test_a_database_that_cannot_be_opened_is_said_plainly(tmp_path: Path) -> None:
+    """A mistyped --database-url, or a PostgreSQL that is not up: one line that says so
+    (the password hidden), not SQLAlchemy's traceback."""
+    (tmp_path / "a-file").write_text("")
+    for url, said in (
+        (f"sqlite:///{tmp_path / 'a-file' / 'x.db'}", "a-file"),
+        (f"postgresql://rolodex:hunter2@127.0.0.1:{free_port()}/x", "Connection refused"),
+        ("garbage", "sqlite:///"),
+        ("mysql://x@y/z", "sqlite:///"),
+    ):
+        result = runner.invoke(app, ["accounts", "list", "--database-url", url])
+        assert result.exit_code == 1, (url, result.output)
+        assert isinstance(result.exception, SystemExit), (url, result.exception)
+        assert "cannot open the database" in result.output and said in result.output
+        assert "hunter2" not in result.output
+
+
 def test_sandbox_accounts_and_bad_input(db: str) -> None:
     sandbox = run(
         "accounts",
