@@ -87,7 +87,10 @@ def test_unmatched_paths_share_one_label(app: App) -> None:
         app.client.get(f"/no/such/{n}")
     text = app.client.get("/metrics").text
     assert "/no/such" not in text
-    assert metric(text, "rolodex_http_requests_total", route="unmatched", status="404") >= 3
+    found = metric(
+        text, "rolodex_http_requests_total", method="GET", route="unmatched", status="404"
+    )
+    assert found >= 3
 
 
 def test_every_response_has_a_request_id(app: App, api: ApiAccount) -> None:

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import quote
 
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
-from fastapi.responses import RedirectResponse
 from fastapi_offline import FastAPIOffline
 from pydantic.json_schema import models_json_schema
 from starlette.routing import Match
@@ -92,10 +92,10 @@ def create_app(
         title="Rolodex",
         version=rolodex.__version__,
         description=DESCRIPTION,
-        # v2 took a trailing slash (wire reference §2.2); redirected by relative_slash_redirects.
+        # v2 took a trailing slash (wire reference §2.2): trailing_slashes_served.
         redirect_slashes=False,
     )
-    relative_slash_redirects(app)
+    trailing_slashes_served(app)
     app.state.services = svc
     errors.install(app)
     app.include_router(account.router)
@@ -112,11 +112,12 @@ def create_app(
     return Observed(FastReads(app, svc) if fast_reads else app, store, limits)
 
 
-def relative_slash_redirects(app: FastAPI) -> None:
-    """A path with a trailing slash that a route takes without it answers 307 to that
-    path. Starlette's own redirect names the request's Host in ``Location``, which is any
-    client's to send (an open redirect for whoever can plant a link); the path alone
-    means the same to every client."""
+def trailing_slashes_served(app: FastAPI) -> None:
+    """A path with a trailing slash that a route takes without it is served as that path,
+    as v2 took it (wire reference §2.2): ``POST /contacts/`` creates. Not redirected: a
+    client that does not follow redirects (httpx by default) would get a 307 for its
+    write, and Starlette's own redirect named the request's Host in ``Location``, which is
+    any client's to send (an open redirect for whoever can plant a link)."""
     router = app.router
     not_found = router.default
 
@@ -124,14 +125,14 @@ def relative_slash_redirects(app: FastAPI) -> None:
         path: str = scope["path"]
         if scope["type"] == "http" and len(path) > 1 and path.endswith("/"):
             target = path.rstrip("/")
-            stripped = {**scope, "path": target}
-            # "//host" would be a link to another site; no route's path starts so.
-            local = target.startswith("/") and not target.startswith("//")
-            if local and any(r.matches(stripped)[0] is not Match.NONE for r in router.routes):
-                location = scope.get("root_path", "") + target  # quoted by the response
-                if scope.get("query_string"):
-                    location += "?" + scope["query_string"].decode("latin-1")
-                await RedirectResponse(location, status_code=307)(scope, receive, send)
+            # The raw path would name the slash still (and request.url with it).
+            stripped = {**scope, "path": target, "raw_path": quote(target).encode()}
+            if target.startswith("/") and any(
+                r.matches(stripped)[0] is not Match.NONE for r in router.routes
+            ):
+                await router(stripped, receive, send)
+                if "route" in stripped:  # for the metrics' route label (api/observe.py)
+                    scope["route"] = stripped["route"]
                 return
         await not_found(scope, receive, send)
 
