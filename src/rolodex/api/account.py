@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-import orjson
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 
 from rolodex.api import schemas
 from rolodex.api.auth import token_from_authorization
 from rolodex.api.deps import Services, current_account, services
+from rolodex.api.render import json_of
 from rolodex.domain.account import Account
 from rolodex.domain.profiles import profile_for
 
@@ -34,10 +34,6 @@ def render_account(account: Account) -> dict[str, Any]:
     }
 
 
-def _json(value: Any) -> Response:
-    return Response(orjson.dumps(value), media_type="application/json")
-
-
 @router.get(
     "/account",
     summary="The account of the access token",
@@ -46,7 +42,7 @@ def _json(value: Any) -> Response:
 def get_account(
     account: Account = Depends(current_account), svc: Services = Depends(services)
 ) -> Response:
-    return _json(render_account(svc.accounts.get(account.id)))
+    return json_of(render_account(svc.accounts.get(account.id)))
 
 
 @router.get(
@@ -73,7 +69,7 @@ def get_capabilities(
                 for s in spec.settings
             ],
         }
-    return _json({**capabilities, "sandbox": account.sandbox, "connection": connection})
+    return json_of({**capabilities, "sandbox": account.sandbox, "connection": connection})
 
 
 @router.post(
@@ -89,7 +85,7 @@ def request_sync(
     account: Account = Depends(current_account), svc: Services = Depends(services)
 ) -> Response:
     running = svc.mirror.request_sync(account.id) if account.is_connected else False
-    return _json({**render_account(svc.accounts.get(account.id)), "sync_in_progress": running})
+    return json_of({**render_account(svc.accounts.get(account.id)), "sync_in_progress": running})
 
 
 @router.post(
@@ -105,4 +101,4 @@ def revoke(
     token = token_from_authorization(request.headers.get("authorization"))
     assert token is not None  # current_account has authenticated it
     svc.accounts.revoke(token)
-    return _json({"success": True})
+    return json_of({"success": True})

@@ -7,7 +7,6 @@ import weakref
 from typing import Any
 
 import anyio
-import orjson
 from anyio import to_thread
 from fastapi import APIRouter, Depends
 from fastapi.responses import Response
@@ -15,6 +14,7 @@ from fastapi.responses import Response
 from rolodex.api import schemas
 from rolodex.api.account import render_account
 from rolodex.api.deps import Services, json_body, services
+from rolodex.api.render import json_of
 from rolodex.connectors.outbound import UNREACHABLE
 from rolodex.domain.errors import ProviderUnreachable
 
@@ -26,10 +26,6 @@ _AUTH_ERRORS: dict[int | str, dict[str, Any]] = {
     403: {"model": schemas.Error, "description": "The provider refused the credentials"},
     502: {"model": schemas.Error, "description": "The provider could not be reached"},
 }
-
-
-def _json(value: Any) -> Response:
-    return Response(orjson.dumps(value), media_type="application/json")
 
 
 @router.post(
@@ -52,7 +48,7 @@ async def authorize(
         )
     if waited.cancelled_caught:
         raise ProviderUnreachable(UNREACHABLE)
-    return _json({"code": code})
+    return json_of({"code": code})
 
 
 _CHECK_THREADS = 8
@@ -78,7 +74,7 @@ def _checks() -> anyio.CapacityLimiter:
 )
 def token(body: dict[str, Any] = Depends(json_body), svc: Services = Depends(services)) -> Response:
     created = svc.application.token(body)
-    return _json(
+    return json_of(
         {
             **render_account(created.account),
             "access_token": created.access_token,

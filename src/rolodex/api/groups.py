@@ -6,20 +6,16 @@ from __future__ import annotations
 
 from typing import Any
 
-import orjson
 from fastapi import APIRouter, Depends
 from fastapi.responses import Response
 
 from rolodex.api import schemas
 from rolodex.api.deps import Services, current_account, json_body, services
+from rolodex.api.render import json_of
 from rolodex.domain.account import Account
 from rolodex.domain.wire import render_group
 
 router = APIRouter(tags=["groups"])
-
-
-def _json(value: Any) -> Response:
-    return Response(orjson.dumps(value), media_type="application/json")
 
 
 # Declared before /contacts/{contact_id} (the app includes this router first), or "groups"
@@ -32,7 +28,7 @@ def _json(value: Any) -> Response:
 def list_groups(
     account: Account = Depends(current_account), svc: Services = Depends(services)
 ) -> Response:
-    return _json([render_group(g) for g in svc.groups.list(account)])
+    return json_of([render_group(g) for g in svc.groups.list(account)])
 
 
 @router.post(
@@ -56,7 +52,7 @@ def create_group(
     account: Account = Depends(current_account),
     svc: Services = Depends(services),
 ) -> Response:
-    return _json(render_group(svc.groups.create(account, body)))
+    return json_of(render_group(svc.groups.create(account, body)))
 
 
 @router.put(
@@ -79,7 +75,7 @@ def rename_group(
     account: Account = Depends(current_account),
     svc: Services = Depends(services),
 ) -> Response:
-    return _json(render_group(svc.groups.rename(account, group_id, body)))
+    return json_of(render_group(svc.groups.rename(account, group_id, body)))
 
 
 @router.delete(
@@ -98,4 +94,4 @@ def delete_group(
     svc: Services = Depends(services),
 ) -> Response:
     svc.groups.delete(account, group_id)
-    return _json({})
+    return json_of({})

@@ -11,7 +11,6 @@ from __future__ import annotations
 import hmac
 from typing import Any
 
-import orjson
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
 
@@ -19,6 +18,7 @@ from rolodex.api import schemas
 from rolodex.api.auth import token_from_authorization
 from rolodex.api.contacts import query_params
 from rolodex.api.deps import MAX_JSON_BODY, Services, read_body, services
+from rolodex.api.render import json_of
 from rolodex.domain.account import Account
 from rolodex.domain.errors import InvalidBody, Unauthenticated
 from rolodex.domain.ids import hash_token
@@ -71,10 +71,6 @@ async def json_body_or_empty(request: Request) -> dict[str, Any]:
     return parse_json_object(raw) if raw.strip() else {}
 
 
-def _json(value: Any) -> Response:
-    return Response(orjson.dumps(value), media_type="application/json")
-
-
 @router.get(
     "/accounts",
     summary="The application's accounts",
@@ -93,7 +89,7 @@ def list_accounts(
     paging = parse_list_query({k: v for k, v in params.items() if k in ("limit", "offset")})
     accounts = sorted(svc.accounts.list(), key=lambda a: (a.linked_at, a.id))
     page = accounts[paging.offset : paging.offset + paging.limit]
-    return _json([render_management_account(a) for a in page])
+    return json_of([render_management_account(a) for a in page])
 
 
 @router.get(
@@ -104,7 +100,7 @@ def list_accounts(
     dependencies=[Depends(application)],
 )
 def get_account(account_id: str, svc: Services = Depends(services)) -> Response:
-    return _json(render_management_account(svc.accounts.get(account_id)))
+    return json_of(render_management_account(svc.accounts.get(account_id)))
 
 
 @router.delete(
@@ -116,7 +112,7 @@ def get_account(account_id: str, svc: Services = Depends(services)) -> Response:
 def delete_account(account_id: str, svc: Services = Depends(services)) -> Response:
     svc.accounts.get(account_id)  # an unknown id is a 404, as on every account route
     svc.accounts.delete(account_id)
-    return _json({"success": True})
+    return json_of({"success": True})
 
 
 @router.post(
@@ -136,7 +132,7 @@ def revoke_all(
         raise InvalidBody("keep_access_token must be a string")
     svc.accounts.get(account_id)
     svc.accounts.revoke_all(account_id, keep=hash_token(keep) if keep else None)
-    return _json({"success": True})
+    return json_of({"success": True})
 
 
 @router.post(
@@ -159,7 +155,7 @@ def token_info(
         raise InvalidBody("access_token must be a string")
     created = int(svc.accounts.token_created_at(account_id, token))
     # A token lives until revoked and is never changed; every token is for contacts.
-    return _json(
+    return json_of(
         {"created_at": created, "scopes": "contacts", "state": "valid", "updated_at": created}
     )
 
@@ -171,7 +167,7 @@ def token_info(
     dependencies=[Depends(application)],
 )
 def application_details(svc: Services = Depends(services)) -> Response:
-    return _json(
+    return json_of(
         {
             "application_name": "Rolodex",
             "icon_url": None,
