@@ -8,7 +8,6 @@ Python SDK sends one there when it was built with one, and is refused).
 
 from __future__ import annotations
 
-import hmac
 from typing import Any
 
 from fastapi import APIRouter, Depends, Query, Request
@@ -20,7 +19,7 @@ from rolodex.api.contacts import query_params
 from rolodex.api.deps import MAX_JSON_BODY, Services, read_body, services
 from rolodex.api.render import json_of
 from rolodex.domain.account import Account
-from rolodex.domain.errors import InvalidBody, Unauthenticated
+from rolodex.domain.errors import InvalidBody, InvalidClient, Unauthenticated
 from rolodex.domain.ids import hash_token
 from rolodex.domain.query import parse_list_query
 from rolodex.domain.wire import parse_json_object
@@ -35,15 +34,15 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
 
 
 def application(request: Request, client_id: str, svc: Services = Depends(services)) -> None:
-    """Only the application's own client id and secret pass; anything else is the v2 401."""
+    """Only the application's own client id and secret pass; anything else is the v2 401
+    (not ``/connect/token``'s 400: these routes authenticate like the account routes)."""
     secret = token_from_authorization(request.headers.get("authorization"))
-    client = svc.application.client()
-    if not (
-        secret is not None
-        and hmac.compare_digest(client_id.encode(), client.client_id.encode())
-        and hmac.compare_digest(secret.encode(), client.client_secret.encode())
-    ):
+    if secret is None:
         raise Unauthenticated()
+    try:
+        svc.application.check_client(client_id, secret)
+    except InvalidClient:
+        raise Unauthenticated() from None
 
 
 def render_management_account(account: Account) -> dict[str, Any]:
@@ -110,8 +109,7 @@ def get_account(account_id: str, svc: Services = Depends(services)) -> Response:
     dependencies=[Depends(application)],
 )
 def delete_account(account_id: str, svc: Services = Depends(services)) -> Response:
-    svc.accounts.get(account_id)  # an unknown id is a 404, as on every account route
-    svc.accounts.delete(account_id)
+    svc.accounts.delete(account_id)  # an unknown id is NoSuchAccount: a 404
     return json_of({"success": True})
 
 
@@ -130,7 +128,6 @@ def revoke_all(
     keep = body.get("keep_access_token")
     if keep is not None and not isinstance(keep, str):
         raise InvalidBody("keep_access_token must be a string")
-    svc.accounts.get(account_id)
     svc.accounts.revoke_all(account_id, keep=hash_token(keep) if keep else None)
     return json_of({"success": True})
 
