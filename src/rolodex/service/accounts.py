@@ -163,19 +163,8 @@ class AccountService:
         sealed = credentials.seal(connection)
         token = new_token()
         now = time.time()
-        spec = self.providers.get(provider)
-        identity = [s.name for s in spec.settings if s.required and not s.secret] if spec else []
-
-        def same_account(account_id: str, tx: Tx) -> bool:
-            stored = tx.accounts.connection(account_id)
-            if stored is None:
-                return False
-            before = credentials.open(stored)
-            return all(before.get(name) == connection.get(name) for name in identity)
-
         with self.store.write() as tx:
-            candidates = tx.accounts.all_connected(email_address.strip(), provider)
-            existing = next((a for a in candidates if same_account(a.id, tx)), None)
+            existing = self._same_account(tx, email_address, provider, connection)
             if existing is None:
                 account = None
             else:
@@ -201,12 +190,33 @@ class AccountService:
             tx.accounts.set_sync_status(account_id, connection=sealed)
         return sealed
 
-    def current_connection(self, email_address: str, provider: str) -> dict[str, Any] | None:
-        """The stored settings of the account connected for this address at this provider
-        (what a re-link would replace), if there is one."""
+    def current_connection(
+        self, email_address: str, provider: str, settings: dict[str, str]
+    ) -> dict[str, Any] | None:
+        """The stored settings of the account that connecting this address at this provider
+        with ``settings`` would re-link (``connect``), if there is one."""
         with self.store.read() as tx:
-            existing = tx.accounts.find_connected(email_address.strip(), provider)
+            existing = self._same_account(tx, email_address, provider, settings)
         return None if existing is None else self.connection(existing.id)
+
+    def _same_account(
+        self, tx: Tx, email_address: str, provider: str, connection: dict[str, str]
+    ) -> Account | None:
+        """The account connected for this address at this provider that is the same account
+        there as ``connection`` names: the same non-secret settings the provider requires
+        (a CardDAV server and user name, an OAuth client)."""
+        if self.credentials is None:
+            return None
+        spec = self.providers.get(provider)
+        identity = [s.name for s in spec.settings if s.required and not s.secret] if spec else []
+        for account in tx.accounts.all_connected(email_address.strip(), provider):
+            stored = tx.accounts.connection(account.id)
+            if stored is None:
+                continue
+            before = self.credentials.open(stored)
+            if all(before.get(name) == connection.get(name) for name in identity):
+                return account
+        return None
 
     def get(self, account_id: str) -> Account:
         with self.store.read() as tx:

@@ -396,7 +396,7 @@ class SignInService:
         if not settings.get(grant.refresh_setting):
             # Google hands out a refresh token only at a user's first consent to a client:
             # the same user signing in again keeps the grant the account has.
-            current = self.accounts.current_connection(grant.email_address, provider)
+            current = self.accounts.current_connection(grant.email_address, provider, settings)
             kept = (current or {}).get(grant.refresh_setting)
             if not kept:
                 raise BadCredentials(

@@ -86,14 +86,7 @@ class AccountRepository:
             raise NoSuchAccount(account_id)
         return _account(row)
 
-    def find_connected(self, email_address: str, provider: str) -> Account | None:
-        """The connected account of this address at this provider, if there is one."""
-        found = self.all_connected(email_address, provider, limit=1)
-        return found[0] if found else None
-
-    def all_connected(
-        self, email_address: str, provider: str, limit: int | None = None
-    ) -> list[Account]:
+    def all_connected(self, email_address: str, provider: str) -> list[Account]:
         """The connected accounts of this address at this provider, oldest first."""
         rows = self.conn.execute(
             select(*_ACCOUNT_COLUMNS)
@@ -103,7 +96,6 @@ class AccountRepository:
                 accounts.c.sandbox.is_(False),
             )
             .order_by(accounts.c.linked_at)
-            .limit(limit)
         )
         return [_account(r) for r in rows]
 
