@@ -11,7 +11,6 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response, StreamingResponse
 
 from rolodex.api import schemas
-from rolodex.api.auth import token_from_authorization
 from rolodex.api.deps import Services, current_account, request_base_url, services
 from rolodex.api.draining import CHECK_SECONDS, draining
 from rolodex.api.render import absolute
@@ -147,7 +146,7 @@ async def longpoll(
         # changes are not announced (rolodex.service.changefeed), or to see whether the
         # process is shutting down.
         if await svc.changes.wait_for_change(account, _until(deadline), mark):
-            if await _revoked(request, svc):  # before anything more is read for it
+            if await _revoked(request):  # before anything more is read for it
                 raise Unauthenticated()
             mark = svc.changes.mark(account)
             page = await to_thread.run_sync(svc.changes.since, account, page.cursor_end, types)
@@ -193,7 +192,7 @@ async def streaming(
                 sent = time.monotonic()
             wake = _until(min(deadline, sent + HEARTBEAT_SECONDS))
             if page.deltas or await svc.changes.wait_for_change(account, wake, mark):
-                if await _revoked(request, svc):  # before anything more is read for it
+                if await _revoked(request):  # before anything more is read for it
                     return  # the stream's status is sent: ending it is all that is left
                 mark = svc.changes.mark(account)
                 cursor_end = page.cursor_end
@@ -202,13 +201,13 @@ async def streaming(
     return StreamingResponse(lines(), media_type="application/x-ndjson")
 
 
-async def _revoked(request: Request, svc: Services) -> bool:
+async def _revoked(request: Request) -> bool:
     """Whether the token a long-poll or stream came with has stopped working since (its
-    revocation, or its account's deletion, is at once, for the requests in flight too).
-    Asked when there is something to send, so an idle wait costs nothing more."""
-    token = token_from_authorization(request.headers.get("authorization"))
+    revocation, or its account's deletion, is at once, for the requests in flight too):
+    ``current_account`` asked again. Asked when there is something to send, so an idle
+    wait costs nothing more."""
     try:
-        await to_thread.run_sync(svc.accounts.authenticate, token)
+        await to_thread.run_sync(current_account, request)
     except Unauthenticated:
         return True
     return False
