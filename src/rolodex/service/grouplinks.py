@@ -42,6 +42,12 @@ def prefix(account: Account) -> str:
     return {"folders": FOLDER_GROUP, "labels": LABEL_GROUP}.get(model, CATEGORY_GROUP)
 
 
+def linked_group(tx: Tx, account: Account, provider_group_id: str) -> Group | None:
+    """The group linked to the provider's group of this id (a label's resource name, a
+    folder's id), if there is one."""
+    return tx.groups.find_by_remote_id(account.id, prefix(account) + provider_group_id)
+
+
 def linked_id(remote_id: str | None) -> str | None:
     """The provider's id of a group the connector writes (a label, a folder) from its
     ``remote_id`` column, whatever the provider; None for the others."""

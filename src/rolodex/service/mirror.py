@@ -472,7 +472,7 @@ class Mirror:
 
     def group_linked(self, account: Account, remote_id: str) -> str | None:
         with self.store.read() as tx:
-            found = tx.groups.find_by_remote_id(account.id, grouplinks.prefix(account) + remote_id)
+            found = grouplinks.linked_group(tx, account, remote_id)
         return None if found is None else found.id
 
     def group_pushed(self, account: Account, item: OutboxItem, result: WriteResult | None) -> None:
@@ -515,8 +515,7 @@ class Mirror:
                 if no_picture_there and not result.partial:
                     tx.remotes.pictures_checked(account.id, [item.object_id], now)
                 if in_folder_group:
-                    own = grouplinks.prefix(account)
-                    group = tx.groups.find_by_remote_id(account.id, own + collection)
+                    group = grouplinks.linked_group(tx, account, collection)
                     if group is not None:
                         set_membership(tx, account, item.object_id, group.id, True, now)
             if merged is not None:
