@@ -5,6 +5,7 @@ from __future__ import annotations
 from sqlalchemy import Connection, select
 
 from rolodex.domain.errors import NoSuchAccount
+from rolodex.store.contacts import storable
 from rolodex.store.schema import accounts
 
 
@@ -15,8 +16,11 @@ def lock_account(conn: Connection, account_id: str) -> int:
     ``FOR NO KEY UPDATE`` (what an UPDATE of non-key columns takes): it queues the
     account's writers, yet lets rows that refer to the account (foreign keys take ``KEY
     SHARE``) be inserted by transactions that do not take it. SQLite renders no lock
-    clause: its write transaction holds the database's one write lock already.
+    clause: its write transaction holds the database's one write lock already. An id no
+    database can hold (``storable``) is no such account, as on SQLite.
     """
+    if not storable(account_id):
+        raise NoSuchAccount(account_id)
     found = conn.execute(
         select(accounts.c.generation)
         .where(accounts.c.id == account_id)
@@ -31,6 +35,8 @@ def lock_account_leased(conn: Connection, account_id: str) -> tuple[int, str | N
     """``lock_account``, also reading who holds the account's sync lease and until when:
     locked, the row's lease cannot change under the transaction but by its own writes, so
     a sync's fence (``AccountRepository.holds_lease``) needs no statement of its own."""
+    if not storable(account_id):
+        raise NoSuchAccount(account_id)
     found = conn.execute(
         select(accounts.c.generation, accounts.c.lease_owner, accounts.c.lease_until)
         .where(accounts.c.id == account_id)
