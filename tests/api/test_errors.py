@@ -3,6 +3,7 @@ written, and no request at all makes the server answer 500 (on either backend)."
 
 from __future__ import annotations
 
+import json
 import logging
 from typing import Any
 
@@ -237,6 +238,41 @@ def test_account_ids_no_database_can_hold_are_404(any_app: App, method: str, pat
         auth=(client.client_secret, ""),
     )
     assert_v2_error(answer, 404)
+
+
+@pytest.mark.parametrize("client_id", ["%C3%A3%01", "%F3%AF%8A%84", "%0C%23"])
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("GET", ""),
+        ("GET", "/accounts"),
+        ("DELETE", "/accounts/x"),
+        ("POST", "/accounts/x/revoke-all"),
+    ],
+)
+def test_a_client_id_of_any_text_is_refused_not_a_500(
+    any_app: App, client_id: str, method: str, path: str
+) -> None:
+    # hmac.compare_digest raises on non-ASCII text: the comparison must take any text.
+    client = any_app.services.application.client()
+    answer = any_app.client.request(
+        method, f"/a/{client_id}{path}", auth=(client.client_secret, "")
+    )
+    assert_v2_error(answer, 401)
+
+
+def test_a_client_secret_of_any_text_is_refused_not_a_500(any_app: App) -> None:
+    client = any_app.services.application.client()
+    body = {"client_id": client.client_id, "client_secret": "ã", "code": "x"}
+    answer = any_app.client.post("/connect/token", json=body)
+    assert answer.status_code == 401, answer.text
+    assert answer.json()["type"] == "auth_error"
+    # A lone surrogate is valid JSON text that Python's str.encode() refuses.
+    raw = json.dumps(body).replace("\\u00e3", "\\ud800")
+    answer = any_app.client.post(
+        "/connect/token", content=raw, headers={"Content-Type": "application/json"}
+    )
+    assert_v2_error(answer, 400)
 
 
 def test_a_redirect_uri_no_database_can_hold_is_a_page_not_a_500(any_app: App) -> None:

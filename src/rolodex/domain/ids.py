@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import hmac
 import secrets
 
 _ALPHABET = "0123456789abcdefghijklmnopqrstuvwxyz"
@@ -40,3 +41,12 @@ def new_token() -> str:
 def hash_token(token: str) -> str:
     """Tokens are stored only as hashes; a 256-bit random token needs no salt or stretching."""
     return hashlib.sha256(token.encode()).hexdigest()
+
+
+def same_secret(given: str, known: str) -> bool:
+    """A constant-time comparison that takes any text a client sends: ``hmac.compare_digest``
+    refuses str with non-ASCII characters (a TypeError, so a 500), and a JSON body can hold
+    lone surrogates that plain ``encode()`` refuses too."""
+    return hmac.compare_digest(
+        given.encode("utf-8", "surrogatepass"), known.encode("utf-8", "surrogatepass")
+    )

@@ -8,7 +8,6 @@ account and its access token.
 
 from __future__ import annotations
 
-import hmac
 import os
 import secrets
 import time
@@ -17,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from rolodex.domain.errors import InvalidAccount, InvalidClient, InvalidCode, MissingFields
-from rolodex.domain.ids import hash_token, new_token
+from rolodex.domain.ids import hash_token, new_token, same_secret
 from rolodex.service.accounts import AccountService, NewAccount, checked_owner
 from rolodex.service.credentials import CredentialBox
 from rolodex.store import Store
@@ -67,11 +66,11 @@ class ApplicationService:
 
     def check_client(self, client_id: Any, client_secret: Any | None = None) -> None:
         client = self.client()
-        if not isinstance(client_id, str) or not hmac.compare_digest(client_id, client.client_id):
+        if not isinstance(client_id, str) or not same_secret(client_id, client.client_id):
             raise InvalidClient("Unknown client_id")
         if client_secret is not None and (
             not isinstance(client_secret, str)
-            or not hmac.compare_digest(client_secret, client.client_secret)
+            or not same_secret(client_secret, client.client_secret)
         ):
             raise InvalidClient("Invalid client_secret")
 

@@ -18,7 +18,6 @@ The rules this enforces:
 
 from __future__ import annotations
 
-import hmac
 import secrets
 import time
 from collections.abc import Mapping
@@ -35,7 +34,7 @@ from rolodex.domain.errors import (
     ProviderUnreachable,
     SignInExpired,
 )
-from rolodex.domain.ids import hash_token, new_token
+from rolodex.domain.ids import hash_token, new_token, same_secret
 from rolodex.domain.providers import FORM, OAUTH
 from rolodex.domain.signin import OAuthSignIn
 from rolodex.service.accounts import AccountService, NewAccount
@@ -256,7 +255,7 @@ class SignInService:
         if client_id is None or redirect_uri is None:
             raise InvalidSignIn("The link that brought you here has no client_id or redirect_uri.")
         client = self.application.client()
-        if not hmac.compare_digest(client_id.encode(), client.client_id.encode()):
+        if not same_secret(client_id, client.client_id):
             raise InvalidSignIn("The link that brought you here names an unknown application.")
         with self.store.read() as tx:
             registered = tx.redirect_uris.has(client.client_id, redirect_uri)
@@ -320,9 +319,7 @@ class SignInService:
         refusal shows the form again with what went wrong."""
         payload = self._load(key, browser)
         request = AuthorizeRequest.from_dict(payload["request"])
-        if not hmac.compare_digest(
-            str(form.get("csrf_token", "")).encode(), str(payload["csrf"]).encode()
-        ):
+        if not same_secret(str(form.get("csrf_token", "")), str(payload["csrf"])):
             raise InvalidSignIn("This form is not from this sign-in. Start again from the app.")
         option = request.option
         if option not in self.form_options():
