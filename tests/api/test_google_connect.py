@@ -132,6 +132,56 @@ def test_invalid_grant_during_sync_shows_on_the_account(app: App, google: Google
     assert "reconnect" in me["last_error"]
 
 
+def test_writes_wait_for_a_reconnect_when_google_refuses_the_grant(
+    app: App, google: GoogleServer
+) -> None:
+    # v2's sync engine answered writes to an "invalid" account 403 (wire reference §5.2):
+    # they could not reach the provider, and a 200 would say they had.
+    kept_at_google = google.emulator.add_person(names=[{"givenName": "Kept"}])
+    refresh_token = google.emulator.grant("client-id", "client-secret")
+    answer = app.client.post(
+        "/connect/authorize", json=_body(app, "stale@gmail.com", refresh_token)
+    )
+    account = _token(app, answer.json()["code"])
+    client = app.client_for(str(account["access_token"]))
+    runner = make_runner(app.settings, app.store)
+    runner.run(str(account["id"]))
+    [kept] = [c for c in client.get("/contacts").json() if c["given_name"] == "Kept"]
+    group = client.post("/contacts/groups", json={"name": "Clients"}).json()["id"]
+    runner.run(str(account["id"]))
+    google.emulator.revoke(refresh_token)
+    with pytest.raises(Exception, match="reconnect"):
+        runner.run(str(account["id"]))
+
+    before = client.get("/contacts").json()
+    refusals = [
+        client.post("/contacts", json={"given_name": "New"}),
+        client.put(f"/contacts/{kept['id']}", json={"given_name": "Changed"}),
+        client.delete(f"/contacts/{kept['id']}"),
+        client.put(
+            f"/contacts/{kept['id']}/picture", content=PNG, headers={"Content-Type": "image/png"}
+        ),
+        client.post("/contacts/groups", json={"name": "Fresh"}),
+        client.put(f"/contacts/groups/{group}", json={"name": "Renamed"}),
+    ]
+    for refused in refusals:
+        assert refused.status_code == 403, refused.text
+        assert refused.json()["type"] == "invalid_request_error"
+        assert "Connect the account again" in refused.json()["message"]
+    assert client.get("/contacts").json() == before
+
+    # Connected again with a new grant: the same account takes writes again.
+    fresh = google.emulator.grant("client-id", "client-secret")
+    answer = app.client.post("/connect/authorize", json=_body(app, "stale@gmail.com", fresh))
+    again = _token(app, answer.json()["code"])
+    assert again["id"] == account["id"]
+    client = app.client_for(str(again["access_token"]))
+    changed = client.put(f"/contacts/{kept['id']}", json={"given_name": "Changed"})
+    assert changed.status_code == 200, changed.text
+    runner.run(str(account["id"]))
+    assert google.emulator.person(kept_at_google)["names"][0]["givenName"] == "Changed"
+
+
 def test_other_contacts_and_system_groups_through_the_api(app: App, google: GoogleServer) -> None:
     # Issue 10: Google's Other contacts are v2's source "inbox", read-only, and a write to
     # one is a 400 that says why; system groups show with their Google meaning (Starred; My

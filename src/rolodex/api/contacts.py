@@ -91,7 +91,7 @@ def list_contacts(
 @router.post(
     "/contacts",
     summary="Create a contact",
-    responses={200: {"model": schemas.Contact}, **schemas.ERRORS},
+    responses={200: {"model": schemas.Contact}, **schemas.WRITE_ERRORS},
     openapi_extra=schemas.json_body(schemas.ContactWrite),
 )
 def create_contact(
@@ -144,7 +144,7 @@ def get_contact(
     description="Replaces the fields the body sends and keeps those it omits.",
     responses={
         200: {"model": schemas.Contact, "headers": _ETAG_HEADER},
-        **schemas.ERRORS,
+        **schemas.WRITE_ERRORS,
         **_PRECONDITION_FAILED,
     },
     openapi_extra=schemas.json_body(schemas.ContactWrite),
@@ -170,7 +170,7 @@ def update_contact(
     summary="Delete a contact",
     responses={
         200: {"description": "Deleted; the body is `{}`"},
-        **schemas.ERRORS,
+        **schemas.WRITE_ERRORS,
         **_PRECONDITION_FAILED,
     },
 )
@@ -222,7 +222,7 @@ def get_picture(
     summary="Set a contact's picture (beyond v2)",
     description="The body is the image: JPEG, PNG, GIF or WebP (judged by content), at most "
     "5 MB. Returns the updated contact.",
-    responses={200: {"model": schemas.Contact}, **schemas.ERRORS},
+    responses={200: {"model": schemas.Contact}, **schemas.WRITE_ERRORS},
     openapi_extra={
         "requestBody": {
             "required": True,
@@ -244,7 +244,7 @@ def put_picture(
 @router.delete(
     "/contacts/{contact_id}/picture",
     summary="Remove a contact's picture (beyond v2)",
-    responses={200: {"model": schemas.Contact}, **schemas.ERRORS},
+    responses={200: {"model": schemas.Contact}, **schemas.WRITE_ERRORS},
 )
 def delete_picture(
     request: Request,

@@ -78,6 +78,12 @@ def describe(exc: Exception) -> tuple[int, dict[str, Any]]:
                 **_body("You've entered invalid credentials", AUTH_ERROR),
                 "error": m,
             }
+        case e.CredentialsOutOfDate():
+            # v2's sync engine refused writes to an "invalid" account so (wire §5.2).
+            return 403, _body(
+                "The account's credentials are out of date: the provider refused them. "
+                "Connect the account again, then retry."
+            )
         case e.ProviderUnreachable(message=m):
             return 502, {**_body(m[:1].upper() + m[1:], PROVIDER_ERROR), "server_error": m}
         case e.MissingFields(fields=fields):

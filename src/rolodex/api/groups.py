@@ -43,7 +43,7 @@ def list_groups(
     responses={
         200: {"model": schemas.ContactGroup},
         409: {"model": schemas.Error},
-        **schemas.ERRORS,
+        **schemas.WRITE_ERRORS,
     },
     openapi_extra=schemas.json_body(schemas.GroupWrite),
 )
@@ -65,7 +65,7 @@ def create_group(
     responses={
         200: {"model": schemas.ContactGroup},
         409: {"model": schemas.Error},
-        **schemas.ERRORS,
+        **schemas.WRITE_ERRORS,
     },
     openapi_extra=schemas.json_body(schemas.GroupWrite),
 )
@@ -86,7 +86,7 @@ def rename_group(
         "contacts move to the default folder first (deleting an Outlook folder deletes the "
         "contacts in it); a folder holding other folders is a 400."
     ),
-    responses={200: {"description": "Deleted; the body is `{}`"}, **schemas.ERRORS},
+    responses={200: {"description": "Deleted; the body is `{}`"}, **schemas.WRITE_ERRORS},
 )
 def delete_group(
     group_id: str,

@@ -131,6 +131,11 @@ ERRORS: dict[int | str, dict[str, Any]] = {
     404: {"model": Error, "description": "No such object in this account"},
     413: {"model": Error, "description": "Request body too large"},
 }
+# Writes: also refused while the provider refuses the account's credentials.
+WRITE_ERRORS: dict[int | str, dict[str, Any]] = {
+    **ERRORS,
+    403: {"model": Error, "description": "The account must be connected again"},
+}
 
 
 def json_body(schema: type[BaseModel]) -> dict[str, object]:

@@ -131,6 +131,14 @@ class BadCredentials(RolodexError):
 
 
 @dataclass
+class CredentialsOutOfDate(RolodexError):
+    """A write to an account whose provider refused its credentials: it could not reach
+    the provider until the account is connected again."""
+
+    account_id: str
+
+
+@dataclass
 class ProviderUnreachable(RolodexError):
     """The provider could not be reached or answered with an error while connecting."""
 

@@ -28,7 +28,7 @@ from rolodex.domain.wire import (
 )
 from rolodex.service.positions import Positions
 from rolodex.service.readcache import ReadCache
-from rolodex.service.records import CONTACT, record_change
+from rolodex.service.records import CONTACT, record_change, refuse_if_disconnected
 from rolodex.store import Store, Tx, paging
 from rolodex.store.contacts import ContactRow, NewContact, storable
 from rolodex.store.database import Busy
@@ -314,6 +314,7 @@ class ContactService:
         fields = patch.apply(ContactFields())
         now = time.time()
         with self.store.write(account.id) as tx:
+            refuse_if_disconnected(tx, account)
             group_ids = self._groups_after(tx, account, (), patch)
             _check(account, fields, group_ids)
             contact = Contact(
@@ -357,6 +358,7 @@ class ContactService:
             # changed by another writer before this one writes it back (rolodex.store).
             row = tx.contacts.get(account.id, contact_id, for_update=True)
             _precondition(row.id, row.doc, if_match)
+            refuse_if_disconnected(tx, account)
             current = contact_from_document(orjson.loads(row.doc))
             refuse_read_only(current.source)
             fields = patch.apply(current.fields)
@@ -396,6 +398,7 @@ class ContactService:
             row = tx.contacts.get(account.id, contact_id, for_update=True)
             _precondition(row.id, row.doc, if_match)
             refuse_read_only(contact_from_document(orjson.loads(row.doc)).source)
+            refuse_if_disconnected(tx, account)
             seq = tx.accounts.allocate(account.id)
             tx.contacts.delete(account.id, contact_id)
             tx.pictures.delete(account.id, contact_id)

@@ -21,7 +21,7 @@ from rolodex.domain.ids import new_id
 from rolodex.domain.normalize import index_terms
 from rolodex.domain.profiles import MAX_SCALAR_LENGTH, GroupModel, profile_for
 from rolodex.domain.wire import contact_document, contact_from_document
-from rolodex.service.records import CONTACT, GROUP, record_change
+from rolodex.service.records import CONTACT, GROUP, record_change, refuse_if_disconnected
 from rolodex.store import Store, Tx
 
 
@@ -60,6 +60,7 @@ class GroupService:
         path = f"{model.default}/{name}" if model.nested and model.default else name
         now = time.time()
         with self.store.write(account.id) as tx:
+            refuse_if_disconnected(tx, account)
             return create_group(tx, account, name, now, path=path, push=True)
 
     def rename(self, account: Account, group_id: str, body: dict[str, Any]) -> Group:
@@ -68,6 +69,7 @@ class GroupService:
         now = time.time()
         with self.store.write(account.id) as tx:
             group = _changeable(tx, account, model, group_id)
+            refuse_if_disconnected(tx, account)
             parent, _, _leaf = group.path.rpartition("/")
             path = f"{parent}/{name}" if model.nested and parent else name
             renamed = rename_group(tx, account, group_id, name, now, path=path, push=True)
@@ -84,6 +86,7 @@ class GroupService:
         now = time.time()
         with self.store.write(account.id) as tx:
             group = _changeable(tx, account, model, group_id)
+            refuse_if_disconnected(tx, account)
             if model.nested and _inside(tx, account, group):
                 raise InvalidGroup(f"{group.path} holds other groups; delete or move them first")
             if account.is_connected and model.default is not None:

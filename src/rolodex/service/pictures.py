@@ -17,7 +17,7 @@ from rolodex.domain.errors import InvalidContact, InvalidPicture, NoSuchPicture,
 from rolodex.domain.profiles import profile_for
 from rolodex.domain.wire import contact_document, contact_from_document
 from rolodex.service.contacts import refuse_read_only
-from rolodex.service.records import CONTACT, record_change
+from rolodex.service.records import CONTACT, record_change, refuse_if_disconnected
 from rolodex.store import Store
 
 MAX_PICTURE_BYTES = 5 * 1024 * 1024
@@ -105,6 +105,7 @@ class PictureService:
         with self.store.write(account.id) as tx:
             row = tx.contacts.get(account.id, contact_id, for_update=True)
             refuse_read_only(contact_from_document(orjson.loads(row.doc)).source)
+            refuse_if_disconnected(tx, account)
             seq = tx.accounts.allocate(account.id)
             if picture is None:
                 if not tx.pictures.delete(account.id, contact_id):

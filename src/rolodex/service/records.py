@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from rolodex.domain.account import Account
+from rolodex.domain.account import SYNC_INVALID_CREDENTIALS, Account
+from rolodex.domain.errors import CredentialsOutOfDate
 from rolodex.domain.remote import CONTACT_OBJECT, GROUP_OBJECT
 from rolodex.logs import REQUEST_ID
 from rolodex.store import Tx
@@ -34,3 +35,14 @@ def record_change(
         tx.outbox.enqueue(
             account.id, seq, object_type, object_id, push, tuple(fields), now, request_id
         )
+
+
+def refuse_if_disconnected(tx: Tx, account: Account) -> None:
+    """An API write of an account whose provider refused its credentials is refused,
+    before anything is written: it could not be delivered until the user connects the
+    account again, and a 200 would say it had been. The state is the one read with the
+    account's lock (``Store.write``), so it is never a cached one."""
+    if account.is_connected and tx.accounts.sync_states.get(account.id) == (
+        SYNC_INVALID_CREDENTIALS
+    ):
+        raise CredentialsOutOfDate(account.id)

@@ -122,10 +122,12 @@ class Store:
                 yield Tx(conn)
             return
         with write_connection(self.engine) as conn:
-            before, owner, until = lock_account_leased(conn, account_id)
+            locked = lock_account_leased(conn, account_id)
+            before = locked.generation
             tx = Tx(conn)
             tx.accounts.generations[account_id] = before
-            tx.accounts.leases[account_id] = (owner, until)
+            tx.accounts.leases[account_id] = (locked.lease_owner, locked.lease_until)
+            tx.accounts.sync_states[account_id] = locked.sync_state
             yield tx
         after = tx.accounts.generations[account_id]
         if self._versions is not None and after != before:

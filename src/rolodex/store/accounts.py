@@ -61,6 +61,8 @@ class AccountRepository:
         # (owner, until) of the sync lease of each account whose row this transaction
         # locked, as read with the lock (``Store.write``) and not written since.
         self.leases: dict[str, tuple[str | None, float | None]] = {}
+        # The sync state of each account whose row ``Store.write`` locked, as read then.
+        self.sync_states: dict[str, str] = {}
 
     def insert(self, account: Account, connection: bytes | None = None) -> None:
         self.conn.execute(
@@ -167,6 +169,7 @@ class AccountRepository:
         unknown = set(values) - allowed
         if unknown:
             raise ValueError(f"not sync status columns: {sorted(unknown)}")
+        self.sync_states.pop(account_id, None)
         self.conn.execute(update(accounts).where(accounts.c.id == account_id).values(**values))
 
     def end_sync(
@@ -193,6 +196,7 @@ class AccountRepository:
                 else case((accounts.c.sync_request_id.is_not(None), now), else_=next_sync_at)
             )
         self.leases.pop(account_id, None)
+        self.sync_states.pop(account_id, None)
         result = self.conn.execute(
             update(accounts)
             .where(
@@ -225,6 +229,7 @@ class AccountRepository:
     def acquire_lease(self, account_id: str, owner: str, now: float, seconds: float) -> bool:
         """Take (or extend) the account's sync lease; False if another worker holds it."""
         self.leases.pop(account_id, None)
+        self.sync_states.pop(account_id, None)
         result = self.conn.execute(
             update(accounts)
             .where(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from sqlalchemy import Connection, select
 
 from rolodex.domain.errors import NoSuchAccount
@@ -31,17 +33,36 @@ def lock_account(conn: Connection, account_id: str) -> int:
     return int(found)
 
 
-def lock_account_leased(conn: Connection, account_id: str) -> tuple[int, str | None, float | None]:
-    """``lock_account``, also reading who holds the account's sync lease and until when:
-    locked, the row's lease cannot change under the transaction but by its own writes, so
-    a sync's fence (``AccountRepository.holds_lease``) needs no statement of its own."""
+@dataclass(frozen=True, slots=True)
+class LockedAccount:
+    """What ``lock_account_leased`` reads with the lock."""
+
+    generation: int
+    lease_owner: str | None
+    lease_until: float | None
+    sync_state: str
+
+
+def lock_account_leased(conn: Connection, account_id: str) -> LockedAccount:
+    """``lock_account``, also reading who holds the account's sync lease and until when,
+    and its sync state: locked, the row's lease cannot change under the transaction but
+    by its own writes, so a sync's fence (``AccountRepository.holds_lease``) needs no
+    statement of its own, nor does an API write's check that the account may be written
+    (``AccountRepository.sync_states``)."""
     if not storable(account_id):
         raise NoSuchAccount(account_id)
     found = conn.execute(
-        select(accounts.c.generation, accounts.c.lease_owner, accounts.c.lease_until)
+        select(
+            accounts.c.generation,
+            accounts.c.lease_owner,
+            accounts.c.lease_until,
+            accounts.c.sync_state,
+        )
         .where(accounts.c.id == account_id)
         .with_for_update(key_share=True)
     ).first()
     if found is None:
         raise NoSuchAccount(account_id)
-    return int(found.generation), found.lease_owner, found.lease_until
+    return LockedAccount(
+        int(found.generation), found.lease_owner, found.lease_until, found.sync_state
+    )
