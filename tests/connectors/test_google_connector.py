@@ -754,6 +754,42 @@ class TestWriting:
         }
         assert kept == {"contactGroups/myContacts", team, "contactGroups/friends"}
 
+    def test_a_label_added_beside_a_deprecated_system_group_makes_no_label_of_its_name(
+        self, google: Google, connector: GoogleConnector
+    ) -> None:
+        # Fay is in Friends, one of Google's deprecated system groups (P §3), and gets the
+        # label Team. "Friends" is the system group she is in, not a label to make: one made
+        # by that name was a second "Friends" (or a 409, where Google counts the system
+        # group's name as taken) and took her out of the system group. Keeping a deprecated
+        # membership may itself be refused as an addition (as this emulator does), and then
+        # she is written without it: Google allows removals only.
+        emulator = google.emulator
+        team = emulator.add_group("Team")
+        rn = emulator.add_person(names=[{"givenName": "Fay"}])
+        memberships = emulator.person(rn)["memberships"]
+        friends = "contactGroups/friends"
+        memberships.append({"contactGroupMembership": {"contactGroupResourceName": friends}})
+        emulator.edit_person(rn, memberships=memberships)
+        [item] = connector.fetch(PEOPLE, [rn])
+        assert isinstance(item, RemoteContact) and item.group_names == ("Friends",)
+        local = LocalContact(
+            fields=item.fields,
+            group_names=(*item.group_names, "Team"),
+            group_ids=(*item.group_ids, team),
+            touched=("groups",),
+        )
+        written = connector.update(rn, item.etag, local, item.raw)
+        assert set(emulator.user_groups()) == {"Team"}
+        assert emulator.calls("/v1/contactGroups", method="POST") == []
+        groups = {
+            m["contactGroupMembership"]["contactGroupResourceName"]
+            for m in emulator.person(rn)["memberships"]
+        }
+        assert groups == {"contactGroups/myContacts", team}
+        assert written.partial  # not in Friends, as asked: the next pull says so here
+        first = orjson.loads(emulator.calls(":updateContact")[0].body)["memberships"]
+        assert friends in [m["contactGroupMembership"]["contactGroupResourceName"] for m in first]
+
     def test_a_workspace_domain_membership_is_not_written_back(
         self, google: Google, connector: GoogleConnector
     ) -> None:

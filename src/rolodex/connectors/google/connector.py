@@ -484,7 +484,8 @@ class GoogleConnector:
 
         person, partial = base, False
         if "groups" in touched:
-            person, partial = self._labels.memberships_written(contact, updated)
+            held = frozenset(mapping.group_names_of(base))
+            person, partial = self._labels.memberships_written(contact, updated, held)
         elif patch:
             person = updated(None)
         if "picture" in touched:

@@ -97,7 +97,7 @@ class Labels:
         )
 
     def _resource_names(
-        self, contact: LocalContact, *, fresh: bool = False
+        self, contact: LocalContact, *, fresh: bool = False, held: frozenset[str] = frozenset()
     ) -> tuple[list[str], bool]:
         """Resource names of the contact's groups, and whether one was left out as gone.
         By the id Rolodex knows a group by (``LocalContact.group_ids``), which a rename on
@@ -110,7 +110,10 @@ class Labels:
         new label that the pull does not link to the group here, and the contact's
         membership of it would stay there only.) The groups are listed again before one
         counts as deleted: those listed may be older than the last pull, which another
-        process may have run."""
+        process may have run.
+
+        ``held``: the groups the person is in as read; a system group among them is named
+        by its name (Friends...), which is then that group, not a label to make."""
         if fresh or self.known is None:
             self.load()
             fresh = True
@@ -119,37 +122,54 @@ class Labels:
         for name, gid in itertools.zip_longest(contact.group_names, contact.group_ids):
             if gid is not None and gid.startswith(GROUP_PREFIX):
                 if gid not in self.known and not fresh:
-                    return self._resource_names(contact, fresh=True)
+                    return self._resource_names(contact, fresh=True, held=held)
                 if gid in self.known:
                     found.append(gid)
                 else:
                     gone = True
                 continue
-            rn = self._find(name)
+            rn = self._find(name, held)
             if rn is None:
                 rn = self._make(name)[0]["resourceName"]
             found.append(rn)
         return found, gone
 
     def memberships_written(
-        self, contact: LocalContact, write: Callable[[list[Any]], T]
+        self,
+        contact: LocalContact,
+        write: Callable[[list[Any]], T],
+        held: frozenset[str] = frozenset(),
     ) -> tuple[T, bool]:
-        """``write(memberships)`` with the contact's groups; once more with the groups
-        listed again when Google refuses them because one is gone (a 400 naming no reason
-        Rolodex can rely on, inferred: a group deleted there since they were listed; or a
-        404, google.rpc.Code NOT_FOUND for an entity the request names). And whether a
-        group was left out as deleted: the person there is then not what was asked
-        (``WriteResult.partial``)."""
-        sent, gone = self._resource_names(contact)
+        """``write(memberships)`` with the contact's groups (``held``: those the person is in
+        as read); once more with the groups listed again when Google refuses them because
+        one is gone (a 400 naming no reason Rolodex can rely on, inferred: a group deleted
+        there since they were listed; or a 404, google.rpc.Code NOT_FOUND for an entity the
+        request names), or because one is a deprecated system group: "only user group or
+        "myContacts" or "starred" system groups memberships can be added"
+        (ContactGroupMembership), and a membership kept may count as one added, so it is
+        left out then (Google allows it removed). And whether a group was left out: the
+        person there is then not what was asked (``WriteResult.partial``)."""
+        sent, gone = self._resource_names(contact, held=held)
         try:
             return write(mapping.memberships(sent)), gone
         except (PermanentError, RemoteNotFound) as exc:
             if isinstance(exc, PermanentError) and exc.status != 400:
                 raise
-            now, gone = self._resource_names(contact, fresh=True)
+            now, gone = self._resource_names(contact, fresh=True, held=held)
+            addable = [rn for rn in now if not self._deprecated(rn)]
+            if addable != now:
+                now, gone = addable, True
             if now == sent:
                 raise
             return write(mapping.memberships(now)), gone
+
+    def _deprecated(self, rn: str) -> bool:
+        """Whether ``rn`` is a system group that takes no additions (P §3)."""
+        group = (self.known or {}).get(rn) or {}
+        return group.get("groupType") == "SYSTEM_CONTACT_GROUP" and rn not in (
+            MY_CONTACTS,
+            *WRITABLE_SYSTEM_GROUPS,
+        )
 
     def _make(self, name: str) -> tuple[dict[str, Any], bool]:
         """The user group ``name``, made now (``contactGroups.create``); and whether it was
@@ -184,16 +204,17 @@ class Labels:
                 return rn
         return None
 
-    def _find(self, name: str) -> str | None:
-        """The group a name written means: a user group of that name, else Starred; the
-        deprecated system groups (Friends, Family...) accept no additions (P §3), so a
-        name like theirs is a user group's."""
+    def _find(self, name: str, held: frozenset[str] = frozenset()) -> str | None:
+        """The group a name written means: a user group of that name, else Starred, or a
+        system group the person is in (``held``); the deprecated system groups (Friends,
+        Family...) accept no additions (P §3), so otherwise a name like theirs is a user
+        group's."""
         found = self._user_group(name)
         if found is not None:
             return found
         key = name.casefold()
         groups = self.known or {}
-        for rn in WRITABLE_SYSTEM_GROUPS:
+        for rn in (*WRITABLE_SYSTEM_GROUPS, *sorted(held - {MY_CONTACTS})):
             system = groups.get(rn)
             names = (_name(system).casefold(), rn.split("/")[1].casefold()) if system else ()
             if key in names:
