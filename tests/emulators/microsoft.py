@@ -413,6 +413,23 @@ class GraphEmulator:
         with self.lock:
             self._remove(self.contacts[contact_id])
 
+    def move_contact(self, contact_id: str, folder: str | None, *, same_id: bool = False) -> str:
+        """Another client moves the contact to ``folder`` (None: the default one); its id
+        afterwards. A moved Outlook item gets a new id, unless ids are immutable ones (DOC
+        outlook-immutable-id: "their IDs change ... only if the item is moved"; "immutable
+        ID will NOT change if the item is moved to a different folder"): ``same_id``. The
+        folder it left reports it removed in its delta either way."""
+        with self.lock:
+            contact = self.contacts[contact_id]
+            self._remove(contact)
+            if not same_id:
+                contact.id = graph_id()
+            contact.folder = folder or self.default_folder.id
+            contact.change_key = secrets.token_urlsafe(12)
+            contact.seq = self._bump()
+            self.contacts[contact.id] = contact
+            return contact.id
+
     def set_photo(self, contact_id: str, data: bytes, content_type: str = "image/jpeg") -> None:
         with self.lock:
             self._set_photo(self.contacts[contact_id], data, content_type)

@@ -232,6 +232,34 @@ def test_moving_a_contact_to_another_group_moves_it_between_folders(synced: Sync
     assert [g["path"] for g in again["groups"]] == ["Contacts/Work"]
 
 
+@pytest.mark.parametrize("same_id", [False, True])
+def test_contacts_moved_in_outlook_both_ways_between_folders_are_kept(
+    synced: Synced, same_id: bool
+) -> None:
+    """The folder a contact left reports it removed; the one it went to reports it. With an
+    id that stays (immutable ids), whichever folder's round comes first, the removal must not
+    delete the contact the other folder holds now."""
+    graph = synced.graph
+    friends = graph.add_folder("Friends")
+    work = graph.add_folder("Work")
+    graph.add_contact({"givenName": "Fay"}, folder=friends)
+    graph.add_contact({"givenName": "Wes"}, folder=work)
+    synced.sync()
+    fay, wes = synced.by_name("Fay"), synced.by_name("Wes")
+    for contact in list(graph.contacts.values()):
+        target = work if contact.folder == friends else friends
+        graph.move_contact(contact.id, target, same_id=same_id)
+    synced.sync()
+    synced.sync()
+    assert sorted(c["given_name"] for c in synced.contacts()) == ["Fay", "Wes"]
+    assert [g["path"] for g in synced.by_name("Fay")["groups"]] == ["Contacts/Work"]
+    assert [g["path"] for g in synced.by_name("Wes")["groups"]] == ["Contacts/Friends"]
+    if same_id:  # the same contact, moved: it keeps its id here too
+        assert synced.by_name("Fay")["id"] == fay["id"]
+        assert synced.by_name("Wes")["id"] == wes["id"]
+    assert len(graph.contacts) == 2
+
+
 def test_a_move_keeps_what_was_changed_in_outlook_since_the_last_sync(synced: Synced) -> None:
     """A move is a create in the new folder and a delete of the old contact: the old one
     is read first, so a change made there since the last pull moves with it."""

@@ -219,9 +219,37 @@ class MicrosoftConnector:
             collection=collection,
             cursor=link,
             changed=changed,
-            removed=tuple(removed),
+            removed=self._gone(list(removed)) if cursor is not None else tuple(removed),
             complete=cursor is None,
         )
+
+    def _gone(self, removed: list[str]) -> tuple[str, ...]:
+        """Of the ids a folder's round names removed, those no folder of ours holds now. A
+        contact moved out of a folder is removed from its delta, and with an id that stays
+        across folders (immutable ids, DOC outlook-immutable-id: it "will NOT change if the
+        item is moved to a different folder") the folder it went to reports the same id:
+        the engine removes by id, so whichever folder's round it applies last would decide
+        whether the contact is kept. A contact deleted in Outlook may still be read, in
+        Deleted Items, a folder that is not ours: still removed."""
+        if not removed:
+            return ()
+        parents = list(self._requests().map(self._parent_of, removed))
+        return tuple(
+            rid
+            for rid, parent in zip(removed, parents, strict=True)
+            if self._tree.collection_of(parent) is None
+        )
+
+    def _parent_of(self, remote_id: str) -> str | None:
+        """The parentFolderId of a contact read through the mailbox; None when it is gone."""
+        try:
+            found = self._client.get_json(
+                f"/me/contacts/{seg(remote_id)}", params={"$select": "parentFolderId"}
+            )
+        except RemoteNotFound:
+            return None
+        parent = found.get("parentFolderId") if isinstance(found, dict) else None
+        return parent if isinstance(parent, str) and parent else None
 
     def snapshot(self, collection: str) -> ChangeSet:
         """A delta round from scratch, streamed page by page: pages are read one ahead on a

@@ -267,6 +267,15 @@ class FolderTree:
         own = {self._default_id, *(self._default_aliases or ())}
         return parent in own or parent not in self.folders()
 
+    def collection_of(self, parent: str | None) -> str | None:
+        """The collection of a contact whose parentFolderId is ``parent``; None for a folder
+        that is not one of ours (Deleted Items...)."""
+        if parent is None:
+            return None
+        if parent in {self._default_id, *(self._default_aliases or ())}:
+            return DEFAULT
+        return parent if parent != DEFAULT and parent in self.folders() else None
+
     @staticmethod
     def contacts_path(collection: str) -> str:
         if collection == DEFAULT:
