@@ -33,7 +33,7 @@ from rolodex.domain.contact import (
     PhysicalAddress,
     WebPage,
 )
-from tests.emulators.google import GoogleEmulator, GoogleServer
+from tests.emulators.google import GoogleEmulator, GoogleServer, free_port
 
 JPEG = b"\xff\xd8\xff\xe0" + b"\x00\x10JFIF" + bytes(64)
 ADA = LocalContact(
@@ -845,6 +845,30 @@ class TestWriting:
         without = dataclasses.replace(ADA, picture=None, touched=("picture",))
         connector.update(written.remote_id, result.etag, without, result.raw)
         assert google.emulator.photo_of(written.remote_id) is None
+
+    def test_a_photo_whose_host_cannot_be_reached_leaves_the_picture_as_it_is(
+        self, google: Google, connector: GoogleConnector
+    ) -> None:
+        # Google serves photos from a host of their own (lh3.googleusercontent.com, P §4),
+        # not the API's. One that cannot be reached failed every sync of the account, each
+        # contact's change with it; the person now comes with its picture unknown, so the
+        # one held here stays (RemoteContact.picture_checked), and a later change of the
+        # person reads it again.
+        with_photo = dataclasses.replace(ADA, picture=JPEG, picture_type="image/jpeg")
+        written = connector.create(PEOPLE, with_photo, "r6u")
+        other = connector.create(PEOPLE, ADA, "r6v")
+        google.emulator.photo_base = f"http://127.0.0.1:{free_port()}"  # nothing listens
+        items, cursor = _drain(connector)
+        by_id = {i.remote_id: i for i in items}
+        assert not by_id[written.remote_id].picture_checked
+        assert by_id[other.remote_id].picture_checked  # a monogram is read as no photo
+        google.emulator.edit_person(written.remote_id, nicknames=[{"value": "Countess"}])
+        changes = connector.changes(PEOPLE, cursor)
+        [item] = [i for i in changes.fetched if isinstance(i, RemoteContact)]
+        assert item.fields.nickname == "Countess" and not item.picture_checked
+        google.emulator.photo_base = None
+        [read] = connector.fetch(PEOPLE, [written.remote_id])
+        assert isinstance(read, RemoteContact) and read.picture == JPEG
 
     def test_a_photo_already_gone_is_no_contact_gone(
         self, google: Google, connector: GoogleConnector

@@ -430,6 +430,10 @@ class GoogleEmulator:
         # write ... is read back"). Tests set it to change what was written.
         self.rewrite: Callable[[dict[str, Any]], None] | None = None
         self.mutation_latency = 0.0
+        # Where photo URLs point: Google serves photos from another host
+        # (lh3.googleusercontent.com, P §4), which a client may fail to reach while the API
+        # answers; None: this server.
+        self.photo_base: str | None = None
         self.unknown_group_status = 400  # a membership of a group not there (``_validate_person``)
         # Whether the request being answered asked for profile data (its ``sources``).
         self._profiles_shown = True
@@ -1336,6 +1340,7 @@ class GoogleEmulator:
         # OTHER_CONTACT, as its metadata.sources (``add_other_contact``).
         kind = "OTHER_CONTACT" if person["resourceName"].startswith("otherContacts/") else "CONTACT"
         source = {"type": kind, "id": person["resourceName"].split("/", 1)[1]}
+        base = self.photo_base or base
         if key:
             return {"metadata": {"primary": True, "source": source}, "url": f"{base}/photos/{key}"}
         letter = ((person.get("names") or [{}])[0].get("givenName") or "?")[:1].upper()

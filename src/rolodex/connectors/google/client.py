@@ -84,6 +84,11 @@ class ScopeMissing(InvalidCredentials):
     """The grant lacks the scope this call needs (403 ACCESS_TOKEN_SCOPE_INSUFFICIENT)."""
 
 
+class PhotoUnreachable(TransientError):
+    """A photo's host could not be reached (or its URL is not one): whether the person has
+    a photo, and which, is not known now."""
+
+
 class SyncTokenExpired(Exception):
     """The sync token is no longer valid: start a full sync."""
 
@@ -425,8 +430,8 @@ class PeopleClient:
                 response = self._api_photo(url)
             else:
                 response = self._photos.get(url)
-        except httpx.TransportError as exc:
-            raise TransientError(f"Google photo unreachable: {exc}") from None
+        except (httpx.TransportError, httpx.InvalidURL) as exc:
+            raise PhotoUnreachable(f"Google photo unreachable: {exc}") from None
         if response.status_code == 404:
             return None
         if response.status_code >= 500 or response.status_code == 429:

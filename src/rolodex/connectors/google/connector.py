@@ -53,7 +53,12 @@ from rolodex.connectors.base import (
     WriteResult,
 )
 from rolodex.connectors.google import mapping, parsing
-from rolodex.connectors.google.client import PeopleClient, ScopeMissing, SyncTokenExpired
+from rolodex.connectors.google.client import (
+    PeopleClient,
+    PhotoUnreachable,
+    ScopeMissing,
+    SyncTokenExpired,
+)
 from rolodex.connectors.google.labels import Labels
 from rolodex.domain.contact import SOURCE_INBOX, WRITABLE_FIELDS
 
@@ -185,7 +190,14 @@ class GoogleConnector:
     def _with_photo(self, item: RemoteContact, url: str | None) -> RemoteContact:
         if url is None:
             return item
-        got = self._client.photo(url)
+        try:
+            got = self._client.photo(url)
+        except PhotoUnreachable as exc:
+            # Photos are on a host of their own (lh3.googleusercontent.com): one that cannot
+            # be reached must not hold back the sync of every contact. Unknown, the picture
+            # held stays; the person's next change reads it again.
+            log.warning("%s: %s; its picture is left as it is", item.remote_id, exc)
+            return dataclasses.replace(item, picture_checked=False)
         if got is None:
             return item
         return dataclasses.replace(item, picture=got[0], picture_type=got[1])
