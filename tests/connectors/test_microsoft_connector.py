@@ -129,19 +129,23 @@ def test_collections_are_the_default_folder_and_every_folder_under_it(
 @pytest.mark.parametrize("listing", ["children", "default", "both"])
 @pytest.mark.parametrize("holds_contacts", [True, False])
 @pytest.mark.parametrize("alias", [False, True])
+@pytest.mark.parametrize("parent_shown", [True, False])
 def test_the_default_folder_is_known_whether_or_not_the_folder_list_names_it(
     graph: GraphEmulator,
     connector: MicrosoftConnector,
     listing: str,
     holds_contacts: bool,
     alias: bool,
+    parent_shown: bool,
 ) -> None:
     # v1.0 lists the folders in the default one (microsoft-graph-docs-contrib#6327); the
     # reference's example lists the default folder itself (DOC user-list-contactfolders).
     # Either way the default folder is the collection "contacts", never "Contacts/Contacts",
     # and its delta goes by its own id. ``alias``: the folder answers with another id form
-    # than its contacts' parentFolderId.
+    # than its contacts' parentFolderId. ``parent_shown``: the default folder is answered
+    # with the mailbox root as its parent, or with none.
     graph.folder_listing = listing
+    graph.default_parent_shown = parent_shown
     if alias:
         graph.default_alias = "AQMkAD" + graph.default_folder.id[6:]
     friends = graph.add_folder("Friends")

@@ -289,6 +289,11 @@ class GraphEmulator:
         # where a contact's parentFolderId is "AAMkAG..." (contact-get). Either form names
         # the folder in a request.
         self.default_alias: str | None = None
+        # The default folder answered without a parentFolderId (null): the contactFolder
+        # reference defines it only as "The ID of the folder's parent folder" (DOC
+        # resources/contactfolder), and the mailbox root above the default folder is no
+        # contact folder, so an answer need not name it; a client cannot count on it.
+        self.default_parent_shown = True
         self.filter_whole_mailbox = False  # an extended-property $filter sees every folder
         self.contacts_delta = False  # /me/contacts/delta served (undocumented)
         self.faults: list[Fault] = []
@@ -1001,10 +1006,11 @@ class GraphEmulator:
                 return self.default_alias
             return folder_id
 
+        shown = self.default_parent_shown or folder.id != self.default_folder.id
         return {
             "id": named(folder.id),
             "displayName": folder.name,
-            "parentFolderId": named(folder.parent),
+            "parentFolderId": named(folder.parent) if shown else None,
         }
 
     def _new_folder(self, parent: str, body: Any) -> Response:

@@ -156,6 +156,24 @@ class FolderTree:
             for item in listed
             if isinstance(p := item.get("parentFolderId"), str) and p and p not in ids
         }
+        if not outer:
+            # Every parent named is listed: a folder listed with none is in no folder of
+            # the listing, which holds the default folder and what is in it, so it is the
+            # default folder itself when it is the only one and holds the others, or bears
+            # the default folder's name (a listing of it alone). Its parent, the mailbox
+            # root, is no contact folder, and an answer may leave it out (DOC
+            # resources/contactfolder), which read as a folder in the default one made
+            # "Contacts/Contacts" of it while the default folder held no contact.
+            orphans = [item for item in listed if not item.get("parentFolderId")]
+            if len(orphans) == 1 and orphans[0].get("id"):
+                (orphan,) = orphans
+                others = [item for item in listed if item is not orphan]
+                holds = bool(others) and all(
+                    item.get("parentFolderId") == orphan["id"] for item in others
+                )
+                if holds or orphan.get("displayName") == DEFAULT_NAME:
+                    self._default_id = str(orphan["id"])
+            return self._default_id
         if len(outer) != 1:
             return None  # no telling; the next load asks again
         (parent,) = outer
