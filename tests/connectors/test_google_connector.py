@@ -361,6 +361,32 @@ class TestReading:
         changes = connector.snapshot(OTHER)
         assert changes.fetched == () and changes.cursor is None
 
+    @pytest.mark.parametrize(
+        ("status", "grpc_status", "message"),
+        [
+            (403, "PERMISSION_DENIED", "The caller does not have permission"),
+            (404, "NOT_FOUND", "Method not found."),
+        ],
+    )
+    def test_other_contacts_refused_alone_leave_the_contacts_syncing(
+        self,
+        google: Google,
+        connector: GoogleConnector,
+        status: int,
+        grpc_status: str,
+        message: str,
+    ) -> None:
+        # Other contacts are a read-only extra behind a scope of their own
+        # (contacts.other.readonly, GM §3.1): refused however Google words it, or not
+        # served at all, they are not synced; the account's own contacts still are (a
+        # RemoteNotFound here failed every sync of the account "unexpectedly").
+        google.emulator.add_other_contact(names=[{"givenName": "Mailer"}])
+        google.emulator.fail(
+            status, path="/v1/otherContacts", grpc_status=grpc_status, message=message
+        )
+        changes = connector.changes(OTHER, None)
+        assert changes.fetched == () and changes.cursor is None and not changes.complete
+
     def test_an_other_contacts_own_photo_is_read(
         self, google: Google, connector: GoogleConnector
     ) -> None:

@@ -240,6 +240,13 @@ class GoogleConnector:
         except ScopeMissing:
             log.info("the Google grant does not cover other contacts; they are not synced")
             return None
+        except (PermanentError, RemoteNotFound) as exc:
+            # A read-only extra behind a scope of its own: refused otherwise worded (403),
+            # or not served (404), it is left out, not the account's own contacts with it.
+            if isinstance(exc, PermanentError) and exc.status != 403:
+                raise
+            log.warning("Google refused the other contacts (%s); they are not synced", exc)
+            return None
         return people, (_OTHER_PREFIX + token if token else None)
 
     def _other_item(self, person: dict[str, Any]) -> RemoteContact:
