@@ -61,6 +61,9 @@ REFRESH_SCOPE = "offline_access https://graph.microsoft.com/Contacts.ReadWrite"
 # Hosted sign-in asks for User.Read besides, to read the address that signed in (/me).
 SCOPE = REFRESH_SCOPE + " https://graph.microsoft.com/User.Read"
 MAX_IN_FLIGHT = 4
+# An access token is renewed this many seconds before it expires (at most a quarter of its
+# lifetime), so that a request never leaves with one that expires on the way.
+RENEW_BEFORE = 60.0
 # Error codes that mean "start the delta over", in any letter case (google-microsoft.md §3.2:
 # the doc says syncStateNotFound, the wire SyncStateNotFound; corso also resets on these).
 RESET_CODES = frozenset({"syncstatenotfound", "resyncrequired", "syncstateinvalid"})
@@ -159,6 +162,7 @@ class GraphClient:
         )
         self._access_token = access_token or None
         self._expires_at = expires_at or 0.0
+        self._margin = RENEW_BEFORE  # renewed this long before it expires
 
     def close(self) -> None:
         self._oauth.close()
@@ -172,7 +176,8 @@ class GraphClient:
             if renew and self._access_token != stale:
                 assert self._access_token is not None
                 return self._access_token
-            if renew or self._access_token is None or time.time() > self._expires_at - 60:
+            due = time.time() > self._expires_at - self._margin
+            if renew or self._access_token is None or due:
                 self._refresh()
             assert self._access_token is not None
             return self._access_token
@@ -208,7 +213,12 @@ class GraphClient:
             raise PermanentError("the token endpoint answered no access token")
         self._access_token = access
         expires_in = token.get("expires_in")
-        self._expires_at = time.time() + (float(expires_in) if expires_in else 3600.0)
+        lifetime = float(expires_in) if expires_in else 3600.0
+        self._expires_at = time.time() + lifetime
+        # A token that lives less than four minutes is kept to its last quarter: with the
+        # minute's margin, one of 60 s or less was due again at once, a refresh (and a
+        # rotated refresh token stored) before every request.
+        self._margin = min(RENEW_BEFORE, lifetime / 4)
         new = token.get("refresh_token")
         if isinstance(new, str) and new:
             self.refresh_token = new
