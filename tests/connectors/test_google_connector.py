@@ -816,6 +816,29 @@ class TestWriting:
         first = orjson.loads(emulator.calls(":updateContact")[0].body)["memberships"]
         assert friends in [m["contactGroupMembership"]["contactGroupResourceName"] for m in first]
 
+    def test_a_group_name_google_holds_taken_by_no_label_leaves_the_contact_out_of_it(
+        self, google: Google, connector: GoogleConnector
+    ) -> None:
+        # A new contact in Friends (here a group of the name of Google's deprecated system
+        # group, which takes no additions, P §3): the label made for it is refused with a
+        # 409 where Google counts the system group's name as taken, and no label of that
+        # name is listed. The contact is made without it (partial), not refused whole.
+        google.emulator.fail(
+            409,
+            method="POST",
+            path="/v1/contactGroups",
+            grpc_status="ALREADY_EXISTS",
+            message="Contact group name already exists.",
+        )
+        written = connector.create(PEOPLE, ADA, "r5f")  # ADA is in "Friends"
+        assert written.partial
+        groups = {
+            m["contactGroupMembership"]["contactGroupResourceName"]
+            for m in google.emulator.person(written.remote_id)["memberships"]
+        }
+        assert groups == {"contactGroups/myContacts"}
+        assert google.emulator.user_groups() == {}
+
     def test_a_workspace_domain_membership_is_not_written_back(
         self, google: Google, connector: GoogleConnector
     ) -> None:

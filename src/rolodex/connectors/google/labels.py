@@ -99,7 +99,8 @@ class Labels:
     def _resource_names(
         self, contact: LocalContact, *, fresh: bool = False, held: frozenset[str] = frozenset()
     ) -> tuple[list[str], bool]:
-        """Resource names of the contact's groups, and whether one was left out as gone.
+        """Resource names of the contact's groups, and whether one was left out (gone, or
+        its name refused).
         By the id Rolodex knows a group by (``LocalContact.group_ids``), which a rename on
         either side keeps; by name, made at Google when it has none of that name, for a
         group not there yet (no id).
@@ -130,7 +131,16 @@ class Labels:
                 continue
             rn = self._find(name, held)
             if rn is None:
-                rn = self._make(name)[0]["resourceName"]
+                try:
+                    rn = self._make(name)[0]["resourceName"]
+                except PermanentError as exc:
+                    if exc.status != 409:
+                        raise
+                    # The name taken, though no label has it: a system group's (Friends...),
+                    # which takes no additions (P §3). The contact goes without it rather
+                    # than not at all.
+                    gone = True
+                    continue
             found.append(rn)
         return found, gone
 
