@@ -1269,3 +1269,25 @@ def test_a_folder_is_made_inside_the_folder_its_path_names(
         LocalContact(fields=ContactFields(), group_names=("Contacts/Friends/Close",))
     )
     assert home == made.remote_id
+
+
+def test_a_token_answer_that_is_not_json_is_transient() -> None:
+    # A proxy or captive portal may answer 200 with a page: a retry later may get the real
+    # endpoint, and the grant itself was not refused.
+    def answer(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, text="<html>Sign in to the network</html>")
+
+    client = GraphClient(
+        client_id="id",
+        client_secret="secret",
+        refresh_token="refresh",
+        graph_url="http://graph.invalid/v1.0",
+        login_url="http://login.invalid",
+        transport=httpx.MockTransport(answer),
+        attempts=1,
+    )
+    try:
+        with pytest.raises(TransientError, match="garbage"):
+            client.verify_grant()
+    finally:
+        client.close()

@@ -208,6 +208,8 @@ class GraphClient:
             raise TransientError(
                 f"token endpoint unreachable: {type(error).__name__}: {error}"
             ) from None
+        except ValueError as error:  # a 200 whose body is not JSON (a proxy's page...)
+            raise TransientError(f"the token endpoint answered garbage: {error}") from None
         access = token.get("access_token")
         if not isinstance(access, str) or not access:
             raise PermanentError("the token endpoint answered no access token")
