@@ -97,6 +97,27 @@ def test_a_slow_loris_head_is_cut_off(server: tuple[str, int]) -> None:
     assert "in time" in v2_error(raw, 408)["message"]
 
 
+def test_a_head_begun_in_one_packet_and_never_finished_is_a_408(server: tuple[str, int]) -> None:
+    # The bytes of the read that began the request were counted afresh as none, so a head
+    # sent in one packet and then left unfinished was closed without an answer.
+    for begun in (b"GET /contacts HTTP/1.1\r\nHost: localhost\r\n", b"G"):
+        with connect(server) as sock:
+            started = time.monotonic()
+            sock.sendall(begun)
+            raw = read_all(sock)
+            assert time.monotonic() - started < 4
+        assert "in time" in v2_error(raw, 408)["message"]
+
+
+def test_the_next_head_on_a_kept_alive_connection_is_timed_too(server: tuple[str, int]) -> None:
+    with connect(server) as sock:
+        sock.sendall(b"GET /health HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        assert sock.recv(65536).startswith(b"HTTP/1.1 200 ")
+        sock.sendall(b"GET /health HTTP/1.1\r\nHost: loc")
+        raw = read_all(sock)
+    assert "in time" in v2_error(raw, 408)["message"]
+
+
 def test_a_slow_body_is_cut_off(app: App, server: tuple[str, int]) -> None:
     # A body trickled in a byte at a time held its connection for as long as the client
     # liked (a thousand of them fill the connection cap for everyone).

@@ -62,6 +62,9 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         self._body_timer: TimerHandle | None = None
         self._in_head = True
         self._head_bytes = 0
+        # Whether a request has begun since the head timer was armed (its bytes may all
+        # have come in the read that began it, which ``on_message_begin`` counts afresh).
+        self._head_began = False
         self._refusal: tuple[int, str, str] | None = None
         self._draining = draining.flag_of(self.server_state)
 
@@ -94,6 +97,7 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         self.scope[draining.SCOPE_KEY] = self._draining  # type: ignore[literal-required]
         self._in_head = True
         self._head_bytes = 0
+        self._head_began = True
         self._arm_head_timer()
 
     def on_url(self, url: bytes) -> None:
@@ -145,7 +149,7 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
             return
         if self.cycle is not None and not self.cycle.response_complete:
             return  # a request is being answered; its successor's head waits for it
-        if self._head_bytes == 0:
+        if self._head_bytes == 0 and not self._head_began:
             self.transport.close()  # nothing sent at all: nothing to answer
             return
         self._refuse(408, "The request head did not arrive in time", "invalid_request_error")
