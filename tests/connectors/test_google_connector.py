@@ -579,6 +579,109 @@ class TestWriting:
         assert person["emailAddresses"][1]["metadata"] == {"sourcePrimary": True}
         assert person["phoneNumbers"][0]["canonicalForm"] == "+12025550100"  # Google's again
 
+    def test_an_edited_item_keeps_what_rolodex_does_not_map_of_the_one_it_replaces(
+        self, google: Google, connector: GoogleConnector
+    ) -> None:
+        # Issue 10. Pairing: same-reading items first, then the one original of a type
+        # left once on each side, then in order when as many are left on each side; an
+        # edit never sends what Google computes, metadata or an address's old
+        # formattedValue (Person schema, developers.google.com/people/api/rest/v1/people).
+        emulator = google.emulator
+        rn = emulator.add_person(
+            emailAddresses=[
+                {"value": "a@example.org", "type": "home", "displayName": "A"},
+                {"value": "b@example.org", "type": "work", "displayName": "B"},
+                {"value": "c@example.org", "type": "other", "displayName": "C"},
+            ],
+            phoneNumbers=[
+                {"value": "+1 202 555 0100", "type": "work", "canonicalForm": "+12025550100"}
+            ],
+            addresses=[
+                {
+                    "type": "home",
+                    "streetAddress": "1 Rue",
+                    "extendedAddress": "Apt 3",
+                    "country": "United Kingdom",
+                    "countryCode": "GB",
+                    "formattedValue": "1 Rue, Apt 3, United Kingdom",
+                    "formattedType": "Home",
+                    "metadata": {"primary": True, "sourcePrimary": True},
+                },
+                {"type": "work", "city": "Oslo", "countryCode": "NO", "poBox": "PB 7"},
+            ],
+        )
+        [item] = connector.fetch(PEOPLE, [rn])
+        assert isinstance(item, RemoteContact)
+        home, work = item.fields.physical_addresses
+        assert work.country == "NO"  # read from the code alone
+        fields = dataclasses.replace(
+            item.fields,
+            # b and a swapped and edited (paired by type), c kept, d added.
+            emails=(
+                Email("work", "b2@example.org"),
+                Email("personal", "a2@example.org"),
+                Email("other", "c@example.org"),
+                Email("work", "d@example.org"),
+            ),
+            phone_numbers=(PhoneNumber("business", "+1 202 555 0111"),),
+            physical_addresses=(
+                dataclasses.replace(home, country="France"),
+                dataclasses.replace(work, city="Bergen"),
+            ),
+        )
+        touched = ("emails", "phone_numbers", "physical_addresses")
+        connector.update(rn, item.etag, LocalContact(fields=fields, touched=touched), item.raw)
+        [call] = emulator.calls(":updateContact")
+        sent = orjson.loads(call.body)
+        # "work" is left twice among the new items: b2 and d pair by neither type nor order.
+        assert [(e["value"], e.get("displayName")) for e in sent["emailAddresses"]] == [
+            ("b2@example.org", None),
+            ("a2@example.org", "A"),
+            ("c@example.org", "C"),
+            ("d@example.org", None),
+        ]
+        assert sent["phoneNumbers"] == [{"value": "+1 202 555 0111", "type": "work"}]
+        assert sent["addresses"] == [
+            # The country edited: the old code is stale; the old text and metadata too.
+            {
+                "type": "home",
+                "streetAddress": "1 Rue",
+                "extendedAddress": "Apt 3",
+                "country": "France",
+            },
+            # The country unchanged stays as Google held it: the code alone.
+            {"type": "work", "city": "Bergen", "countryCode": "NO", "poBox": "PB 7"},
+        ]
+        person = emulator.person(rn)
+        assert person["addresses"][1]["poBox"] == "PB 7"
+        [again] = connector.fetch(PEOPLE, [rn])
+        assert isinstance(again, RemoteContact) and again.fields == fields
+
+    def test_an_edited_item_takes_nothing_from_an_original_it_may_not_replace(
+        self, google: Google, connector: GoogleConnector
+    ) -> None:
+        # Two home emails become one other: which one it replaces (if either) is a guess.
+        emulator = google.emulator
+        rn = emulator.add_person(
+            emailAddresses=[
+                {"value": "a@example.org", "type": "home", "displayName": "A"},
+                {"value": "b@example.org", "type": "home", "displayName": "B"},
+            ],
+            imClients=[{"username": "old", "protocol": "skype", "type": "work"}],
+        )
+        [item] = connector.fetch(PEOPLE, [rn])
+        assert isinstance(item, RemoteContact)
+        fields = dataclasses.replace(
+            item.fields,
+            emails=(Email("personal", "c@example.org"),),
+            im_addresses=(IMAddress("skype", "new"),),  # one for one: edited in place
+        )
+        touched = ("emails", "im_addresses")
+        connector.update(rn, item.etag, LocalContact(fields=fields, touched=touched), item.raw)
+        person = emulator.person(rn)
+        assert [e.get("displayName") for e in person["emailAddresses"]] == [None]
+        assert person["imClients"] == [{"username": "new", "protocol": "skype", "type": "work"}]
+
     def test_a_birthday_with_a_year_is_cleared_one_without_is_kept(
         self, google: Google, connector: GoogleConnector
     ) -> None:

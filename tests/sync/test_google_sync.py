@@ -259,6 +259,62 @@ def test_a_client_saving_back_the_whole_contact_writes_only_what_it_changed(
     assert person["birthdays"][0]["text"] == "1 April 1990"
 
 
+def test_editing_one_item_of_a_list_keeps_what_v2_cannot_show_of_it(synced: Synced) -> None:
+    # Issue 10: on update, what Rolodex does not map survives, the unmapped parts of an
+    # edited item too (Person schema, developers.google.com/people/api/rest/v1/people:
+    # Address.extendedAddress, poBox, countryCode; EmailAddress.displayName; ImClient.type).
+    # Address.formattedValue is Google's text of the parts ("If this is not set by the
+    # user it will be automatically constructed from structured values"): the old one is
+    # stale once a part changes, so it is not written back.
+    rn = synced.google.add_person(
+        names=[{"givenName": "Parts"}],
+        addresses=[
+            {
+                "type": "home",
+                "streetAddress": "1 Old Road",
+                "extendedAddress": "Flat 2",
+                "poBox": "PO 9",
+                "city": "Leeds",
+                "country": "United Kingdom",
+                "countryCode": "GB",
+                "formattedValue": "1 Old Road, Flat 2, Leeds, United Kingdom",
+            },
+            {"type": "work", "streetAddress": "5 Mill Lane", "city": "York", "poBox": "PO 1"},
+        ],
+        emailAddresses=[
+            {"value": "parts@old.example", "type": "home", "displayName": "Parts Home"},
+            {"value": "parts@work.example", "type": "work", "displayName": "Parts Work"},
+        ],
+        imClients=[{"username": "parts", "protocol": "skype", "type": "home"}],
+    )
+    synced.sync()
+    read = synced.by_name("Parts")
+    addresses = [dict(a) for a in read["physical_addresses"]]  # type: ignore[attr-defined]
+    addresses[0]["street_address"] = "2 New Road"
+    emails = [dict(e) for e in read["emails"]]  # type: ignore[attr-defined]
+    emails[0]["email"] = "parts@new.example"
+    ims = [{**dict(i), "im_address": "parts2"} for i in read["im_addresses"]]  # type: ignore[attr-defined]
+    synced.svc.contacts.update(
+        synced.account,
+        str(read["id"]),
+        {"physical_addresses": addresses, "emails": emails, "im_addresses": ims},
+    )
+    synced.sync()
+    person = synced.google.person(rn)
+    home, work = person["addresses"]
+    assert home["streetAddress"] == "2 New Road" and home["city"] == "Leeds"
+    assert (home["extendedAddress"], home["poBox"]) == ("Flat 2", "PO 9")
+    assert (home["country"], home["countryCode"]) == ("United Kingdom", "GB")
+    assert "1 Old Road" not in home.get("formattedValue", "")
+    assert (work["streetAddress"], work["poBox"]) == ("5 Mill Lane", "PO 1")  # unchanged
+    assert [(e["value"], e.get("displayName")) for e in person["emailAddresses"]] == [
+        ("parts@new.example", "Parts Home"),
+        ("parts@work.example", "Parts Work"),
+    ]
+    assert [(i["username"], i.get("type")) for i in person["imClients"]] == [("parts2", "home")]
+    assert synced.by_name("Parts")["physical_addresses"][0]["street_address"] == "2 New Road"  # type: ignore[index]
+
+
 def test_stale_etag_merges_both_sides(synced: Synced) -> None:
     rn = synced.google.add_person(
         names=[{"givenName": "Both"}], biographies=[{"value": "old note"}]

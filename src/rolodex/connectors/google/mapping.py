@@ -4,9 +4,9 @@ Reading maps what v2 can show and ignores the rest; writing (``person_patch``) b
 the Person fields that the local change touched, starting from the person as last read
 (``raw``), so that everything Rolodex does not map survives: other names' parts, events,
 relations other than the manager, user-defined fields, external ids, the extra keys of list
-items that did not change. A birthday without a year (Google's year 0 or no year) reads as
-None, since v2's ``YYYY-MM-DD`` cannot hold it; it is rewritten only when the birthday itself
-is given a date.
+items, unchanged or edited in place (``_reuse``). A birthday without a year (Google's year 0
+or no year) reads as None, since v2's ``YYYY-MM-DD`` cannot hold it; it is rewritten only
+when the birthday itself is given a date.
 """
 
 from __future__ import annotations
@@ -288,23 +288,100 @@ def photo_url_of(person: Mapping[str, Any]) -> str | None:
 
 
 def _reuse(
+    key: str,
     items: Iterable[ListItem],
     raw_items: list[dict[str, Any]],
     read: Callable[[dict[str, Any]], ListItem | None],
     write: Callable[[ListItem], dict[str, Any]],
 ) -> list[dict[str, Any]]:
-    """The Person list for ``items``: an item that reads the same as one already there is
-    sent back as it was (keeping keys Rolodex does not map), the others are built."""
+    """The Person list ``key`` for ``items``: an item that reads the same as one already
+    there is sent back as it was (keeping keys Rolodex does not map); an item the client
+    edited is built, with what Rolodex does not map of the one it replaced (``_edited``);
+    the others are built.
+
+    Which original an item replaces is decided in three passes over the originals as v2
+    reads them, the same for the same input: (1) an item that reads the same as an
+    original pairs with the first such one; (2) of what is left, an item pairs with the
+    original of its type when that type is left once on each side; (3) what is left then
+    pairs in order, only when as many are left on each side (each edited in place).
+    Otherwise (items added and removed in one write) a left-over item is a new one:
+    nothing of an original is guessed onto it.
+    """
+    items = list(items)
     pool = [(read(raw), raw) for raw in raw_items if isinstance(raw, dict)]
-    out = []
-    for item in items:
-        for i, (seen, raw) in enumerate(pool):
-            if seen == item:
-                out.append(_strip(raw))
-                del pool[i]
+    used: set[int] = set()
+    same: dict[int, int] = {}  # items index -> pool index, for items that read the same
+    for i, item in enumerate(items):
+        for j, (seen, _) in enumerate(pool):
+            if seen == item and j not in used:
+                same[i] = j
+                used.add(j)
                 break
+    new = [i for i in range(len(items)) if i not in same]
+    # An original v2 does not show (read as None) was never seen, so never edited.
+    old = [(j, seen) for j, (seen, _) in enumerate(pool) if seen is not None and j not in used]
+    edited: dict[int, int] = {}  # items index -> pool index, for items edited in place
+    for i in new:
+        kind = items[i].type
+        theirs = [j for j, seen in old if seen.type == kind]
+        if len(theirs) == 1 and sum(items[k].type == kind for k in new) == 1:
+            edited[i] = theirs[0]
+    new = [i for i in new if i not in edited]
+    rest = [j for j, _ in old if j not in edited.values()]
+    if len(new) == len(rest):
+        edited.update(zip(new, rest, strict=True))
+    out = []
+    for i, item in enumerate(items):
+        if i in same:
+            out.append(_strip(pool[same[i]][1]))
+        elif i in edited:
+            seen, raw = pool[edited[i]]
+            out.append(_edited(key, item, seen, raw, write(item)))
         else:
             out.append(write(item))
+    return out
+
+
+# Keys of a list item that Rolodex does not map and that an edit of what it maps leaves
+# true: carried over to the edited item, since what Rolodex does not map survives an
+# update (issue 10). Person schema (developers.google.com/people/api/rest/v1/people;
+# providers.md §1d, §1e): EmailAddress.displayName ("The display name of the email");
+# ImClient.type (home, work, other: v2's IM type is ImClient.protocol);
+# Address.extendedAddress ("for example, the apartment number") and Address.poBox.
+# PhoneNumber and Url hold nothing else a client writes (canonicalForm, formattedType:
+# "Output only"). Never carried: what Google computes (``_COMPUTED``), metadata, and
+# Address.formattedValue, the text of the parts as they were, which Google would keep as
+# the user's own once sent ("If this is not set by the user it will be automatically
+# constructed from structured values").
+_KEPT_ON_EDIT: dict[str, tuple[str, ...]] = {
+    "emailAddresses": ("displayName",),
+    "imClients": ("type",),
+    "addresses": ("extendedAddress", "poBox"),
+}
+
+
+def _edited(
+    key: str, item: ListItem, seen: ListItem | None, raw: dict[str, Any], built: dict[str, Any]
+) -> dict[str, Any]:
+    """``built`` (the edited ``item`` as Rolodex writes it) with what Rolodex does not map
+    of ``raw``, the item it replaces (``seen`` as read)."""
+    out = dict(built)
+    for k in _KEPT_ON_EDIT.get(key, ()):
+        if raw.get(k) and k not in out:
+            out[k] = raw[k]
+    if (
+        isinstance(item, PhysicalAddress)
+        and isinstance(seen, PhysicalAddress)
+        and item.country == seen.country
+    ):
+        # The country unchanged, it is written as Google held it: Address.countryCode (ISO
+        # 3166-1 alpha-2, providers.md §1e) then still names it, and a country read from
+        # the code alone stays the code. A country edited makes the old code stale.
+        for k in ("country", "countryCode"):
+            if raw.get(k):
+                out[k] = raw[k]
+            else:
+                out.pop(k, None)
     return out
 
 
@@ -492,7 +569,7 @@ def person_patch(
     for field_name, (key, read, write) in _LISTS.items():
         if field_name in touched:
             items = getattr(fields, field_name)
-            out[key] = _reuse(items, list(raw.get(key) or ()), read, write)
+            out[key] = _reuse(key, items, list(raw.get(key) or ()), read, write)
     return out
 
 
