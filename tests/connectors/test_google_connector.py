@@ -584,8 +584,9 @@ class TestWriting:
     ) -> None:
         # Issue 10. Pairing: same-reading items first, then the one original of a type
         # left once on each side, then in order when as many are left on each side; an
-        # edit never sends what Google computes, metadata or an address's old
-        # formattedValue (Person schema, developers.google.com/people/api/rest/v1/people).
+        # edit never sends what Google computes or an address's old formattedValue, and
+        # keeps FieldMetadata.sourcePrimary, the one metadata key a client writes (Person
+        # schema, developers.google.com/people/api/rest/v1/people).
         emulator = google.emulator
         rn = emulator.add_person(
             emailAddresses=[
@@ -642,12 +643,14 @@ class TestWriting:
         ]
         assert sent["phoneNumbers"] == [{"value": "+1 202 555 0111", "type": "work"}]
         assert sent["addresses"] == [
-            # The country edited: the old code is stale; the old text and metadata too.
+            # The country edited: the old code is stale, the old text too; of the metadata
+            # only what a client writes: still the source's primary address.
             {
                 "type": "home",
                 "streetAddress": "1 Rue",
                 "extendedAddress": "Apt 3",
                 "country": "France",
+                "metadata": {"sourcePrimary": True},
             },
             # The country unchanged stays as Google held it: the code alone.
             {"type": "work", "city": "Bergen", "countryCode": "NO", "poBox": "PB 7"},

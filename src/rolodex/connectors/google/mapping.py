@@ -369,6 +369,11 @@ def _edited(
     for k in _KEPT_ON_EDIT.get(key, ()):
         if raw.get(k) and k not in out:
             out[k] = raw[k]
+    # Still the source's primary one (FieldMetadata.sourcePrimary, as ``_strip`` keeps it):
+    # the primary email with its address edited stays the primary email.
+    primary = _strip(raw).get("metadata")
+    if primary is not None:
+        out["metadata"] = primary
     if (
         isinstance(item, PhysicalAddress)
         and isinstance(seen, PhysicalAddress)
