@@ -133,3 +133,19 @@ def test_an_account_that_cannot_be_stored_is_a_400_before_the_server_is_asked(
     answer = app.client.post("/connect/authorize", json=body)
     assert answer.status_code == 400, answer.text
     assert answer.json()["type"] == "invalid_request_error"
+
+
+@pytest.mark.parametrize("url", ["http://0177.0.0.1/", "http://[::1/"])
+def test_a_url_httpx_cannot_parse_is_a_provider_error_not_a_500(
+    app: App, radicale: RadicaleServer, url: str
+) -> None:
+    # httpx.InvalidURL is no httpx.HTTPError, so it went unclassified: a 500.
+    body = _authorize_body(app, radicale, "secret")
+    body["settings"] = {"url": url, "username": "a", "password": "b"}
+    answer = app.client.post("/connect/authorize", json=body)
+    assert answer.status_code == 502, answer.text
+    assert answer.json() == {
+        "message": "Could not reach the server",
+        "type": "provider_error",
+        "server_error": "could not reach the server",
+    }

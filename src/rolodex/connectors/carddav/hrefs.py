@@ -8,6 +8,8 @@ from urllib.parse import quote, unquote
 
 import httpx
 
+from rolodex.connectors.base import PermanentError
+
 # RFC 3986 pchar minus "%": what a path may carry unescaped.
 _PATH_SAFE = "/:@!$&'()*+,;="
 # An absolute path that resolving and re-escaping leave as it is: no escapes, no dot
@@ -28,7 +30,12 @@ def canonical_href(base: httpx.URL | str, href: str) -> str:
     if _PLAIN_PATH.match(href) and "/." not in href:
         # The common case (every card of a REPORT): joining is only prefixing the origin.
         return _origin(str(base)) + href
-    url = httpx.URL(str(base)).join(href)
+    try:
+        url = httpx.URL(str(base)).join(href)
+    except httpx.InvalidURL as error:
+        # Not an HTTPError: unclassified, it was an unexpected failure (a 500 to whoever
+        # typed "http://0177.0.0.1/", or a sync stopped by a server's odd href).
+        raise PermanentError(f"bad CardDAV URL {href!r}: {error}") from None
     path = quote(unquote(url.path or "/"), safe=_PATH_SAFE)
     return f"{url.scheme}://{url.netloc.decode('ascii')}{path}"
 
