@@ -685,6 +685,38 @@ class TestWriting:
         assert [e.get("displayName") for e in person["emailAddresses"]] == [None]
         assert person["imClients"] == [{"username": "new", "protocol": "skype", "type": "work"}]
 
+    def test_list_items_v2_does_not_show_survive_a_write_of_their_field(
+        self, google: Google, connector: GoogleConnector
+    ) -> None:
+        # Issue 10: what Rolodex does not map survives an update. An address of a PO box
+        # alone has nothing v2's physical address shows: the client never saw it.
+        emulator = google.emulator
+        rn = emulator.add_person(
+            addresses=[{"type": "home", "city": "Oslo"}, {"type": "work", "poBox": "PB 9"}],
+        )
+        [item] = connector.fetch(PEOPLE, [rn])
+        assert isinstance(item, RemoteContact)
+        [home] = item.fields.physical_addresses
+        fields = dataclasses.replace(
+            item.fields, physical_addresses=(dataclasses.replace(home, city="Bergen"),)
+        )
+        local = LocalContact(fields=fields, touched=("physical_addresses",))
+        connector.update(rn, item.etag, local, item.raw)
+        kept = [{"type": "work", "poBox": "PB 9", "formattedType": "Work"}]
+        assert emulator.person(rn)["addresses"] == [
+            {"type": "home", "city": "Bergen", "formattedType": "Home"},
+            *kept,
+        ]
+        # Cleared as v2 sees it: what it never showed is still there.
+        [item] = connector.fetch(PEOPLE, [rn])
+        assert isinstance(item, RemoteContact)
+        local = LocalContact(
+            fields=dataclasses.replace(item.fields, physical_addresses=()),
+            touched=("physical_addresses",),
+        )
+        connector.update(rn, item.etag, local, item.raw)
+        assert emulator.person(rn)["addresses"] == kept
+
     def test_a_birthday_with_a_year_is_cleared_one_without_is_kept(
         self, google: Google, connector: GoogleConnector
     ) -> None:

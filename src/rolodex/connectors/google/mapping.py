@@ -305,7 +305,7 @@ def _reuse(
     original of its type when that type is left once on each side; (3) what is left then
     pairs in order, only when as many are left on each side (each edited in place).
     Otherwise (items added and removed in one write) a left-over item is a new one:
-    nothing of an original is guessed onto it.
+    nothing of an original is guessed onto it. Originals v2 does not show are kept, last.
     """
     items = list(items)
     pool = [(read(raw), raw) for raw in raw_items if isinstance(raw, dict)]
@@ -339,6 +339,9 @@ def _reuse(
             out.append(_edited(key, item, seen, raw, write(item)))
         else:
             out.append(write(item))
+    # What v2 does not show of the list (an address of a PO box alone, an email without
+    # an address) the client never saw, so never removed: it stays as Google held it.
+    out += [_strip(raw) for seen, raw in pool if seen is None]
     return out
 
 
