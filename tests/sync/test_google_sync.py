@@ -24,6 +24,7 @@ from rolodex.domain.errors import InvalidContact
 from rolodex.domain.query import ContactFilter, ListQuery
 from rolodex.store import Store
 from rolodex.store.schema import outbox
+from rolodex.sync import engine
 from rolodex.sync.runner import SyncFailed, SyncRunner
 from tests.conftest import settings_for_tests
 from tests.emulators.google import SCOPE_CONTACTS, GoogleEmulator, GoogleServer
@@ -575,3 +576,75 @@ def test_a_delete_pending_while_google_rekeys_the_person_deletes_it_under_the_ne
     synced.sync()
     assert [c["given_name"] for c in synced.contacts()] == ["Stays"]
     assert synced.state().last_error is None
+
+
+@pytest.mark.parametrize("held", [engine.HELD, 0])
+def test_a_person_rekeyed_while_the_sync_token_is_expired_keeps_its_contact(
+    synced: Synced, held: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A full listing names the re-keyed person under its new resource name only
+    # (previousResourceNames "is filled only on sync-token calls", GM §3.1); the direct
+    # read of the old name that the listing left out answers the person under the new
+    # one (PersonResponse.requestedResourceName). That is the same contact, re-keyed: its
+    # Rolodex id stays, and v2 clients see no delete and create for it. (``held`` 0: the
+    # listing's new people are all beyond those held back, and read again by name.)
+    monkeypatch.setattr(engine, "HELD", held)
+    google = synced.google
+    old = google.add_person(names=[{"givenName": "Linked"}], biographies=[{"value": "note"}])
+    google.add_person(names=[{"givenName": "Stays"}])
+    synced.sync()
+    linked, stays = synced.by_name("Linked"), synced.by_name("Stays")
+    cursor = synced.svc.changes.latest_cursor(synced.account)
+    new = google.rekey(old)
+    google.add_person(names=[{"givenName": "Fresh"}])  # new there: made here as ever
+    google.expire_sync_tokens()
+    synced.sync()
+    assert synced.state().last_error is None
+    fresh = synced.by_name("Fresh")
+    assert sorted(str(c["id"]) for c in synced.contacts()) == sorted(
+        [str(linked["id"]), str(stays["id"]), str(fresh["id"])]
+    )
+    assert synced.by_name("Linked")["notes"] == "note"
+    deltas = synced.svc.changes.since(synced.account, cursor, frozenset({"contact"})).deltas
+    assert [(d.object_id, d.event) for d in deltas if d.object_id != fresh["id"]] in (
+        [],
+        [(linked["id"], "modify")],
+    )
+    assert [d.event for d in deltas if d.object_id == fresh["id"]] == ["create"]
+    # Linked to the new name: a change there reaches the same contact, and the next full
+    # listing (the old name no longer read) keeps it too.
+    google.edit_person(new, nicknames=[{"value": "Lin"}])
+    synced.sync()
+    assert synced.by_name("Linked")["id"] == linked["id"]
+    assert synced.by_name("Linked")["nickname"] == "Lin"
+    google.expire_sync_tokens()
+    google.clear_log()
+    synced.sync()
+    assert sorted(str(c["id"]) for c in synced.contacts()) == sorted(
+        [str(linked["id"]), str(stays["id"]), str(fresh["id"])]
+    )
+    assert not google.calls("people:batchGet")
+    assert len(synced.people()) == 3
+
+
+def test_an_edit_pending_while_google_rekeys_the_person_and_the_token_expires_lands_once(
+    synced: Synced,
+) -> None:
+    # As above, with the push's 404 answered by a full resync: the contact, whose edit
+    # still waits, moves to the new name there and is not made again from the listing.
+    google = synced.google
+    old = google.add_person(names=[{"givenName": "Linked"}], biographies=[{"value": "note"}])
+    synced.sync()
+    linked = synced.by_name("Linked")
+    new = google.rekey(old)
+    google.expire_sync_tokens()
+    synced.svc.contacts.update(synced.account, str(linked["id"]), {"job_title": "Pending"})
+    google.clear_log()
+    synced.sync()
+    assert synced.state().last_error is None
+    [person] = synced.people()
+    assert person["resourceName"] == new
+    assert person["organizations"][0]["title"] == "Pending"  # type: ignore[index]
+    assert not google.calls("createContact")
+    [contact] = synced.contacts()
+    assert contact["id"] == linked["id"] and contact["job_title"] == "Pending"

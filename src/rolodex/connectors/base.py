@@ -138,7 +138,14 @@ class Connector(Protocol):
     def fetch(self, collection: str, remote_ids: Iterable[str]) -> Iterator[RemoteItem]:
         """The current state of these items, streamed (few round trips, memory flat in the
         number of items); items gone meanwhile are skipped. Group items come as
-        ``RemoteGroup``."""
+        ``RemoteGroup``.
+
+        An item the provider has re-keyed (``Capabilities.rekeys``) and that answers under
+        its new id when read by its old one (Google's people:batchGet,
+        ``PersonResponse.requestedResourceName``) comes under the new id with the id it was
+        asked by in ``RemoteContact.previous_ids``: the engine reads what a complete
+        listing leaves out this way, and that is how it learns a re-key that the listing
+        does not name."""
 
     def create(
         self, collection: str, contact: LocalContact, uid: str, *, maybe_exists: bool = False

@@ -196,7 +196,11 @@ class Capabilities:
     assigns_ids: bool = False
     # The provider may give an item a new id and name the old one in its changes (Google
     # re-keys a person linked with a profile: ``RemoteContact.previous_ids``). Before the
-    # engine deletes such an item, it checks the item is still where its link says.
+    # engine deletes such an item, it checks the item is still where its link says; what a
+    # complete listing, which names no old ids, leaves out is read directly
+    # (``Connector.fetch`` answers a re-keyed item under its new id, the old one in
+    # ``previous_ids``) before the items it lists that nothing here links to are applied,
+    # so that the contact keeps its Rolodex id rather than being made again.
     rekeys: bool = False
     # Pictures that the provider's listings and change feed do not carry (Graph: a photo is
     # a navigation property, absent from delta pages, and a photo changed alone is no

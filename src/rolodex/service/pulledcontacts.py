@@ -62,9 +62,13 @@ def apply(tx: Tx, account: Account, items: Sequence[RemoteContact], now: float) 
                 # Left to the push, but under its new remote id (the old etag
                 # makes the push re-read it and merge).
                 waiting.add(link.contact_id)
-                old_links[link.contact_id] = dataclasses.replace(
+                moved = dataclasses.replace(
                     link, collection=item.collection, remote_id=item.remote_id
                 )
+                old_links[link.contact_id] = moved
+                # A later item of the batch under the new id (a listing's, read after the
+                # direct read that learnt the new id) is this contact's too.
+                links[item.remote_id] = moved
             if link is not None:
                 rows.update(tx.contacts.get_many(aid, [link.contact_id]))
         if link is None and _is_moving(tx, aid, item):

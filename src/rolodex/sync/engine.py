@@ -38,6 +38,11 @@ READ_AHEAD = 4
 # and 2,000 kept the peak RSS at 240 MB (4,000: 270 MB, no faster). The first batches stay
 # small, so the first contacts show soon and an incremental sync is one small transaction.
 MAX_BATCH = 2000
+# The items a full resync's listing shows that nothing here links to (new there, or known
+# here under an id the provider has since changed: ``Capabilities.rekeys``) are held back
+# until what the listing left out has been read directly, at most this many; those beyond
+# are read again by id then (``SyncEngine._apply_snapshot``). A first sync holds none.
+HELD = BATCH
 
 
 class SyncEngine:
@@ -140,13 +145,24 @@ class SyncEngine:
             # Before the items, which name their groups by the provider's ids: a group
             # renamed there is renamed here, members and all, not made again.
             self.mirror.provider_groups(account, changes.groups)
+        caps = connector.capabilities()
+        # What a complete listing leaves out of what is known here is read directly before
+        # it counts as deleted there: a lagging listing may have left it out, and an item
+        # the provider re-keyed is listed under its new id only (Google fills
+        # previousResourceNames only on sync-token calls, GM §3.1), while the direct read
+        # of its old id answers it under the new one (``Connector.fetch``).
+        recheck = changes.complete and (caps.lagging_lists or caps.rekeys)
         if changes.stream is not None:
             stream = self._guarded(changes.stream)
-            removed = self._apply_snapshot(account, collection, stream, report, progress)
+            removed = self._apply_snapshot(
+                account, connector, collection, stream, report, progress, recheck
+            )
         else:
-            removed = self._apply_listing(account, connector, collection, changes, report, progress)
-        if removed and changes.complete and connector.capabilities().lagging_lists:
-            removed = self._still_there(account, connector, collection, removed, report, progress)
+            removed = self._apply_listing(
+                account, connector, collection, changes, report, progress, recheck
+            )
+        # An id read directly under a new one is no longer linked: its contact moved to the
+        # new id, and nothing of it is deleted here.
         report.deleted += self.mirror.remove(account, removed)
         # Only now: a crash before this line repeats the pull, and applying is idempotent.
         self.mirror.set_cursor(account.id, collection.id, changes.cursor)
@@ -159,13 +175,22 @@ class SyncEngine:
         changes: ChangeSet,
         report: SyncReport,
         progress: Progress,
+        recheck: bool = False,
     ) -> list[str]:
         """Apply what a listing names (fetching what did not come with it); returns the
-        remote ids deleted there."""
+        remote ids deleted there. ``recheck``: what a complete listing leaves out is read
+        directly first (``pull``), before the listing's items: one read under a new id
+        moves its contact's link there, and the item the listing shows under that id is
+        then that contact's, not a new one."""
         inline = {item.remote_id for item in changes.fetched}
+        found: set[str] = set()
         if changes.complete:
             known = self.mirror.known_etags(account.id, collection.id)
             removed = [rid for rid in known if rid not in changes.changed]
+            if recheck and removed:
+                read = self._read_directly(connector, collection, removed, found)
+                self._apply_stream(account, read, report, progress, collection.name, 0, None)
+                removed = [rid for rid in removed if rid not in found]
         else:
             # Only what did not come with the changes is compared with what is stored: an
             # incremental sync whose changes carry their data (Google, CardDAV with
@@ -176,7 +201,7 @@ class SyncEngine:
         wanted = [
             rid
             for rid, etag in changes.changed.items()
-            if rid not in inline and known.get(rid) != etag
+            if rid not in inline and rid not in found and known.get(rid) != etag
         ]
         total = len(wanted) + len(changes.fetched)
         progress(f"pull {collection.name}", 0, total)
@@ -187,27 +212,17 @@ class SyncEngine:
             self._apply_stream(account, stream, report, progress, collection.name, done, total)
         return removed
 
-    def _still_there(
-        self,
-        account: Account,
-        connector: Connector,
-        collection: Collection,
-        removed: list[str],
-        report: SyncReport,
-        progress: Progress,
-    ) -> list[str]:
-        """Of the items a complete listing left out, those a direct read does not find
-        either (``Capabilities.lagging_lists``); those it finds are applied as read."""
-        found: set[str] = set()
-
-        def seen(items: Iterator[RemoteItem]) -> Iterator[RemoteItem]:
-            for item in items:
-                found.add(item.remote_id)
-                yield item
-
-        stream = self._guarded(seen(connector.fetch(collection.id, removed)))
-        self._apply_stream(account, stream, report, progress, collection.name, 0, None)
-        return [rid for rid in removed if rid not in found]
+    def _read_directly(
+        self, connector: Connector, collection: Collection, remote_ids: list[str], found: set[str]
+    ) -> Iterator[RemoteItem]:
+        """The items a complete listing left out, read directly (``Connector.fetch``), each
+        one's id added to ``found``: those not found are gone there. One found under another
+        id is the item re-keyed there, the id asked for in its ``previous_ids``, which moves
+        the link of its contact here (``LocalSide.apply``); the old id, then linked to
+        nothing, deletes nothing."""
+        for item in self._guarded(connector.fetch(collection.id, remote_ids)):
+            found.add(item.remote_id)
+            yield item
 
     def _guarded(self, items: Iterator[RemoteItem]) -> Iterator[RemoteItem]:
         """The items, the guard called before each: a shutdown stops a pull between two
@@ -219,26 +234,56 @@ class SyncEngine:
     def _apply_snapshot(
         self,
         account: Account,
+        connector: Connector,
         collection: Collection,
         stream: Iterator[RemoteItem],
         report: SyncReport,
         progress: Progress,
+        recheck: bool = False,
     ) -> list[str]:
         """Apply every item of a snapshot as it streams; returns the remote ids known here
-        but no longer there."""
+        but no longer there.
+
+        ``recheck`` (``pull``): what the snapshot left out of what is known here is read
+        directly, once the stream is over, and before the contacts it showed that nothing
+        here links to: those are held back until then (up to ``HELD``; those beyond are
+        read again by id after), since one may be a contact known here under the id the
+        direct read answers it from. Applied first, they would make it again, under a new
+        Rolodex id, and the contact known here would then be deleted as a duplicate. A first
+        sync knows nothing, and holds nothing back."""
         known = self.mirror.known_etags(account.id, collection.id)
+        hold = recheck and bool(known)
         seen: set[str] = set()
+        found: set[str] = set()
+        left_out: list[str] = []
 
         def tracked(items: Iterator[RemoteItem]) -> Iterator[RemoteItem]:
+            held: list[RemoteItem] = []
+            unheld: list[str] = []
             for item in items:
                 seen.add(item.remote_id)
+                if hold and item.remote_id not in known and isinstance(item, RemoteContact):
+                    if len(held) < HELD:
+                        held.append(item)
+                    else:
+                        unheld.append(item.remote_id)
+                    continue
                 yield item
+            left_out.extend(rid for rid in known if rid not in seen)
+            if recheck and left_out:
+                yield from self._read_directly(connector, collection, left_out, found)
+            # What the direct reads found is applied as they read it, later than the listing.
+            yield from (item for item in held if item.remote_id not in found)
+            del held[:]
+            unheld = [rid for rid in unheld if rid not in found]
+            if unheld:
+                yield from self._guarded(connector.fetch(collection.id, unheld))
 
         name = collection.name
         progress(f"pull {name}", 0, None)  # how many is known at the end of the stream
         done = self._apply_stream(account, tracked(stream), report, progress, name, 0, None)
         progress(f"pull {name}", done, done)
-        return [rid for rid in known if rid not in seen]
+        return [rid for rid in left_out if rid not in found]
 
     def _apply_stream(
         self,
