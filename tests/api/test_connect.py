@@ -135,7 +135,7 @@ def test_an_account_that_cannot_be_stored_is_a_400_before_the_server_is_asked(
     assert answer.json()["type"] == "invalid_request_error"
 
 
-@pytest.mark.parametrize("url", ["http://0177.0.0.1/", "http://[::1/"])
+@pytest.mark.parametrize("url", ["http://0177.0.0.1/", "http://[::1/", "http://xn--a-:8/"])
 def test_a_url_httpx_cannot_parse_is_a_provider_error_not_a_500(
     app: App, radicale: RadicaleServer, url: str
 ) -> None:

@@ -139,6 +139,10 @@ class CardDAVClient:
                 resp = self._http.request(method, target, content=content, headers=headers)
             except httpx.HTTPError as exc:
                 raise classify(exc, href=url, phase=phase) from exc
+            except (httpx.InvalidURL, UnicodeError) as exc:
+                # A host httpx cannot encode (an IDNA error, "xn--a-"): no HTTPError, and
+                # unclassified it was an unexpected failure (a 500 to the API's caller).
+                raise PermanentError(f"bad CardDAV URL {url}: {exc}") from None
             location: str | None = resp.headers.get("Location")
             if resp.status_code not in _REDIRECTS or not location:
                 return resp
