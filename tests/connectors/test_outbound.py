@@ -41,6 +41,14 @@ from tests.conftest import App, free_port
         "fe80::1",
         "::ffff:127.0.0.1",
         "224.0.0.1",
+        # IPv6 forms of private IPv4 addresses, which the ipaddress module calls global:
+        "64:ff9b::a9fe:a9fe",  # NAT64 of 169.254.169.254
+        "64:ff9b:1::a00:1",  # local-use NAT64 of 10.0.0.1
+        "2002:7f00:1::",  # 6to4 of 127.0.0.1
+        "2002:c0a8:101::1",  # 6to4 of 192.168.1.1
+        "::7f00:1",  # IPv4-compatible 127.0.0.1
+        "::a00:1",
+        "fec0::1",  # site-local (deprecated)
     ],
 )
 def test_private_and_local_addresses_are_refused(address: str) -> None:
@@ -49,7 +57,10 @@ def test_private_and_local_addresses_are_refused(address: str) -> None:
         allowed_addresses(address, 443, Policy(""))
 
 
-@pytest.mark.parametrize("address", ["8.8.8.8", "17.253.144.10", "2001:4860:4860::8888"])
+@pytest.mark.parametrize(
+    "address",
+    ["8.8.8.8", "17.253.144.10", "2001:4860:4860::8888", "64:ff9b::808:808", "2002:808:808::1"],
+)
 def test_public_addresses_are_allowed(address: str) -> None:
     assert allowed_addresses(address, 443, Policy("")) == [address]
 

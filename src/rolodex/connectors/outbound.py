@@ -119,9 +119,31 @@ class Policy:
     def allows_address(self, address: IPAddress) -> bool:
         if self.anything or any(address in network for network in self.networks):
             return True
-        if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-            address = address.ipv4_mapped
+        if isinstance(address, ipaddress.IPv6Address):
+            if address.ipv4_mapped is not None:
+                return self.allows_address(address.ipv4_mapped)
+            if address in _SITE_LOCAL:
+                return False  # deprecated, and "global" to the ipaddress module
+            embedded = _embedded_ipv4(address)
+            if embedded is not None and not self.allows_address(embedded):
+                return False
         return address.is_global and not address.is_multicast
+
+
+# IPv6 addresses that carry an IPv4 address a gateway or the kernel may deliver to: the
+# ipaddress module calls them global whatever they carry, so "[64:ff9b::a9fe:a9fe]" was a
+# way to 169.254.169.254 through a NAT64 gateway (an IPv6-only cluster's usual setup).
+_NAT64 = (ipaddress.IPv6Network("64:ff9b::/96"), ipaddress.IPv6Network("64:ff9b:1::/48"))
+_IPV4_COMPATIBLE = ipaddress.IPv6Network("::/96")
+_SITE_LOCAL = ipaddress.IPv6Network("fec0::/10")
+
+
+def _embedded_ipv4(address: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
+    if address.sixtofour is not None:
+        return address.sixtofour
+    if address in _IPV4_COMPATIBLE or any(address in network for network in _NAT64):
+        return ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
+    return None
 
 
 # Said with a refusal (to the command line and the log; API clients are told less): a
