@@ -95,6 +95,23 @@ def test_an_old_database_without_a_key_check_is_checked_by_its_credentials(fresh
     check_key(store, box)
 
 
+def test_a_client_secret_sealed_before_any_server_ran_is_checked_at_start(fresh: Path) -> None:
+    # `rolodex app show` sealed the client secret before a server ever started; a server
+    # started with another key took that key for the database's (the first check adopts
+    # the key it is given) and answered 500 to every use of the client secret.
+    url = f"sqlite:///{fresh / 'data' / 'book.db'}"
+    first = Settings(database_url=url, secret_key=Fernet.generate_key().decode())
+    store = Store(url)
+    store.migrate()
+    box = CredentialBox.from_settings(first)
+    ApplicationService(store, AccountService(store, box), box).client()
+    other = Settings(database_url=url, secret_key=Fernet.generate_key().decode())
+    with pytest.raises(KeyMismatch, match="not the key"):
+        create_app(other, store)
+    create_app(first, store)  # the right key starts
+    store.close()
+
+
 def test_the_client_secret_is_sealed_and_app_show_prints_it(fresh: Path) -> None:
     db = fresh / "data" / "book.db"
     url = f"sqlite:///{db}"

@@ -18,12 +18,11 @@ from typing import Any
 from rolodex.domain.errors import InvalidAccount, InvalidClient, InvalidCode, MissingFields
 from rolodex.domain.ids import hash_token, new_token, same_secret
 from rolodex.service.accounts import AccountService, NewAccount, checked_owner
+from rolodex.service.credentials import SEALED_CLIENT_SECRET as _SEALED
 from rolodex.service.credentials import CredentialBox
 from rolodex.store import Store
 
 CODE_SECONDS = 600.0
-# The stored client secret: this prefix, then the secret sealed with the credential key.
-_SEALED = "sealed:"
 
 
 @dataclass(frozen=True)

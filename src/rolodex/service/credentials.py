@@ -18,6 +18,9 @@ from rolodex.store import Store
 KEY_CHECK = "credential_key_check"
 # How every Fernet token starts (its version byte, base64): anything else is no sample.
 _FERNET = b"gAAAAA"
+# The stored client secret (settings ``client_secret``): this prefix, then the secret sealed
+# with the credential key.
+SEALED_CLIENT_SECRET = "sealed:"
 
 
 class KeyMismatch(ValueError):
@@ -69,12 +72,20 @@ def check_key(store: Store, box: CredentialBox) -> None:
     with store.write() as tx:
         check = tx.settings.get(KEY_CHECK)
         if check is None:
+            # Whatever was sealed before the first check: the client secret (`rolodex app
+            # show` seals it before any server ran), else a connected account's settings.
+            stored_secret = tx.settings.get("client_secret") or ""
+            secrets = (
+                [stored_secret[len(SEALED_CLIENT_SECRET) :].encode()]
+                if stored_secret.startswith(SEALED_CLIENT_SECRET)
+                else []
+            )
+            connections = (tx.accounts.connection(account.id) for account in tx.accounts.all())
             sample = next(
                 (
                     sealed
-                    for account in tx.accounts.all()
-                    if (sealed := tx.accounts.connection(account.id)) is not None
-                    and sealed.startswith(_FERNET)
+                    for sealed in (*secrets, *connections)
+                    if sealed is not None and sealed.startswith(_FERNET)
                 ),
                 None,
             )
