@@ -688,6 +688,23 @@ def test_a_retried_create_does_not_take_the_contact_a_move_left_in_another_folde
     assert filtered and all("expand" not in r.query for r in filtered)
 
 
+@pytest.mark.parametrize("whole_mailbox", [False, True])
+def test_copies_are_the_contacts_carrying_the_id_in_every_folder(
+    graph: GraphEmulator, connector: MicrosoftConnector, whole_mailbox: bool
+) -> None:
+    # What a move interrupted between its create and its delete leaves: the contact in
+    # two folders, each found once whether the filter sees one folder or the whole mailbox.
+    graph.filter_whole_mailbox = whole_mailbox
+    friends = graph.add_folder("Friends")
+    graph.add_folder("Other")
+    connector.collections()
+    home = connector.create(DEFAULT, LocalContact(ContactFields(given_name="A")), "uid1")
+    moved = connector.create(friends, LocalContact(ContactFields(given_name="A")), "uid1")
+    connector.create(friends, LocalContact(ContactFields(given_name="B")), "uid2")
+    found = sorted((folder, copy.remote_id) for folder, copy in connector.copies("uid1"))
+    assert found == sorted([(DEFAULT, home.remote_id), (friends, moved.remote_id)])
+
+
 def test_a_retried_create_finds_the_contact_an_earlier_attempt_made(
     graph: GraphEmulator, connector: MicrosoftConnector
 ) -> None:

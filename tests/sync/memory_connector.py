@@ -183,6 +183,16 @@ class MemoryConnector:
         """The remote ids, oldest item first."""
         return sorted(self.items, key=lambda rid: self.items[rid].born)
 
+    def copies(self, uid: str) -> list[tuple[str, WriteResult]]:
+        self._enter("copies")
+        if not self.folders:
+            return []
+        return [
+            (i.collection, WriteResult(i.remote_id, i.etag, i.remote().raw, existed=True))
+            for i in list(self.items.values())
+            if i.uid == uid
+        ]
+
     def by_uid(self, uid: str, collection: str | None = None) -> Item | None:
         for item in self.items.values():
             if item.uid == uid and (collection is None or item.collection == collection):

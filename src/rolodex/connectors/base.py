@@ -165,6 +165,12 @@ class Connector(Protocol):
         groups change (create there, then delete the old item; the Rolodex id stays). None:
         it stays where it is, or goes to the default collection when created."""
 
+    def copies(self, uid: str) -> list[tuple[str, WriteResult]]:
+        """(collection, item) of every item carrying Rolodex's id ``uid``, in any collection
+        a contact may be moved to (``home``): a move interrupted between its create and
+        its delete leaves a copy behind, which a later write of the contact removes. A
+        connector whose contacts never move between collections finds none."""
+
     def update(
         self, remote_id: str, etag: str, contact: LocalContact, raw: bytes | None
     ) -> WriteResult:

@@ -138,6 +138,32 @@ class OutboxPush:
         if item.operation == "delete":
             self._delete(item)
             return
+        moves = connector.capabilities().groups == "folders"
+        if item.attempts and moves and self.mirror.local_state(account.id, item.object_id) is None:
+            # Deleted here since an earlier attempt, which may have made it somewhere.
+            self._discard_copies(item.object_id)
+        self._write_contact(item)
+        if item.attempts and moves and "groups" in item.fields:
+            self._discard_copies(item.object_id)
+
+    def _discard_copies(self, contact_id: str) -> None:
+        """Delete what an earlier attempt at this write may have left at the provider: a
+        move made the contact in another folder and failed before it deleted the old one
+        (or its create's reply was lost), and since then the contact's groups changed (the
+        retry writes it elsewhere) or it was deleted here: nothing else would ever remove
+        that copy, which a pull passes over while the write waits. Only items carrying the
+        contact's id, and not the one it is linked to now. A provider that is down raises,
+        and the write waits with what it has to clean up."""
+        link = self.mirror.link_of(self.account.id, contact_id)
+        for collection, copy in self.connector.copies(contact_id):
+            if link is None or copy.remote_id != link.remote_id:
+                stray = RemoteLink(
+                    contact_id, collection, copy.remote_id, contact_id, copy.etag, copy.raw
+                )
+                self._delete_whatever_changed(stray)
+
+    def _write_contact(self, item: OutboxItem) -> None:
+        account, connector = self.account, self.connector
         state = self.mirror.local_state(account.id, item.object_id)
         writes_groups = connector.capabilities().groups in ("labels", "folders")
         if state is not None and writes_groups and state.unlinked_groups:

@@ -173,6 +173,9 @@ class CardDAVConnector:
     def home(self, contact: LocalContact) -> str | None:
         return None  # groups are categories on the card, wherever it lives
 
+    def copies(self, uid: str) -> list[tuple[str, WriteResult]]:
+        return []  # cards never move between address books
+
     def create(
         self, collection: str, contact: LocalContact, uid: str, *, maybe_exists: bool = False
     ) -> WriteResult:

@@ -154,6 +154,9 @@ class GoogleConnector:
     def home(self, contact: LocalContact) -> str | None:
         return None
 
+    def copies(self, uid: str) -> list[tuple[str, WriteResult]]:
+        return []  # one collection: a person never moves
+
     # --- Groups (rolodex.connectors.google.labels) ---------------------------------------
     # A user group's provider id is its resource name, as for the groups read
     # (``ChangeSet.groups``): it stays when the group is renamed, here or at Google.

@@ -394,6 +394,16 @@ class MicrosoftConnector:
             etag, raw = self._put_photo(remote_id, contact)
         return WriteResult(remote_id=remote_id, etag=etag, raw=raw)
 
+    def copies(self, uid: str) -> list[tuple[str, WriteResult]]:
+        # One look-up per folder: asked only after a write of the contact's groups failed
+        # once (``OutboxPush``), which is rare.
+        found = []
+        for folder in list(self._tree.folders().values()):
+            copy = self._find(folder, uid)
+            if copy is not None:
+                found.append((folder.id, copy))
+        return found
+
     def _find(self, folder: Folder, uid: str) -> WriteResult | None:
         """The contact of ``folder`` that holds Rolodex's id ``uid``, if any."""
         value = uid.replace("'", "''")
