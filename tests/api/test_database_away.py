@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import sqlite3
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -45,3 +47,29 @@ def test_503_while_the_database_is_away_then_recovery(
         assert app.client.get("/ready").status_code == 503
     assert api.client.request(method, url, **kwargs).status_code == 200
     assert app.client.get("/ready").status_code == 200
+
+
+def test_a_write_while_another_process_holds_sqlite_locked_is_503_then_recovers(
+    app: App, api: ApiAccount, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A real lock, as a backup or a second process takes it: reads go on (WAL), a write
+    # gives up after a few seconds instead of hanging for SQLite's whole busy timeout.
+    from rolodex.api import observe
+
+    monkeypatch.setattr(observe, "WRITE_WAIT_SECONDS", 0.3)
+    database = app.store.url.removeprefix("sqlite:///")
+    holder = sqlite3.connect(database, isolation_level=None)
+    try:
+        holder.execute("BEGIN EXCLUSIVE")
+        started = time.monotonic()
+        answer = api.client.post("/contacts", json={"given_name": "Waits"})
+        assert answer.status_code == 503, answer.text
+        assert answer.json()["type"] == "api_error"
+        assert time.monotonic() - started < 5
+        assert api.client.get("/account").status_code == 200
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    assert api.client.post("/contacts", json={"given_name": "Lands"}).status_code == 200
+    names = [c["given_name"] for c in api.client.get("/contacts").json()]
+    assert "Lands" in names and "Waits" not in names

@@ -17,6 +17,7 @@ from starlette.types import Scope
 from rolodex.api import signin
 from rolodex.domain import errors as e
 from rolodex.domain.etags import ContactChanged
+from rolodex.store.database import Busy
 
 log = logging.getLogger(__name__)
 
@@ -109,6 +110,9 @@ def describe(exc: Exception) -> tuple[int, dict[str, Any]]:
             return status, _body(str(detail), API_ERROR)
         case RequestValidationError():
             return 400, _body(_validation_message(exc))
+    if isinstance(exc, Busy):
+        # Another process has held SQLite's write lock longer than a request waits.
+        return 503, _body("The database is busy for a moment; try again", API_ERROR)
     if isinstance(exc, OperationalError | InterfaceError):
         # The database went away for a moment (a restart, a locked file): the client may
         # retry; pooled connections are re-checked (pre-ping) once it is back.
@@ -171,4 +175,5 @@ def install(app: FastAPI) -> None:
     # Answered like domain errors (Exception's handler would also re-raise them to the server).
     app.add_exception_handler(OperationalError, handle)
     app.add_exception_handler(InterfaceError, handle)
+    app.add_exception_handler(Busy, handle)
     app.add_exception_handler(Exception, handle)

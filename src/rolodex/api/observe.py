@@ -34,12 +34,17 @@ from rolodex.api.ratelimit import HOT_ENDPOINTS, RateLimits, refuse
 from rolodex.logs import REQUEST_ID
 from rolodex.metrics import HTTP
 from rolodex.store import Store
+from rolodex.store.database import WRITE_WAIT
 from rolodex.store.stats import read_stats, readiness
 
 access_log = logging.getLogger("rolodex.access")
 
 _REQUEST_ID = re.compile(rb"[A-Za-z0-9._:-]{8,64}")
 _OPS = frozenset({"/health", "/ready", "/metrics"})
+# How long a request's write waits for SQLite's write lock held by another process (a
+# command, a worker, a backup) before it answers 503: a client gets an answer it can
+# retry rather than a request hanging for the whole busy timeout.
+WRITE_WAIT_SECONDS = 5.0
 UNMATCHED = "unmatched"
 _UNAUTHENTICATED = orjson.dumps(
     {"message": "Could not verify access credential.", "type": "invalid_request_error"}
@@ -81,6 +86,7 @@ class Observed:
             self._requests += 1
             request_id = b"%s%x" % (self._id_prefix, self._requests)
         context = REQUEST_ID.set(request_id.decode())
+        waiting = WRITE_WAIT.set(WRITE_WAIT_SECONDS)
         status = 500
 
         async def send_with_id(message: Message) -> None:
@@ -130,6 +136,7 @@ class Observed:
             if self.limits is not None:
                 self.limits.finish(scope, slot, status)
             REQUEST_ID.reset(context)
+            WRITE_WAIT.reset(waiting)
             elapsed = time.perf_counter() - started
             HTTP.record(method, route, status, elapsed)
             if access_log.isEnabledFor(logging.INFO):

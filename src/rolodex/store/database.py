@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextvars
 import os
 import threading
+import time
 import weakref
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
@@ -93,12 +95,21 @@ def _create_private(path: str) -> None:
     os.close(fd)
 
 
+# How long a write transaction begun in this context waits for SQLite's write lock, where
+# that is less than the busy timeout: an API request's write gives up (``Busy``, a 503)
+# rather than hang while another process holds the file locked; sync work, with no
+# client waiting, waits the whole busy timeout.
+WRITE_WAIT: contextvars.ContextVar[float | None] = contextvars.ContextVar(
+    "sqlite_write_wait", default=None
+)
+
+
 @contextmanager
 def write_connection(engine: Engine) -> Iterator[Connection]:
     """A connection in a write transaction, committed on success, rolled back on error.
 
     On SQLite the transaction takes the write lock at BEGIN (IMMEDIATE), so it never fails
-    half-way for want of a lock.
+    half-way for want of a lock; it waits for it at most ``WRITE_WAIT`` seconds if set.
     """
     if engine.dialect.name != "sqlite":
         with engine.connect() as conn, _until_committed(conn), conn.begin():
@@ -107,10 +118,45 @@ def write_connection(engine: Engine) -> Iterator[Connection]:
     # SQLite has one writer at a time. Threads of this process queue on a lock instead of
     # in SQLite's busy handler, which sleeps in growing steps and turned eight concurrent
     # writers into a few hundred writes a second; other processes still wait in the handler.
-    with _sqlite_write_lock(engine), engine.connect() as conn:
-        conn = conn.execution_options(sqlite_begin="IMMEDIATE")
-        with conn.begin():
-            yield conn
+    wait = WRITE_WAIT.get()
+    lock = _sqlite_write_lock(engine)
+    started = time.monotonic()
+    if not lock.acquire(timeout=-1 if wait is None else wait):
+        raise Busy()
+    try:
+        with engine.connect() as conn:
+            if wait is None:
+                conn = conn.execution_options(sqlite_begin="IMMEDIATE")
+                with conn.begin():
+                    yield conn
+                return
+            left = max(1, int((wait - (time.monotonic() - started)) * 1000))
+            # On the driver's connection: through SQLAlchemy a PRAGMA would begin and
+            # commit a transaction of its own, a quarter of a small write's time.
+            raw: Any = conn.connection.dbapi_connection
+            raw.execute(f"PRAGMA busy_timeout={left}")
+            try:
+                with _busy_is_busy():
+                    conn = conn.execution_options(sqlite_begin="IMMEDIATE")
+                    with conn.begin():
+                        yield conn
+            finally:
+                raw.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+    finally:
+        lock.release()
+
+
+@contextmanager
+def _busy_is_busy() -> Iterator[None]:
+    """SQLite's "database is locked" once its busy timeout ran out, as ``Busy``."""
+    from sqlalchemy.exc import OperationalError
+
+    try:
+        yield
+    except OperationalError as exc:
+        if "locked" in str(exc) or "busy" in str(exc):
+            raise Busy() from exc
+        raise
 
 
 # Where ``together`` finds how to keep its pipeline open until the commit (conn.info), and
