@@ -175,6 +175,33 @@ def test_a_longpoll_answers_401_once_its_token_is_revoked(app: App, api: ApiAcco
     assert answer.json()["message"] == "Could not verify access credential."
 
 
+@pytest.mark.parametrize("path", ["/delta/streaming", "/delta/longpoll"])
+def test_an_idle_wait_ends_soon_after_its_token_is_revoked(
+    any_app: App, monkeypatch: pytest.MonkeyPatch, path: str
+) -> None:
+    # With nothing to send it would hold one of the account's delta slots until its
+    # timeout (a stream up to 30 minutes): the token is asked again at each heartbeat.
+    # (On PostgreSQL a revocation announces no change to wake the wait.)
+    monkeypatch.setattr(delta, "HEARTBEAT_SECONDS", 0.3)
+    app, api = any_app, any_app.new_account()
+    token = app.accounts.issue_token(api.id)
+    client = app.client_for(token)
+    start = _cursor(api)
+    revoker = threading.Timer(0.5, app.services.accounts.revoke, (token,))
+    revoker.start()
+    began = time.monotonic()
+    try:
+        if path == "/delta/streaming":
+            with client.stream("GET", path, params={"cursor": start, "timeout": 20}) as s:
+                assert [line for line in s.iter_lines() if line] == []
+        else:
+            answer = client.get(path, params={"cursor": start, "timeout": 20})
+            assert answer.status_code == 401, answer.text
+    finally:
+        revoker.join()
+    assert time.monotonic() - began < 5
+
+
 @pytest.mark.parametrize("path", ["/delta", "/delta/longpoll", "/delta/streaming"])
 @pytest.mark.parametrize(
     "query",

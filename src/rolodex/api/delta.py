@@ -133,6 +133,7 @@ async def longpoll(
     deadline = time.monotonic() + seconds(timeout, 30.0, MAX_LONGPOLL)
     mark = svc.changes.mark(account)
     page = await to_thread.run_sync(svc.changes.since, account, cursor, types)
+    checked = time.monotonic()
     while True:
         if (
             page.deltas
@@ -145,9 +146,14 @@ async def longpoll(
         # Woken when the account changes (no query while it does not), or to poll where
         # changes are not announced (rolodex.service.changefeed), or to see whether the
         # process is shutting down.
-        if await svc.changes.wait_for_change(account, _until(deadline), mark):
-            if await _revoked(request):  # before anything more is read for it
+        changed = await svc.changes.wait_for_change(account, _until(deadline), mark)
+        if changed or time.monotonic() - checked >= HEARTBEAT_SECONDS:
+            # Before anything more is read for it, and now and then while idle: a revoked
+            # token holds none of the account's slots for long.
+            if await _revoked(request):
                 raise Unauthenticated()
+            checked = time.monotonic()
+        if changed:
             mark = svc.changes.mark(account)
             page = await to_thread.run_sync(svc.changes.since, account, page.cursor_end, types)
 
@@ -188,6 +194,8 @@ async def streaming(
             ):
                 return
             if time.monotonic() - sent >= HEARTBEAT_SECONDS:
+                if await _revoked(request):  # idle, it would hold one of the account's slots
+                    return
                 yield b"\n"
                 sent = time.monotonic()
             wake = _until(min(deadline, sent + HEARTBEAT_SECONDS))
@@ -204,8 +212,8 @@ async def streaming(
 async def _revoked(request: Request) -> bool:
     """Whether the token a long-poll or stream came with has stopped working since (its
     revocation, or its account's deletion, is at once, for the requests in flight too):
-    ``current_account`` asked again. Asked when there is something to send, so an idle
-    wait costs nothing more."""
+    ``current_account`` asked again. Asked when there is something to send, and at each
+    heartbeat of an idle wait (every few seconds)."""
     try:
         await to_thread.run_sync(current_account, request)
     except Unauthenticated:
