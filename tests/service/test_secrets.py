@@ -215,3 +215,19 @@ def test_what_is_not_a_sealed_value_is_no_evidence_against_the_key(fresh: Path) 
         tx.conn.exec_driver_sql("UPDATE accounts SET connection = x'736561'")
     check_key(store, CredentialBox(Fernet.generate_key()))  # no error: nothing to judge by
     store.close()
+
+
+def test_the_cli_refuses_a_key_file_it_cannot_read_with_a_plain_message(fresh: Path) -> None:
+    url = f"sqlite:///{fresh / 'book.db'}"
+    rolodex = str(Path(sys.executable).with_name("rolodex"))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ROLODEX_SECRET_KEY")}
+    env["ROLODEX_SECRET_KEY_FILE"] = str(fresh)  # a directory
+    answer = subprocess.run(
+        [rolodex, "accounts", "list", "--database-url", url],
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert answer.returncode == 1, answer.stderr
+    assert "Traceback" not in answer.stderr, answer.stderr
+    assert "cannot be read" in answer.stderr and "ROLODEX_SECRET_KEY_FILE" in answer.stderr

@@ -126,10 +126,10 @@ def _exit_quietly(_signal: int, _frame: object) -> None:
 
 
 def main() -> None:
-    from rolodex.service.credentials import KeyMismatch
+    from rolodex.service.credentials import KeyUnusable
 
     try:
         app()
-    except KeyMismatch as exc:  # an operator's mistake, not a crash: say what to fix
+    except KeyUnusable as exc:  # an operator's mistake, not a crash: say what to fix
         sys.stderr.write(f"rolodex: {exc}\n")
         sys.exit(1)

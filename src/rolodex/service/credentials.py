@@ -23,7 +23,11 @@ _FERNET = b"gAAAAA"
 SEALED_CLIENT_SECRET = "sealed:"
 
 
-class KeyMismatch(ValueError):
+class KeyUnusable(ValueError):
+    """The configured key cannot be used: an operator's mistake, said at start."""
+
+
+class KeyMismatch(KeyUnusable):
     """The configured key cannot open what this database holds."""
 
 
@@ -98,10 +102,14 @@ def check_key(store: Store, box: CredentialBox) -> None:
 
 def _key_from_file(path: str) -> bytes:
     try:
-        with open(path, "rb") as handle:
-            return handle.read().strip()
+        return _read_key_file(path)
     except FileNotFoundError:
         pass
+    except OSError as exc:  # a directory, no permission...
+        raise KeyUnusable(
+            f"the key file {path} cannot be read ({exc.strerror}): point "
+            "ROLODEX_SECRET_KEY_FILE at a file, or set ROLODEX_SECRET_KEY"
+        ) from None
     os.makedirs(os.path.dirname(path) or ".", mode=0o700, exist_ok=True)
     # Written aside, then linked in: a process starting at the same moment either wins
     # the link or reads the whole key of the one that did, never a second key.
@@ -117,5 +125,9 @@ def _key_from_file(path: str) -> bytes:
         pass
     finally:
         os.unlink(partial)
+    return _read_key_file(path)
+
+
+def _read_key_file(path: str) -> bytes:
     with open(path, "rb") as handle:
         return handle.read().strip()
