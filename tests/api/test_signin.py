@@ -374,3 +374,75 @@ def test_a_redirect_uri_removed_meanwhile_is_not_redirected_to(env: Env) -> None
     done = browser.get(f"{back.path}?{back.query}", follow_redirects=False)
     assert done.status_code == 400 and "location" not in done.headers
     assert "no longer registered" in done.text
+
+
+# --- What the consent gave -------------------------------------------------------------------
+
+
+def _accounts(env: Env) -> int:
+    with env.svc.store.read() as tx:
+        return len(tx.accounts.all())
+
+
+def test_a_consent_that_leaves_out_the_contacts_scope_connects_nothing(env: Env) -> None:
+    """Google's consent screen lets the user untick the contacts scope, and the token
+    answer's scope then leaves it out: nothing is connected (an account already connected
+    keeps the grant it has), as when consent is refused; other contacts are optional."""
+    first = env.token(_code(env.through_consent(env.browser(), provider="gmail"))[0]).json()
+    grant = env.svc.accounts.connection(first["account_id"])["google_refresh_token"]
+    before = _accounts(env)
+    contacts = "https://www.googleapis.com/auth/contacts"
+    env.google.emulator.consent.withheld = {contacts}
+    try:
+        page = env.through_consent(env.browser(), provider="gmail", state="st")
+        direct = env.through_consent(
+            env.browser(), provider="gmail", state="st", redirect_on_error="true"
+        )
+    finally:
+        env.google.emulator.consent.withheld = set()
+    assert page.status_code == 200 and "did not allow access" in page.text
+    assert direct.status_code == 303
+    query = parse_qs(urlsplit(direct.headers["location"]).query)
+    assert query["error"] == ["access_denied"] and query["state"] == ["st"]
+    assert _accounts(env) == before
+    assert env.svc.accounts.connection(first["account_id"])["google_refresh_token"] == grant
+
+    env.google.emulator.consent.withheld = {contacts + ".other.readonly"}
+    try:
+        code, _query = _code(env.through_consent(env.browser(), provider="gmail"))
+    finally:
+        env.google.emulator.consent.withheld = set()
+    assert env.token(code).json()["account_id"] == first["account_id"]
+
+
+def test_a_microsoft_grant_without_contacts_connects_nothing(env: Env) -> None:
+    before = _accounts(env)
+    env.graph.consent.withheld = {"https://graph.microsoft.com/Contacts.ReadWrite"}
+    try:
+        page = env.through_consent(env.browser(), provider="office365", state="st")
+    finally:
+        env.graph.consent.withheld = set()
+    assert page.status_code == 200 and "did not allow access" in page.text
+    assert _accounts(env) == before
+
+
+def test_redirect_on_error_sends_a_failed_sign_in_back_to_the_application(
+    env: Env, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """redirect_on_error=true: "on failure send the user back to redirect_uri with error
+    params instead of a Nylas error page" (nylas-v2-auth.md 2.1, 2.3): here a code that
+    expired before Rolodex traded it."""
+    import tests.emulators.consent as consent
+
+    monkeypatch.setattr(consent, "CODE_SECONDS", -1)
+    page = env.through_consent(env.browser(), provider="gmail", state="st")
+    assert page.status_code == 403 and "location" not in page.headers
+    direct = env.through_consent(
+        env.browser(), provider="gmail", state="st", redirect_on_error="true"
+    )
+    assert direct.status_code == 303, direct.text
+    location = direct.headers["location"]
+    assert location.startswith(APP + "?")
+    query = parse_qs(urlsplit(location).query)
+    assert query["error"] == ["server_error"] and query["state"] == ["st"]
+    assert "Google" in query["reason"][0]

@@ -41,6 +41,10 @@ class ConsentScreen:
     redirect_uris: dict[str, set[str]] = field(default_factory=dict)
     refuse: bool = False
     no_refresh_token: bool = False  # the token endpoint keeps the refresh token back
+    # Scopes "the user" unticks: Google's consent screen lets them grant some of the scopes
+    # asked for, and the token answer's scope lists only those granted
+    # (developers.google.com/identity/protocols/oauth2/resources/granular-permissions).
+    withheld: set[str] = field(default_factory=set)
     codes: dict[str, Consented] = field(default_factory=dict)
     requests: list[dict[str, str]] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -78,7 +82,7 @@ class ConsentScreen:
             self.codes[code] = Consented(
                 client_id,
                 redirect_uri,
-                query.get("scope", ""),
+                " ".join(s for s in query.get("scope", "").split() if s not in self.withheld),
                 challenge,
                 time.time() + CODE_SECONDS,
                 query.get("login_hint"),

@@ -89,6 +89,23 @@ def exchange_code(
     return token
 
 
+def missing_scopes(token: dict[str, Any], needed: tuple[str, ...], prefix: str = "") -> list[str]:
+    """The scopes of ``needed`` that the token answer's ``scope`` (the granted ones, RFC 6749
+    section 5.1) leaves out: none when it has no ``scope`` ("OPTIONAL, if identical to the
+    scope requested"). Compared without letter case and without ``prefix`` (Microsoft
+    answers Graph's scopes with or without ``https://graph.microsoft.com/``)."""
+    granted = token.get("scope")
+    if not isinstance(granted, str):
+        return []
+
+    def bare(scope: str) -> str:
+        scope = scope.lower()
+        return scope[len(prefix) :] if prefix and scope.startswith(prefix.lower()) else scope
+
+    have = {bare(s) for s in granted.split()}
+    return [s for s in needed if bare(s) not in have]
+
+
 def get_json(url: str, access_token: str, *, title: str, **params: str) -> dict[str, Any]:
     """A GET with the access token (reading the signed-in user's profile)."""
     try:

@@ -131,6 +131,12 @@ class BadCredentials(RolodexError):
 
 
 @dataclass
+class ScopeNotGranted(BadCredentials):
+    """A consent that left out a scope the account needs (Google's consent screen lets the
+    user untick each scope): nothing is connected, as when consent is refused."""
+
+
+@dataclass
 class CredentialsOutOfDate(RolodexError):
     """A write to an account whose provider refused its credentials: it could not reach
     the provider until the account is connected again."""

@@ -32,6 +32,7 @@ from rolodex.domain.errors import (
     InvalidSignIn,
     MissingFields,
     ProviderUnreachable,
+    ScopeNotGranted,
     SignInExpired,
 )
 from rolodex.domain.ids import hash_token, new_token, same_secret
@@ -373,19 +374,53 @@ class SignInService:
         error = _one(params, "error")
         if error is not None:
             self._still_registered(request)
-            back = with_params(
-                request.redirect_uri,
-                {
-                    "error": "access_denied" if error == "access_denied" else "server_error",
-                    "reason": f"{sign_in.title} sign-in was not completed ({error[:60]})",
-                    "state": request.state,
-                },
-                fragment=request.response_type == "token",
+            answer = "access_denied" if error == "access_denied" else "server_error"
+            return Refused(
+                request,
+                self._back(
+                    request, answer, f"{sign_in.title} sign-in was not completed ({error[:60]})"
+                ),
+                sign_in.title,
             )
-            return Refused(request, back, sign_in.title)
         code = _one(params, "code")
         if code is None:
             raise InvalidSignIn(f"{sign_in.title} came back without a code.")
+        try:
+            return self._connect(state, request, provider, sign_in, code, payload)
+        except ScopeNotGranted as refused:
+            # As a refused consent: nothing connected (an account signed in again keeps
+            # the grant it has), a retry offered, or at once back with access_denied.
+            self._still_registered(request)
+            return Refused(
+                request, self._back(request, "access_denied", refused.message), sign_in.title
+            )
+        except (BadCredentials, ProviderUnreachable, InvalidAccount) as failed:
+            # redirect_on_error=true: "on failure send the user back to redirect_uri with
+            # error params instead of a Nylas error page" (nylas-v2-auth.md 2.1, 2.3).
+            if not request.redirect_on_error:
+                raise
+            self._still_registered(request)
+            return BackToApplication(self._back(request, "server_error", failed.message))
+
+    def _back(self, request: AuthorizeRequest, error: str, reason: str) -> str:
+        """The application's redirect URI with an error (v2's ``error`` and ``reason``, and
+        the application's state), in the fragment for response_type=token."""
+        return with_params(
+            request.redirect_uri,
+            {"error": error, "reason": reason, "state": request.state},
+            fragment=request.response_type == "token",
+        )
+
+    def _connect(
+        self,
+        state: str,
+        request: AuthorizeRequest,
+        provider: str,
+        sign_in: OAuthSignIn,
+        code: str,
+        payload: dict[str, Any],
+    ) -> BackToApplication:
+        """The code traded for the grant, and the account connected with it."""
         grant = sign_in.exchange(
             code=code, redirect_uri=payload["callback"], code_verifier=payload["code_verifier"]
         )

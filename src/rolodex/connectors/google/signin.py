@@ -9,17 +9,18 @@ from typing import Any
 
 from rolodex.connectors import oauth
 from rolodex.connectors.google.provider import people_url
-from rolodex.domain.errors import ProviderUnreachable
+from rolodex.domain.errors import ProviderUnreachable, ScopeNotGranted
 from rolodex.domain.signin import OAuthGrant
 
 DEFAULT_AUTH_URL = "https://accounts.google.com/o/oauth2/v2/auth"
 # The contacts (read and write) and "other contacts" the connector syncs, and who the user
 # is. https://developers.google.com/people/api/rest/v1/people/get#authorization-scopes
+CONTACTS = "https://www.googleapis.com/auth/contacts"
 SCOPES = (
     "openid",
     "email",
     "profile",
-    "https://www.googleapis.com/auth/contacts",
+    CONTACTS,
     "https://www.googleapis.com/auth/contacts.other.readonly",
 )
 
@@ -65,6 +66,13 @@ class GoogleSignIn:
             redirect_uri=redirect_uri,
             code_verifier=code_verifier,
         )
+        # The consent screen lets the user untick each scope, and the answer's scope says
+        # which were granted: "check which scopes the user has granted ... and handle the
+        # denied ones" (developers.google.com/identity/protocols/oauth2/resources/
+        # granular-permissions). Without contacts an account could not sync at all (other
+        # contacts are optional: the connector skips them).
+        if oauth.missing_scopes(token, (CONTACTS,)):
+            raise ScopeNotGranted("Google gave no access to the contacts")
         me = oauth.get_json(
             people_url().rstrip("/") + "/v1/people/me",
             token["access_token"],

@@ -10,10 +10,11 @@ from dataclasses import dataclass
 from rolodex.connectors import oauth
 from rolodex.connectors.microsoft.client import DEFAULT_GRAPH_URL, SCOPE
 from rolodex.connectors.microsoft.provider import GRAPH_URL_ENV
-from rolodex.domain.errors import ProviderUnreachable
+from rolodex.domain.errors import ProviderUnreachable, ScopeNotGranted
 from rolodex.domain.signin import OAuthGrant
 
 DEFAULT_LOGIN_URL = "https://login.microsoftonline.com"
+CONTACTS = "https://graph.microsoft.com/Contacts.ReadWrite"
 
 
 @dataclass(frozen=True)
@@ -57,6 +58,11 @@ class MicrosoftSignIn:
             code_verifier=code_verifier,
             scope=SCOPE,
         )
+        # The answer's scope lists the scopes granted ("scope: The scopes that the
+        # access_token is valid for", learn.microsoft.com/entra/identity-platform/
+        # v2-oauth2-auth-code-flow): an admin or consent policy may grant fewer.
+        if oauth.missing_scopes(token, (CONTACTS,), prefix="https://graph.microsoft.com/"):
+            raise ScopeNotGranted("Microsoft gave no access to the contacts")
         graph = os.environ.get(GRAPH_URL_ENV) or DEFAULT_GRAPH_URL
         me = oauth.get_json(
             graph.rstrip("/") + "/me", token["access_token"], title="Microsoft Graph"
