@@ -446,3 +446,27 @@ def test_redirect_on_error_sends_a_failed_sign_in_back_to_the_application(
     query = parse_qs(urlsplit(location).query)
     assert query["error"] == ["server_error"] and query["state"] == ["st"]
     assert "Google" in query["reason"][0]
+
+
+def test_a_sign_in_started_at_another_host_moves_to_the_public_url_first(env: Env) -> None:
+    """The callbacks are at the public URL, and the cookie that binds a sign-in to its
+    browser is the host's it was set for: a sign-in started at another name of the server
+    (localhost for 127.0.0.1) found no sign-in when Google came back. The page moves the
+    browser to the public URL before it sets anything, once (a proxy that rewrites Host
+    is not followed round in circles)."""
+    elsewhere = TestClient(env.client.app, base_url="http://localhost")
+    params = env.query(provider="gmail", state="st")
+    moved = elsewhere.get("/oauth/authorize", params=params, follow_redirects=False)
+    assert moved.status_code == 302 and "set-cookie" not in moved.headers
+    target = urlsplit(moved.headers["location"])
+    assert f"{target.scheme}://{target.netloc}{target.path}" == f"{BASE}/oauth/authorize"
+    assert parse_qs(target.query)["state"] == ["st"]
+    again = elsewhere.get(f"/oauth/authorize?{target.query}", follow_redirects=False)
+    assert again.status_code == 302 and "oauth2/v2/auth" in again.headers["location"]
+    # The browser at the public URL goes through.
+    browser = env.browser()
+    start = browser.get(f"/oauth/authorize?{target.query}", follow_redirects=False)
+    consent = httpx.get(start.headers["location"], follow_redirects=False)
+    back = urlsplit(consent.headers["location"])
+    code, query = _code(browser.get(f"{back.path}?{back.query}", follow_redirects=False))
+    assert query["state"] == ["st"] and env.token(code).status_code == 200

@@ -199,6 +199,25 @@ def _render(request: Request, svc: Services, step: Step) -> Response:
     raise AssertionError(step)
 
 
+HOP = "rolodex_public_host"  # marks the one move to the public host (no loop behind a proxy)
+
+
+def _to_public_host(request: Request, svc: Services) -> str | None:
+    """Where to send a browser that reached the page at a host other than the public URL's
+    (``localhost`` for ``127.0.0.1``...): Google and Microsoft send it back to the callback
+    at the public URL, where the cookie binding the sign-in to it, set for the host it came
+    to, would be missing. Once at most: a proxy that rewrites Host is followed no further."""
+    public = svc.settings.public_url
+    if not public or HOP in request.query_params:
+        return None
+    want = (urlsplit(public).hostname or "").rstrip(".").lower()
+    host = urlsplit("//" + request.headers.get("host", "")).hostname or ""
+    if not want or host.rstrip(".").lower() == want:
+        return None
+    query = request.url.query
+    return f"{public.rstrip('/')}/oauth/authorize?{query}{'&' if query else ''}{HOP}=1"
+
+
 @router.get(
     "/oauth/authorize",
     summary="Hosted sign-in: the page an application sends its user to",
@@ -212,6 +231,9 @@ def _render(request: Request, svc: Services, step: Step) -> Response:
     responses=_html("The sign-in page, or a 302 to the provider's consent screen"),
 )
 def authorize(request: Request, svc: Services = Depends(services)) -> Response:
+    moved = _to_public_host(request, svc)
+    if moved is not None:
+        return secure(RedirectResponse(moved, status_code=302))
     browser = _browser(request) or new_token()
     step = svc.signin.authorize(
         dict(parse_qsl(request.url.query, keep_blank_values=True)),
