@@ -206,6 +206,23 @@ def test_google_sign_in_gives_a_one_time_code_for_the_account(env: Env) -> None:
     assert replay.status_code == 400 and "location" not in replay.headers
 
 
+@pytest.mark.parametrize("id_token", [True, False])
+def test_google_sign_in_learns_the_address_from_the_id_token_else_from_people_me(
+    env: Env, id_token: bool
+) -> None:
+    # The scopes ask for openid email: Google's token answer then names who consented,
+    # and the People API's people/me is asked only when it does not.
+    emulator = env.google.emulator
+    emulator.id_tokens = id_token
+    before = len(emulator.calls("/people/me"))
+    try:
+        body = env.token(_code(env.through_consent(env.browser(), provider="google"))[0]).json()
+    finally:
+        emulator.id_tokens = True
+    assert body["email_address"] == emulator.user_email
+    assert len(emulator.calls("/people/me")) - before == (0 if id_token else 1)
+
+
 def test_google_again_without_a_refresh_token_keeps_the_grant_and_the_account(env: Env) -> None:
     first = env.token(_code(env.through_consent(env.browser(), provider="google"))[0]).json()
     grant = env.svc.accounts.connection(first["account_id"])["google_refresh_token"]

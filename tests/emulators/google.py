@@ -407,6 +407,9 @@ class GoogleEmulator:
         self.clients: dict[str, str] = {}
         # Hosted sign-in (tests.emulators.consent): the consent screen, who the user is.
         self.consent = ConsentScreen()
+        # Whether the token endpoint answers an id_token when openid is granted (Google's
+        # does); off, a client must learn who signed in from people/me.
+        self.id_tokens = True
         self.user_email = "ada.lovelace@gmail.example"
         self.user_name = "Ada Lovelace"
         self.grants: dict[str, _Grant] = {}
@@ -997,6 +1000,26 @@ class GoogleEmulator:
         # again with prompt=consent; ``consent.no_refresh_token`` plays a later sign-in.
         if not self.consent.no_refresh_token:
             answer["refresh_token"] = refresh
+        granted = consented.scope.split()
+        if "openid" in granted and self.id_tokens:
+            # "id_token: A JWT that contains identity information about the user that is
+            # digitally signed by Google", when the scopes include openid; email and
+            # email_verified with the email scope, name with profile (developers.google.com/
+            # identity/openid-connect/openid-connect, "An ID token's payload"). Signed with
+            # no key a client could check: a client that took it directly from the token
+            # endpoint need not (OpenID Connect Core 3.1.3.7).
+            claims: dict[str, Any] = {
+                "iss": "https://accounts.google.com",
+                "aud": client_id,
+                "sub": "1" + str(abs(hash(self.user_email)))[:20],
+                "iat": int(self.clock()),
+                "exp": int(self.clock()) + 3600,
+            }
+            if "email" in granted:
+                claims["email"], claims["email_verified"] = self.user_email, True
+            if "profile" in granted:
+                claims["name"] = self.user_name
+            answer["id_token"] = _jwt(claims)
         return Response(orjson.dumps(answer), media_type="application/json; charset=utf-8")
 
     def _me(self) -> dict[str, Any]:
@@ -1864,3 +1887,10 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
+
+
+def _jwt(claims: dict[str, Any]) -> str:
+    def part(value: dict[str, Any]) -> str:
+        return base64.urlsafe_b64encode(orjson.dumps(value)).rstrip(b"=").decode()
+
+    return f"{part({'alg': 'RS256', 'kid': 'emulator', 'typ': 'JWT'})}.{part(claims)}.c2ln"

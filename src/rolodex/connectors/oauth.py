@@ -5,9 +5,12 @@ Failures leave as the domain's errors, which the sign-in page knows how to show.
 
 from __future__ import annotations
 
+import base64
+import binascii
 from typing import Any
 
 import httpx
+import orjson
 from authlib.integrations.httpx_client import OAuth2Client, OAuthError
 
 from rolodex.domain.errors import BadCredentials, ProviderUnreachable
@@ -125,3 +128,25 @@ def get_json(url: str, access_token: str, *, title: str, **params: str) -> dict[
     if not isinstance(body, dict):
         raise ProviderUnreachable(f"{title} answered a profile that is not an object")
     return body
+
+
+def id_token_claims(token: dict[str, Any], client_id: str) -> dict[str, Any] | None:
+    """The claims of the OpenID Connect ID token in a token answer, if it has one meant for
+    ``client_id``. Its signature is not checked: "If the ID Token is received via direct
+    communication between the Client and the Token Endpoint ... the TLS server validation
+    MAY be used to validate the issuer in place of checking the token signature" (OpenID
+    Connect Core 1.0, 3.1.3.7); the audience still must be this client."""
+    raw = token.get("id_token")
+    if not isinstance(raw, str) or raw.count(".") != 2:
+        return None
+    payload = raw.split(".")[1]
+    try:
+        claims = orjson.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    except (binascii.Error, ValueError):
+        return None
+    if not isinstance(claims, dict):
+        return None
+    audience = claims.get("aud")
+    if audience != client_id and not (isinstance(audience, list) and client_id in audience):
+        return None
+    return claims

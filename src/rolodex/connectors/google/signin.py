@@ -73,13 +73,7 @@ class GoogleSignIn:
         # contacts are optional: the connector skips them).
         if oauth.missing_scopes(token, (CONTACTS,)):
             raise ScopeNotGranted("Google gave no access to the contacts")
-        me = oauth.get_json(
-            people_url().rstrip("/") + "/v1/people/me",
-            token["access_token"],
-            title="Google People API",
-            personFields="emailAddresses,names",
-        )
-        email = _primary(me.get("emailAddresses"), "value")
+        email, name = _signed_in(token, self.client_id)
         if not email:
             raise ProviderUnreachable("Google did not say which address signed in")
         settings = {
@@ -95,10 +89,28 @@ class GoogleSignIn:
             settings["google_refresh_token"] = token["refresh_token"]
         return OAuthGrant(
             email_address=email,
-            name=_primary(me.get("names"), "displayName"),
+            name=name,
             settings=settings,
             refresh_setting="google_refresh_token",
         )
+
+
+def _signed_in(token: dict[str, Any], client_id: str) -> tuple[str, str]:
+    """(address, name) of who consented: the ID token's verified ``email`` (the scopes ask
+    for ``openid email profile``), else the People API's ``people/me``."""
+    claims = oauth.id_token_claims(token, client_id)
+    if claims is not None:
+        email, verified = claims.get("email"), claims.get("email_verified")
+        if isinstance(email, str) and email and verified in (True, "true"):
+            name = claims.get("name")
+            return email, name if isinstance(name, str) else ""
+    me = oauth.get_json(
+        people_url().rstrip("/") + "/v1/people/me",
+        token["access_token"],
+        title="Google People API",
+        personFields="emailAddresses,names",
+    )
+    return _primary(me.get("emailAddresses"), "value"), _primary(me.get("names"), "displayName")
 
 
 def _primary(items: Any, key: str) -> str:
