@@ -189,22 +189,27 @@ def test_the_cli_refuses_a_wrong_key_with_a_plain_message(fresh: Path) -> None:
 def test_the_cli_refuses_a_malformed_key_with_a_plain_message(fresh: Path) -> None:
     """A ROLODEX_SECRET_KEY (or key file) that is no Fernet key at all, a placeholder pasted
     from the README's `ROLODEX_SECRET_KEY=...` say: what to fix, not a ValueError traceback."""
-    url = f"sqlite:///{fresh / 'data' / 'book.db'}"
-    rolodex = str(Path(sys.executable).with_name("rolodex"))
     key_file = fresh / "bad.key"
     key_file.write_text("not a key\n")
     for variable, value in (("ROLODEX_SECRET_KEY", "..."), ("ROLODEX_SECRET_KEY_FILE", key_file)):
-        env = {k: v for k, v in os.environ.items() if not k.startswith("ROLODEX_SECRET_KEY")}
-        env[variable] = str(value)
-        answer = subprocess.run(
-            [rolodex, "accounts", "list", "--database-url", url],
-            env=env,
-            capture_output=True,
-            text=True,
-        )
-        assert answer.returncode == 1, answer.stderr
-        assert "Traceback" not in answer.stderr, answer.stderr
-        assert "is not a credential key" in answer.stderr and variable in answer.stderr
+        stderr = _refused_at_start(fresh / "data" / "book.db", variable, str(value))
+        assert "is not a credential key" in stderr and variable in stderr
+
+
+def _refused_at_start(database: Path, variable: str, value: str) -> str:
+    """What ``rolodex accounts list`` says when the key ``variable`` names cannot be used:
+    a plain message and exit status 1, never a traceback."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ROLODEX_SECRET_KEY")}
+    env[variable] = value
+    answer = subprocess.run(
+        [str(Path(sys.executable).with_name("rolodex")), "accounts", "list"],
+        env={**env, "ROLODEX_DATABASE_URL": f"sqlite:///{database}"},
+        capture_output=True,
+        text=True,
+    )
+    assert answer.returncode == 1, answer.stderr
+    assert "Traceback" not in answer.stderr, answer.stderr
+    return answer.stderr
 
 
 def test_what_is_not_a_sealed_value_is_no_evidence_against_the_key(fresh: Path) -> None:
@@ -218,16 +223,5 @@ def test_what_is_not_a_sealed_value_is_no_evidence_against_the_key(fresh: Path) 
 
 
 def test_the_cli_refuses_a_key_file_it_cannot_read_with_a_plain_message(fresh: Path) -> None:
-    url = f"sqlite:///{fresh / 'book.db'}"
-    rolodex = str(Path(sys.executable).with_name("rolodex"))
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ROLODEX_SECRET_KEY")}
-    env["ROLODEX_SECRET_KEY_FILE"] = str(fresh)  # a directory
-    answer = subprocess.run(
-        [rolodex, "accounts", "list", "--database-url", url],
-        env=env,
-        capture_output=True,
-        text=True,
-    )
-    assert answer.returncode == 1, answer.stderr
-    assert "Traceback" not in answer.stderr, answer.stderr
-    assert "cannot be read" in answer.stderr and "ROLODEX_SECRET_KEY_FILE" in answer.stderr
+    stderr = _refused_at_start(fresh / "book.db", "ROLODEX_SECRET_KEY_FILE", str(fresh))
+    assert "cannot be read" in stderr and "ROLODEX_SECRET_KEY_FILE" in stderr  # a directory
