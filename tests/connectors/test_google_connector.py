@@ -114,6 +114,13 @@ def _drain(connector: GoogleConnector) -> tuple[list[RemoteContact], str]:
     return items, snap.cursor
 
 
+def _person(connector: GoogleConnector, resource_name: str) -> RemoteContact:
+    """The person as the connector reads it now."""
+    [item] = connector.fetch(PEOPLE, [resource_name])
+    assert isinstance(item, RemoteContact)
+    return item
+
+
 class TestReading:
     def test_google_refuses_a_parameter_or_field_its_method_does_not_take(
         self, connector: GoogleConnector
@@ -207,8 +214,7 @@ class TestReading:
         rn = emulator.add_person(
             names=[{"givenName": "S"}], addresses=[{"formattedValue": text, "type": "home"}]
         )
-        [item] = connector.fetch(PEOPLE, [rn])
-        assert isinstance(item, RemoteContact)
+        item = _person(connector, rn)
         [address] = item.fields.physical_addresses
         assert (address.type, address.street_address) == ("home", text)
         added = PhysicalAddress("work", street_address="1 Work Way", city="Leeds")
@@ -228,8 +234,7 @@ class TestReading:
         # name given so alone has no part to show it by.
         emulator = google.emulator
         rn = emulator.add_person(names=[{"unstructuredName": "Ada King"}])
-        [item] = connector.fetch(PEOPLE, [rn])
-        assert isinstance(item, RemoteContact)
+        item = _person(connector, rn)
         assert (item.fields.given_name, item.fields.surname) == ("Ada King", None)
         fields = dataclasses.replace(item.fields, suffix="PhD")
         connector.update(rn, item.etag, LocalContact(fields=fields, touched=("suffix",)), item.raw)
@@ -521,8 +526,7 @@ class TestWriting:
             relations=[{"person": "Kim", "type": "spouse"}],
             emailAddresses=[{"value": "x@example.com", "type": "work"}],
         )
-        [item] = connector.fetch(PEOPLE, [rn])
-        assert isinstance(item, RemoteContact)
+        item = _person(connector, rn)
         local = LocalContact(
             fields=dataclasses.replace(item.fields, given_name="New", manager_name="Boss"),
             group_names=item.group_names,
@@ -555,8 +559,7 @@ class TestWriting:
             phoneNumbers=[{"value": "+1 202 555 0100", "type": "work"}],
             imClients=[{"username": "bee", "protocol": "skype", "formattedProtocol": "Skype"}],
         )
-        [item] = connector.fetch(PEOPLE, [rn])
-        assert isinstance(item, RemoteContact)
+        item = _person(connector, rn)
         fields = dataclasses.replace(
             item.fields,
             emails=(*item.fields.emails, Email("other", "c@example.org")),
@@ -611,8 +614,7 @@ class TestWriting:
                 {"type": "work", "city": "Oslo", "countryCode": "NO", "poBox": "PB 7"},
             ],
         )
-        [item] = connector.fetch(PEOPLE, [rn])
-        assert isinstance(item, RemoteContact)
+        item = _person(connector, rn)
         home, work = item.fields.physical_addresses
         assert work.country == "NO"  # read from the code alone
         fields = dataclasses.replace(
@@ -657,8 +659,8 @@ class TestWriting:
         ]
         person = emulator.person(rn)
         assert person["addresses"][1]["poBox"] == "PB 7"
-        [again] = connector.fetch(PEOPLE, [rn])
-        assert isinstance(again, RemoteContact) and again.fields == fields
+        again = _person(connector, rn)
+        assert again.fields == fields
 
     def test_an_edited_item_takes_nothing_from_an_original_it_may_not_replace(
         self, google: Google, connector: GoogleConnector
@@ -672,8 +674,7 @@ class TestWriting:
             ],
             imClients=[{"username": "old", "protocol": "skype", "type": "work"}],
         )
-        [item] = connector.fetch(PEOPLE, [rn])
-        assert isinstance(item, RemoteContact)
+        item = _person(connector, rn)
         fields = dataclasses.replace(
             item.fields,
             emails=(Email("personal", "c@example.org"),),
@@ -694,8 +695,7 @@ class TestWriting:
         rn = emulator.add_person(
             addresses=[{"type": "home", "city": "Oslo"}, {"type": "work", "poBox": "PB 9"}],
         )
-        [item] = connector.fetch(PEOPLE, [rn])
-        assert isinstance(item, RemoteContact)
+        item = _person(connector, rn)
         [home] = item.fields.physical_addresses
         fields = dataclasses.replace(
             item.fields, physical_addresses=(dataclasses.replace(home, city="Bergen"),)
@@ -708,8 +708,7 @@ class TestWriting:
             *kept,
         ]
         # Cleared as v2 sees it: what it never showed is still there.
-        [item] = connector.fetch(PEOPLE, [rn])
-        assert isinstance(item, RemoteContact)
+        item = _person(connector, rn)
         local = LocalContact(
             fields=dataclasses.replace(item.fields, physical_addresses=()),
             touched=("physical_addresses",),
@@ -724,8 +723,7 @@ class TestWriting:
         dated = emulator.add_person(birthdays=[{"date": {"year": 1990, "month": 1, "day": 2}}])
         yearless = emulator.add_person(birthdays=[{"date": {"month": 1, "day": 2}}])
         for rn in (dated, yearless):
-            [item] = connector.fetch(PEOPLE, [rn])
-            assert isinstance(item, RemoteContact)
+            item = _person(connector, rn)
             fields = dataclasses.replace(item.fields, birthday=None, nickname="N")
             local = LocalContact(fields=fields, touched=("birthday", "nickname"))
             connector.update(rn, item.etag, local, item.raw)
@@ -744,16 +742,14 @@ class TestWriting:
         emulator = google.emulator
         rn = emulator.add_person(emailAddresses=[{"value": "lee@contact.example"}])
         emulator.link_profile(rn, names=[{"givenName": "Lee", "familyName": "Profile"}])
-        [item] = connector.fetch(PEOPLE, [rn])
-        assert isinstance(item, RemoteContact)
+        item = _person(connector, rn)
         assert (item.fields.given_name, item.fields.surname) == ("Lee", "Profile")
         fields = dataclasses.replace(item.fields, nickname="L")
         connector.update(
             rn, item.etag, LocalContact(fields=fields, touched=("nickname",)), item.raw
         )
         assert "names" not in emulator.person(rn)  # the contact's own: still none
-        [again] = connector.fetch(PEOPLE, [rn])
-        assert isinstance(again, RemoteContact)
+        again = _person(connector, rn)
         assert (again.fields.given_name, again.fields.nickname) == ("Lee", "L")
 
     def test_a_profile_linked_to_the_contact_is_neither_read_nor_written_as_its_data(
@@ -772,8 +768,7 @@ class TestWriting:
             names=[{"givenName": "Kimberly", "familyName": "Profile"}],
             emailAddresses=[{"value": "kim@profile.example"}],
         )
-        [item] = connector.fetch(PEOPLE, [rn])
-        assert isinstance(item, RemoteContact)
+        item = _person(connector, rn)
         assert (item.fields.given_name, item.fields.surname) == ("Kim", "Contact")
         assert [e.email for e in item.fields.emails] == ["kim@contact.example"]
         fields = dataclasses.replace(
@@ -898,8 +893,7 @@ class TestWriting:
         for group in (team, "contactGroups/friends"):
             memberships.append({"contactGroupMembership": {"contactGroupResourceName": group}})
         emulator.edit_person(rn, memberships=memberships)
-        [item] = connector.fetch(PEOPLE, [rn])
-        assert isinstance(item, RemoteContact)
+        item = _person(connector, rn)
         assert sorted(item.group_names) == ["Friends", "Team"]
         fields = dataclasses.replace(item.fields, job_title="Florist")
         local = LocalContact(
@@ -934,8 +928,8 @@ class TestWriting:
         friends = "contactGroups/friends"
         memberships.append({"contactGroupMembership": {"contactGroupResourceName": friends}})
         emulator.edit_person(rn, memberships=memberships)
-        [item] = connector.fetch(PEOPLE, [rn])
-        assert isinstance(item, RemoteContact) and item.group_names == ("Friends",)
+        item = _person(connector, rn)
+        assert item.group_names == ("Friends",)
         local = LocalContact(
             fields=item.fields,
             group_names=(*item.group_names, "Team"),
@@ -989,8 +983,7 @@ class TestWriting:
         emulator.edit_person(
             rn, memberships=[*memberships, {"domainMembership": {"inViewerDomain": True}}]
         )
-        [item] = connector.fetch(PEOPLE, [rn])
-        assert isinstance(item, RemoteContact)
+        item = _person(connector, rn)
         local = LocalContact(fields=item.fields, group_names=("Starred",), touched=("groups",))
         connector.update(rn, item.etag, local, item.raw)
         [call] = emulator.calls(":updateContact")
