@@ -105,11 +105,12 @@ WRITE_WAIT: contextvars.ContextVar[float | None] = contextvars.ContextVar(
 
 
 @contextmanager
-def write_connection(engine: Engine) -> Iterator[Connection]:
+def write_connection(engine: Engine, wait: float | None = None) -> Iterator[Connection]:
     """A connection in a write transaction, committed on success, rolled back on error.
 
     On SQLite the transaction takes the write lock at BEGIN (IMMEDIATE), so it never fails
-    half-way for want of a lock; it waits for it at most ``WRITE_WAIT`` seconds if set.
+    half-way for want of a lock; it waits for it at most ``wait`` seconds (by default the
+    context's ``WRITE_WAIT``, if set), then raises ``Busy``.
     """
     if engine.dialect.name != "sqlite":
         with engine.connect() as conn, _until_committed(conn), conn.begin():
@@ -118,7 +119,8 @@ def write_connection(engine: Engine) -> Iterator[Connection]:
     # SQLite has one writer at a time. Threads of this process queue on a lock instead of
     # in SQLite's busy handler, which sleeps in growing steps and turned eight concurrent
     # writers into a few hundred writes a second; other processes still wait in the handler.
-    wait = WRITE_WAIT.get()
+    if wait is None:
+        wait = WRITE_WAIT.get()
     lock = _sqlite_write_lock(engine)
     started = time.monotonic()
     if not lock.acquire(timeout=-1 if wait is None else wait):
@@ -220,7 +222,8 @@ def _pipeline(conn: Connection) -> Iterator[None]:
 
 
 class Busy(Exception):
-    """A brief write found the database's write lock taken (``brief_write_connection``)."""
+    """A write gave up waiting for the database's write lock (``write_connection`` with a
+    wait, ``brief_write_connection``)."""
 
 
 @contextmanager
@@ -242,27 +245,8 @@ def brief_write_connection(engine: Engine, wait: float = 0.05) -> Iterator[Conne
                     raise Busy() from exc
                 raise
         return
-    lock = _sqlite_write_lock(engine)
-    if not lock.acquire(timeout=wait):
-        raise Busy()
-    try:
-        with engine.connect() as conn:
-            conn.exec_driver_sql(f"PRAGMA busy_timeout={int(wait * 1000)}")
-            conn.commit()
-            try:
-                conn = conn.execution_options(sqlite_begin="IMMEDIATE")
-                try:
-                    with conn.begin():
-                        yield conn
-                except OperationalError as exc:
-                    if "locked" in str(exc) or "busy" in str(exc):
-                        raise Busy() from exc
-                    raise
-            finally:
-                conn.exec_driver_sql(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
-                conn.commit()
-    finally:
-        lock.release()
+    with write_connection(engine, wait) as conn:
+        yield conn
 
 
 _WRITE_LOCKS: weakref.WeakKeyDictionary[Engine, threading.Lock] = weakref.WeakKeyDictionary()
