@@ -138,13 +138,13 @@ class OutboxPush:
         if item.operation == "delete":
             self._delete(item)
             return
-        moves = connector.capabilities().groups == "folders"
-        if item.attempts and moves and self.mirror.local_state(account.id, item.object_id) is None:
-            # Deleted here since an earlier attempt, which may have made it somewhere.
-            self._discard_copies(item.object_id)
         self._write_contact(item)
-        if item.attempts and moves and "groups" in item.fields:
+        if item.attempts and "groups" in item.fields and self._moves():
             self._discard_copies(item.object_id)
+
+    def _moves(self) -> bool:
+        """Whether the provider's contacts move between collections (``Connector.home``)."""
+        return self.connector.capabilities().groups == "folders"
 
     def _discard_copies(self, contact_id: str) -> None:
         """Delete what an earlier attempt at this write may have left at the provider: a
@@ -170,7 +170,10 @@ class OutboxPush:
             self._groups_first(state.unlinked_groups)
             state = self.mirror.local_state(account.id, item.object_id)
         if state is None:
-            # Deleted here since; the delete that follows in the outbox says the rest.
+            # Deleted here since; the delete that follows in the outbox says the rest, but
+            # not of a copy an earlier attempt may have made somewhere it is not linked.
+            if item.attempts and self._moves():
+                self._discard_copies(item.object_id)
             self.mirror.dropped(account.id, item)
             return
         link = state.link
