@@ -282,15 +282,18 @@ class FolderTree:
             return True
         if collection != DEFAULT:
             return parent == collection
-        own = {self._default_id, *(self._default_aliases or ())}
-        return parent in own or parent not in self.folders()
+        return parent in self._default_ids() or parent not in self.folders()
+
+    def _default_ids(self) -> set[str | None]:
+        """The ids the default folder answers to (its own, and those it is known by)."""
+        return {self._default_id, *(self._default_aliases or ())}
 
     def collection_of(self, parent: str | None) -> str | None:
         """The collection of a contact whose parentFolderId is ``parent``; None for a folder
         that is not one of ours (Deleted Items...)."""
         if parent is None:
             return None
-        if parent in {self._default_id, *(self._default_aliases or ())}:
+        if parent in self._default_ids():
             return DEFAULT
         return parent if parent != DEFAULT and parent in self.folders() else None
 
