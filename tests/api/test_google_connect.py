@@ -133,8 +133,9 @@ def test_invalid_grant_during_sync_shows_on_the_account(app: App, google: Google
 
 
 def test_writes_wait_for_a_reconnect_when_google_refuses_the_grant(
-    app: App, google: GoogleServer
+    any_app: App, google: GoogleServer
 ) -> None:
+    app = any_app  # the state is read with the account's row lock: on both databases
     # v2's sync engine answered writes to an "invalid" account 403 (wire reference §5.2):
     # they could not reach the provider, and a 200 would say they had.
     kept_at_google = google.emulator.add_person(names=[{"givenName": "Kept"}])
