@@ -49,6 +49,26 @@ def _count_reads(epoch: authepoch.AuthEpoch, monkeypatch: pytest.MonkeyPatch) ->
     return calls
 
 
+def _served_from_memory(svc: AccountService, token: str, reads: list[int]) -> bool:
+    """Whether a cached token is accepted with no query at all once the listener is caught
+    up. It is not caught up, rightly, while a notification waits on its socket (another
+    process's acknowledgement, say) or its liveness check runs, so a busy host gets a few
+    tries."""
+    versions = svc._epoch._versions
+    assert versions is not None
+    for _ in range(20):
+        deadline = time.monotonic() + 5
+        while not versions.caught_up():
+            assert time.monotonic() < deadline
+            time.sleep(0.005)
+        before = reads[0]
+        svc.authenticate(token)
+        if reads[0] == before:
+            return True
+        time.sleep(0.05)
+    return False
+
+
 def test_a_revocation_is_refused_by_every_process_as_soon_as_it_returns(
     processes: list[Store], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -61,10 +81,8 @@ def test_a_revocation_is_refused_by_every_process_as_soon_as_it_returns(
         for svc in others:
             assert svc.authenticate(created.access_token).id == created.account.id
             assert svc.authenticate(kept).id == created.account.id
-        before = [r[0] for r in reads]
-        for svc in others:  # cached, and the epoch heard: no query at all
-            svc.authenticate(created.access_token)
-        assert [r[0] for r in reads] == before, f"round {round_}"
+        for svc, count in zip(others, reads, strict=True):
+            assert _served_from_memory(svc, created.access_token, count), f"round {round_}"
         if round_ % 2:
             revoker.revoke(created.access_token)
         else:
