@@ -747,3 +747,26 @@ def test_a_contact_deleted_after_its_move_half_failed_leaves_nothing_behind() ->
     m.local_delete(pick=0)  # while the copy it made is unlinked at the provider
     m.sync_while_down()
     m.teardown()
+
+
+def test_a_retried_move_that_finds_its_earlier_copy_writes_the_later_edits_into_it() -> None:
+    m = GraphFoldersSyncMachine()
+    m.flaky(fault=("create", "after", 2))  # the move's create lands, its answer is lost
+    m.local_create(names={"surname"})
+    m.sync()
+    m.local_move(folder=1, pick=0)
+    m.sync()
+    m.remote_update(names={"given_name"}, pick=0)  # the old item, edited there meanwhile
+    m.teardown()
+
+
+def test_a_retried_move_that_finds_its_earlier_copy_keeps_every_field() -> None:
+    m = GraphFoldersSyncMachine()
+    m.flaky(fault=("create", "after", 2))
+    m.local_create(names={"surname"})
+    m.sync()
+    m.sync()
+    m.local_move(folder=2, pick=0)
+    m.sync()
+    m.remote_update(names={"given_name"}, pick=0)
+    m.teardown()

@@ -19,6 +19,7 @@ from rolodex.connectors.base import (
     WriteResult,
 )
 from rolodex.domain.account import Account
+from rolodex.domain.contact import WRITABLE_FIELDS
 from rolodex.domain.remote import CONTACT_OBJECT, LocalState, OutboxItem, RemoteLink
 from rolodex.logs import carrying
 from rolodex.metrics import PROVIDER_ERRORS
@@ -308,20 +309,65 @@ class OutboxPush:
         assert old is not None
         current = self._current(old)
         if current is None or current.etag == old.etag:
-            result = self._create_item(item, state, collection, old.raw)
-            self._delete_whatever_changed(old)
-            self.mirror.pushed(self.account, item, collection, state.contact.id, result)
-            return
-        # In the folder its groups here name: that is what the move was made for.
-        local = dataclasses.replace(
-            self._merged_local(item, state, current),
+            changed, replaces, local = None, old.raw, _local(state, touched=None)
+        else:
+            # In the folder its groups here name: that is what the move was made for.
+            changed, replaces = current, current.raw
+            local = dataclasses.replace(
+                self._merged_local(item, state, current),
+                group_names=state.group_names,
+                group_ids=state.group_ids,
+            )
+        result = self._create_item(item, state, collection, replaces, local=local)
+        merged = _as_written(changed, local, result) if changed is not None else None
+        if result.existed:
+            result, merged = self._into_earlier_copy(item, state, collection, result, changed)
+        self._delete_whatever_changed(old)
+        self.mirror.pushed(self.account, item, collection, state.contact.id, result, merged=merged)
+
+    def _into_earlier_copy(
+        self,
+        item: OutboxItem,
+        state: LocalState,
+        collection: str,
+        found: WriteResult,
+        changed: RemoteContact | None,
+    ) -> tuple[WriteResult, RemoteContact]:
+        """A retried move found the item its earlier attempt made in the new collection.
+        That item holds the contact as it was then: the local changes made since (every
+        field a waiting change touched), and those the old item took there since the last
+        pull (``changed``: the old item as it is now), are written into it; the rest of it
+        is left as it is, since another client may have edited it meanwhile."""
+        link = RemoteLink(
+            state.contact.id, collection, found.remote_id, state.contact.id, found.etag, found.raw
+        )
+        copy = self._current(link)
+        if copy is None:
+            raise TransientError(f"{found.remote_id} vanished while it was being written")
+        touched = self.mirror.pending_fields(self.account.id, item.object_id, item.fields)
+        fields = merge(copy.fields, state.contact.fields, touched)
+        if changed is not None:
+            theirs = [
+                name
+                for name in WRITABLE_FIELDS
+                if name not in touched
+                and getattr(changed.fields, name) != getattr(state.contact.fields, name)
+            ]
+            fields = merge(fields, changed.fields, theirs)
+        picture, picture_type = copy.picture, copy.picture_type
+        if "picture" in touched:
+            mine = state.picture
+            picture, picture_type = (mine.data, mine.content_type) if mine else (None, None)
+        local = LocalContact(
+            fields=fields,
             group_names=state.group_names,
             group_ids=state.group_ids,
+            picture=picture,
+            picture_type=picture_type,
+            touched=None,
         )
-        result = self._create_item(item, state, collection, current.raw, local=local)
-        self._delete_whatever_changed(old)
-        merged = _as_written(current, local, result)
-        self.mirror.pushed(self.account, item, collection, state.contact.id, result, merged=merged)
+        result = self.connector.update(copy.remote_id, copy.etag, local, copy.raw)
+        return result, _as_written(copy, local, result)
 
     def _merged(self, item: OutboxItem, state: LocalState, *, recreate: bool = True) -> None:
         """The provider's copy changed since we read it: re-read it, re-apply the fields
