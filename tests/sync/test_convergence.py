@@ -770,3 +770,14 @@ def test_a_retried_move_that_finds_its_earlier_copy_keeps_every_field() -> None:
     m.sync()
     m.remote_update(names={"given_name"}, pick=0)
     m.teardown()
+
+
+def test_a_create_retried_in_another_folder_leaves_no_copy_in_the_first() -> None:
+    m = GraphFoldersSyncMachine()
+    m.sync()  # the folders' cursors known: later pulls read their changes
+    m.local_create(names={"given_name"})
+    m.flaky(fault=("create", "after", 1))  # made in the default folder, the answer lost
+    m.flaky(fault=("changes", "before", 1))  # and no pull finds it there meanwhile
+    m.sync()
+    m.local_move(folder=1, pick=0)  # the retry makes it in another folder
+    m.teardown()

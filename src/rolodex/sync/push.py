@@ -140,7 +140,7 @@ class OutboxPush:
             self._delete(item)
             return
         self._write_contact(item)
-        if item.attempts and "groups" in item.fields and self._moves():
+        if item.attempts and self._moves():
             self._discard_copies(item.object_id)
 
     def _moves(self) -> bool:
@@ -149,12 +149,13 @@ class OutboxPush:
 
     def _discard_copies(self, contact_id: str) -> None:
         """Delete what an earlier attempt at this write may have left at the provider: a
-        move made the contact in another folder and failed before it deleted the old one
-        (or its create's reply was lost), and since then the contact's groups changed (the
-        retry writes it elsewhere) or it was deleted here: nothing else would ever remove
-        that copy, which a pull passes over while the write waits. Only items carrying the
-        contact's id, and not the one it is linked to now. A provider that is down raises,
-        and the write waits with what it has to clean up."""
+        create or a move made the contact in a folder and its reply was lost (or the move
+        failed before it deleted the old one), and since then the contact's groups changed
+        (the retry writes it elsewhere) or it was deleted here: nothing else would ever
+        remove that copy, which a pull passes over while the write waits (or, once nothing
+        waits, takes for a contact of its own). Only items carrying the contact's id, and
+        not the one it is linked to now. A provider that is down raises, and the write
+        waits with what it has to clean up."""
         link = self.mirror.link_of(self.account.id, contact_id)
         for collection, copy in self.connector.copies(contact_id):
             if link is None or copy.remote_id != link.remote_id:
