@@ -781,3 +781,17 @@ def test_a_create_retried_in_another_folder_leaves_no_copy_in_the_first() -> Non
     m.sync()
     m.local_move(folder=1, pick=0)  # the retry makes it in another folder
     m.teardown()
+
+
+def test_a_retried_move_carries_the_picture_set_on_the_old_item_meanwhile() -> None:
+    m = GraphFoldersSyncMachine()
+    m.sync()
+    m.local_create(names={"given_name"})
+    m.sync()
+    m.flaky(fault=("delete", "before", 2))  # made in the new folder; the old one stays
+    m.local_move(folder=1, pick=0)
+    m.sync()
+    m.sync()
+    m.remote_update(names={"picture"}, pick=0)  # the old item: the oldest there
+    m.sync()
+    m.teardown()

@@ -356,9 +356,11 @@ class OutboxPush:
             ]
             fields = merge(fields, changed.fields, theirs)
         picture, picture_type = copy.picture, copy.picture_type
+        mine = state.picture
         if "picture" in touched:
-            mine = state.picture
             picture, picture_type = (mine.data, mine.content_type) if mine else (None, None)
+        elif changed is not None and changed.picture != (mine.data if mine else None):
+            picture, picture_type = changed.picture, changed.picture_type
         local = LocalContact(
             fields=fields,
             group_names=state.group_names,
