@@ -795,3 +795,18 @@ def test_a_retried_move_carries_the_picture_set_on_the_old_item_meanwhile() -> N
     m.remote_update(names={"picture"}, pick=0)  # the old item: the oldest there
     m.sync()
     m.teardown()
+
+
+def test_a_copy_whose_clean_up_failed_is_cleaned_up_by_the_next_attempt() -> None:
+    m = GraphFoldersSyncMachine()
+    m.flaky(fault=("update", "before", 1))
+    m.remote_create(names={"surname", "given_name"}, with_picture=False)
+    m.sync()
+    m.flaky(fault=("create", "after", 1))  # the move's copy made, the answer lost
+    m.local_move(folder=1, pick=0)
+    m.sync()
+    m.local_move(folder=0, pick=0)  # back where it is linked: the copy is a stray
+    m.sync()
+    m.flaky(fault=("delete", "before", 1))  # and its clean-up fails once
+    m.sync()
+    m.teardown()

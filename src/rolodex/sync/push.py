@@ -140,24 +140,28 @@ class OutboxPush:
             self._delete(item)
             return
         self._write_contact(item)
-        if item.attempts and self._moves():
-            self._discard_copies(item.object_id)
 
     def _moves(self) -> bool:
         """Whether the provider's contacts move between collections (``Connector.home``)."""
         return self.connector.capabilities().groups == "folders"
 
-    def _discard_copies(self, contact_id: str) -> None:
+    def _discard_copies(self, contact_id: str, keep: str | None = None) -> None:
         """Delete what an earlier attempt at this write may have left at the provider: a
         create or a move made the contact in a folder and its reply was lost (or the move
         failed before it deleted the old one), and since then the contact's groups changed
         (the retry writes it elsewhere) or it was deleted here: nothing else would ever
         remove that copy, which a pull passes over while the write waits (or, once nothing
         waits, takes for a contact of its own). Only items carrying the contact's id, and
-        not the one it is linked to now. A provider that is down raises, and the write
-        waits with what it has to clean up."""
+        not the one it is linked to now, nor one in ``keep``: the collection the write
+        goes to, whose create finds the copy there and writes into it.
+
+        Before the write, not after: once the write is recorded nothing would retry a
+        clean-up that failed. A provider that is down raises, and the write waits with
+        what it has to clean up."""
         link = self.mirror.link_of(self.account.id, contact_id)
         for collection, copy in self.connector.copies(contact_id):
+            if collection == keep:
+                continue
             if link is None or copy.remote_id != link.remote_id:
                 stray = RemoteLink(
                     contact_id, collection, copy.remote_id, contact_id, copy.etag, copy.raw
@@ -180,6 +184,9 @@ class OutboxPush:
             return
         link = state.link
         home = connector.home(_local(state, touched=None))
+        if item.attempts and self._moves():
+            to = home or (link.collection if link is not None else self._default())
+            self._discard_copies(item.object_id, keep=to)
         if link is None:
             # A contact in no group goes to the default folder, and is in its group then.
             folders = home is None and connector.capabilities().groups == "folders"
