@@ -41,7 +41,7 @@ from pathlib import Path
 
 import httpx
 
-from bench.core import Context, Row, Target, fmt_ms
+from bench.core import Context, Row, Target, fmt_ms, sync_worker_code
 from bench.data import CACHE, generate, schema_key
 from bench.servers import rolodex_server
 from rolodex.domain.vcard import render_card
@@ -238,17 +238,7 @@ class Worker:
     ``rolodex worker`` do every interval: what an incremental sync costs once Python and
     the libraries are loaded. Timed from here, over the pipe."""
 
-    CODE = (
-        "import sys, time\n"
-        "from rolodex.cli.common import open_store, settings_for\n"
-        "from rolodex.cli.sync import make_runner\n"
-        "settings = settings_for(None)\n"
-        "runner = make_runner(settings, open_store(settings))\n"
-        "print('ready', flush=True)\n"
-        "for line in sys.stdin:\n"
-        "    report = runner.run(line.strip())\n"
-        "    print('ok' if report is not None else 'busy', flush=True)\n"
-    )
+    CODE = sync_worker_code("'ok'")
 
     def __init__(self, env: dict[str, str]) -> None:
         self.proc = subprocess.Popen(

@@ -171,3 +171,25 @@ class StatusPeaks:
     ) -> None:
         self._stop.set()
         self._thread.join()
+
+
+def sync_worker_code(answer: str) -> str:
+    """The code of a long-lived sync process (as ``rolodex serve`` and ``rolodex worker``
+    run syncs): reads an account id per line, syncs it, prints ``answer`` (an f-string
+    expression of ``report``) or ``busy``. With ``BENCH_PROFILE=<prefix>`` each sync's
+    cProfile statistics go to ``<prefix>.<n>``, to see where a round's time goes."""
+    return (
+        "import os, sys, cProfile\n"
+        "from rolodex.cli.common import open_store, settings_for\n"
+        "from rolodex.cli.sync import make_runner\n"
+        "settings = settings_for(None)\n"
+        "runner = make_runner(settings, open_store(settings))\n"
+        "profiles = os.environ.get('BENCH_PROFILE')\n"
+        "print('ready', flush=True)\n"
+        "for n, line in enumerate(sys.stdin):\n"
+        "    profile = cProfile.Profile() if profiles else None\n"
+        "    if profile: profile.enable()\n"
+        "    report = runner.run(line.strip())\n"
+        "    if profile: profile.disable(); profile.dump_stats(f'{profiles}.{n}')\n"
+        f"    print({answer} if report is not None else 'busy', flush=True)\n"
+    )

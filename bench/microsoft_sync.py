@@ -34,7 +34,7 @@ from typing import Any
 import httpx
 import orjson
 
-from bench.core import Context, Row, StatusPeaks, Target, fmt_ms
+from bench.core import Context, Row, StatusPeaks, Target, fmt_ms, sync_worker_code
 from rolodex.connectors.microsoft.connector import PAGE_SIZE, PICTURE_CHECKS
 
 CONTACTS_FULL = 50_000
@@ -80,17 +80,7 @@ for line in sys.stdin:
 """
 
 # Rolodex's side: a long-lived process that syncs on request, timed over the pipe.
-WORKER = (
-    "import sys\n"
-    "from rolodex.cli.common import open_store, settings_for\n"
-    "from rolodex.cli.sync import make_runner\n"
-    "settings = settings_for(None)\n"
-    "runner = make_runner(settings, open_store(settings))\n"
-    "print('ready', flush=True)\n"
-    "for line in sys.stdin:\n"
-    "    report = runner.run(line.strip())\n"
-    "    print(f'ok {report.pictures_unchecked}' if report is not None else 'busy', flush=True)\n"
-)
+WORKER = sync_worker_code("f'ok {report.pictures_unchecked}'")
 
 
 class Mailbox:
