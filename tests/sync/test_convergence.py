@@ -810,3 +810,15 @@ def test_a_copy_whose_clean_up_failed_is_cleaned_up_by_the_next_attempt() -> Non
     m.flaky(fault=("delete", "before", 1))  # and its clean-up fails once
     m.sync()
     m.teardown()
+
+
+def test_a_retried_move_keeps_an_edit_made_to_its_earlier_copy() -> None:
+    m = GraphFoldersSyncMachine()
+    m.local_create(names={"given_name"})
+    m.sync()
+    m.remote_update(names={"given_name"}, pick=0)  # the old item, before the move
+    m.local_move(folder=2, pick=0)
+    m.flaky(fault=("create", "after", 1))  # carried into the new copy, the answer lost
+    m.sync()
+    m.remote_update(names={"given_name"}, pick=1)  # the new copy, edited there
+    m.teardown()

@@ -519,13 +519,19 @@ class Mirror:
                     if group is not None:
                         set_membership(tx, account, item.object_id, group.id, True, now)
             if merged is not None:
-                groups, linked, card_groups = pulledgroups.group_links(tx, account.id)
-                group_ids = pulledgroups.contact_groups(tx, account, merged, groups, linked, now)
-                seq = tx.accounts.allocate(account.id)
-                pulledcontacts.update(
-                    tx, account, merged, item.object_id, group_ids, card_groups, groups, seq, now
-                )
+                _become(tx, account, item.object_id, merged, now)
             tx.outbox.done(account.id, item.seq)
+
+    def carried(self, account: Account, link: RemoteLink, merged: RemoteContact) -> None:
+        """A waiting write read its contact's item, changed at the provider since the last
+        pull, and is about to carry that change along to where it writes (a move's
+        create): first the local copy becomes ``merged`` and the link takes the version
+        read (``link``), as a pull would have recorded them. A retry of the write then
+        tells what changed there after this read from what the write already carried
+        (``rolodex.sync.push``). The write stays in the outbox."""
+        with self._write(account.id) as tx:
+            tx.remotes.put(account.id, link)
+            _become(tx, account, link.contact_id, merged, time.time())
 
     def dropped(self, account_id: str, item: OutboxItem) -> None:
         """A write with nothing left to deliver (its contact is gone)."""
@@ -547,3 +553,12 @@ class Mirror:
     def retry_later(self, account_id: str, item: OutboxItem, at: float, error: str) -> None:
         with self._write() as tx:
             tx.outbox.retry_later(account_id, item.seq, at, error)
+
+
+def _become(tx: Tx, account: Account, contact_id: str, merged: RemoteContact, now: float) -> None:
+    """The local copy becomes what the provider holds, a write merged with a change made
+    there (fields, groups and picture)."""
+    groups, linked, card_groups = pulledgroups.group_links(tx, account.id)
+    group_ids = pulledgroups.contact_groups(tx, account, merged, groups, linked, now)
+    seq = tx.accounts.allocate(account.id)
+    pulledcontacts.update(tx, account, merged, contact_id, group_ids, card_groups, groups, seq, now)

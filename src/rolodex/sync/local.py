@@ -89,6 +89,10 @@ class LocalSide(Protocol):
         """Record a delivered group write (the provider's id of the group, from
         ``result``; None after a delete) and drop it from the outbox."""
 
+    def carried(self, account: Account, link: RemoteLink, merged: RemoteContact) -> None:
+        """Before a write carries a change made at the provider along (a move's create):
+        the local copy becomes ``merged``, the link ``link``; the write stays waiting."""
+
     def attempting(self, account_id: str, item: OutboxItem) -> None:
         """Count an attempt at ``item`` before it is made."""
 

@@ -312,7 +312,9 @@ class OutboxPush:
         ``Mirror.apply``); the Rolodex id never changes.
 
         The old item is read first: changed there since the last pull, the new one carries
-        that change too (as after a failed precondition), or it would go with the old one."""
+        that change too (as after a failed precondition), or it would go with the old one.
+        What it carries is recorded here first (``LocalSide.carried``): a retry that finds
+        the new item then knows which of the old item's changes it holds already."""
         old = state.link
         assert old is not None
         current = self._current(old)
@@ -325,6 +327,12 @@ class OutboxPush:
                 self._merged_local(item, state, current),
                 group_names=state.group_names,
                 group_ids=state.group_ids,
+            )
+            seen = WriteResult(current.remote_id, current.etag, current.raw)
+            self.mirror.carried(
+                self.account,
+                dataclasses.replace(old, remote_id=seen.remote_id, etag=seen.etag, raw=seen.raw),
+                dataclasses.replace(_as_written(current, local, seen), collection=collection),
             )
         result = self._create_item(item, state, collection, replaces, local=local)
         merged = _as_written(changed, local, result) if changed is not None else None
