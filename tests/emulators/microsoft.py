@@ -214,6 +214,8 @@ class Logged:
     headers: dict[str, str]
     status: int = 0
     at: float = 0.0
+    # Read whole, and being worked on: from here a client gone does not undo it.
+    received: bool = False
 
 
 class GraphError(Exception):
@@ -695,6 +697,7 @@ class GraphEmulator:
                     # The request as sent is the request served: a client gone while Graph
                     # works on it (a lost reply, a crash) does not undo it.
                     await request.body()
+                    log.received = True
                     await asyncio.sleep(self.latency)
                 response = await self._graph(request)
         except GraphError as error:
