@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import base64
 import dataclasses
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -20,6 +22,7 @@ from rolodex.api.deps import Services
 from rolodex.cli.sync import make_runner
 from rolodex.config import Settings
 from rolodex.connectors.microsoft.connector import ROLODEX_ID_PROPERTY
+from rolodex.connectors.microsoft.folders import FolderTree
 from rolodex.domain.account import Account
 from rolodex.domain.errors import NoSuchPicture
 from rolodex.domain.query import ListQuery
@@ -350,6 +353,40 @@ def test_a_first_sync_with_duplicates_and_empty_pages_makes_each_contact_once(
     synced.sync()
     names = [c["given_name"] for c in synced.contacts()]
     assert sorted(names) == sorted(f"N{i}" for i in range(900))
+
+
+def test_a_contact_moved_into_a_new_folder_keeps_its_id_while_the_folders_are_listed(
+    synced: Synced, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A sync reads the folders' deltas while it lists the folders. The folder a contact
+    left names it removed; the folder it went to is new, not in the tree the last sync
+    listed: the removal must wait for a listing that knows it, not delete the contact (and
+    make it again, under a new id, from the new folder). The listing is held here until
+    the removal has been looked into."""
+    graph = synced.graph
+    friends = graph.add_folder("Friends")
+    graph.add_contact({"givenName": "Fay"}, folder=friends)
+    synced.sync()
+    fay = synced.by_name("Fay")
+    graph.move_contact(next(iter(graph.contacts)), graph.add_folder("New"), same_id=True)
+    plain = FolderTree._load
+    held = threading.Event()
+
+    def late_listing(self: FolderTree) -> Any:
+        if threading.current_thread() is threading.main_thread() and not held.is_set():
+            held.set()
+            deadline = time.monotonic() + 5
+            while not graph.graph_requests("GET", "parentFolderId"):
+                assert time.monotonic() < deadline, "the removal was not looked into"
+                time.sleep(0.01)
+            time.sleep(0.2)  # its answer on its way back
+        return plain(self)
+
+    monkeypatch.setattr(FolderTree, "_load", late_listing)
+    synced.sync()
+    assert held.is_set()
+    assert [c["id"] for c in synced.contacts()] == [fay["id"]]
+    assert [g["path"] for g in synced.by_name("Fay")["groups"]] == ["Contacts/New"]
 
 
 def test_new_and_deleted_folders_are_noticed(synced: Synced) -> None:

@@ -240,6 +240,12 @@ class Mirror:
         with self.store.read() as tx:
             return tx.remotes.cursor(account_id, collection)
 
+    def cursors(self, account_id: str) -> dict[str, str | None]:
+        if self._cursors is not None:
+            return dict(self._cursors)
+        with self.store.read() as tx:
+            return tx.remotes.cursors(account_id)
+
     def set_cursor(self, account_id: str, collection: str, cursor: str | None) -> None:
         if self._cursors is not None:
             # One sync's: written with its next write (see the class).

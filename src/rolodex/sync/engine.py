@@ -72,9 +72,9 @@ class SyncEngine:
         # Push first: a pull must not overwrite local edits the provider has not seen yet.
         self.push(account, connector, report)
         if pull:
-            collections = connector.collections()
-            ahead = self._read_ahead(account, connector, collections)
+            ahead = self._read_ahead(account, connector)
             try:
+                collections = connector.collections()
                 if connector.capabilities().groups == "folders":
                     # The collections are the groups (Graph folders; a collection's name is
                     # its folder path): empty ones too, renamed ones keep their members.
@@ -96,23 +96,19 @@ class SyncEngine:
 
     # Pull --------------------------------------------------------------------------------
 
-    def _read_ahead(
-        self, account: Account, connector: Connector, collections: list[Collection]
-    ) -> dict[str, Future[ChangeSet]]:
-        """Where the connector allows it, the changes of every collection with a cursor but
-        the first, read on threads while the first is read and applied: the collections'
-        round trips overlap instead of adding up. What a collection's read raises comes
-        out when it is pulled, in order, as if it had been read then."""
+    def _read_ahead(self, account: Account, connector: Connector) -> dict[str, Future[ChangeSet]]:
+        """Where the connector allows it, the changes of every collection with a cursor,
+        read on threads while the collections are listed and the first are applied: the
+        round trips overlap instead of adding up (Graph: a mailbox's folder listing and
+        each folder's delta). What a collection's read raises comes out when it is pulled,
+        in order, as if it had been read then; the read of a collection the listing no
+        longer names is dropped with what it raised."""
         if not connector.capabilities().concurrent_reads:
             return {}
-        due = [
-            (c.id, cursor)
-            for c in collections
-            if (cursor := self.mirror.cursor(account.id, c.id)) is not None
-        ]
         return {
             cid: _readers().submit(connector.changes, cid, cursor, with_data=True)
-            for cid, cursor in due[1:]
+            for cid, cursor in self.mirror.cursors(account.id).items()
+            if cursor is not None
         }
 
     def pull(

@@ -27,6 +27,9 @@ class LocalSide(Protocol):
     # Pull
     def cursor(self, account_id: str, collection: str) -> str | None: ...
 
+    def cursors(self, account_id: str) -> dict[str, str | None]:
+        """collection -> cursor of every collection synced before."""
+
     def set_cursor(self, account_id: str, collection: str, cursor: str | None) -> None: ...
 
     def known_etags(self, account_id: str, collection: str) -> dict[str, str]:

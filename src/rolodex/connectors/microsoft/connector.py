@@ -29,6 +29,7 @@ import dataclasses
 import logging
 import queue
 import threading
+import time
 from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -198,6 +199,7 @@ class MicrosoftConnector:
         its changed properties, so a changed item is read again whole; but Rolodex's own
         writes, which come back in the next round with the etags their replies gave, are
         not read again (two requests each, against the mailbox's throttling limits)."""
+        begun = time.monotonic()
         self._tree.folder(collection)
         changed: dict[str, str] = {}
         removed: dict[str, None] = {}
@@ -219,21 +221,25 @@ class MicrosoftConnector:
             collection=collection,
             cursor=link,
             changed=changed,
-            removed=self._gone(list(removed)) if cursor is not None else tuple(removed),
+            removed=self._gone(list(removed), begun) if cursor is not None else tuple(removed),
             complete=cursor is None,
         )
 
-    def _gone(self, removed: list[str]) -> tuple[str, ...]:
+    def _gone(self, removed: list[str], begun: float) -> tuple[str, ...]:
         """Of the ids a folder's round names removed, those no folder of ours holds now. A
         contact moved out of a folder is removed from its delta, and with an id that stays
         across folders (immutable ids, DOC outlook-immutable-id: it "will NOT change if the
         item is moved to a different folder") the folder it went to reports the same id:
         the engine removes by id, so whichever folder's round it applies last would decide
         whether the contact is kept. A contact deleted in Outlook may still be read, in
-        Deleted Items, a folder that is not ours: still removed."""
+        Deleted Items, a folder that is not ours: still removed. A folder not known may be
+        one made since the tree was listed, the contact moved into it: known by a listing
+        begun after this round's delta (``begun``), which the sync makes meanwhile."""
         if not removed:
             return ()
         parents = list(self._requests().map(self._parent_of, removed))
+        if any(p is not None and self._tree.collection_of(p) is None for p in parents):
+            self._tree.folders(since=begun)
         return tuple(
             rid
             for rid, parent in zip(removed, parents, strict=True)

@@ -8,6 +8,9 @@ the default folder ("Contacts/Friends/Close")."""
 from __future__ import annotations
 
 import contextlib
+import math
+import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -45,14 +48,26 @@ class FolderTree:
         self._client = client
         self._requests = requests
         self._folders: dict[str, Folder] | None = None
+        self._begun = -math.inf  # when the listing of ``_folders`` began (monotonic)
+        self._listing = threading.Lock()  # one listing at a time
         self._default_id: str | None = None  # the default folder's Graph id, once known
         # Its id in the form Graph gives it as a folder, where that differs (``_aliases``).
         self._default_aliases: frozenset[str] | None = None
 
-    def folders(self, refresh: bool = False) -> dict[str, Folder]:
-        if self._folders is None or refresh:
-            self._folders = self._load()
-        return self._folders
+    def folders(self, refresh: bool = False, *, since: float | None = None) -> dict[str, Folder]:
+        """The folders as last listed; ``refresh``: as a listing begun now or later lists
+        them, ``since``: one begun at that time (``time.monotonic``) or later. The sync
+        lists them while its delta reads run (``SyncEngine._read_ahead``), and a read that
+        needs the tree waits for that listing instead of making one of its own."""
+        wanted = time.monotonic() if refresh else since
+        if self._folders is not None and (wanted is None or self._begun >= wanted):
+            return self._folders
+        with self._listing:
+            if self._folders is None or (wanted is not None and self._begun < wanted):
+                begun = time.monotonic()
+                self._folders = self._load()
+                self._begun = begun
+            return self._folders
 
     def folder(self, collection: str) -> Folder:
         folder = self.folders().get(collection)
