@@ -23,6 +23,7 @@ from rolodex.domain.errors import LeaseLost
 from rolodex.service.mirror import Mirror
 from rolodex.store import Store, Tx
 from rolodex.store.changes import OutboxRepository
+from rolodex.sync.engine import PREFETCH
 from rolodex.sync.lease import Lease
 from rolodex.sync.runner import SyncFailed, SyncRunner
 from tests.conftest import settings_for_tests
@@ -187,6 +188,40 @@ def test_collections_changes_are_read_at_once_where_the_connector_allows(rig: Ri
     assert set(threads) == {"contacts", "work", "home"}
     assert all(name.startswith("sync-read") for name in threads.values()), threads
     assert rig.svc.accounts.get(rig.account_id).contact_count == 1
+
+
+class ConcurrentByIds(Concurrent):
+    """Changes that name their items without carrying them (Graph's delta), each fetch's
+    thread and size recorded."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.inline_data = False
+        self.fetches: list[tuple[str, str, int]] = []
+
+    def fetch(self, collection: str, remote_ids: Any) -> Any:
+        wanted = list(remote_ids)
+        self.fetches.append((collection, threading.current_thread().name, len(wanted)))
+        return super().fetch(collection, wanted)
+
+
+def test_the_few_items_changes_name_are_read_ahead_with_them(rig: Rig) -> None:
+    rig.remote = remote = ConcurrentByIds()
+    rig.sync()
+    remote.remote_create(ContactFields(given_name="Ada"), collection="home")
+    for n in range(PREFETCH + 1):
+        remote.remote_create(ContactFields(given_name=f"W{n}"), collection="work")
+    remote.fetches.clear()
+    rig.sync()
+    (home,) = [f for f in remote.fetches if f[0] == "home"]
+    assert home[1].startswith("sync-read") and home[2] == 1
+    # More than a few: read as they are applied, not held in memory ahead.
+    (work,) = [f for f in remote.fetches if f[0] == "work"]
+    assert work[1] == threading.current_thread().name and work[2] == PREFETCH + 1
+    assert rig.svc.accounts.get(rig.account_id).contact_count == PREFETCH + 2
+    remote.fetches.clear()
+    rig.sync()  # nothing changed: nothing read by id
+    assert remote.fetches == []
 
 
 def test_a_read_ahead_that_fails_fails_its_collection_in_order(rig: Rig) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import logging
 from collections.abc import Callable, Iterator
@@ -43,6 +44,10 @@ MAX_BATCH = 2000
 # until what the listing left out has been read directly, at most this many; those beyond
 # are read again by id then (``SyncEngine._apply_snapshot``). A first sync holds none.
 HELD = BATCH
+# What a collection's changes read ahead name but do not carry (Graph: each changed contact,
+# read by id) is read ahead with them while it is this many items at most; more is read as
+# it is applied, so that memory stays flat.
+PREFETCH = 64
 
 
 class SyncEngine:
@@ -106,10 +111,36 @@ class SyncEngine:
         if not connector.capabilities().concurrent_reads:
             return {}
         return {
-            cid: _readers().submit(connector.changes, cid, cursor, with_data=True)
+            cid: _readers().submit(self._read_changes, account, connector, cid, cursor)
             for cid, cursor in self.mirror.cursors(account.id).items()
             if cursor is not None
         }
+
+    def _read_changes(
+        self, account: Account, connector: Connector, collection: str, cursor: str
+    ) -> ChangeSet:
+        """A collection's changes since ``cursor``, with the few items they name but do not
+        carry read too (``PREFETCH``): what ``_apply_listing`` would read first."""
+        changes = connector.changes(collection, cursor, with_data=True)
+        if changes.stream is not None or changes.complete:
+            return changes
+        wanted = self._wanted(account, changes)
+        if not wanted or len(wanted) > PREFETCH:
+            return changes
+        read = tuple(connector.fetch(collection, wanted))
+        return dataclasses.replace(changes, fetched=(*changes.fetched, *read))
+
+    def _wanted(self, account: Account, changes: ChangeSet) -> list[str]:
+        """The items an incremental listing names changed that did not come with it and
+        differ from what is known here: those to read (Rolodex's own writes, which come
+        back with the etags their replies gave, are not read again). An incremental sync
+        whose changes carry their data (Google, CardDAV with address-data) reads no etags."""
+        inline = {item.remote_id for item in changes.fetched}
+        missing = [rid for rid in changes.changed if rid not in inline]
+        if not missing:
+            return []
+        known = self.mirror.etags_of(account.id, missing)
+        return [rid for rid in missing if known.get(rid) != changes.changed[rid]]
 
     def pull(
         self,
@@ -178,27 +209,23 @@ class SyncEngine:
         directly first (``pull``), before the listing's items: one read under a new id
         moves its contact's link there, and the item the listing shows under that id is
         then that contact's, not a new one."""
-        inline = {item.remote_id for item in changes.fetched}
-        found: set[str] = set()
         if changes.complete:
+            inline = {item.remote_id for item in changes.fetched}
+            found: set[str] = set()
             known = self.mirror.known_etags(account.id, collection.id)
             removed = [rid for rid in known if rid not in changes.changed]
             if recheck and removed:
                 read = self._read_directly(connector, collection, removed, found)
                 self._apply_stream(account, read, report, progress, collection.name, 0, None)
                 removed = [rid for rid in removed if rid not in found]
+            wanted = [
+                rid
+                for rid, etag in changes.changed.items()
+                if rid not in inline and rid not in found and known.get(rid) != etag
+            ]
         else:
-            # Only what did not come with the changes is compared with what is stored: an
-            # incremental sync whose changes carry their data (Google, CardDAV with
-            # address-data) reads no etags.
-            missing = [rid for rid in changes.changed if rid not in inline]
-            known = self.mirror.etags_of(account.id, missing) if missing else {}
+            wanted = self._wanted(account, changes)
             removed = list(changes.removed)
-        wanted = [
-            rid
-            for rid, etag in changes.changed.items()
-            if rid not in inline and rid not in found and known.get(rid) != etag
-        ]
         total = len(wanted) + len(changes.fetched)
         progress(f"pull {collection.name}", 0, total)
         items = self._guarded(iter(changes.fetched))
