@@ -155,6 +155,8 @@ class MemoryConnector:
         self.plan = FailurePlan()
         # False: changes() leaves the data out even when asked (Xandikos does).
         self.inline_data = True
+        # True: the engine reads collections' changes ahead (``SyncEngine._read_ahead``).
+        self.concurrent_reads = False
         self.calls: list[str] = []
         self._position = itertools.count(1)
         self._last_position = 0
@@ -254,7 +256,11 @@ class MemoryConnector:
     def capabilities(self) -> Capabilities:
         groups = "folders" if self.folders else "labels" if self.labels else "categories"
         return Capabilities(
-            incremental=True, groups=groups, pictures=True, assigns_ids=self.assigns_ids
+            incremental=True,
+            groups=groups,
+            pictures=True,
+            assigns_ids=self.assigns_ids,
+            concurrent_reads=self.concurrent_reads,
         )
 
     def _read(self, item: Item) -> RemoteContact:
