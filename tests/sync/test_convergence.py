@@ -727,7 +727,12 @@ class GraphFoldersSyncMachine(SyncMachine):
         refuses that before anything is queued (the ``microsoft`` profile)."""
         self.local_picture(pick, remove=False)
 
-    # Graph's delta pages carry the contacts (Microsoft's connector reads them inline).
+    def __init__(self) -> None:
+        super().__init__()
+        # As Microsoft's connector reads Graph: a first sync's delta pages carry the
+        # contacts, later ones name what changed, which is read by id (``Connector.fetch``).
+        self.remote.inline_data = False
+
     local_picture = precondition(lambda self: False)(SyncMachine.local_picture)  # type: ignore[assignment]
     toggle_inline_data = precondition(lambda self: False)(SyncMachine.toggle_inline_data)  # type: ignore[assignment]
 
