@@ -794,6 +794,21 @@ def test_a_retried_move_that_finds_its_earlier_copy_writes_the_later_edits_into_
     m.teardown()
 
 
+def test_a_contact_of_no_group_made_again_after_a_delete_there_is_in_its_folder() -> None:
+    """A contact in no group, made in the default folder by a create whose answer was
+    lost (the pull links it while the create waits), then deleted there before the retry:
+    the retry makes it again in that folder, and it is in the folder's group here."""
+    m = GraphFoldersSyncMachine()
+    m.flaky(fault=("create", "after", 1))
+    m.local_create(names={"given_name"})
+    m.sync()  # the copy the lost create made, linked while the create waits
+    m.flaky(fault=("update", "before", 1))
+    m.sync()
+    m.remote_delete(pick=0)
+    m.sync()
+    m.teardown()
+
+
 def test_a_retried_move_that_finds_its_earlier_copy_keeps_every_field() -> None:
     m = GraphFoldersSyncMachine()
     m.flaky(fault=("create", "after", 2))

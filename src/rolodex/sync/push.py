@@ -188,9 +188,7 @@ class OutboxPush:
             to = home or (link.collection if link is not None else self._default())
             self._discard_copies(item.object_id, keep=to)
         if link is None:
-            # A contact in no group goes to the default folder, and is in its group then.
-            folders = home is None and connector.capabilities().groups == "folders"
-            self._create(item, state, home or self._default(), in_folder_group=folders)
+            self._create(item, state, home or self._default())
             return
         if home is not None and home != link.collection:
             self._move(item, state, home)
@@ -251,11 +249,11 @@ class OutboxPush:
                 "whether it was deleted or given a new id"
             )
 
-    def _create(
-        self, item: OutboxItem, state: LocalState, collection: str, *, in_folder_group: bool = False
-    ) -> None:
-        """``in_folder_group``: a contact of no group made in a folder is in its group then
-        (``Mirror.pushed``)."""
+    def _create(self, item: OutboxItem, state: LocalState, collection: str) -> None:
+        """Make the contact in ``collection``. A contact in no group made in a folder is in
+        that folder's group then (``Mirror.pushed``): the default folder's, where a contact
+        in no group goes, or the folder it is made again in after it was deleted there."""
+        in_folder_group = self._moves() and self.connector.home(_local(state, None)) is None
         result = self._create_item(item, state, collection)
         if result.existed:
             # An earlier attempt made it and its reply was lost; another client may have
