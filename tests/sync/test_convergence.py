@@ -794,6 +794,23 @@ def test_a_retried_move_that_finds_its_earlier_copy_writes_the_later_edits_into_
     m.teardown()
 
 
+def test_a_retried_move_writes_what_it_carried_into_the_copy_an_attempt_made() -> None:
+    """An attempt made the new copy (its answer lost); the next one carried a change of
+    the old item along but could not write it into the copy; the one after must."""
+    m = GraphFoldersSyncMachine()
+    m.local_create(names={"given_name"})
+    m.sync()
+    m.local_move(folder=2, pick=0)
+    m.sync()
+    m.flaky(fault=("create", "after", 1))
+    m.flaky(fault=("update", "before", 1))
+    m.local_move(folder=0, pick=0)
+    m.sync()
+    m.remote_update(names={"given_name"}, pick=0)  # the old item, edited there meanwhile
+    m.sync()
+    m.teardown()
+
+
 def test_a_contact_of_no_group_made_again_after_a_delete_there_is_in_its_folder() -> None:
     """A contact in no group, made in the default folder by a create whose answer was
     lost (the pull links it while the create waits), then deleted there before the retry:

@@ -544,6 +544,11 @@ class Mirror:
         with self._write() as tx:
             tx.outbox.done(account_id, item.seq)
 
+    def touches(self, account_id: str, item: OutboxItem, fields: tuple[str, ...]) -> None:
+        with self._write() as tx:
+            waiting = tx.outbox.fields_of_write(account_id, item.seq)
+            tx.outbox.set_fields(account_id, item.seq, tuple(dict.fromkeys((*waiting, *fields))))
+
     def attempting(self, account_id: str, item: OutboxItem) -> None:
         with self._write() as tx:
             tx.outbox.mark_attempt(account_id, item.seq)

@@ -175,6 +175,13 @@ class OutboxRepository:
         )
         return [name for text in rows.scalars() for name in json.loads(text)]
 
+    def fields_of_write(self, account_id: str, seq: int) -> list[str]:
+        """The fields one waiting write touches."""
+        text = self.conn.execute(
+            select(outbox.c.fields).where(outbox.c.account_id == account_id, outbox.c.seq == seq)
+        ).scalar()
+        return list(json.loads(text)) if text else []
+
     def accounts_due(self, now: float, limit: int = 100) -> list[str]:
         """Accounts with writes waiting for the provider whose next attempt is due."""
         rows = self.conn.execute(

@@ -351,7 +351,10 @@ class OutboxPush:
         That item holds the contact as it was then: the local changes made since (every
         field a waiting change touched), and those the old item took there since the last
         pull (``changed``: the old item as it is now), are written into it; the rest of it
-        is left as it is, since another client may have edited it meanwhile."""
+        is left as it is, since another client may have edited it meanwhile. The fields
+        carried from the old item become the write's own first (``LocalSide.touches``):
+        should this write fail, the next attempt, which finds the old item as carried
+        (``LocalSide.carried``) and so nothing to carry, still writes them."""
         link = RemoteLink(
             state.contact.id, collection, found.remote_id, state.contact.id, found.etag, found.raw
         )
@@ -360,6 +363,7 @@ class OutboxPush:
             raise TransientError(f"{found.remote_id} vanished while it was being written")
         touched = self.mirror.pending_fields(self.account.id, item.object_id, item.fields)
         fields = merge(copy.fields, state.contact.fields, touched)
+        theirs: list[str] = []
         if changed is not None:
             theirs = [
                 name
@@ -374,6 +378,9 @@ class OutboxPush:
             picture, picture_type = (mine.data, mine.content_type) if mine else (None, None)
         elif changed is not None and changed.picture != (mine.data if mine else None):
             picture, picture_type = changed.picture, changed.picture_type
+            theirs.append("picture")
+        if theirs:
+            self.mirror.touches(self.account.id, item, tuple(theirs))
         local = LocalContact(
             fields=fields,
             group_names=state.group_names,
