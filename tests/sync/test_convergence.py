@@ -826,6 +826,25 @@ def test_a_contact_of_no_group_made_again_after_a_delete_there_is_in_its_folder(
     m.teardown()
 
 
+def test_a_lost_create_whose_contact_moved_here_carries_the_edits_made_to_its_copy() -> None:
+    """A create landed (its answer lost, the pull failed: the copy is not linked), the copy
+    was edited in Outlook, and the contact was put in another group here before the retry:
+    the copy is the contact, moved with its edits, not discarded and made anew."""
+    m = GraphFoldersSyncMachine()
+    m.local_create(names={"given_name", "surname"})
+    m.local_create(names={"given_name", "notes", "surname"})
+    m.sync()
+    m.flaky(fault=("create", "after", 2))
+    m.local_create(names={"given_name"})
+    m.remote_delete(pick=119)
+    m.flaky(fault=("changes", "before", 2))
+    m.sync()
+    m.remote_update(names={"surname"}, pick=159)  # the copy the lost create made
+    m.local_create(names={"notes"})
+    m.local_move(folder=2, pick=186)
+    m.teardown()
+
+
 def test_a_retried_move_that_finds_its_earlier_copy_keeps_every_field() -> None:
     m = GraphFoldersSyncMachine()
     m.flaky(fault=("create", "after", 2))

@@ -145,7 +145,13 @@ class OutboxPush:
         """Whether the provider's contacts move between collections (``Connector.home``)."""
         return self.connector.capabilities().groups == "folders"
 
-    def _discard_copies(self, contact_id: str, keep: str | None = None) -> None:
+    def _discard_copies(
+        self,
+        contact_id: str,
+        keep: str | None = None,
+        linked: RemoteLink | None = None,
+        copies: list[tuple[str, WriteResult]] | None = None,
+    ) -> None:
         """Delete what an earlier attempt at this write may have left at the provider: a
         create or a move made the contact in a folder and its reply was lost (or the move
         failed before it deleted the old one), and since then the contact's groups changed
@@ -157,9 +163,13 @@ class OutboxPush:
 
         Before the write, not after: once the write is recorded nothing would retry a
         clean-up that failed. A provider that is down raises, and the write waits with
-        what it has to clean up."""
-        link = self.mirror.link_of(self.account.id, contact_id)
-        for collection, copy in self.connector.copies(contact_id):
+        what it has to clean up. ``linked``: the item the write takes for the contact's,
+        where it is not linked yet (``_earlier_copy``); ``copies``: the copies, when the
+        caller has asked for them already."""
+        link = linked or self.mirror.link_of(self.account.id, contact_id)
+        if copies is None:
+            copies = self.connector.copies(contact_id)
+        for collection, copy in copies:
             if collection == keep:
                 continue
             if link is None or copy.remote_id != link.remote_id:
@@ -186,7 +196,16 @@ class OutboxPush:
         home = connector.home(_local(state, touched=None))
         if item.attempts and self._moves():
             to = home or (link.collection if link is not None else self._default())
-            self._discard_copies(item.object_id, keep=to)
+            copies = connector.copies(item.object_id)
+            if link is None:
+                # A create of this contact landed elsewhere (its answer lost) before its
+                # groups changed here: that copy is the contact, which may have been
+                # edited there since, so it moves (its changes carried), not made anew.
+                link = _earlier_copy(item.object_id, copies, to)
+            self._discard_copies(item.object_id, keep=to, linked=link, copies=copies)
+            if link is not None and state.link is None:
+                self._move(item, dataclasses.replace(state, link=link), to)
+                return
         if link is None:
             self._create(item, state, home or self._default())
             return
@@ -489,6 +508,23 @@ class OutboxPush:
             found = next((c for c in collections if c.is_default), collections[0])
             self._default_collection = found.id
         return self._default_collection
+
+
+# The version of an item that was never read: no provider's etag, so the item is read
+# before anything is written over it.
+UNREAD = '"rolodex:unread"'
+
+
+def _earlier_copy(
+    contact_id: str, copies: list[tuple[str, WriteResult]], to: str
+) -> RemoteLink | None:
+    """Of the copies of a contact not linked yet, one an earlier create made outside
+    ``to`` (where the contact is to be written now), as a link of unknown version, so
+    that whatever changed there is merged (``OutboxPush._move``)."""
+    for collection, copy in copies:
+        if collection != to:
+            return RemoteLink(contact_id, collection, copy.remote_id, contact_id, UNREAD, copy.raw)
+    return None
 
 
 def _as_written(current: RemoteContact, local: LocalContact, result: WriteResult) -> RemoteContact:
