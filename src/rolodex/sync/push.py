@@ -505,6 +505,11 @@ class OutboxPush:
             collections = self.connector.collections()
             if not collections:
                 raise PermanentError("the account has no address book to create contacts in")
+            if self._moves():
+                # The folders are the groups, and a contact of no group made in the default
+                # folder is in its group (``_create``): before the account's first pull,
+                # that group is not here yet.
+                self.mirror.provider_groups(self.account, [(c.id, c.name) for c in collections])
             found = next((c for c in collections if c.is_default), collections[0])
             self._default_collection = found.id
         return self._default_collection
