@@ -857,6 +857,24 @@ def test_a_contact_made_before_the_first_pull_is_in_its_folder_after_a_later_wri
     m.teardown()
 
 
+def test_a_move_undone_before_its_retry_keeps_an_edit_made_to_the_copy_it_left() -> None:
+    """A move made the contact in its new folder but could not delete the old item; the
+    contact was moved back here, and the new copy (where Outlook showed it) was edited
+    before the retry, which discards that copy: the edit is carried, not lost with it."""
+    m = GraphFoldersSyncMachine()
+    m.remote_create(names={"given_name"}, with_picture=False)
+    m.local_create(names={"given_name"})
+    m.sync()
+    m.remote_delete(pick=0)
+    m.local_move(folder=1, pick=0)
+    m.flaky(fault=("delete", "before", 1))
+    m.remote_create(names={"given_name"}, with_picture=False)
+    m.sync()
+    m.local_move(folder=0, pick=0)
+    m.remote_update(names={"given_name"}, pick=362)  # the copy the move left in Family
+    m.teardown()
+
+
 def test_a_retried_move_that_finds_its_earlier_copy_keeps_every_field() -> None:
     m = GraphFoldersSyncMachine()
     m.flaky(fault=("create", "after", 2))

@@ -145,6 +145,62 @@ class OutboxPush:
         """Whether the provider's contacts move between collections (``Connector.home``)."""
         return self.connector.capabilities().groups == "folders"
 
+    def _carry_from_copies(
+        self,
+        item: OutboxItem,
+        state: LocalState,
+        link: RemoteLink,
+        copies: list[tuple[str, WriteResult]],
+        to: str,
+    ) -> bool:
+        """Before the copies an earlier attempt left are discarded (``_discard_copies``),
+        what was edited in them there since is carried into the local copy, and becomes
+        the write's own (``LocalSide.touches``): a move made the contact in a folder and
+        could not delete the old item, the contact was moved back here before the retry,
+        and meanwhile someone edited the copy, which was where Outlook showed it. A copy
+        holds what the attempt wrote, the local copy as it was then; what it holds else,
+        in a field no waiting write touches, was changed there. True when it carried."""
+        touched = self.mirror.pending_fields(self.account.id, item.object_id, item.fields)
+        mine = state.picture.data if state.picture else None
+        carried = False
+        for collection, copy in copies:
+            if collection == to or copy.remote_id == link.remote_id:
+                continue
+            stray = RemoteLink(link.contact_id, collection, copy.remote_id, None, copy.etag, None)
+            current = self._current(stray)
+            if current is None:
+                continue
+            theirs = [
+                name
+                for name in WRITABLE_FIELDS
+                if name not in touched
+                and getattr(current.fields, name) != getattr(state.contact.fields, name)
+            ]
+            picture = "picture" not in touched and current.picture != mine
+            if not theirs and not picture:
+                continue
+            merged = dataclasses.replace(
+                current,
+                remote_id=link.remote_id,
+                collection=link.collection,
+                etag=link.etag,
+                raw=link.raw,
+                fields=merge(state.contact.fields, current.fields, theirs),
+                group_names=state.group_names,
+                group_ids=state.group_ids,
+                picture=current.picture if picture else mine,
+                picture_type=current.picture_type
+                if picture
+                else (state.picture.content_type if state.picture else None),
+            )
+            self.mirror.carried(self.account, link, merged)
+            self.mirror.touches(
+                self.account.id, item, (*theirs, *(("picture",) if picture else ()))
+            )
+            state = self.mirror.local_state(self.account.id, item.object_id) or state
+            carried = True
+        return carried
+
     def _discard_copies(
         self,
         contact_id: str,
@@ -202,6 +258,10 @@ class OutboxPush:
                 # groups changed here: that copy is the contact, which may have been
                 # edited there since, so it moves (its changes carried), not made anew.
                 link = _earlier_copy(item.object_id, copies, to)
+            elif self._carry_from_copies(item, state, link, copies, to):
+                state = self.mirror.local_state(account.id, item.object_id) or state
+                fields = self.mirror.pending_fields(account.id, item.object_id, item.fields)
+                item = dataclasses.replace(item, fields=fields)
             self._discard_copies(item.object_id, keep=to, linked=link, copies=copies)
             if link is not None and state.link is None:
                 self._move(item, dataclasses.replace(state, link=link), to)
