@@ -181,7 +181,7 @@ class WriteResult:
     # The provider holds less than was sent: the write left out what it could not hold (a
     # group deleted there meanwhile). The item then comes back in the next pull as any
     # change made there does, rather than as this write returning, so that the contact here
-    # becomes what the provider holds (``rolodex.service.pulledcontacts.UNKNOWN_ETAG``).
+    # becomes what the provider holds (``UNKNOWN_ETAG``).
     partial: bool = False
 
 
@@ -226,6 +226,13 @@ class Capabilities:
 
 CONTACT_OBJECT = "contact"  # OutboxItem.object_type of contacts
 GROUP_OBJECT = "contact_group"
+
+
+# The etag of a link whose remote version is not known (never read, or not what was
+# written: ``WriteResult.partial``): no provider's etag matches it, so a pull reads the
+# item again, and a write with it fails its precondition and is merged with what the
+# provider holds.
+UNKNOWN_ETAG = '"rolodex:unknown"'
 
 
 @dataclass(frozen=True, slots=True)

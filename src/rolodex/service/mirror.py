@@ -23,6 +23,7 @@ from rolodex.domain.errors import LeaseLost, NoSuchContact, NoSuchPicture
 from rolodex.domain.profiles import profile_for
 from rolodex.domain.remote import (
     GROUP_OBJECT,
+    UNKNOWN_ETAG,
     LocalGroup,
     LocalState,
     OutboxItem,
@@ -37,7 +38,6 @@ from rolodex.logs import REQUEST_ID
 from rolodex.service import grouplinks, picturechecks, pulledcontacts, pulledgroups
 from rolodex.service.grouplinks import CARD_GROUP
 from rolodex.service.groups import delete_group, rename_group, set_membership
-from rolodex.service.pulledcontacts import UNKNOWN_ETAG
 from rolodex.service.records import CONTACT
 from rolodex.store import Store, Tx
 
@@ -544,10 +544,14 @@ class Mirror:
         with self._write() as tx:
             tx.outbox.done(account_id, item.seq)
 
-    def touches(self, account_id: str, item: OutboxItem, fields: tuple[str, ...]) -> None:
+    def touches(
+        self, account_id: str, item: OutboxItem, fields: tuple[str, ...]
+    ) -> tuple[str, ...]:
         with self._write() as tx:
             waiting = tx.outbox.fields_of_write(account_id, item.seq)
-            tx.outbox.set_fields(account_id, item.seq, tuple(dict.fromkeys((*waiting, *fields))))
+            touched = tuple(dict.fromkeys((*waiting, *fields)))
+            tx.outbox.set_fields(account_id, item.seq, touched)
+            return touched
 
     def attempting(self, account_id: str, item: OutboxItem) -> None:
         with self._write() as tx:

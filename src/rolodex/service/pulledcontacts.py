@@ -18,17 +18,12 @@ from rolodex.domain.account import Account
 from rolodex.domain.contact import Contact, Group, Picture
 from rolodex.domain.errors import NoSuchContact
 from rolodex.domain.ids import new_id
-from rolodex.domain.remote import RemoteContact, RemoteLink
+from rolodex.domain.remote import UNKNOWN_ETAG, RemoteContact, RemoteLink
 from rolodex.domain.wire import contact_document, contact_from_document
 from rolodex.service import pulledgroups
 from rolodex.service.records import CONTACT
 from rolodex.store import Tx
 from rolodex.store.contacts import ContactRow, NewContact
-
-# The etag of a link whose remote version is not known (or not what was written:
-# ``WriteResult.partial``): no provider's etag matches it, so a pull reads the item again,
-# and a write with it fails its precondition and is merged with what the provider holds.
-UNKNOWN_ETAG = '"rolodex:unknown"'
 
 
 def apply(tx: Tx, account: Account, items: Sequence[RemoteContact], now: float) -> int:

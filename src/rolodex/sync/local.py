@@ -96,8 +96,10 @@ class LocalSide(Protocol):
         """Before a write carries a change made at the provider along (a move's create):
         the local copy becomes ``merged``, the link ``link``; the write stays waiting."""
 
-    def touches(self, account_id: str, item: OutboxItem, fields: tuple[str, ...]) -> None:
-        """The waiting write touches ``fields`` too from now on."""
+    def touches(
+        self, account_id: str, item: OutboxItem, fields: tuple[str, ...]
+    ) -> tuple[str, ...]:
+        """The waiting write touches ``fields`` too from now on; returns all it touches."""
 
     def attempting(self, account_id: str, item: OutboxItem) -> None:
         """Count an attempt at ``item`` before it is made."""

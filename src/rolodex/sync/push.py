@@ -20,7 +20,13 @@ from rolodex.connectors.base import (
 )
 from rolodex.domain.account import Account
 from rolodex.domain.contact import WRITABLE_FIELDS
-from rolodex.domain.remote import CONTACT_OBJECT, LocalState, OutboxItem, RemoteLink
+from rolodex.domain.remote import (
+    CONTACT_OBJECT,
+    UNKNOWN_ETAG,
+    LocalState,
+    OutboxItem,
+    RemoteLink,
+)
 from rolodex.logs import carrying
 from rolodex.metrics import PROVIDER_ERRORS
 from rolodex.sync.groups import Held, push_group
@@ -152,17 +158,15 @@ class OutboxPush:
         link: RemoteLink,
         copies: list[tuple[str, WriteResult]],
         to: str,
-    ) -> bool:
+    ) -> tuple[OutboxItem, LocalState]:
         """Before the copies an earlier attempt left are discarded (``_discard_copies``),
         what was edited in them there since is carried into the local copy, and becomes
         the write's own (``LocalSide.touches``): a move made the contact in a folder and
         could not delete the old item, the contact was moved back here before the retry,
         and meanwhile someone edited the copy, which was where Outlook showed it. A copy
         holds what the attempt wrote, the local copy as it was then; what it holds else,
-        in a field no waiting write touches, was changed there. True when it carried."""
-        touched = self.mirror.pending_fields(self.account.id, item.object_id, item.fields)
-        mine = state.picture.data if state.picture else None
-        carried = False
+        in a field no waiting write touches, was changed there. Returns the write and the
+        local copy as they are then."""
         for collection, copy in copies:
             if collection == to or copy.remote_id == link.remote_id:
                 continue
@@ -170,15 +174,12 @@ class OutboxPush:
             current = self._current(stray)
             if current is None:
                 continue
-            theirs = [
-                name
-                for name in WRITABLE_FIELDS
-                if name not in touched
-                and getattr(current.fields, name) != getattr(state.contact.fields, name)
-            ]
-            picture = "picture" not in touched and current.picture != mine
-            if not theirs and not picture:
+            touched = self.mirror.pending_fields(self.account.id, item.object_id, item.fields)
+            theirs = _edited_there(current, state, touched)
+            if not theirs:
                 continue
+            mine = state.picture
+            picture = "picture" in theirs
             merged = dataclasses.replace(
                 current,
                 remote_id=link.remote_id,
@@ -188,18 +189,18 @@ class OutboxPush:
                 fields=merge(state.contact.fields, current.fields, theirs),
                 group_names=state.group_names,
                 group_ids=state.group_ids,
-                picture=current.picture if picture else mine,
+                picture=current.picture if picture else mine.data if mine else None,
                 picture_type=current.picture_type
                 if picture
-                else (state.picture.content_type if state.picture else None),
+                else mine.content_type
+                if mine
+                else None,
             )
             self.mirror.carried(self.account, link, merged)
-            self.mirror.touches(
-                self.account.id, item, (*theirs, *(("picture",) if picture else ()))
-            )
+            fields = self.mirror.touches(self.account.id, item, theirs)
+            item = dataclasses.replace(item, fields=fields)
             state = self.mirror.local_state(self.account.id, item.object_id) or state
-            carried = True
-        return carried
+        return item, state
 
     def _discard_copies(
         self,
@@ -258,10 +259,8 @@ class OutboxPush:
                 # groups changed here: that copy is the contact, which may have been
                 # edited there since, so it moves (its changes carried), not made anew.
                 link = _earlier_copy(item.object_id, copies, to)
-            elif self._carry_from_copies(item, state, link, copies, to):
-                state = self.mirror.local_state(account.id, item.object_id) or state
-                fields = self.mirror.pending_fields(account.id, item.object_id, item.fields)
-                item = dataclasses.replace(item, fields=fields)
+            else:
+                item, state = self._carry_from_copies(item, state, link, copies, to)
             self._discard_copies(item.object_id, keep=to, linked=link, copies=copies)
             if link is not None and state.link is None:
                 self._move(item, dataclasses.replace(state, link=link), to)
@@ -442,24 +441,17 @@ class OutboxPush:
             raise TransientError(f"{found.remote_id} vanished while it was being written")
         touched = self.mirror.pending_fields(self.account.id, item.object_id, item.fields)
         fields = merge(copy.fields, state.contact.fields, touched)
-        theirs: list[str] = []
+        theirs = () if changed is None else _edited_there(changed, state, touched)
         if changed is not None:
-            theirs = [
-                name
-                for name in WRITABLE_FIELDS
-                if name not in touched
-                and getattr(changed.fields, name) != getattr(state.contact.fields, name)
-            ]
             fields = merge(fields, changed.fields, theirs)
         picture, picture_type = copy.picture, copy.picture_type
         mine = state.picture
         if "picture" in touched:
             picture, picture_type = (mine.data, mine.content_type) if mine else (None, None)
-        elif changed is not None and changed.picture != (mine.data if mine else None):
+        elif changed is not None and "picture" in theirs:
             picture, picture_type = changed.picture, changed.picture_type
-            theirs.append("picture")
         if theirs:
-            self.mirror.touches(self.account.id, item, tuple(theirs))
+            self.mirror.touches(self.account.id, item, theirs)
         local = LocalContact(
             fields=fields,
             group_names=state.group_names,
@@ -575,9 +567,21 @@ class OutboxPush:
         return self._default_collection
 
 
-# The version of an item that was never read: no provider's etag, so the item is read
-# before anything is written over it.
-UNREAD = '"rolodex:unread"'
+def _edited_there(
+    current: RemoteContact, state: LocalState, touched: tuple[str, ...]
+) -> tuple[str, ...]:
+    """The wire fields ("picture" included) in which the provider's ``current`` differs
+    from the local copy and that no waiting write touches: changed there."""
+    names = [
+        name
+        for name in WRITABLE_FIELDS
+        if name not in touched
+        and getattr(current.fields, name) != getattr(state.contact.fields, name)
+    ]
+    mine = state.picture.data if state.picture else None
+    if "picture" not in touched and current.picture != mine:
+        names.append("picture")
+    return tuple(names)
 
 
 def _earlier_copy(
@@ -588,7 +592,9 @@ def _earlier_copy(
     that whatever changed there is merged (``OutboxPush._move``)."""
     for collection, copy in copies:
         if collection != to:
-            return RemoteLink(contact_id, collection, copy.remote_id, contact_id, UNREAD, copy.raw)
+            return RemoteLink(
+                contact_id, collection, copy.remote_id, contact_id, UNKNOWN_ETAG, copy.raw
+            )
     return None
 
 
