@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
-from sqlalchemy import Connection, case, delete, func, insert, or_, select, update
+from sqlalchemy import Connection, bindparam, case, delete, func, insert, or_, select, update
+from sqlalchemy.sql.dml import Update
 
 from rolodex.domain.account import Account
 from rolodex.domain.errors import NoSuchAccount
@@ -46,6 +48,78 @@ def _account(row: Any) -> Account:
         last_synced_at=row.last_synced_at,
         last_error=row.last_error,
         contact_count=row.contact_count,
+    )
+
+
+# The statements of every sync's start and end, built once (constructing one cost more than
+# running it); ``b_`` names, since a column's own name is SQLAlchemy's in SET and VALUES.
+_ACQUIRE_LEASE = (
+    update(accounts)
+    .where(
+        accounts.c.id == bindparam("b_account"),
+        or_(
+            accounts.c.lease_owner.is_(None),
+            accounts.c.lease_owner == bindparam("b_owner"),
+            accounts.c.lease_until < bindparam("b_now"),
+        ),
+    )
+    .values(lease_owner=bindparam("b_owner"), lease_until=bindparam("b_until"))
+)
+_SYNC_START = select(
+    *_ACCOUNT_COLUMNS,
+    accounts.c.connection,
+    accounts.c.sync_request_id,
+    select(outbox.c.seq)
+    .where(
+        outbox.c.account_id == bindparam("b_account"),
+        outbox.c.next_attempt_at <= bindparam("b_now"),
+    )
+    .limit(1)
+    .exists()
+    .label("pushes_due"),
+).where(accounts.c.id == bindparam("b_account"))
+_CLEAR_REQUEST = (
+    update(accounts)
+    .where(
+        accounts.c.id == bindparam("b_account"),
+        accounts.c.sync_request_id == bindparam("b_request"),
+    )
+    .values(sync_request_id=None)
+)
+_ALLOCATE = (
+    update(accounts)
+    .where(accounts.c.id == bindparam("b_account"))
+    .values(generation=accounts.c.generation + bindparam("b_count"))
+)
+_ALLOCATE_RETURNING = _ALLOCATE.returning(accounts.c.generation)
+_ALLOCATE_ADDING = _ALLOCATE.values(contact_count=accounts.c.contact_count + bindparam("b_new"))
+_ALLOCATE_ADDING_RETURNING = _ALLOCATE_ADDING.returning(accounts.c.generation)
+_LEASE_OF = select(accounts.c.lease_owner, accounts.c.lease_until).where(
+    accounts.c.id == bindparam("b_account")
+)
+
+
+@functools.cache
+def _end_sync(columns: tuple[str, ...], when: str) -> Update:
+    """``AccountRepository.end_sync``'s statement for the status columns it writes and
+    ``when`` the account is next due ("": unchanged; "never"; "at": ``b_next``, or now if
+    another sync was asked for meanwhile)."""
+    values: dict[str, Any] = {name: bindparam(f"b_{name}") for name in columns}
+    if when == "never":
+        values["next_sync_at"] = None
+    elif when == "at":
+        values["next_sync_at"] = case(
+            (accounts.c.sync_request_id.is_not(None), bindparam("b_now")),
+            else_=bindparam("b_next"),
+        )
+    return (
+        update(accounts)
+        .where(
+            accounts.c.id == bindparam("b_account"),
+            accounts.c.lease_owner == bindparam("b_owner"),
+            accounts.c.lease_until >= bindparam("b_now"),
+        )
+        .values(lease_owner=None, lease_until=None, **values)
     )
 
 
@@ -131,18 +205,17 @@ class AccountRepository:
         Under the account's lock (``generations``) the statement's answer is not waited
         for: in a ``Tx.together`` block it goes out with the inserts that follow.
         """
-        values: dict[str, Any] = {"generation": accounts.c.generation + count}
+        params: dict[str, Any] = {"b_account": account_id, "b_count": count}
+        statement, returning = _ALLOCATE, _ALLOCATE_RETURNING
         if new_contacts:
-            values["contact_count"] = accounts.c.contact_count + new_contacts
-        statement = update(accounts).where(accounts.c.id == account_id).values(**values)
+            params["b_new"] = new_contacts
+            statement, returning = _ALLOCATE_ADDING, _ALLOCATE_ADDING_RETURNING
         known = self.generations.get(account_id)
         if known is not None:
-            self.conn.execute(statement)
+            self.conn.execute(statement, params)
             last = known + count
         else:
-            found = self.conn.execute(
-                statement.returning(accounts.c.generation)
-            ).scalar_one_or_none()
+            found = self.conn.execute(returning, params).scalar_one_or_none()
             if found is None:
                 raise NoSuchAccount(account_id)
             last = int(found)
@@ -189,23 +262,12 @@ class AccountRepository:
         unknown = set(values) - {"sync_state", "last_synced_at", "last_error"}
         if unknown:
             raise ValueError(f"not sync status columns: {sorted(unknown)}")
-        if schedule:
-            values["next_sync_at"] = (
-                None
-                if next_sync_at is None
-                else case((accounts.c.sync_request_id.is_not(None), now), else_=next_sync_at)
-            )
+        params = {f"b_{name}": value for name, value in values.items()}
+        params.update(b_account=account_id, b_owner=owner, b_now=now, b_next=next_sync_at)
+        when = "" if not schedule else "never" if next_sync_at is None else "at"
         self.leases.pop(account_id, None)
         self.sync_states.pop(account_id, None)
-        result = self.conn.execute(
-            update(accounts)
-            .where(
-                accounts.c.id == account_id,
-                accounts.c.lease_owner == owner,
-                accounts.c.lease_until >= now,
-            )
-            .values(lease_owner=None, lease_until=None, **values)
-        )
+        result = self.conn.execute(_end_sync(tuple(sorted(values)), when), params)
         return result.rowcount == 1
 
     # Sync scheduling ---------------------------------------------------------------------
@@ -231,16 +293,8 @@ class AccountRepository:
         self.leases.pop(account_id, None)
         self.sync_states.pop(account_id, None)
         result = self.conn.execute(
-            update(accounts)
-            .where(
-                accounts.c.id == account_id,
-                or_(
-                    accounts.c.lease_owner.is_(None),
-                    accounts.c.lease_owner == owner,
-                    accounts.c.lease_until < now,
-                ),
-            )
-            .values(lease_owner=owner, lease_until=now + seconds)
+            _ACQUIRE_LEASE,
+            {"b_account": account_id, "b_owner": owner, "b_now": now, "b_until": now + seconds},
         )
         return result.rowcount == 1
 
@@ -250,11 +304,7 @@ class AccountRepository:
         if account_id in self.leases:
             held, until = self.leases[account_id]
             return held == owner and (until or 0) >= now
-        row = self.conn.execute(
-            select(accounts.c.lease_owner, accounts.c.lease_until).where(
-                accounts.c.id == account_id
-            )
-        ).first()
+        row = self.conn.execute(_LEASE_OF, {"b_account": account_id}).first()
         return row is not None and row.lease_owner == owner and (row.lease_until or 0) >= now
 
     def lease_holder(self, account_id: str, now: float) -> str | None:
@@ -298,20 +348,7 @@ class AccountRepository:
         settings, the request that asked for the sync (with ``take_request``, taken as
         ``take_sync_request`` does; else None), and whether writes of it wait for the
         provider, due by ``now``."""
-        due = (
-            select(outbox.c.seq)
-            .where(outbox.c.account_id == account_id, outbox.c.next_attempt_at <= now)
-            .limit(1)
-            .exists()
-        )
-        row = self.conn.execute(
-            select(
-                *_ACCOUNT_COLUMNS,
-                accounts.c.connection,
-                accounts.c.sync_request_id,
-                due.label("pushes_due"),
-            ).where(accounts.c.id == account_id)
-        ).first()
+        row = self.conn.execute(_SYNC_START, {"b_account": account_id, "b_now": now}).first()
         if row is None:
             raise NoSuchAccount(account_id)
         requested = row.sync_request_id if take_request else None
@@ -328,11 +365,7 @@ class AccountRepository:
         return requested
 
     def _clear_request(self, account_id: str, requested: str) -> None:
-        self.conn.execute(
-            update(accounts)
-            .where(accounts.c.id == account_id, accounts.c.sync_request_id == requested)
-            .values(sync_request_id=None)
-        )
+        self.conn.execute(_CLEAR_REQUEST, {"b_account": account_id, "b_request": requested})
 
     def sync_request(self, account_id: str) -> str | None:
         """The id of the request waiting for a sync of the account, if one is."""

@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, delete, func, insert, select, update
+from sqlalchemy import Connection, bindparam, delete, func, insert, select, update
 
 from rolodex.domain.remote import OutboxItem
 from rolodex.store.bulk import insert_rows
@@ -78,6 +78,17 @@ class ChangeRepository:
             .limit(limit)
         )
         return [Change(r.seq, r.object_type, r.object_id, r.event, r.created_at) for r in rows]
+
+
+# Read for every batch a sync applies: built once.
+_WITH_PENDING = (
+    select(outbox.c.object_id)
+    .where(
+        outbox.c.account_id == bindparam("b_account"),
+        outbox.c.object_id.in_(bindparam("b_ids", expanding=True)),
+    )
+    .distinct()
+)
 
 
 class OutboxRepository:
@@ -156,12 +167,7 @@ class OutboxRepository:
         for start in range(0, len(ids), 500):
             found.update(
                 self.conn.execute(
-                    select(outbox.c.object_id)
-                    .where(
-                        outbox.c.account_id == account_id,
-                        outbox.c.object_id.in_(ids[start : start + 500]),
-                    )
-                    .distinct()
+                    _WITH_PENDING, {"b_account": account_id, "b_ids": ids[start : start + 500]}
                 ).scalars()
             )
         return found

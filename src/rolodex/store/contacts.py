@@ -53,6 +53,23 @@ class NewContact:
     same_groups: bool = False
 
 
+# The statements of every update a sync applies, built once (constructing one cost more
+# than running it).
+_UPDATE_DOCS = (
+    update(contacts)
+    .where(contacts.c.account_id == bindparam("b_account"), contacts.c.pk == bindparam("b_pk"))
+    .values(doc=bindparam("b_doc"), updated_at=bindparam("b_now"))
+)
+_DELETE_TERMS = delete(contact_terms).where(
+    contact_terms.c.account_id == bindparam("b_account"),
+    contact_terms.c.contact_pk.in_(bindparam("b_pks", expanding=True)),
+)
+_DELETE_MEMBERSHIPS = delete(memberships).where(
+    memberships.c.account_id == bindparam("b_account"),
+    memberships.c.contact_pk.in_(bindparam("b_pks", expanding=True)),
+)
+
+
 class ContactRepository:
     def __init__(self, conn: Connection) -> None:
         self.conn = conn
@@ -236,10 +253,8 @@ class ContactRepository:
         if not batch:
             return
         self.conn.execute(
-            update(contacts)
-            .where(contacts.c.account_id == account_id, contacts.c.pk == bindparam("b_pk"))
-            .values(doc=bindparam("b_doc"), updated_at=now),
-            [{"b_pk": c.pk, "b_doc": c.doc} for c in batch],
+            _UPDATE_DOCS,
+            [{"b_account": account_id, "b_pk": c.pk, "b_doc": c.doc, "b_now": now} for c in batch],
         )
         pks = [c.pk for c in batch]
         moved = [c.pk for c in batch if not c.same_groups]
@@ -308,15 +323,7 @@ class ContactRepository:
         self._delete_memberships(account_id, pks)
 
     def _delete_terms(self, account_id: str, pks: list[int]) -> None:
-        self.conn.execute(
-            delete(contact_terms).where(
-                contact_terms.c.account_id == account_id, contact_terms.c.contact_pk.in_(pks)
-            )
-        )
+        self.conn.execute(_DELETE_TERMS, {"b_account": account_id, "b_pks": pks})
 
     def _delete_memberships(self, account_id: str, pks: list[int]) -> None:
-        self.conn.execute(
-            delete(memberships).where(
-                memberships.c.account_id == account_id, memberships.c.contact_pk.in_(pks)
-            )
-        )
+        self.conn.execute(_DELETE_MEMBERSHIPS, {"b_account": account_id, "b_pks": pks})

@@ -4,13 +4,26 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from sqlalchemy import Connection, delete, insert, select, update
+from sqlalchemy import Connection, bindparam, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from rolodex.domain.contact import Group
 from rolodex.domain.errors import DuplicateGroupName, NoSuchGroup
 from rolodex.store.contacts import storable
 from rolodex.store.schema import contact_groups, memberships
+
+# Read by every sync, for every batch it applies: built once.
+_WITH_REMOTES = (
+    select(
+        contact_groups.c.id,
+        contact_groups.c.name,
+        contact_groups.c.path,
+        contact_groups.c.remote_id,
+        contact_groups.c.remote_etag,
+    )
+    .where(contact_groups.c.account_id == bindparam("b_account"))
+    .order_by(contact_groups.c.path)
+)
 
 
 class GroupRepository:
@@ -111,17 +124,7 @@ class GroupRepository:
     ) -> tuple[dict[str, Group], dict[str, tuple[str | None, str | None]]]:
         """``by_id`` and ``remote_ids`` of the account's groups, in one statement (a sync
         reads both for every batch it applies)."""
-        rows = self.conn.execute(
-            select(
-                contact_groups.c.id,
-                contact_groups.c.name,
-                contact_groups.c.path,
-                contact_groups.c.remote_id,
-                contact_groups.c.remote_etag,
-            )
-            .where(contact_groups.c.account_id == account_id)
-            .order_by(contact_groups.c.path)
-        ).all()
+        rows = self.conn.execute(_WITH_REMOTES, {"b_account": account_id}).all()
         groups = {r.id: Group(r.id, account_id, r.name, r.path) for r in rows}
         return groups, {r.id: (r.remote_id, r.remote_etag) for r in rows}
 

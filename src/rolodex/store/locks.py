@@ -4,11 +4,26 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, bindparam, select
 
 from rolodex.domain.errors import NoSuchAccount
 from rolodex.store.contacts import storable
 from rolodex.store.schema import accounts
+
+# Built once: the statements every write transaction begins with (constructing a statement
+# cost more than running it).
+_LOCK = (
+    select(accounts.c.generation)
+    .where(accounts.c.id == bindparam("b_account"))
+    .with_for_update(key_share=True)
+)
+_LOCK_LEASED = (
+    select(
+        accounts.c.generation, accounts.c.lease_owner, accounts.c.lease_until, accounts.c.sync_state
+    )
+    .where(accounts.c.id == bindparam("b_account"))
+    .with_for_update(key_share=True)
+)
 
 
 def lock_account(conn: Connection, account_id: str) -> int:
@@ -23,11 +38,7 @@ def lock_account(conn: Connection, account_id: str) -> int:
     """
     if not storable(account_id):
         raise NoSuchAccount(account_id)
-    found = conn.execute(
-        select(accounts.c.generation)
-        .where(accounts.c.id == account_id)
-        .with_for_update(key_share=True)
-    ).scalar_one_or_none()
+    found = conn.execute(_LOCK, {"b_account": account_id}).scalar_one_or_none()
     if found is None:
         raise NoSuchAccount(account_id)
     return int(found)
@@ -51,16 +62,7 @@ def lock_account_leased(conn: Connection, account_id: str) -> LockedAccount:
     (``AccountRepository.sync_states``)."""
     if not storable(account_id):
         raise NoSuchAccount(account_id)
-    found = conn.execute(
-        select(
-            accounts.c.generation,
-            accounts.c.lease_owner,
-            accounts.c.lease_until,
-            accounts.c.sync_state,
-        )
-        .where(accounts.c.id == account_id)
-        .with_for_update(key_share=True)
-    ).first()
+    found = conn.execute(_LOCK_LEASED, {"b_account": account_id}).first()
     if found is None:
         raise NoSuchAccount(account_id)
     return LockedAccount(

@@ -26,6 +26,43 @@ _COLUMNS = (
     contact_remotes.c.raw,
 )
 
+# The statements of every sync, built once (constructing one cost more than running it).
+_LINKED = contact_remotes.c.account_id == bindparam("b_account")
+_FOR_REMOTE_IDS = select(*_COLUMNS).where(
+    _LINKED, contact_remotes.c.remote_id.in_(bindparam("b_ids", expanding=True))
+)
+_LINKED_ROWS = (
+    select(*_COLUMNS, contacts.c.pk, contacts.c.doc)
+    .select_from(
+        contact_remotes.outerjoin(
+            contacts,
+            and_(
+                contacts.c.account_id == contact_remotes.c.account_id,
+                contacts.c.id == contact_remotes.c.contact_id,
+            ),
+        )
+    )
+    .where(_LINKED, contact_remotes.c.remote_id.in_(bindparam("b_ids", expanding=True)))
+)
+_UPDATE_LINKS = (
+    update(contact_remotes)
+    .where(_LINKED, contact_remotes.c.contact_id == bindparam("b_contact_id"))
+    .values(
+        collection=bindparam("b_collection"),
+        remote_id=bindparam("b_remote_id"),
+        uid=bindparam("b_uid"),
+        etag=bindparam("b_etag"),
+        raw=bindparam("b_raw"),
+    )
+)
+_OF_ACCOUNT = sync_cursors.c.account_id == bindparam("b_account")
+_CURSORS = select(sync_cursors.c.collection, sync_cursors.c.cursor).where(_OF_ACCOUNT)
+_SET_CURSORS = (
+    update(sync_cursors)
+    .where(_OF_ACCOUNT, sync_cursors.c.collection == bindparam("b_collection"))
+    .values(cursor=bindparam("b_cursor"))
+)
+
 
 class RemoteRepository:
     def __init__(self, conn: Connection) -> None:
@@ -46,10 +83,7 @@ class RemoteRepository:
         # Chunked: SQLite caps bound parameters, and PostgreSQL plans long IN lists poorly.
         for start in range(0, len(ids), 500):
             rows = self.conn.execute(
-                select(*_COLUMNS).where(
-                    contact_remotes.c.account_id == account_id,
-                    contact_remotes.c.remote_id.in_(ids[start : start + 500]),
-                )
+                _FOR_REMOTE_IDS, {"b_account": account_id, "b_ids": ids[start : start + 500]}
             )
             for row in rows:
                 found[row.remote_id] = _link(row)
@@ -63,21 +97,9 @@ class RemoteRepository:
         links: dict[str, RemoteLink] = {}
         rows: dict[str, ContactRow] = {}
         ids = list(remote_ids)
-        joined = contact_remotes.outerjoin(
-            contacts,
-            and_(
-                contacts.c.account_id == contact_remotes.c.account_id,
-                contacts.c.id == contact_remotes.c.contact_id,
-            ),
-        )
         for start in range(0, len(ids), 500):
             found = self.conn.execute(
-                select(*_COLUMNS, contacts.c.pk, contacts.c.doc)
-                .select_from(joined)
-                .where(
-                    contact_remotes.c.account_id == account_id,
-                    contact_remotes.c.remote_id.in_(ids[start : start + 500]),
-                )
+                _LINKED_ROWS, {"b_account": account_id, "b_ids": ids[start : start + 500]}
             )
             for row in found:
                 links[row.remote_id] = _link(row)
@@ -159,21 +181,9 @@ class RemoteRepository:
         ]
         if not values:
             return
-        self.conn.execute(
-            update(contact_remotes)
-            .where(
-                contact_remotes.c.account_id == account_id,
-                contact_remotes.c.contact_id == bindparam("b_contact_id"),
-            )
-            .values(
-                collection=bindparam("b_collection"),
-                remote_id=bindparam("b_remote_id"),
-                uid=bindparam("b_uid"),
-                etag=bindparam("b_etag"),
-                raw=bindparam("b_raw"),
-            ),
-            values,
-        )
+        for value in values:
+            value["b_account"] = account_id
+        self.conn.execute(_UPDATE_LINKS, values)
 
     def delete(self, account_id: str, contact_id: str) -> None:
         self.conn.execute(
@@ -246,11 +256,7 @@ class RemoteRepository:
 
     def cursors(self, account_id: str) -> dict[str, str | None]:
         """Every collection's cursor (a handful of rows)."""
-        rows = self.conn.execute(
-            select(sync_cursors.c.collection, sync_cursors.c.cursor).where(
-                sync_cursors.c.account_id == account_id
-            )
-        )
+        rows = self.conn.execute(_CURSORS, {"b_account": account_id})
         return {row.collection: row.cursor for row in rows}
 
     def cursor(self, account_id: str, collection: str) -> str | None:
@@ -268,13 +274,11 @@ class RemoteRepository:
                 self.set_cursor(account_id, collection, cursor)
             return
         changed = self.conn.execute(
-            update(sync_cursors)
-            .where(
-                sync_cursors.c.account_id == account_id,
-                sync_cursors.c.collection == bindparam("b_collection"),
-            )
-            .values(cursor=bindparam("b_cursor")),
-            [{"b_collection": c, "b_cursor": v} for c, v in cursors.items()],
+            _SET_CURSORS,
+            [
+                {"b_account": account_id, "b_collection": c, "b_cursor": v}
+                for c, v in cursors.items()
+            ],
         ).rowcount
         if changed != len(cursors):
             # Some have no row yet (a new collection): each on its own, as set_cursor does.
@@ -283,9 +287,7 @@ class RemoteRepository:
 
     def set_cursor(self, account_id: str, collection: str, cursor: str | None) -> None:
         changed = self.conn.execute(
-            update(sync_cursors)
-            .where(sync_cursors.c.account_id == account_id, sync_cursors.c.collection == collection)
-            .values(cursor=cursor)
+            _SET_CURSORS, {"b_account": account_id, "b_collection": collection, "b_cursor": cursor}
         ).rowcount
         if not changed:
             self.conn.execute(
