@@ -47,9 +47,6 @@ class Held:
     # While a sync uses it: raises unless that sync may still write (its lease).
     check: Callable[[], None] | None = None
     used_at: float = field(default=0.0)
-    # The account's cursors as its last sync with this connector left them (its next
-    # reads may begin from them before the lease: ``rolodex.sync.runner``).
-    cursors: dict[str, str | None] | None = None
 
 
 class OpenConnectors:
@@ -72,32 +69,16 @@ class OpenConnectors:
         self._idle: dict[str, Held] = {}  # account id -> connector, least recently used first
         self._lock = threading.Lock()
 
-    def borrow(self, account_id: str, check: Callable[[], None]) -> Held | None:
-        """The connector kept from the account's last sync, as it is, for reads begun
-        before the next sync knows the account's settings (then ``take``, or
-        ``give_back``); ``check`` is called before new credentials it hands back are
-        stored. None when none is kept."""
-        with self._lock:
-            held = self._idle.pop(account_id, None)
-        if held is not None:
-            held.check = check
-        return held
-
     def take(
-        self,
-        account_id: str,
-        provider: str,
-        sealed: bytes,
-        check: Callable[[], None],
-        borrowed: Held | None = None,
+        self, account_id: str, provider: str, sealed: bytes, check: Callable[[], None]
     ) -> Held | None:
         """The connector for one sync of the account, whose settings are stored as
-        ``sealed`` now: the one kept from its last sync (or ``borrowed`` from here) if it
-        holds those, else a new one (None when the settings cannot be opened). ``check``
-        is called before new credentials the connector hands back are stored."""
+        ``sealed`` now: the one kept from its last sync if it holds those, else a new one
+        (None when the settings cannot be opened). ``check`` is called before new
+        credentials the connector hands back are stored."""
         now = time.monotonic()
         with self._lock:
-            held = borrowed if borrowed is not None else self._idle.pop(account_id, None)
+            held = self._idle.pop(account_id, None)
             stale = [h for h in self._idle.values() if now - h.used_at > self.idle_seconds]
             for old in stale:
                 del self._idle[old.account_id]

@@ -6,7 +6,6 @@ import dataclasses
 import functools
 import logging
 from collections.abc import Callable, Iterator
-from concurrent import futures
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import cast
 
@@ -27,9 +26,6 @@ from rolodex.sync.push import OutboxPush
 from rolodex.sync.report import Progress, SyncReport, no_progress
 
 log = logging.getLogger(__name__)
-
-# Reads of collections' changes under way: collection id -> (the cursor read from, the read).
-ReadsAhead = dict[str, tuple[str, Future[ChangeSet]]]
 
 BATCH = 500
 # Collections whose changes are read at once, at most (``SyncEngine._read_ahead``); a
@@ -76,17 +72,12 @@ class SyncEngine:
         progress: Progress = no_progress,
         *,
         pull: bool = True,
-        early: ReadsAhead | None = None,
     ) -> SyncReport:
-        """``early``: reads of collections' changes begun before this sync took its
-        lease (``read_ahead``; ``rolodex.sync.runner``). Only those from the cursors held
-        now count, and only when the push had nothing to deliver (what it wrote would be
-        missing from them); the others are read again."""
         report = SyncReport()
         # Push first: a pull must not overwrite local edits the provider has not seen yet.
-        pushed = self.push(account, connector, report)
+        self.push(account, connector, report)
         if pull:
-            ahead = self._read_ahead(account, connector, early or {}, stale=pushed)
+            ahead = self._read_ahead(account, connector)
             try:
                 collections = connector.collections()
                 if connector.capabilities().groups == "folders":
@@ -110,58 +101,36 @@ class SyncEngine:
 
     # Pull --------------------------------------------------------------------------------
 
-    def read_ahead(
-        self, account_id: str, connector: Connector, cursors: dict[str, str | None]
-    ) -> ReadsAhead:
-        """Where the connector allows it, the changes of every collection with a cursor
-        in ``cursors``, read on threads: the round trips overlap instead of adding up
-        (Graph: each folder's delta, and the folder listing, which the sync makes
-        meanwhile). What a read raises comes out when its collection is pulled."""
+    def _read_ahead(self, account: Account, connector: Connector) -> dict[str, Future[ChangeSet]]:
+        """Where the connector allows it, the changes of every collection with a cursor,
+        read on threads while the collections are listed and the first are applied: the
+        round trips overlap instead of adding up (Graph: a mailbox's folder listing and
+        each folder's delta). What a collection's read raises comes out when it is pulled,
+        in order, as if it had been read then; the read of a collection the listing no
+        longer names is dropped with what it raised."""
         if not connector.capabilities().concurrent_reads:
             return {}
         return {
-            cid: (cursor, _readers().submit(self._read_changes, account_id, connector, cid, cursor))
-            for cid, cursor in cursors.items()
+            cid: _readers().submit(self._read_changes, account, connector, cid, cursor)
+            for cid, cursor in self.mirror.cursors(account.id).items()
             if cursor is not None
         }
 
-    def _read_ahead(
-        self, account: Account, connector: Connector, early: ReadsAhead, *, stale: bool
-    ) -> dict[str, Future[ChangeSet]]:
-        """The reads of every collection with a cursor (``read_ahead``), begun while the
-        collections are listed and the first are applied; the read of a collection the
-        listing no longer names is dropped with what it raised. Of ``early``, those read
-        from the cursors held now are kept (none if ``stale``); the others are dropped
-        once they are over (the connector reads a collection's changes once at a time)
-        and read again."""
-        cursors = self.mirror.cursors(account.id)
-        kept: dict[str, Future[ChangeSet]] = {}
-        dropped: list[Future[ChangeSet]] = []
-        for cid, (cursor, read) in early.items():
-            if not stale and cursors.get(cid) == cursor:
-                kept[cid] = read
-            else:
-                dropped.append(read)
-        futures.wait(dropped)
-        wanted = {cid: c for cid, c in cursors.items() if cid not in kept}
-        fresh = self.read_ahead(account.id, connector, wanted)
-        return {**kept, **{cid: read for cid, (_cursor, read) in fresh.items()}}
-
     def _read_changes(
-        self, account_id: str, connector: Connector, collection: str, cursor: str
+        self, account: Account, connector: Connector, collection: str, cursor: str
     ) -> ChangeSet:
         """A collection's changes since ``cursor``, with the few items they name but do not
         carry read too (``PREFETCH``): what ``_apply_listing`` would read first."""
         changes = connector.changes(collection, cursor, with_data=True)
         if changes.stream is not None or changes.complete:
             return changes
-        wanted = self._wanted(account_id, changes)
+        wanted = self._wanted(account, changes)
         if not wanted or len(wanted) > PREFETCH:
             return changes
         read = tuple(connector.fetch(collection, wanted))
         return dataclasses.replace(changes, fetched=(*changes.fetched, *read))
 
-    def _wanted(self, account_id: str, changes: ChangeSet) -> list[str]:
+    def _wanted(self, account: Account, changes: ChangeSet) -> list[str]:
         """The items an incremental listing names changed that did not come with it and
         differ from what is known here: those to read (Rolodex's own writes, which come
         back with the etags their replies gave, are not read again). An incremental sync
@@ -170,7 +139,7 @@ class SyncEngine:
         missing = [rid for rid in changes.changed if rid not in inline]
         if not missing:
             return []
-        known = self.mirror.etags_of(account_id, missing)
+        known = self.mirror.etags_of(account.id, missing)
         return [rid for rid in missing if known.get(rid) != changes.changed[rid]]
 
     def pull(
@@ -255,7 +224,7 @@ class SyncEngine:
                 if rid not in inline and rid not in found and known.get(rid) != etag
             ]
         else:
-            wanted = self._wanted(account.id, changes)
+            wanted = self._wanted(account, changes)
             removed = list(changes.removed)
         total = len(wanted) + len(changes.fetched)
         progress(f"pull {collection.name}", 0, total)
@@ -373,8 +342,8 @@ class SyncEngine:
 
     # Push --------------------------------------------------------------------------------
 
-    def push(self, account: Account, connector: Connector, report: SyncReport) -> bool:
-        """Deliver the outbox in order (``rolodex.sync.push``); whether a write was due."""
+    def push(self, account: Account, connector: Connector, report: SyncReport) -> None:
+        """Deliver the outbox in order (``rolodex.sync.push``)."""
 
         def pull_now(collection_id: str) -> None:
             # What became of an item (deleted there, or given a new id); what this pull
@@ -383,11 +352,9 @@ class SyncEngine:
             if collection is not None:
                 self.pull(account, connector, collection, SyncReport())
 
-        push = OutboxPush(
+        OutboxPush(
             self.mirror, account, connector, report, guard=self.guard, pull_now=pull_now
-        )
-        push.run()
-        return bool(push.seen)
+        ).run()
 
 
 @functools.cache

@@ -24,7 +24,6 @@ from rolodex.metrics import PROVIDER_ERRORS, SYNC_RUNS
 from rolodex.service.accounts import AccountService
 from rolodex.service.mirror import Mirror, SyncStart
 from rolodex.sync.connections import ConnectorFactory, OpenConnectors
-from rolodex.sync.early import EarlyReads
 from rolodex.sync.engine import SyncEngine
 from rolodex.sync.lease import LEASE_SECONDS, Lease
 from rolodex.sync.push import MAX_BACKOFF
@@ -69,9 +68,6 @@ class SyncRunner:
         # Set when the process shuts down: syncs stop before their next write.
         self.stopping = threading.Event()
         self._held: dict[str, Lease] = {}  # the leases of the syncs running
-        # Accounts whose last start found the lease held by another process: not read
-        # before the lease is taken (``rolodex.sync.early``).
-        self._contended: set[str] = set()
         # Each account's connector, kept between its syncs (rolodex.sync.connections).
         self.connectors = OpenConnectors(
             lambda provider, settings, changed: self.open_connector(provider, settings, changed),
@@ -158,30 +154,15 @@ class SyncRunner:
         )
         if self.stopping.is_set():
             return None
-        # Its reads begin first where they can (rolodex.sync.early).
-        early = None
-        if pull and account_id not in self._contended:
-            early = EarlyReads.begin(SyncEngine(self.mirror), self.connectors, account_id)
         # The lease, the request that asked for this sync (if one did: the sync's logs
         # carry its id), the account and its cursors: one transaction.
         started = time.monotonic()
-        try:
-            start = self.mirror.start_sync(
-                account_id, self.owner, self.lease_seconds, take_request=pull
-            )
-        except BaseException:
-            if early is not None:
-                early.drop(self.connectors)
-            raise
+        start = self.mirror.start_sync(
+            account_id, self.owner, self.lease_seconds, take_request=pull
+        )
         if start is None:
-            self._contended.add(account_id)
-            if early is not None:
-                early.drop(self.connectors)
             return None
-        self._contended.discard(account_id)
         lease.taken_at(started)
-        if early is not None:
-            early.gate.decide(lease)
         self._held[account_id] = lease
         with lease:
             requested = start.request_id
@@ -189,7 +170,7 @@ class SyncRunner:
                 if requested is not None:
                     log.info("sync of %s asked for", account_id, extra={"account_id": account_id})
                 try:
-                    report = self._sync(start, lease, progress, pull, early)
+                    report = self._sync(start, lease, progress, pull)
                 except LeaseLost:
                     if not self.stopping.is_set():
                         log.warning("sync of %s stopped: its lease was taken over", account_id)
@@ -228,28 +209,13 @@ class SyncRunner:
         return report
 
     def _sync(
-        self,
-        start: SyncStart,
-        lease: Lease,
-        progress: Progress,
-        pull: bool,
-        early: EarlyReads | None = None,
+        self, start: SyncStart, lease: Lease, progress: Progress, pull: bool
     ) -> SyncReport | None:
         account, sealed = start.account, start.connection
         if not account.is_connected or sealed is None:
-            if early is not None:
-                early.drop(self.connectors)
             return SyncReport()
-        borrowed = None
-        if early is not None:
-            borrowed = early.held
-            if borrowed.provider != account.provider or borrowed.sealed != sealed:
-                # Not the connector for the settings stored now: ``take`` closes it, once
-                # its reads are over.
-                early.settle()
-                early = None
         # New credentials the connector hands back are stored while the lease holds.
-        held = self.connectors.take(account.id, account.provider, sealed, lease.check, borrowed)
+        held = self.connectors.take(account.id, account.provider, sealed, lease.check)
         if held is None:
             return SyncReport()
         assert held.connector is not None
@@ -257,9 +223,7 @@ class SyncRunner:
         reusable = False
         try:
             engine = SyncEngine(local, guard=lambda: self._guard(lease))
-            reads = None if early is None else early.reads
-            report = engine.sync(account, held.connector, progress, pull=pull, early=reads)
-            held.cursors = local.cursors(account.id) if pull else None
+            report = engine.sync(account, held.connector, progress, pull=pull)
             reusable = True
         except (LeaseLost, NoSuchAccount):
             raise
