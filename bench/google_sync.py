@@ -17,7 +17,7 @@ one change at most 1.3x its floor.
 - Incremental: a long-lived sync worker (as ``rolodex serve`` / ``rolodex worker`` run it)
   after one person changes, against the bare client's three calls for the same change (the
   groups', the people's and the other contacts' sync-token listings, with a valid access
-  token). Medians of seven rounds (quick: five).
+  token). Medians of fifteen rounds (quick: eleven).
 """
 
 from __future__ import annotations
@@ -201,7 +201,7 @@ def _incremental_floor(emulator: Emulator, floor: dict[str, object]) -> float:
 
 def run(ctx: Context) -> list[Row]:
     sizes: tuple[int, int] = ctx.pick((20_000, 40_000), (50_000, 100_000))
-    rounds = ctx.pick(5, 7)
+    rounds = ctx.pick(11, 15)
     # Best of two first syncs in quick mode; one in full mode, where one takes minutes.
     runs = ctx.pick(2, 1)
     rows: list[Row] = []
