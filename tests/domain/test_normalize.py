@@ -8,6 +8,7 @@ import phonenumbers
 import pytest
 from phonenumbers import PhoneNumberFormat, PhoneNumberType
 
+from rolodex.domain import normalize
 from rolodex.domain.contact import ContactFields, Email, PhoneNumber, PhysicalAddress
 from rolodex.domain.normalize import index_terms, phone_query_term, phone_terms
 
@@ -76,6 +77,44 @@ def test_numbers_of_codes_shared_by_several_regions_have_the_terms_parse_gives()
     ]
     assert differ == []
     assert sum(len(phone_terms(f)) > 1 for f in forms) > 100  # valid ones among them
+
+
+def test_validity_is_phonenumbers_for_every_calling_code() -> None:
+    """``normalize._is_valid`` checks a shared calling code's patterns once: for every
+    calling code, its regions' example numbers, those numbers one digit off and one longer
+    and shorter, and random numbers of every length there, it says what phonenumbers
+    says."""
+    rng = random.Random(11)
+    numbers = []
+    for code, regions in sorted(phonenumbers.COUNTRY_CODE_TO_REGION_CODE.items()):
+        for region in regions:
+            for kind in (PhoneNumberType.FIXED_LINE, PhoneNumberType.MOBILE,
+                         PhoneNumberType.TOLL_FREE, PhoneNumberType.PREMIUM_RATE,
+                         PhoneNumberType.VOIP, PhoneNumberType.UAN):  # fmt: skip
+                example = phonenumbers.example_number_for_type(region, kind)
+                if example is None:
+                    example = phonenumbers.example_number_for_non_geo_entity(code)
+                if example is None:
+                    continue
+                digits = str(example.national_number)
+                for national in (
+                    digits,
+                    digits[:-1] + str((int(digits[-1]) + 1) % 10),
+                    digits + "1",
+                    digits[:-1],
+                ):
+                    if national:
+                        numbers.append(phonenumbers.parse(f"+{code}{national}", None))
+        for length in range(4, 14):
+            for _ in range(4):
+                national = str(rng.randrange(10 ** (length - 1), 10**length))
+                numbers.append(
+                    phonenumbers.PhoneNumber(country_code=code, national_number=int(national))
+                )
+    assert len(numbers) > 10_000
+    differ = [n for n in numbers if normalize._is_valid(n) != phonenumbers.is_valid_number(n)]
+    assert differ == []
+    assert sum(phonenumbers.is_valid_number(n) for n in numbers) > 2_000
 
 
 @pytest.mark.parametrize(
