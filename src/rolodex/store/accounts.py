@@ -94,6 +94,11 @@ _ALLOCATE = (
 _ALLOCATE_RETURNING = _ALLOCATE.returning(accounts.c.generation)
 _ALLOCATE_ADDING = _ALLOCATE.values(contact_count=accounts.c.contact_count + bindparam("b_new"))
 _ALLOCATE_ADDING_RETURNING = _ALLOCATE_ADDING.returning(accounts.c.generation)
+_ADD_CONTACTS = (
+    update(accounts)
+    .where(accounts.c.id == bindparam("b_account"))
+    .values(contact_count=accounts.c.contact_count + bindparam("b_new"))
+)
 _LEASE_OF = select(accounts.c.lease_owner, accounts.c.lease_until).where(
     accounts.c.id == bindparam("b_account")
 )
@@ -231,11 +236,7 @@ class AccountRepository:
         return int(value)
 
     def add_contacts(self, account_id: str, delta: int) -> None:
-        self.conn.execute(
-            update(accounts)
-            .where(accounts.c.id == account_id)
-            .values(contact_count=accounts.c.contact_count + delta)
-        )
+        self.conn.execute(_ADD_CONTACTS, {"b_account": account_id, "b_new": delta})
 
     def set_sync_status(self, account_id: str, **values: Any) -> None:
         allowed = {"sync_state", "last_synced_at", "last_error", "connection"}

@@ -23,6 +23,9 @@ class Change:
     created_at: float
 
 
+_APPEND = insert(changes)  # built once: every write of a contact or group appends one
+
+
 class ChangeRepository:
     def __init__(self, conn: Connection) -> None:
         self.conn = conn
@@ -30,15 +33,18 @@ class ChangeRepository:
     def append(
         self, account_id: str, seq: int, object_type: str, object_id: str, event: str, now: float
     ) -> None:
+        # (Through SQLAlchemy, not the driver as append_many: its errors are SQLAlchemy's,
+        # also when sent together.)
         self.conn.execute(
-            insert(changes).values(
-                account_id=account_id,
-                seq=seq,
-                object_type=object_type,
-                object_id=object_id,
-                event=event,
-                created_at=now,
-            )
+            _APPEND,
+            {
+                "account_id": account_id,
+                "seq": seq,
+                "object_type": object_type,
+                "object_id": object_id,
+                "event": event,
+                "created_at": now,
+            },
         )
 
     def append_many(

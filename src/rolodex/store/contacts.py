@@ -60,6 +60,13 @@ _UPDATE_DOCS = (
     .where(contacts.c.account_id == bindparam("b_account"), contacts.c.pk == bindparam("b_pk"))
     .values(doc=bindparam("b_doc"), updated_at=bindparam("b_now"))
 )
+_GET = select(contacts.c.pk, contacts.c.id, contacts.c.doc).where(
+    contacts.c.account_id == bindparam("b_account"), contacts.c.id == bindparam("b_id")
+)
+_GET_FOR_UPDATE = _GET.with_for_update(key_share=True)
+_DELETE = delete(contacts).where(
+    contacts.c.account_id == bindparam("b_account"), contacts.c.pk == bindparam("b_pk")
+)
 _DELETE_TERMS = delete(contact_terms).where(
     contact_terms.c.account_id == bindparam("b_account"),
     contact_terms.c.contact_pk.in_(bindparam("b_pks", expanding=True)),
@@ -81,12 +88,8 @@ class ContactRepository:
         the lock order, after the account row: ``rolodex.store``)."""
         if not storable(contact_id):
             raise NoSuchContact(contact_id)
-        statement = select(contacts.c.pk, contacts.c.id, contacts.c.doc).where(
-            contacts.c.account_id == account_id, contacts.c.id == contact_id
-        )
-        if for_update:
-            statement = statement.with_for_update(key_share=True)
-        row = self.conn.execute(statement).first()
+        statement = _GET_FOR_UPDATE if for_update else _GET
+        row = self.conn.execute(statement, {"b_account": account_id, "b_id": contact_id}).first()
         if row is None:
             raise NoSuchContact(contact_id)
         return ContactRow(row.pk, row.id, row.doc)
@@ -239,9 +242,7 @@ class ContactRepository:
         now: float,
     ) -> None:
         self.conn.execute(
-            update(contacts)
-            .where(contacts.c.account_id == account_id, contacts.c.pk == pk)
-            .values(doc=doc, updated_at=now)
+            _UPDATE_DOCS, {"b_account": account_id, "b_pk": pk, "b_doc": doc, "b_now": now}
         )
         self._delete_index(account_id, [pk])
         self._insert_index(
@@ -276,9 +277,7 @@ class ContactRepository:
     def delete(self, account_id: str, contact_id: str) -> int:
         row = self.get(account_id, contact_id, for_update=True)
         self._delete_index(account_id, [row.pk])
-        self.conn.execute(
-            delete(contacts).where(contacts.c.account_id == account_id, contacts.c.pk == row.pk)
-        )
+        self.conn.execute(_DELETE, {"b_account": account_id, "b_pk": row.pk})
         return row.pk
 
     def rows_in_group(self, account_id: str, group_id: str) -> list[ContactRow]:

@@ -12,7 +12,12 @@ from rolodex.domain.errors import DuplicateGroupName, NoSuchGroup
 from rolodex.store.contacts import storable
 from rolodex.store.schema import contact_groups, memberships
 
-# Read by every sync, for every batch it applies: built once.
+# Read by every sync, for every batch it applies, and by the group routes: built once.
+_LIST = (
+    select(contact_groups.c.id, contact_groups.c.name, contact_groups.c.path)
+    .where(contact_groups.c.account_id == bindparam("b_account"))
+    .order_by(contact_groups.c.path)
+)
 _WITH_REMOTES = (
     select(
         contact_groups.c.id,
@@ -31,11 +36,7 @@ class GroupRepository:
         self.conn = conn
 
     def list(self, account_id: str) -> list[Group]:
-        rows = self.conn.execute(
-            select(contact_groups.c.id, contact_groups.c.name, contact_groups.c.path)
-            .where(contact_groups.c.account_id == account_id)
-            .order_by(contact_groups.c.path)
-        )
+        rows = self.conn.execute(_LIST, {"b_account": account_id})
         return [Group(r.id, account_id, r.name, r.path) for r in rows]
 
     def by_id(self, account_id: str, only: Iterable[str] | None = None) -> dict[str, Group]:

@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
-from sqlalchemy import Connection, delete, insert, select
+from sqlalchemy import Connection, bindparam, delete, insert, select
 
 from rolodex.domain.contact import Picture
 from rolodex.domain.errors import NoSuchPicture
 from rolodex.store.schema import pictures
+
+# Part of every contact's delete: built once.
+_DELETE = delete(pictures).where(
+    pictures.c.account_id == bindparam("b_account"),
+    pictures.c.contact_id == bindparam("b_contact"),
+)
 
 
 class PictureRepository:
@@ -52,9 +58,5 @@ class PictureRepository:
         return True
 
     def delete(self, account_id: str, contact_id: str) -> bool:
-        result = self.conn.execute(
-            delete(pictures).where(
-                pictures.c.account_id == account_id, pictures.c.contact_id == contact_id
-            )
-        )
+        result = self.conn.execute(_DELETE, {"b_account": account_id, "b_contact": contact_id})
         return result.rowcount > 0
