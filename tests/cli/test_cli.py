@@ -384,3 +384,11 @@ def test_sync_waits_for_the_sync_in_progress_and_no_wait_fails_fast(
         assert waiting.returncode == 0, err
         assert json.loads(out)["created_or_updated"] == 1
         store.close()
+
+
+def test_a_command_on_sqlite_does_not_import_the_postgresql_driver() -> None:
+    """psycopg took a tenth of a second of every command's start (``rolodex --help``
+    included) before it was imported only where PostgreSQL is used."""
+    code = "import sys, rolodex.cli.main; print('psycopg' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
