@@ -92,13 +92,10 @@ _ALLOCATE = (
     .values(generation=accounts.c.generation + bindparam("b_count"))
 )
 _ALLOCATE_RETURNING = _ALLOCATE.returning(accounts.c.generation)
-_ALLOCATE_ADDING = _ALLOCATE.values(contact_count=accounts.c.contact_count + bindparam("b_new"))
+_ADDING = {"contact_count": accounts.c.contact_count + bindparam("b_new")}
+_ALLOCATE_ADDING = _ALLOCATE.values(**_ADDING)
 _ALLOCATE_ADDING_RETURNING = _ALLOCATE_ADDING.returning(accounts.c.generation)
-_ADD_CONTACTS = (
-    update(accounts)
-    .where(accounts.c.id == bindparam("b_account"))
-    .values(contact_count=accounts.c.contact_count + bindparam("b_new"))
-)
+_ADD_CONTACTS = update(accounts).where(accounts.c.id == bindparam("b_account")).values(**_ADDING)
 _LEASE_OF = select(accounts.c.lease_owner, accounts.c.lease_until).where(
     accounts.c.id == bindparam("b_account")
 )

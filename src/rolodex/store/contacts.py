@@ -53,8 +53,8 @@ class NewContact:
     same_groups: bool = False
 
 
-# The statements of every update a sync applies, built once (constructing one cost more
-# than running it).
+# The statements of a contact's read, update and delete (every API write, every update a
+# sync applies), built once: constructing one cost more than running it.
 _UPDATE_DOCS = (
     update(contacts)
     .where(contacts.c.account_id == bindparam("b_account"), contacts.c.pk == bindparam("b_pk"))

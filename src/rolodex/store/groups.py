@@ -12,23 +12,13 @@ from rolodex.domain.errors import DuplicateGroupName, NoSuchGroup
 from rolodex.store.contacts import storable
 from rolodex.store.schema import contact_groups, memberships
 
-# Read by every sync, for every batch it applies, and by the group routes: built once.
+# Read by the group routes, and by every sync for every batch it applies: built once.
 _LIST = (
     select(contact_groups.c.id, contact_groups.c.name, contact_groups.c.path)
     .where(contact_groups.c.account_id == bindparam("b_account"))
     .order_by(contact_groups.c.path)
 )
-_WITH_REMOTES = (
-    select(
-        contact_groups.c.id,
-        contact_groups.c.name,
-        contact_groups.c.path,
-        contact_groups.c.remote_id,
-        contact_groups.c.remote_etag,
-    )
-    .where(contact_groups.c.account_id == bindparam("b_account"))
-    .order_by(contact_groups.c.path)
-)
+_WITH_REMOTES = _LIST.add_columns(contact_groups.c.remote_id, contact_groups.c.remote_etag)
 
 
 class GroupRepository:

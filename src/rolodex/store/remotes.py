@@ -27,9 +27,9 @@ _COLUMNS = (
 )
 
 # The statements of every sync, built once (constructing one cost more than running it).
-_LINKED = contact_remotes.c.account_id == bindparam("b_account")
+_LINKS_OF_ACCOUNT = contact_remotes.c.account_id == bindparam("b_account")
 _FOR_REMOTE_IDS = select(*_COLUMNS).where(
-    _LINKED, contact_remotes.c.remote_id.in_(bindparam("b_ids", expanding=True))
+    _LINKS_OF_ACCOUNT, contact_remotes.c.remote_id.in_(bindparam("b_ids", expanding=True))
 )
 _LINKED_ROWS = (
     select(*_COLUMNS, contacts.c.pk, contacts.c.doc)
@@ -42,11 +42,11 @@ _LINKED_ROWS = (
             ),
         )
     )
-    .where(_LINKED, contact_remotes.c.remote_id.in_(bindparam("b_ids", expanding=True)))
+    .where(_LINKS_OF_ACCOUNT, contact_remotes.c.remote_id.in_(bindparam("b_ids", expanding=True)))
 )
 _UPDATE_LINKS = (
     update(contact_remotes)
-    .where(_LINKED, contact_remotes.c.contact_id == bindparam("b_contact_id"))
+    .where(_LINKS_OF_ACCOUNT, contact_remotes.c.contact_id == bindparam("b_contact_id"))
     .values(
         collection=bindparam("b_collection"),
         remote_id=bindparam("b_remote_id"),
@@ -55,11 +55,11 @@ _UPDATE_LINKS = (
         raw=bindparam("b_raw"),
     )
 )
-_OF_ACCOUNT = sync_cursors.c.account_id == bindparam("b_account")
-_CURSORS = select(sync_cursors.c.collection, sync_cursors.c.cursor).where(_OF_ACCOUNT)
+_CURSORS_OF_ACCOUNT = sync_cursors.c.account_id == bindparam("b_account")
+_CURSORS = select(sync_cursors.c.collection, sync_cursors.c.cursor).where(_CURSORS_OF_ACCOUNT)
 _SET_CURSORS = (
     update(sync_cursors)
-    .where(_OF_ACCOUNT, sync_cursors.c.collection == bindparam("b_collection"))
+    .where(_CURSORS_OF_ACCOUNT, sync_cursors.c.collection == bindparam("b_collection"))
     .values(cursor=bindparam("b_cursor"))
 )
 
